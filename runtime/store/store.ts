@@ -1,0 +1,169 @@
+/**
+ * The store: everything an agent keeps that must outlive a request, behind one async interface
+ * with two implementations, `embedded` (in-process, single host, the default; durable through an
+ * append-only log) and `redis` (ioredis; several hosts). One contract suite
+ * (`test/store/contract.ts`) runs against both.
+ *
+ * Shapes are chosen so Redis can implement each call with one command or one Lua script:
+ * keys with TTL (SET PX NX), capped counters (Lua INCRBY), work queues with leases (lists +
+ * sorted set of lease deadlines, or streams + XAUTOCLAIM), blocking list pops (BLMPOP),
+ * locks with fencing tokens (SET NX PX + INCR), notifications (PUBLISH / SUBSCRIBE).
+ *
+ * Values are strings (serde output, JSON, bundle text). Keys are free-form strings; callers
+ * namespace them (`app:`, `call:`, `q:` ...).
+ *
+ * Deliberately not promised:
+ * - No transactions across calls. Each call is atomic on its own; cross-key invariants are kept by
+ *   the caller (an input is completed before its result is announced, not atomically with it).
+ * - Work queues are at-least-once: a claim whose lease lapses goes back to pending and may be
+ *   delivered again. Fencing (`fence`) lets the holder of a newer claim win; results written by a
+ *   stale claimer must be rejected by checking `complete()`'s return value.
+ * - Notifications are best effort and not durable: a subscriber that was not subscribed when a
+ *   message was published misses it. Waiters must re-read state after subscribing.
+ * - FIFO order holds per queue for items that are never released; a released item goes to the
+ *   front (`front: true`, the default for platform retries) or the back.
+ */
+
+export interface SetOptions {
+  /** Expire the key this many milliseconds from now. */
+  ttlMs?: number;
+  /** Only set if the key does not exist (returns false when it did). */
+  ifAbsent?: boolean;
+}
+
+export interface IncrOptions {
+  /** Refuse (return null, change nothing) when the result would be above this. */
+  max?: number;
+  /** Refuse (return null, change nothing) when the result would be below this. */
+  min?: number;
+}
+
+export interface EnqueueOptions {
+  /** Refuse with `{ ok: false, reason: "pending" }` when the queue already holds this many pending items. */
+  maxPending?: number;
+  /** Refuse with `{ ok: false, reason: "total" }` when pending + claimed items already reach this. */
+  maxTotal?: number;
+  /** Make the item claimable only after this many milliseconds (retry backoff). */
+  delayMs?: number;
+}
+
+export type EnqueueResult = { ok: true } | { ok: false; reason: "pending" | "total"; count: number };
+
+export interface WorkItem {
+  /** Unique within the queue; enqueueing an id already present (pending or claimed) is a no-op. */
+  id: string;
+  payload: string;
+}
+
+export interface Claim extends WorkItem {
+  queue: string;
+  /** Strictly increasing per store across all claims; identifies this delivery. */
+  fence: number;
+  /** How many times this item has been claimed before this claim (0 on the first delivery). */
+  deliveries: number;
+}
+
+export interface ClaimOptions {
+  /** Who holds the claim (agent id); recorded for status and stalled-work sweeps. */
+  owner: string;
+  /** The claim lapses back to pending unless renewed within this many milliseconds. */
+  leaseMs: number;
+  /** At most this many items (default 1). */
+  max?: number;
+  /** Block up to this long for the first item (0 = return at once). */
+  waitMs?: number;
+  /** Abort the wait early (returns what was claimed so far, possibly nothing). */
+  signal?: AbortSignal;
+}
+
+export interface ClaimRef {
+  queue: string;
+  id: string;
+  fence: number;
+}
+
+export interface ReleaseOptions {
+  /** Make the item claimable again only after this delay. */
+  delayMs?: number;
+  /** Put it at the front of the queue (default true): a platform retry should not wait behind new work. */
+  front?: boolean;
+  /** Replace the payload (e.g. with an incremented attempt counter). */
+  payload?: string;
+}
+
+export interface QueueStats {
+  pending: number;
+  claimed: number;
+  /** Pending items waiting out a delay (included in `pending`). */
+  delayed: number;
+}
+
+export interface ListPopOptions {
+  /** At most this many values (default 1). */
+  max?: number;
+  /** Block up to this long for the first value (0 = return at once). */
+  waitMs?: number;
+  signal?: AbortSignal;
+}
+
+export type Unsubscribe = () => Promise<void>;
+
+export interface Store {
+  /** Which implementation ("embedded" | "redis"), for `kiln status`. */
+  readonly kind: string;
+
+  // ---- keys -------------------------------------------------------------------------------
+  get(key: string): Promise<string | null>;
+  getMany(keys: readonly string[]): Promise<(string | null)[]>;
+  /** Returns false only when `ifAbsent` was set and the key existed. */
+  set(key: string, value: string, options?: SetOptions): Promise<boolean>;
+  /** Returns whether the key existed. */
+  delete(key: string): Promise<boolean>;
+  /** Keys that start with `prefix`, in lexicographic order. For listings, not hot paths. */
+  keys(prefix: string): Promise<string[]>;
+  /** Remaining time to live in ms, null when the key has no TTL or does not exist. */
+  ttl(key: string): Promise<number | null>;
+
+  // ---- counters ---------------------------------------------------------------------------
+  /** Atomically add `by` (may be negative); returns the new value, or null when a bound refused it. */
+  incr(key: string, by: number, options?: IncrOptions): Promise<number | null>;
+
+  // ---- work queues with leases ------------------------------------------------------------
+  enqueue(queue: string, item: WorkItem, options?: EnqueueOptions): Promise<EnqueueResult>;
+  /**
+   * Move up to `max` items from pending to claimed, atomically, each with a lease of `leaseMs`.
+   * `queues` are tried in order (the first non-empty wins). Blocks up to `waitMs` for the first.
+   */
+  claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]>;
+  /** Extend leases; returns, per claim, whether it is still held (false: lapsed and re-claimed, or gone). */
+  renew(claims: readonly ClaimRef[], leaseMs: number): Promise<boolean[]>;
+  /** Finish a claim (ack). False when the claim is stale: the item was re-delivered or removed. */
+  complete(claim: ClaimRef): Promise<boolean>;
+  /** Give a claimed item back to pending. False when the claim is stale. */
+  release(claim: ClaimRef, options?: ReleaseOptions): Promise<boolean>;
+  /** Remove an item whether pending or claimed (cancel). Returns where it was. */
+  remove(queue: string, id: string): Promise<"pending" | "claimed" | null>;
+  stats(queue: string): Promise<QueueStats>;
+  /** Drop a queue with everything in it; returns how many items were dropped. */
+  dropQueue(queue: string): Promise<number>;
+
+  // ---- lists (outputs of a map, dict/queue primitives later) -------------------------------
+  /** Append values; the list expires `ttlMs` after the last push when given. Returns the new length. */
+  listPush(key: string, values: readonly string[], options?: { ttlMs?: number }): Promise<number>;
+  /** Pop from the head, blocking up to `waitMs` for the first value. */
+  listPop(key: string, options?: ListPopOptions): Promise<string[]>;
+  listLength(key: string): Promise<number>;
+
+  // ---- locks with fencing -----------------------------------------------------------------
+  /** Take or re-take (same owner) a lock for `ttlMs`. Returns a fencing token, or null if held by another. */
+  lock(name: string, owner: string, ttlMs: number): Promise<number | null>;
+  /** Release a lock if `owner` holds it. */
+  unlock(name: string, owner: string): Promise<boolean>;
+
+  // ---- notifications ----------------------------------------------------------------------
+  publish(channel: string, message: string): Promise<void>;
+  subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe>;
+
+  /** Stop background work and flush; further calls reject with UnavailableError. */
+  close(): Promise<void>;
+}
