@@ -46,7 +46,7 @@ const reducers: Record<string, (value: unknown) => unknown> = {
   },
 };
 
-const revivers: Record<string, (value: never) => unknown> = {
+const revivers: NonNullable<Parameters<typeof devalue.parse>[1]> = {
   Buffer: (value: string) => Buffer.from(value, "base64"),
   Error: (value: EncodedError) => {
     const error = new Error(value.message, value.cause === undefined ? undefined : { cause: value.cause });

@@ -1,0 +1,159 @@
+/**
+ * The host daemon: opens the store, loads deployed apps, serves the HTTP API and runs one
+ * FunctionPool per function. `Agent.start()` is what `kiln agent` runs; tests start agents in
+ * process on a random port with a temp state dir.
+ */
+import { randomUUID } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { FastifyInstance } from "fastify";
+import type { AgentStatus, LogLine } from "../protocol.js";
+import { RESULT_TTL_MS, redactSpec, type CompiledAppSpec, type Maxima } from "../spec/index.js";
+import { openStore } from "../store/index.js";
+import type { Store } from "../store/store.js";
+import { AppRegistry } from "./apps.js";
+import { loadOrCreateToken } from "./auth.js";
+import { HostCapacity } from "./capacity.js";
+import { channels } from "./inputs.js";
+import { LogBook } from "./logs.js";
+import { OutcomeWriter } from "./outcomes.js";
+import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
+import { buildServer } from "./server.js";
+import { KILN_VERSION } from "../version.js";
+
+export interface AgentOptions {
+  host?: string;
+  /** 0 picks a free port. Default 7070. */
+  port?: number;
+  /** Where the token, the embedded store's log, bundles, logs and scratch dirs live. */
+  stateDir: string;
+  token?: string;
+  /** CPU cores this agent hands out to containers (sum of requests). Default: the host's cores. */
+  cpu?: number;
+  /** How long a claimed input stays claimed without a heartbeat. Default 10 s. */
+  leaseMs?: number;
+  limits?: Partial<RouterLimits>;
+  maxima?: Maxima;
+  /** Print worker output to this function (the `kiln agent` terminal). */
+  echoLogs?: (line: LogLine) => void;
+  /** An already-open store (tests); default: the embedded store in `<stateDir>/store`. */
+  store?: Store;
+}
+
+export class Agent {
+  readonly version = KILN_VERSION;
+  readonly startedAt = new Date();
+  private server!: FastifyInstance;
+  private stopHooks: (() => void)[] = [];
+  private stopping: Promise<void> | null = null;
+  private unsubscribeCancel: (() => Promise<void>) | null = null;
+  url = "";
+
+  private constructor(
+    readonly id: string,
+    readonly token: string,
+    readonly store: Store,
+    readonly apps: AppRegistry,
+    readonly router: Router,
+    readonly logs: LogBook,
+    readonly capacity: HostCapacity,
+    private readonly options: AgentOptions,
+    private readonly poolContextUrl: { value: string },
+  ) {}
+
+  static async start(options: AgentOptions): Promise<Agent> {
+    const stateDir = resolve(options.stateDir);
+    await mkdir(stateDir, { recursive: true });
+    const token = await loadOrCreateToken(stateDir, options.token ?? process.env["KILN_TOKEN"]);
+    const store = options.store ?? (await openStore({ kind: "embedded", dir: join(stateDir, "store") }));
+    const limits: RouterLimits = { ...DEFAULT_ROUTER_LIMITS, resultTtlMs: RESULT_TTL_MS, ...options.limits };
+    const outcomes = new OutcomeWriter(store, limits.resultTtlMs);
+    const logs = new LogBook(stateDir, options.echoLogs ?? null);
+    const capacity = new HostCapacity(options.cpu ?? availableParallelism());
+    const agentUrl = { value: "" };
+    const id = `agent-${randomUUID().slice(0, 8)}`;
+    const poolContext = {
+      store,
+      agentId: id,
+      get agentUrl() {
+        return agentUrl.value;
+      },
+      token,
+      outcomes,
+      logs,
+      capacity,
+      scratchDir: join(stateDir, "scratch"),
+      leaseMs: options.leaseMs ?? 10_000,
+    };
+    await mkdir(poolContext.scratchDir, { recursive: true });
+    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), options.maxima ?? {});
+    const router = new Router(store, apps, outcomes, limits);
+    const agent = new Agent(id, token, store, apps, router, logs, capacity, options, agentUrl);
+    agent.server = buildServer(agent);
+    const address = await agent.server.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 7070 });
+    agent.url = address.replace("[::1]", "localhost");
+    agentUrl.value = agent.url;
+    agent.unsubscribeCancel = await store.subscribe(channels.cancel, (inputId) => agent.killLocal(inputId));
+    await apps.load();
+    return agent;
+  }
+
+  /** Cancel a call; the agent running it (this one or another on the same store) kills its work. */
+  async cancel(id: string) {
+    return this.router.cancel(id, async (inputId) => {
+      if (!this.killLocal(inputId)) await this.store.publish(channels.cancel, inputId);
+    });
+  }
+
+  private killLocal(inputId: string): boolean {
+    return this.apps.allPools().some((pool) => pool.cancel(inputId));
+  }
+
+  async status(): Promise<AgentStatus> {
+    const apps = await Promise.all(
+      this.apps.list().map(async (summary) => ({
+        name: summary.name,
+        version: summary.version,
+        deployedAt: summary.deployedAt,
+        functions: await Promise.all([...this.apps.appPools(summary.name).values()].map((pool) => pool.status())),
+      })),
+    );
+    return {
+      agent: {
+        id: this.id,
+        version: this.version,
+        store: this.store.kind,
+        startedAt: this.startedAt.toISOString(),
+        url: this.url,
+        capacity: { cpu: this.capacity.total, cpuUsed: Number(this.capacity.inUse.toFixed(3)) },
+      },
+      apps,
+    };
+  }
+
+  redacted(spec: CompiledAppSpec): CompiledAppSpec {
+    return redactSpec(spec);
+  }
+
+  onStop(hook: () => void): void {
+    this.stopHooks.push(hook);
+  }
+
+  logInternal(error: unknown): void {
+    process.stderr.write(`kiln agent: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+  }
+
+  /** Stop serving; held inputs go back to the queue, containers are killed, the store is flushed. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const hook of this.stopHooks) hook();
+      await this.unsubscribeCancel?.();
+      await this.apps.stopAll();
+      await this.server.close();
+      await this.logs.close();
+      if (!this.options.store) await this.store.close();
+    })();
+    return this.stopping;
+  }
+}

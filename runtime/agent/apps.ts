@@ -1,0 +1,255 @@
+/**
+ * Deployed apps and their artifacts: validation at the door, versions, and one FunctionPool per
+ * function kept in step with the deployed spec.
+ *
+ * A function's container version is a hash of what a running container depends on (bundle,
+ * handler, resources, env, secrets). A redeploy that changes only scaling, batching, retries or
+ * timeouts keeps it, so pools update in place; any other change drains the old containers.
+ */
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { InvalidError, NotFoundError, toWire } from "../errors.js";
+import type { AppSummary, ArtifactBody, DeployBody } from "../protocol.js";
+import { canonicalJson, compileAppSpec, type CompiledAppSpec, type CompiledFunctionSpec, type Maxima } from "../spec/index.js";
+import type { Store } from "../store/store.js";
+import { keys, type InputEnvelope } from "./inputs.js";
+import type { OutcomeWriter } from "./outcomes.js";
+import { FunctionPool, type FunctionRuntime, type PoolContext } from "./pool.js";
+
+export interface AppRecord {
+  name: string;
+  version: number;
+  deployedAt: string;
+  /** sha256 of the canonical compiled spec and bundles: equal digests mean nothing changed. */
+  digest: string;
+  spec: CompiledAppSpec;
+  bundles: Record<string, string>;
+}
+
+export interface ArtifactMeta {
+  exports: string[];
+  bytes: number;
+}
+
+export class AppRegistry {
+  private readonly apps = new Map<string, AppRecord>();
+  private readonly pools = new Map<string, Map<string, FunctionPool>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly poolContext: PoolContext,
+    private readonly outcomes: OutcomeWriter,
+    private readonly bundleDir: string,
+    private readonly maxima: Maxima,
+  ) {}
+
+  /** Load every deployed app from the store and start its pools (agent start). */
+  async load(): Promise<void> {
+    const names = await this.store.keys(keys.appPrefix);
+    const raws = await this.store.getMany(names);
+    for (const raw of raws) {
+      if (raw === null) continue;
+      const record = JSON.parse(raw) as AppRecord;
+      await this.activate(record);
+    }
+  }
+
+  async putArtifact(sha: string, body: ArtifactBody): Promise<void> {
+    const actual = createHash("sha256").update(body.code).digest("hex");
+    if (actual !== sha) throw new InvalidError(`artifact content hashes to ${actual}, not ${sha}`);
+    const meta: ArtifactMeta = { exports: body.exports, bytes: Buffer.byteLength(body.code) };
+    await this.store.set(keys.artifact(sha), body.code);
+    await this.store.set(keys.artifactMeta(sha), JSON.stringify(meta));
+  }
+
+  async hasArtifact(sha: string): Promise<boolean> {
+    return (await this.store.get(keys.artifactMeta(sha))) !== null;
+  }
+
+  async deploy(name: string, body: DeployBody): Promise<{ app: AppSummary; changed: boolean }> {
+    const spec = compileAppSpec(body.spec, { maxima: this.maxima });
+    if (spec.name !== name) {
+      throw new InvalidError(`name: the spec names app '${spec.name}' but was deployed as '${name}'`);
+    }
+    await this.checkHandlers(spec, body.bundles);
+    const bundles: Record<string, string> = {};
+    for (const fn of Object.values(spec.functions)) {
+      const sha = body.bundles[fn.handler.file];
+      if (sha) bundles[fn.handler.file] = sha;
+    }
+    const digest = createHash("sha256").update(canonicalJson({ spec, bundles })).digest("hex");
+    const previous = this.apps.get(name);
+    if (previous && previous.digest === digest) return { app: summarize(previous), changed: false };
+    const record: AppRecord = {
+      name,
+      version: (previous?.version ?? 0) + 1,
+      deployedAt: new Date().toISOString(),
+      digest,
+      spec,
+      bundles,
+    };
+    await this.store.set(keys.app(name), JSON.stringify(record));
+    await this.activate(record);
+    return { app: summarize(record), changed: true };
+  }
+
+  list(): AppSummary[] {
+    return [...this.apps.values()].map(summarize).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(name: string): AppRecord {
+    const app = this.apps.get(name);
+    if (!app) {
+      const names = [...this.apps.keys()].sort();
+      throw new NotFoundError(`app '${name}' is not deployed; deployed apps: ${names.join(", ") || "(none)"}`);
+    }
+    return app;
+  }
+
+  /** The spec of a function, or NotFoundError naming what exists. */
+  function(app: string, fn: string): CompiledFunctionSpec {
+    const record = this.get(app);
+    const spec = record.spec.functions[fn];
+    if (!spec) {
+      const names = Object.keys(record.spec.functions).sort();
+      throw new NotFoundError(`app '${app}' has no function '${fn}'; its functions: ${names.join(", ") || "(none)"}`);
+    }
+    return spec;
+  }
+
+  pool(app: string, fn: string): FunctionPool | undefined {
+    return this.pools.get(app)?.get(fn);
+  }
+
+  allPools(): FunctionPool[] {
+    return [...this.pools.values()].flatMap((m) => [...m.values()]);
+  }
+
+  appPools(app: string): Map<string, FunctionPool> {
+    return this.pools.get(app) ?? new Map();
+  }
+
+  /** Stop an app: in-flight inputs finish, queued ones fail with NotFoundError. */
+  async delete(name: string, graceMs: number): Promise<void> {
+    const record = this.get(name);
+    this.apps.delete(name);
+    await this.store.delete(keys.app(name));
+    const pools = this.pools.get(name) ?? new Map<string, FunctionPool>();
+    this.pools.delete(name);
+    await Promise.all([...pools.values()].map((pool) => pool.stop({ drain: true, graceMs })));
+    for (const fn of Object.keys(record.spec.functions)) await this.failQueued(name, fn);
+  }
+
+  async stopAll(): Promise<void> {
+    const pools = this.allPools();
+    this.pools.clear();
+    await Promise.all(pools.map((pool) => pool.stop({ drain: false, graceMs: 0 })));
+  }
+
+  private async checkHandlers(spec: CompiledAppSpec, bundles: Record<string, string>): Promise<void> {
+    const problems: string[] = [];
+    for (const [fnName, fn] of Object.entries(spec.functions)) {
+      const sha = bundles[fn.handler.file];
+      if (!sha) {
+        problems.push(`functions.${fnName}.handler: no bundle was uploaded for ${fn.handler.file}`);
+        continue;
+      }
+      const raw = await this.store.get(keys.artifactMeta(sha));
+      if (raw === null) {
+        problems.push(`functions.${fnName}.handler: artifact ${sha.slice(0, 12)} for ${fn.handler.file} was not uploaded`);
+        continue;
+      }
+      const meta = JSON.parse(raw) as ArtifactMeta;
+      if (!meta.exports.includes(fn.handler.exportName)) {
+        problems.push(
+          `functions.${fnName}.handler: ${fn.handler.file} has no export '${fn.handler.exportName}'; it exports: ${meta.exports.join(", ") || "(nothing)"}`,
+        );
+      }
+    }
+    if (problems.length > 0) throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
+  }
+
+  private async activate(record: AppRecord): Promise<void> {
+    this.apps.set(record.name, record);
+    let pools = this.pools.get(record.name);
+    if (!pools) this.pools.set(record.name, (pools = new Map()));
+    for (const [fnName, spec] of Object.entries(record.spec.functions)) {
+      const sha = record.bundles[spec.handler.file] ?? "";
+      const runtime: FunctionRuntime = {
+        app: record.name,
+        fn: fnName,
+        spec,
+        version: containerVersion(sha, spec),
+        bundlePath: await this.materialize(sha),
+      };
+      const pool = pools.get(fnName);
+      if (pool) pool.update(runtime);
+      else {
+        const created = new FunctionPool(this.poolContext, runtime);
+        pools.set(fnName, created);
+        created.start();
+      }
+    }
+    for (const [fnName, pool] of pools) {
+      if (!(fnName in record.spec.functions)) {
+        pools.delete(fnName);
+        void pool.stop({ drain: true, graceMs: 300_000 }).then(() =>
+          this.failQueued(record.name, fnName),
+        );
+      }
+    }
+  }
+
+  /** Write the bundle where workers import it from (once per sha). */
+  private async materialize(sha: string): Promise<string> {
+    const path = join(this.bundleDir, `${sha}.mjs`);
+    if (existsSync(path)) return path;
+    const code = await this.store.get(keys.artifact(sha));
+    if (code === null) throw new NotFoundError(`artifact ${sha} is missing from the store; deploy the app again`);
+    await mkdir(this.bundleDir, { recursive: true });
+    const temp = `${path}.${process.pid}.tmp`;
+    await writeFile(temp, code);
+    await rename(temp, path);
+    return path;
+  }
+
+  private async failQueued(app: string, fn: string): Promise<void> {
+    const queues = [keys.queue(app, fn), keys.spawnQueue(app, fn)];
+    const error = toWire(new NotFoundError(`app '${app}' was stopped (or '${fn}' removed) before this input ran`));
+    for (;;) {
+      const claims = await this.store.claim(queues, { owner: "app-delete", leaseMs: 60_000, max: 1000, waitMs: 0 });
+      if (claims.length === 0) return;
+      for (const claim of claims) {
+        const input = JSON.parse(claim.payload) as InputEnvelope;
+        await this.outcomes.deliver(input, { ok: false, error });
+        await this.store.complete(claim);
+      }
+    }
+  }
+}
+
+export function containerVersion(bundleSha: string, spec: CompiledFunctionSpec): string {
+  const shape = {
+    bundleSha,
+    handler: spec.handler,
+    cpu: spec.cpu,
+    memory: spec.memory,
+    gpu: spec.gpu,
+    ephemeralDisk: spec.ephemeralDisk,
+    env: spec.env,
+    secrets: spec.secrets,
+  };
+  return createHash("sha256").update(canonicalJson(shape)).digest("hex").slice(0, 12);
+}
+
+function summarize(record: AppRecord): AppSummary {
+  return {
+    name: record.name,
+    version: record.version,
+    deployedAt: record.deployedAt,
+    digest: record.digest,
+    functions: Object.keys(record.spec.functions).sort(),
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * What an input is while it waits in a function's queue, and where its outcome goes.
+ * Store keys and channels for inputs live here, in one place.
+ */
+import type { Outcome, StreamItem } from "../protocol.js";
+
+export type InputKind = "call" | "spawn" | "stream" | "map";
+
+export interface InputEnvelope {
+  /** Unique input id: the call id, or `<mapId>.<idx>` for a map input. */
+  id: string;
+  kind: InputKind;
+  app: string;
+  fn: string;
+  /** serde-encoded positional arguments. */
+  args: string;
+  /** User retries used so far (function `retries`). */
+  attempt: number;
+  /** Platform retries used so far (worker crashed, agent restarted). */
+  platformAttempt: number;
+  createdAt: number;
+  mapId?: string;
+  idx?: number;
+  /** The last platform failure, reported if platform retries run out. */
+  lastPlatformError?: string;
+}
+
+export const keys = {
+  app: (name: string) => `app:${name}`,
+  appPrefix: "app:",
+  artifact: (sha: string) => `artifact:${sha}`,
+  artifactMeta: (sha: string) => `artifact-meta:${sha}`,
+  call: (id: string) => `call:${id}`,
+  result: (id: string) => `result:${id}`,
+  stream: (id: string) => `stream:${id}`,
+  map: (id: string) => `map:${id}`,
+  mapOutputs: (id: string) => `map:${id}:out`,
+  mapInFlight: (id: string) => `map:${id}:in-flight`,
+  queue: (app: string, fn: string) => `q:${app}:${fn}`,
+  spawnQueue: (app: string, fn: string) => `q:${app}:${fn}:spawn`,
+} as const;
+
+export const channels = {
+  done: (id: string) => `done:${id}`,
+  cancel: "cancel",
+  apps: "apps",
+} as const;
+
+export interface StoredResult {
+  outcome: Outcome;
+  finishedAt: number;
+}
+
+export type { Outcome, StreamItem };

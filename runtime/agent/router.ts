@@ -1,0 +1,268 @@
+/**
+ * The input router: takes calls, spawns, map inputs and streams at the door (limits checked,
+ * typed errors), puts them on the function's queue in the store, and hands outcomes back.
+ *
+ * Queues per function: `q:<app>:<fn>` for `.remote` / `.map` / `remoteGen` inputs (2,000 pending,
+ * 25,000 pending + running) and `q:<app>:<fn>:spawn` for spawned calls (1,000,000 pending).
+ * Every wait is bounded by the request's `waitMs`; a caller that gets no outcome asks again.
+ */
+import { randomUUID } from "node:crypto";
+import { CancelledError, NotFoundError, ResourceExhaustedError, toWire } from "../errors.js";
+import type {
+  CallBody,
+  CallInfo,
+  CallResponse,
+  MapInputsBody,
+  MapInputsResponse,
+  MapOutput,
+  Outcome,
+  ResultResponse,
+  StreamItem,
+} from "../protocol.js";
+import { checkPayloadSize } from "../serde.js";
+import { MAX_MAP_INFLIGHT, MAX_PENDING_INPUTS, MAX_SPAWN_PENDING_INPUTS, MAX_TOTAL_INPUTS } from "../spec/index.js";
+import type { Store } from "../store/store.js";
+import type { AppRegistry } from "./apps.js";
+import { channels, keys, type InputEnvelope, type InputKind, type StoredResult } from "./inputs.js";
+import type { OutcomeWriter } from "./outcomes.js";
+
+interface MapRecord {
+  id: string;
+  app: string;
+  fn: string;
+  createdAt: number;
+}
+
+export interface RouterLimits {
+  maxPending: number;
+  maxSpawnPending: number;
+  maxTotal: number;
+  maxMapInFlight: number;
+  resultTtlMs: number;
+}
+
+export const DEFAULT_ROUTER_LIMITS: Omit<RouterLimits, "resultTtlMs"> = {
+  maxPending: MAX_PENDING_INPUTS,
+  maxSpawnPending: MAX_SPAWN_PENDING_INPUTS,
+  maxTotal: MAX_TOTAL_INPUTS,
+  maxMapInFlight: MAX_MAP_INFLIGHT,
+};
+
+export class Router {
+  constructor(
+    private readonly store: Store,
+    private readonly apps: AppRegistry,
+    private readonly outcomes: OutcomeWriter,
+    private readonly limits: RouterLimits,
+  ) {}
+
+  // ---- calls ----------------------------------------------------------------------------------
+
+  async call(app: string, fn: string, body: Required<CallBody>): Promise<CallResponse> {
+    this.apps.function(app, fn);
+    checkPayloadSize(body.args, "the arguments");
+    const kind: InputKind = body.mode === "stream" ? "stream" : body.spawn ? "spawn" : "call";
+    const id = `fc-${randomUUID()}`;
+    const call: CallInfo = {
+      id,
+      app,
+      function: fn,
+      kind,
+      status: "pending",
+      createdAt: new Date().toISOString(),
+      attempts: 0,
+    };
+    await this.store.set(keys.call(id), JSON.stringify(call));
+    const input: InputEnvelope = { id, kind, app, fn, args: body.args, attempt: 0, platformAttempt: 0, createdAt: Date.now() };
+    try {
+      await this.enqueue(input);
+    } catch (error) {
+      await this.store.delete(keys.call(id));
+      throw error;
+    }
+    if (body.waitMs > 0 && kind !== "stream") {
+      const result = await this.waitResult(id, body.waitMs);
+      return result.outcome ? { callId: id, outcome: result.outcome } : { callId: id };
+    }
+    return { callId: id };
+  }
+
+  async getCall(id: string): Promise<CallInfo> {
+    const raw = await this.store.get(keys.call(id));
+    if (raw === null) {
+      throw new NotFoundError(`function call ${id} does not exist (or its result expired after the retention period)`);
+    }
+    return JSON.parse(raw) as CallInfo;
+  }
+
+  /** The call's outcome, waiting up to `waitMs` for it. */
+  async waitResult(id: string, waitMs: number): Promise<ResultResponse> {
+    const ready = await this.readResult(id);
+    if (ready || waitMs === 0) return ready ?? { status: (await this.getCall(id)).status };
+    let wake: () => void = () => undefined;
+    const announced = new Promise<void>((resolve) => (wake = resolve));
+    const unsubscribe = await this.store.subscribe(channels.done(id), () => wake());
+    try {
+      // Subscribed first, then read again: an outcome stored in between is not missed.
+      const raced = await this.readResult(id);
+      if (raced) return raced;
+      const call = await this.getCall(id);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([announced, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+      clearTimeout(timer);
+      return (await this.readResult(id)) ?? { status: (await this.getCall(id).catch(() => call)).status };
+    } finally {
+      await unsubscribe();
+    }
+  }
+
+  /** Cancel a call: a pending input is removed, a running one's worker is killed. */
+  async cancel(id: string, killRunning: (inputId: string) => Promise<void>): Promise<CallInfo> {
+    const call = await this.getCall(id);
+    if (call.status === "succeeded" || call.status === "failed" || call.status === "cancelled") return call;
+    const queue = call.kind === "spawn" ? keys.spawnQueue(call.app, call.function) : keys.queue(call.app, call.function);
+    const where = await this.store.remove(queue, id);
+    if (where === "pending" || where === null) {
+      const input: InputEnvelope = {
+        id,
+        kind: call.kind,
+        app: call.app,
+        fn: call.function,
+        args: "",
+        attempt: 0,
+        platformAttempt: 0,
+        createdAt: Date.parse(call.createdAt),
+      };
+      await this.outcomes.deliver(input, { ok: false, error: toWire(new CancelledError(`call ${id} was cancelled`)) });
+    } else {
+      await killRunning(id);
+    }
+    return this.getCall(id);
+  }
+
+  private async readResult(id: string): Promise<ResultResponse | null> {
+    const raw = await this.store.get(keys.result(id));
+    if (raw === null) return null;
+    const stored = JSON.parse(raw) as StoredResult;
+    const outcome = stored.outcome;
+    const status = outcome.ok ? "succeeded" : outcome.error.code === "CANCELLED" ? "cancelled" : "failed";
+    return { status, outcome };
+  }
+
+  // ---- streams (remoteGen) --------------------------------------------------------------------
+
+  async streamItems(id: string, waitMs: number): Promise<StreamItem[]> {
+    await this.getCall(id);
+    const raw = await this.store.listPop(keys.stream(id), { max: 1000, waitMs });
+    return raw.map((r) => JSON.parse(r) as StreamItem);
+  }
+
+  // ---- maps -----------------------------------------------------------------------------------
+
+  async createMap(app: string, fn: string): Promise<{ mapId: string }> {
+    this.apps.function(app, fn);
+    const id = `map-${randomUUID()}`;
+    const record: MapRecord = { id, app, fn, createdAt: Date.now() };
+    await this.store.set(keys.map(id), JSON.stringify(record), { ttlMs: this.limits.resultTtlMs });
+    return { mapId: id };
+  }
+
+  async mapInputs(mapId: string, body: MapInputsBody): Promise<MapInputsResponse> {
+    const map = await this.getMap(mapId);
+    this.apps.function(map.app, map.fn);
+    const n = body.items.length;
+    // Room in this map's in-flight window, taken for the whole batch or item by item.
+    let room = n;
+    if ((await this.store.incr(keys.mapInFlight(mapId), n, { max: this.limits.maxMapInFlight })) === null) {
+      room = 0;
+      while (room < n && (await this.store.incr(keys.mapInFlight(mapId), 1, { max: this.limits.maxMapInFlight })) !== null) {
+        room += 1;
+      }
+    }
+    let accepted = 0;
+    let refused: MapInputsResponse["refused"];
+    try {
+      for (const item of body.items.slice(0, room)) {
+        checkPayloadSize(item.args, `the arguments of input ${item.idx}`);
+        await this.enqueue({
+          id: `${mapId}.${item.idx}`,
+          kind: "map",
+          app: map.app,
+          fn: map.fn,
+          args: item.args,
+          attempt: 0,
+          platformAttempt: 0,
+          createdAt: Date.now(),
+          mapId,
+          idx: item.idx,
+        });
+        accepted += 1;
+      }
+      if (room < n) {
+        refused = toWire(
+          new ResourceExhaustedError(
+            `map ${mapId} has ${this.limits.maxMapInFlight} inputs in flight, the limit per map; send the rest as outputs arrive`,
+            { details: { limit: this.limits.maxMapInFlight } },
+          ),
+        );
+      }
+    } catch (error) {
+      refused = toWire(error);
+    }
+    if (accepted < n) await this.store.incr(keys.mapInFlight(mapId), -(room - accepted), { min: 0 });
+    return refused ? { accepted, refused } : { accepted };
+  }
+
+  async mapOutputs(mapId: string, waitMs: number, max: number): Promise<MapOutput[]> {
+    await this.getMap(mapId);
+    const raw = await this.store.listPop(keys.mapOutputs(mapId), { max, waitMs });
+    return raw.map((r) => JSON.parse(r) as MapOutput);
+  }
+
+  /** The caller stopped reading: drop the map's queued inputs (running ones finish). */
+  async cancelMap(mapId: string, upToIdx: number): Promise<number> {
+    const map = await this.getMap(mapId);
+    let removed = 0;
+    for (let idx = 0; idx < upToIdx; idx++) {
+      if ((await this.store.remove(keys.queue(map.app, map.fn), `${mapId}.${idx}`)) === "pending") removed += 1;
+    }
+    await this.store.delete(keys.map(mapId));
+    await this.store.delete(keys.mapOutputs(mapId));
+    await this.store.delete(keys.mapInFlight(mapId));
+    return removed;
+  }
+
+  private async getMap(mapId: string): Promise<MapRecord> {
+    const raw = await this.store.get(keys.map(mapId));
+    if (raw === null) throw new NotFoundError(`map ${mapId} does not exist (finished, cancelled or expired)`);
+    return JSON.parse(raw) as MapRecord;
+  }
+
+  // ---- queueing ---------------------------------------------------------------------------------
+
+  private async enqueue(input: InputEnvelope): Promise<void> {
+    const spawn = input.kind === "spawn";
+    const queue = spawn ? keys.spawnQueue(input.app, input.fn) : keys.queue(input.app, input.fn);
+    const result = await this.store.enqueue(
+      queue,
+      { id: input.id, payload: JSON.stringify(input) },
+      spawn ? { maxPending: this.limits.maxSpawnPending } : { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal },
+    );
+    if (result.ok) return;
+    const what = `${input.app}.${input.fn}`;
+    if (result.reason === "pending") {
+      const limit = spawn ? this.limits.maxSpawnPending : this.limits.maxPending;
+      throw new ResourceExhaustedError(
+        `${what} already has ${result.count} pending ${spawn ? "spawned " : ""}inputs, the limit of ${limit}; ` +
+          "wait for some to finish (or raise maxContainers so they drain faster) and retry",
+        { details: { limit, count: result.count, kind: "pending" } },
+      );
+    }
+    throw new ResourceExhaustedError(
+      `${what} already has ${result.count} inputs pending or running, the limit of ${this.limits.maxTotal}; retry later`,
+      { details: { limit: this.limits.maxTotal, count: result.count, kind: "total" } },
+    );
+  }
+}
+
+export type { Outcome };

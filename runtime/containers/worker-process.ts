@@ -1,0 +1,224 @@
+/**
+ * One container: a Node worker process running `runtime/worker/main.js` for one function version.
+ *
+ * The agent talks to it over IPC. `start()` resolves once the handler is loaded and `enter()`
+ * ran; `run()` resolves with the input's outcome; a process that exits fails every input it held
+ * with {@link WorkerExitedError}, which the pool turns into a platform retry (or a timeout,
+ * cancel or OOM, when the pool itself killed it for that reason).
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FromWorker, InputMode, RemoteErrorInfo, ToWorker } from "../worker/protocol.js";
+import { WORKER_ENV } from "../worker/protocol.js";
+
+export interface WorkerProcessOptions {
+  id: string;
+  bundlePath: string;
+  exportName: string;
+  method: string | null;
+  app: string;
+  fn: string;
+  /** User env and secrets; KILN_* variables are set by the agent and win. */
+  env: Record<string, string>;
+  agentUrl: string;
+  token: string;
+  cwd: string;
+  startupTimeoutMs: number;
+  /** Extra Node flags (heap limit). */
+  execArgv?: string[];
+  onLog: (inputId: string | null, stream: "stdout" | "stderr", text: string) => void;
+}
+
+export type RunOutcome = { ok: true; value: string } | { ok: false; error: RemoteErrorInfo };
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Why the agent killed it, when it did ("timeout", "cancel", "stop", "startup-timeout"). */
+  killedFor: string | null;
+}
+
+/** The worker process exited while holding the input. */
+export class WorkerExitedError extends Error {
+  constructor(readonly exit: ExitInfo) {
+    super(
+      exit.killedFor
+        ? `worker was stopped (${exit.killedFor})`
+        : `worker exited unexpectedly (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`})`,
+    );
+    this.name = "WorkerExitedError";
+  }
+}
+
+/** A container that failed to become ready. */
+export class WorkerStartError extends Error {
+  constructor(
+    message: string,
+    readonly remote: RemoteErrorInfo | null,
+  ) {
+    super(message);
+    this.name = "WorkerStartError";
+  }
+}
+
+interface Pending {
+  resolve: (outcome: RunOutcome) => void;
+  reject: (error: Error) => void;
+  onYield: ((value: string) => void) | undefined;
+}
+
+/** Where the compiled worker entry lives, whether kiln runs from `dist/` or from source (tests). */
+export function workerEntryPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith(".js")) return join(dirname(here), "..", "worker", "main.js");
+  const root = resolve(dirname(here), "..", "..");
+  const built = join(root, "dist", "runtime", "worker", "main.js");
+  if (!existsSync(built)) throw new Error(`worker entry ${built} is missing: run 'npm run build' first`);
+  return built;
+}
+
+export class WorkerProcess {
+  readonly id: string;
+  readonly exited: Promise<ExitInfo>;
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<string, Pending>();
+  private killedFor: string | null = null;
+  private exitInfo: ExitInfo | null = null;
+  private readyPromise: Promise<number>;
+
+  constructor(private readonly options: WorkerProcessOptions) {
+    this.id = options.id;
+    this.child = fork(workerEntryPath(), [], {
+      cwd: options.cwd,
+      env: {
+        ...process.env,
+        ...options.env,
+        [WORKER_ENV.bundle]: options.bundlePath,
+        [WORKER_ENV.exportName]: options.exportName,
+        [WORKER_ENV.method]: options.method ?? "",
+        [WORKER_ENV.app]: options.app,
+        [WORKER_ENV.fn]: options.fn,
+        [WORKER_ENV.containerId]: options.id,
+        [WORKER_ENV.url]: options.agentUrl,
+        [WORKER_ENV.token]: options.token,
+      },
+      execArgv: options.execArgv ?? [],
+      serialization: "advanced",
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    this.child.stdout?.setEncoding("utf8").on("data", (text: string) => options.onLog(null, "stdout", text));
+    this.child.stderr?.setEncoding("utf8").on("data", (text: string) => options.onLog(null, "stderr", text));
+
+    this.exited = new Promise((resolveExit) => {
+      this.child.once("exit", (code, signal) => {
+        this.exitInfo = { code, signal, killedFor: this.killedFor };
+        const error = new WorkerExitedError(this.exitInfo);
+        for (const pending of this.pending.values()) pending.reject(error);
+        this.pending.clear();
+        resolveExit(this.exitInfo);
+      });
+    });
+
+    this.readyPromise = new Promise<number>((resolveReady, rejectReady) => {
+      const timer = setTimeout(() => {
+        rejectReady(
+          new WorkerStartError(`container did not become ready within ${options.startupTimeoutMs} ms (startupTimeout)`, null),
+        );
+        this.kill("startup-timeout");
+      }, options.startupTimeoutMs);
+      this.child.on("message", (message: FromWorker) => {
+        switch (message.t) {
+          case "ready":
+            clearTimeout(timer);
+            resolveReady(message.loadMs);
+            return;
+          case "start-failed":
+            clearTimeout(timer);
+            rejectReady(new WorkerStartError(`${message.error.name}: ${message.error.message}`, message.error));
+            return;
+          default:
+            this.onMessage(message);
+        }
+      });
+      void this.exited.then((exit) => {
+        clearTimeout(timer);
+        rejectReady(new WorkerStartError(`container exited during start-up (${exit.signal ?? `code ${exit.code}`})`, null));
+      });
+    });
+    // A rejected start that nobody awaits must not crash the agent.
+    this.readyPromise.catch(() => undefined);
+  }
+
+  /** Resolves with the load time in ms once the worker is ready; rejects with WorkerStartError. */
+  ready(): Promise<number> {
+    return this.readyPromise;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === null;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Send one input; resolves with its outcome, rejects with WorkerExitedError if the process dies. */
+  run(id: string, args: string, mode: InputMode, onYield?: (value: string) => void): Promise<RunOutcome> {
+    if (this.exitInfo) return Promise.reject(new WorkerExitedError(this.exitInfo));
+    return new Promise<RunOutcome>((resolveRun, rejectRun) => {
+      this.pending.set(id, { resolve: resolveRun, reject: rejectRun, onYield });
+      this.post({ t: "input", id, args, mode });
+    });
+  }
+
+  /** Kill at once (SIGKILL): the only way to stop a synchronous infinite loop. */
+  kill(reason: string): void {
+    if (this.exitInfo) return;
+    this.killedFor ??= reason;
+    this.child.kill("SIGKILL");
+  }
+
+  /** Ask the worker to run `exit()` and leave; SIGKILL after `graceMs`. */
+  async stop(graceMs: number): Promise<ExitInfo> {
+    if (this.exitInfo) return this.exitInfo;
+    this.killedFor ??= "stop";
+    this.post({ t: "shutdown" });
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
+    const exit = await this.exited;
+    clearTimeout(timer);
+    return exit;
+  }
+
+  private post(message: ToWorker): void {
+    if (!this.child.connected) return;
+    this.child.send(message, (error) => {
+      if (error && this.alive) this.kill("ipc-error");
+    });
+  }
+
+  private onMessage(message: FromWorker): void {
+    switch (message.t) {
+      case "log":
+        this.options.onLog(message.id, message.stream, message.text);
+        return;
+      case "yield":
+        this.pending.get(message.id)?.onYield?.(message.value);
+        return;
+      case "result": {
+        const pending = this.pending.get(message.id);
+        if (!pending) return;
+        this.pending.delete(message.id);
+        pending.resolve(message.ok ? { ok: true, value: message.value } : { ok: false, error: message.error });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}

@@ -1,0 +1,722 @@
+/**
+ * `EmbeddedStore`: the default, single-host {@link Store}, in-process.
+ *
+ * All state lives in memory ({@link State}); with a `dir` every mutation is also appended to a log
+ * ({@link LogFile}) and a call resolves only once its record is written. Reads wait for the writes
+ * already in flight, so nothing is observed that a crash could take back.
+ *
+ * Deadlines (key and list TTLs, leases, delays, lock expiry) sit in one min-heap driven by one
+ * `Clock` timer, which does bounded work per tick, so leases lapse and delayed items become
+ * claimable on time even when nobody calls the store. Reads also expire lazily. Blocked `claim`
+ * and `listPop` calls are waiters, served directly (in arrival order) by the call that made
+ * something available: no polling.
+ *
+ * On open, items that were claimed go back to the front of their queue (their holder died with the
+ * process); their next delivery counts the lost one. Fences and lock tokens keep increasing.
+ *
+ * Not promised: other processes cannot share the store (the directory is locked to one process);
+ * pub/sub is in-process only.
+ */
+import { systemClock, type Clock, type Timer } from "../../clock.js";
+import { InvalidError, UnavailableError, messageOf } from "../../errors.js";
+import type {
+  Claim,
+  ClaimOptions,
+  ClaimRef,
+  EnqueueOptions,
+  EnqueueResult,
+  IncrOptions,
+  ListPopOptions,
+  QueueStats,
+  ReleaseOptions,
+  SetOptions,
+  Store,
+  Unsubscribe,
+  WorkItem,
+} from "../store.js";
+import type { Deque } from "./deque.js";
+import { LogFile } from "./log-file.js";
+import { MinHeap } from "./min-heap.js";
+import { State, type Item, type KeyEntry, type LockEntry, type LogRecord } from "./state.js";
+
+export interface EmbeddedStoreOptions {
+  /** Directory of the append-only log. Without it the store is memory-only. */
+  dir?: string;
+  /** Time source for TTLs, leases, delays and waits. Default: the system clock. */
+  clock?: Clock;
+  /** fsync the log on every flush (survives power loss, not only a crash of the process). Default false. */
+  fsync?: boolean;
+  /** Compact the log once it exceeds this many bytes and twice the live state. Default 64 MiB. */
+  compactBytes?: number;
+  /** Called when a subscriber's listener throws (the publisher is not affected). Default: ignored. */
+  onListenerError?: (error: unknown) => void;
+}
+
+export const DEFAULT_COMPACT_BYTES = 64 * 1024 * 1024;
+/** Deadlines handled per timer tick; the rest wait for the next tick (the event loop runs in between). */
+const DEADLINES_PER_TICK = 1000;
+
+type Deadline =
+  | { at: number; kind: "key"; target: KeyEntry }
+  | { at: number; kind: "item"; target: Item }
+  | { at: number; kind: "lock"; target: LockEntry };
+
+interface Waiter<T> {
+  readonly max: number;
+  done: boolean;
+  timer: Timer | null;
+  signal: AbortSignal | undefined;
+  onAbort: () => void;
+  resolve(value: T[] | Promise<T[]>): void;
+}
+
+interface ClaimWaiter extends Waiter<Claim> {
+  readonly queues: readonly string[];
+  readonly owner: string;
+  readonly leaseMs: number;
+}
+
+interface PopWaiter extends Waiter<string> {
+  readonly key: string;
+}
+
+export class EmbeddedStore implements Store {
+  readonly kind = "embedded";
+
+  private readonly state = new State();
+  private readonly clock: Clock;
+  private readonly onListenerError: (error: unknown) => void;
+  private log: LogFile | null = null;
+  private closed = false;
+
+  private readonly deadlines = new MinHeap<Deadline>();
+  private timer: Timer | null = null;
+  private timerAt = Infinity;
+
+  private readonly claimWaiters = new Map<string, Set<ClaimWaiter>>();
+  private readonly popWaiters = new Map<string, Set<PopWaiter>>();
+  private readonly channels = new Map<string, Set<(message: string) => void>>();
+
+  private constructor(options: EmbeddedStoreOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.onListenerError = options.onListenerError ?? (() => {});
+  }
+
+  static async open(options: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
+    const store = new EmbeddedStore(options);
+    if (options.dir !== undefined) {
+      const compactBytes = options.compactBytes ?? DEFAULT_COMPACT_BYTES;
+      if (!(compactBytes > 0)) throw new InvalidError(`compactBytes must be positive, got ${compactBytes}`);
+      store.log = LogFile.open(
+        options.dir,
+        { fsync: options.fsync ?? false, compactBytes, snapshot: () => store.state.snapshot() },
+        (record) => store.state.apply(record),
+      );
+      store.recover();
+      store.log.flush();
+    }
+    return store;
+  }
+
+  // ---- keys -------------------------------------------------------------------------------
+
+  async get(key: string): Promise<string | null> {
+    this.check();
+    const entry = this.live(key);
+    const value = entry === undefined ? null : stringOf(entry);
+    await this.durable();
+    return value;
+  }
+
+  async getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    this.check();
+    const values = keys.map((key) => {
+      const entry = this.live(key);
+      return entry === undefined ? null : stringOf(entry);
+    });
+    await this.durable();
+    return values;
+  }
+
+  async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? undefined : positive("ttlMs", options.ttlMs);
+    if (options.ifAbsent && this.live(key) !== undefined) {
+      await this.durable();
+      return false;
+    }
+    this.write({ op: "set", k: key, v: value, x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs });
+    this.trackKey(this.state.keys.get(key)!);
+    await this.durable();
+    return true;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.check();
+    const existed = this.live(key) !== undefined;
+    if (existed) this.write({ op: "del", k: key });
+    await this.durable();
+    return existed;
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    this.check();
+    const now = this.clock.now();
+    const found: string[] = [];
+    const expired: string[] = [];
+    for (const [key, entry] of this.state.keys) {
+      if (!key.startsWith(prefix)) continue;
+      if (entry.expiresAt !== null && entry.expiresAt <= now) expired.push(key);
+      else found.push(key);
+    }
+    for (const key of expired) this.write({ op: "del", k: key });
+    found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    await this.durable();
+    return found;
+  }
+
+  async ttl(key: string): Promise<number | null> {
+    this.check();
+    const entry = this.live(key);
+    const remaining = entry?.expiresAt == null ? null : entry.expiresAt - this.clock.now();
+    await this.durable();
+    return remaining;
+  }
+
+  // ---- counters ---------------------------------------------------------------------------
+
+  async incr(key: string, by: number, options: IncrOptions = {}): Promise<number | null> {
+    this.check();
+    if (!Number.isSafeInteger(by)) throw new InvalidError(`incr: by must be an integer, got ${by}`);
+    const entry = this.live(key);
+    let current = 0;
+    if (entry !== undefined) {
+      const text = stringOf(entry);
+      current = Number(text);
+      if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(current)) {
+        throw new InvalidError(`incr: key ${JSON.stringify(key)} does not hold an integer`);
+      }
+    }
+    const next = current + by;
+    if ((options.max !== undefined && next > options.max) || (options.min !== undefined && next < options.min)) {
+      await this.durable();
+      return null;
+    }
+    this.write({ op: "set", k: key, v: String(next), x: entry?.expiresAt ?? undefined });
+    await this.durable();
+    return next;
+  }
+
+  // ---- work queues ------------------------------------------------------------------------
+
+  async enqueue(queue: string, item: WorkItem, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    this.check();
+    const delayMs = nonNegative("delayMs", options.delayMs ?? 0);
+    this.catchUp();
+    const state = this.state.queues.get(queue);
+    let result: EnqueueResult = { ok: true };
+    if (!state?.items.has(item.id)) {
+      const pending = state?.pending ?? 0;
+      const total = pending + (state?.claimed ?? 0);
+      if (options.maxPending !== undefined && pending >= options.maxPending) {
+        result = { ok: false, reason: "pending", count: pending };
+      } else if (options.maxTotal !== undefined && total >= options.maxTotal) {
+        result = { ok: false, reason: "total", count: total };
+      } else {
+        const readyAt = delayMs > 0 ? this.clock.now() + delayMs : undefined;
+        this.write({ op: "enq", q: queue, id: item.id, p: item.payload, r: readyAt });
+        if (readyAt === undefined) this.wakeClaimers(queue);
+        else this.trackItem(this.state.item(queue, item.id)!);
+      }
+    }
+    await this.durable();
+    return result;
+  }
+
+  async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
+    this.check();
+    const leaseMs = positive("leaseMs", options.leaseMs);
+    const max = count("max", options.max ?? 1);
+    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
+    const signal = options.signal;
+    if (signal?.aborted) return [];
+    this.catchUp();
+    const claims = this.take(queues, options.owner, leaseMs, max);
+    if (claims.length > 0 || waitMs === 0) {
+      await this.durable();
+      return claims;
+    }
+    return new Promise<Claim[]>((resolve) => {
+      const waiter: ClaimWaiter = {
+        queues,
+        owner: options.owner,
+        leaseMs,
+        max,
+        done: false,
+        timer: null,
+        signal,
+        onAbort: () => this.finishClaimWaiter(waiter, []),
+        resolve,
+      };
+      for (const queue of queues) addTo(this.claimWaiters, queue, waiter);
+      waiter.timer = this.clock.setTimeout(() => this.finishClaimWaiter(waiter, []), waitMs);
+      signal?.addEventListener("abort", waiter.onAbort, { once: true });
+    });
+  }
+
+  async renew(claims: readonly ClaimRef[], leaseMs: number): Promise<boolean[]> {
+    this.check();
+    positive("leaseMs", leaseMs);
+    this.catchUp();
+    const until = this.clock.now() + leaseMs;
+    const held = claims.map((ref) => {
+      const item = this.held(ref);
+      if (!item) return false;
+      item.dueAt = until;
+      this.trackItem(item);
+      return true;
+    });
+    await this.durable();
+    return held;
+  }
+
+  async complete(claim: ClaimRef): Promise<boolean> {
+    this.check();
+    this.catchUp();
+    const item = this.held(claim);
+    if (item) this.write({ op: "done", q: claim.queue, id: claim.id });
+    await this.durable();
+    return item !== null;
+  }
+
+  async release(claim: ClaimRef, options: ReleaseOptions = {}): Promise<boolean> {
+    this.check();
+    const delayMs = nonNegative("delayMs", options.delayMs ?? 0);
+    this.catchUp();
+    const item = this.held(claim);
+    if (item) {
+      const readyAt = delayMs > 0 ? this.clock.now() + delayMs : undefined;
+      this.write({ op: "rel", q: claim.queue, id: claim.id, p: options.payload, r: readyAt, front: options.front ?? true });
+      if (readyAt === undefined) this.wakeClaimers(claim.queue);
+      else this.trackItem(item);
+    }
+    await this.durable();
+    return item !== null;
+  }
+
+  async remove(queue: string, id: string): Promise<"pending" | "claimed" | null> {
+    this.check();
+    this.catchUp();
+    const item = this.state.item(queue, id);
+    let where: "pending" | "claimed" | null = null;
+    if (item) {
+      where = item.state === "claimed" ? "claimed" : "pending";
+      this.write({ op: "rm", q: queue, id });
+    }
+    await this.durable();
+    return where;
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    this.check();
+    this.catchUp();
+    const state = this.state.queues.get(queue);
+    const stats = { pending: state?.pending ?? 0, claimed: state?.claimed ?? 0, delayed: state?.delayed ?? 0 };
+    await this.durable();
+    return stats;
+  }
+
+  async dropQueue(queue: string): Promise<number> {
+    this.check();
+    const dropped = this.state.queues.get(queue)?.items.size ?? 0;
+    if (dropped > 0) this.write({ op: "dropq", q: queue });
+    await this.durable();
+    return dropped;
+  }
+
+  // ---- lists ------------------------------------------------------------------------------
+
+  async listPush(key: string, values: readonly string[], options: { ttlMs?: number } = {}): Promise<number> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? undefined : positive("ttlMs", options.ttlMs);
+    const entry = this.live(key);
+    if (entry !== undefined) listOf(entry);
+    if (values.length === 0) {
+      await this.durable();
+      return entry === undefined ? 0 : listOf(entry).length;
+    }
+    this.write({ op: "lpush", k: key, vs: values, x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs });
+    const pushed = this.state.keys.get(key)!;
+    const length = listOf(pushed).length;
+    this.trackKey(pushed);
+    this.wakePoppers(key);
+    await this.durable();
+    return length;
+  }
+
+  async listPop(key: string, options: ListPopOptions = {}): Promise<string[]> {
+    this.check();
+    const max = count("max", options.max ?? 1);
+    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
+    const signal = options.signal;
+    if (signal?.aborted) return [];
+    const entry = this.live(key);
+    if (entry !== undefined) listOf(entry);
+    const values = this.pop(key, max);
+    if (values.length > 0 || waitMs === 0) {
+      await this.durable();
+      return values;
+    }
+    return new Promise<string[]>((resolve) => {
+      const waiter: PopWaiter = {
+        key,
+        max,
+        done: false,
+        timer: null,
+        signal,
+        onAbort: () => this.finishPopWaiter(waiter, []),
+        resolve,
+      };
+      addTo(this.popWaiters, key, waiter);
+      waiter.timer = this.clock.setTimeout(() => this.finishPopWaiter(waiter, []), waitMs);
+      signal?.addEventListener("abort", waiter.onAbort, { once: true });
+    });
+  }
+
+  async listLength(key: string): Promise<number> {
+    this.check();
+    const entry = this.live(key);
+    const length = entry === undefined ? 0 : listOf(entry).length;
+    await this.durable();
+    return length;
+  }
+
+  // ---- locks ------------------------------------------------------------------------------
+
+  async lock(name: string, owner: string, ttlMs: number): Promise<number | null> {
+    this.check();
+    positive("ttlMs", ttlMs);
+    const now = this.clock.now();
+    const current = this.state.locks.get(name);
+    const held = current !== undefined && current.expiresAt > now;
+    if (held && current.owner !== owner) {
+      await this.durable();
+      return null;
+    }
+    const token = held ? current.token : this.state.seq + 1;
+    this.write({ op: "lock", n: name, o: owner, t: token, x: now + ttlMs });
+    this.trackLock(this.state.locks.get(name)!);
+    await this.durable();
+    return token;
+  }
+
+  async unlock(name: string, owner: string): Promise<boolean> {
+    this.check();
+    const current = this.state.locks.get(name);
+    const held = current !== undefined && current.owner === owner && current.expiresAt > this.clock.now();
+    if (held) this.write({ op: "unlock", n: name });
+    await this.durable();
+    return held;
+  }
+
+  // ---- notifications ----------------------------------------------------------------------
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.check();
+    const listeners = this.channels.get(channel);
+    if (!listeners) return;
+    for (const listener of [...listeners]) {
+      try {
+        listener(message);
+      } catch (error) {
+        try {
+          this.onListenerError(error);
+        } catch {
+          // the error handler failing must not break the publisher either
+        }
+      }
+    }
+  }
+
+  async subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe> {
+    this.check();
+    // Wrap, so the same function subscribed twice is two subscriptions, each removed on its own.
+    const subscription = (message: string): void => listener(message);
+    addTo(this.channels, channel, subscription);
+    return async () => {
+      removeFrom(this.channels, channel, subscription);
+    };
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.timer?.cancel();
+    this.timer = null;
+    this.deadlines.clear();
+    for (const waiters of [...this.claimWaiters.values()]) for (const w of [...waiters]) this.finishClaimWaiter(w, []);
+    for (const waiters of [...this.popWaiters.values()]) for (const w of [...waiters]) this.finishPopWaiter(w, []);
+    this.channels.clear();
+    const log = this.log;
+    this.log = null;
+    log?.close();
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  private check(): void {
+    if (this.closed) throw new UnavailableError("store is closed");
+    const failure = this.log?.error;
+    if (failure) throw new UnavailableError(`store log write failed: ${messageOf(failure)}`, { cause: failure });
+  }
+
+  /** Apply a mutation and append it to the log. */
+  private write(record: LogRecord): void {
+    this.state.apply(record);
+    this.log?.append(record);
+  }
+
+  /** Resolves once every mutation so far is written (at once in memory-only mode). */
+  private durable(): Promise<void> | undefined {
+    return this.log?.barrier() ?? undefined;
+  }
+
+  /** After replay: hand back claims whose holder died with the process, schedule every deadline. */
+  private recover(): void {
+    const claimed: Item[] = [];
+    for (const queue of this.state.queues.values()) {
+      for (const item of queue.items.values()) {
+        if (item.state === "claimed") claimed.push(item);
+        else if (item.state === "delayed") this.trackItem(item);
+      }
+    }
+    // Lapse the newest first, so the oldest claim ends up at the very front.
+    claimed.sort((a, b) => b.fence - a.fence);
+    for (const item of claimed) this.write({ op: "lapse", q: item.queue, id: item.id });
+    for (const entry of this.state.keys.values()) this.trackKey(entry);
+    for (const lock of this.state.locks.values()) this.trackLock(lock);
+    this.catchUp();
+  }
+
+  /** The entry of `key` unless it expired (an expired one is deleted). */
+  private live(key: string): KeyEntry | undefined {
+    const entry = this.state.keys.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt !== null && entry.expiresAt <= this.clock.now()) {
+      this.write({ op: "del", k: key });
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** The item a claim refers to, if the claim is still held (a lapsed lease is handed back here). */
+  private held(ref: ClaimRef): Item | null {
+    const item = this.state.item(ref.queue, ref.id);
+    if (!item || item.state !== "claimed" || item.fence !== ref.fence) return null;
+    if (item.dueAt !== null && item.dueAt <= this.clock.now()) {
+      this.write({ op: "lapse", q: item.queue, id: item.id });
+      this.wakeClaimers(item.queue);
+      return null;
+    }
+    return item;
+  }
+
+  /** Claim up to `max` items from the first of `queues` that has any. */
+  private take(queues: readonly string[], owner: string, leaseMs: number, max: number): Claim[] {
+    for (const queue of queues) {
+      const state = this.state.queues.get(queue);
+      if (!state || state.ready.size === 0) continue;
+      const ids: string[] = [];
+      for (let item = state.ready.head; item && ids.length < max; item = item.next) ids.push(item.id);
+      this.write({ op: "claim", q: queue, ids, f: this.state.seq + 1, o: owner });
+      const until = this.clock.now() + leaseMs;
+      return ids.map((id) => {
+        const item = state.items.get(id)!;
+        item.dueAt = until;
+        this.trackItem(item);
+        return { queue, id, payload: item.payload, fence: item.fence, deliveries: item.claims - 1 };
+      });
+    }
+    return [];
+  }
+
+  private pop(key: string, max: number): string[] {
+    const entry = this.state.keys.get(key);
+    if (entry === undefined || typeof entry.value === "string" || entry.value.length === 0) return [];
+    const values = entry.value.peek(max);
+    this.write({ op: "lpop", k: key, n: values.length });
+    return values;
+  }
+
+  /** Serve blocked claimers of `queue` (oldest first) while it has claimable items. */
+  private wakeClaimers(queue: string): void {
+    const waiters = this.claimWaiters.get(queue);
+    if (!waiters) return;
+    for (const waiter of waiters) {
+      const state = this.state.queues.get(queue);
+      if (!state || state.ready.size === 0) return;
+      const claims = this.take(waiter.queues, waiter.owner, waiter.leaseMs, waiter.max);
+      if (claims.length > 0) this.finishClaimWaiter(waiter, claims);
+    }
+  }
+
+  private wakePoppers(key: string): void {
+    const waiters = this.popWaiters.get(key);
+    if (!waiters) return;
+    for (const waiter of waiters) {
+      const values = this.pop(key, waiter.max);
+      if (values.length === 0) return;
+      this.finishPopWaiter(waiter, values);
+    }
+  }
+
+  private finishClaimWaiter(waiter: ClaimWaiter, claims: Claim[]): void {
+    if (!this.finish(waiter, claims)) return;
+    for (const queue of waiter.queues) removeFrom(this.claimWaiters, queue, waiter);
+  }
+
+  private finishPopWaiter(waiter: PopWaiter, values: string[]): void {
+    if (!this.finish(waiter, values)) return;
+    removeFrom(this.popWaiters, waiter.key, waiter);
+  }
+
+  private finish<T>(waiter: Waiter<T>, values: T[]): boolean {
+    if (waiter.done) return false;
+    waiter.done = true;
+    waiter.timer?.cancel();
+    waiter.signal?.removeEventListener("abort", waiter.onAbort);
+    const barrier = values.length > 0 ? this.durable() : undefined;
+    waiter.resolve(barrier ? barrier.then(() => values) : values);
+    return true;
+  }
+
+  // ---- deadlines --------------------------------------------------------------------------
+
+  private trackKey(entry: KeyEntry): void {
+    if (entry.expiresAt !== null && (entry.heapAt === null || entry.expiresAt < entry.heapAt)) {
+      entry.heapAt = entry.expiresAt;
+      this.schedule({ at: entry.expiresAt, kind: "key", target: entry });
+    }
+  }
+
+  private trackItem(item: Item): void {
+    if (item.dueAt !== null && (item.heapAt === null || item.dueAt < item.heapAt)) {
+      item.heapAt = item.dueAt;
+      this.schedule({ at: item.dueAt, kind: "item", target: item });
+    }
+  }
+
+  private trackLock(lock: LockEntry): void {
+    if (lock.heapAt === null || lock.expiresAt < lock.heapAt) {
+      lock.heapAt = lock.expiresAt;
+      this.schedule({ at: lock.expiresAt, kind: "lock", target: lock });
+    }
+  }
+
+  private schedule(deadline: Deadline): void {
+    this.deadlines.push(deadline);
+    if (deadline.at < this.timerAt) this.arm(deadline.at);
+  }
+
+  private arm(at: number): void {
+    this.timer?.cancel();
+    this.timerAt = at;
+    this.timer = this.clock.setTimeout(() => this.onTimer(), at - this.clock.now(), { unref: true });
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.closed) return;
+    this.catchUp();
+  }
+
+  /** Handle up to a tick's worth of due deadlines, then re-arm the timer for the next one. */
+  private catchUp(): void {
+    const now = this.clock.now();
+    for (let handled = 0; handled < DEADLINES_PER_TICK; handled++) {
+      const next = this.deadlines.peek();
+      if (next === undefined || next.at > now) break;
+      this.deadlines.pop();
+      this.due(next, now);
+    }
+    const next = this.deadlines.peek();
+    if (next !== undefined && next.at < this.timerAt) this.arm(next.at);
+  }
+
+  private due(deadline: Deadline, now: number): void {
+    const target = deadline.target;
+    if (target.heapAt === deadline.at) target.heapAt = null;
+    switch (deadline.kind) {
+      case "key": {
+        const entry = deadline.target;
+        if (this.state.keys.get(entry.key) !== entry || entry.expiresAt === null) return;
+        if (entry.expiresAt > now) this.trackKey(entry);
+        else this.write({ op: "del", k: entry.key });
+        return;
+      }
+      case "item": {
+        const item = deadline.target;
+        if (this.state.item(item.queue, item.id) !== item || item.dueAt === null || item.state === "pending") return;
+        if (item.dueAt > now) {
+          this.trackItem(item);
+          return;
+        }
+        this.write({ op: item.state === "claimed" ? "lapse" : "ready", q: item.queue, id: item.id });
+        this.wakeClaimers(item.queue);
+        return;
+      }
+      case "lock": {
+        const lock = deadline.target;
+        if (this.state.locks.get(lock.name) !== lock) return;
+        if (lock.expiresAt > now) this.trackLock(lock);
+        // An expired lock is forgotten without a record: replay finds it expired as well.
+        else this.state.locks.delete(lock.name);
+        return;
+      }
+    }
+  }
+}
+
+function stringOf(entry: KeyEntry): string {
+  if (typeof entry.value !== "string") throw new InvalidError(`key ${JSON.stringify(entry.key)} holds a list, not a string`);
+  return entry.value;
+}
+
+function listOf(entry: KeyEntry): Deque<string> {
+  if (typeof entry.value === "string") throw new InvalidError(`key ${JSON.stringify(entry.key)} holds a string, not a list`);
+  return entry.value;
+}
+
+function positive(name: string, value: number): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new InvalidError(`${name} must be a positive number of milliseconds, got ${value}`);
+  return value;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(Number.isFinite(value) && value >= 0)) throw new InvalidError(`${name} must be a non-negative number of milliseconds, got ${value}`);
+  return value;
+}
+
+function count(name: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 1)) throw new InvalidError(`${name} must be an integer >= 1, got ${value}`);
+  return value;
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}

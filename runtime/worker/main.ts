@@ -1,0 +1,146 @@
+/**
+ * The program a container runs: loads the bundled handler once, runs a class's `enter()` before
+ * its first input and `exit()` on shutdown, then serves inputs sent by the agent over IPC.
+ *
+ * stdout and stderr are forwarded to the agent with the id of the input that wrote them
+ * (AsyncLocalStorage), so logs are attributed per call even when inputs run concurrently.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { pathToFileURL } from "node:url";
+import { decode, encodeBounded } from "../serde.js";
+import type { FromWorker, RemoteErrorInfo, ToWorker } from "./protocol.js";
+import { WORKER_ENV } from "./protocol.js";
+
+type Handler = (...args: unknown[]) => unknown;
+
+interface Loaded {
+  handler: Handler;
+  exit: (() => unknown) | null;
+}
+
+const currentInput = new AsyncLocalStorage<string>();
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+function errorInfo(error: unknown): RemoteErrorInfo {
+  if (error instanceof Error) {
+    return { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) };
+  }
+  return { name: "Error", message: `non-Error thrown: ${String(error)}` };
+}
+
+function captureOutput(stream: "stdout" | "stderr"): void {
+  const target = process[stream];
+  target.write = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
+    const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
+    send({ t: "log", id: currentInput.getStore() ?? null, stream, text });
+    const done = typeof encoding === "function" ? encoding : callback;
+    if (typeof done === "function") (done as () => void)();
+    return true;
+  }) as typeof target.write;
+}
+
+async function load(): Promise<Loaded> {
+  const bundle = required(WORKER_ENV.bundle);
+  const exportName = required(WORKER_ENV.exportName);
+  const method = process.env[WORKER_ENV.method] || null;
+  const module = (await import(pathToFileURL(bundle).href)) as Record<string, unknown>;
+  const exported = module[exportName];
+  if (exported === undefined) {
+    const names = Object.keys(module).filter((name) => name !== "default");
+    throw new Error(`the bundle has no export '${exportName}'; it exports: ${names.join(", ") || "(nothing)"}`);
+  }
+  if (method === null) {
+    if (typeof exported !== "function") throw new Error(`export '${exportName}' is a ${typeof exported}, not a function`);
+    return { handler: exported as Handler, exit: null };
+  }
+  if (typeof exported !== "function") throw new Error(`export '${exportName}' is not a class`);
+  const instance = new (exported as new () => Record<string, unknown>)();
+  const fn = instance[method];
+  if (typeof fn !== "function") {
+    throw new Error(`class '${exportName}' has no method '${method}'`);
+  }
+  const enter = instance["enter"];
+  if (typeof enter === "function") await (enter as () => unknown).call(instance);
+  const exit = instance["exit"];
+  return {
+    handler: (fn as Handler).bind(instance),
+    exit: typeof exit === "function" ? () => (exit as () => unknown).call(instance) : null,
+  };
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`worker started without ${name}`);
+  return value;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> | Iterable<unknown> {
+  if (value === null || typeof value !== "object") return false;
+  const candidate = value as Record<symbol, unknown>;
+  const isGenerator =
+    typeof candidate[Symbol.asyncIterator] === "function" ||
+    (typeof candidate[Symbol.iterator] === "function" && Object.prototype.toString.call(value) === "[object Generator]");
+  return isGenerator;
+}
+
+async function run(loaded: Loaded, id: string, args: string, mode: "value" | "stream"): Promise<void> {
+  try {
+    const decoded = decode<unknown[]>(args);
+    const output = await currentInput.run(id, async () => {
+      const returned = loaded.handler(...decoded);
+      if (isAsyncIterable(returned)) {
+        if (mode !== "stream") {
+          throw Object.assign(new Error("this handler is a generator: call it with remoteGen()"), { invalid: true });
+        }
+        for await (const item of returned as AsyncIterable<unknown>) {
+          send({ t: "yield", id, value: encodeBounded(item, "a yielded value") });
+        }
+        return undefined;
+      }
+      if (mode === "stream") {
+        throw Object.assign(new Error("this handler is not a generator: call it with remote()"), { invalid: true });
+      }
+      return await returned;
+    });
+    send({ t: "result", id, ok: true, value: encodeBounded(output, "the result") });
+  } catch (error) {
+    const info = errorInfo(error);
+    if ((error as { invalid?: boolean }).invalid) info.invalid = true;
+    send({ t: "result", id, ok: false, error: info });
+  }
+}
+
+async function main(): Promise<void> {
+  captureOutput("stdout");
+  captureOutput("stderr");
+  const started = performance.now();
+  let loaded: Loaded;
+  try {
+    loaded = await load();
+  } catch (error) {
+    // Exit once the message is out, whatever timers the handler's module left behind.
+    process.send?.({ t: "start-failed", error: errorInfo(error) } satisfies FromWorker, () => process.exit(1));
+    return;
+  }
+  process.on("message", (message: ToWorker) => {
+    if (message.t === "input") {
+      void run(loaded, message.id, message.args, message.mode);
+    } else if (message.t === "shutdown") {
+      void (async () => {
+        try {
+          await loaded.exit?.();
+        } finally {
+          process.disconnect?.();
+          process.exit(0);
+        }
+      })();
+    }
+  });
+  process.on("disconnect", () => process.exit(0));
+  send({ t: "ready", loadMs: performance.now() - started });
+}
+
+void main();

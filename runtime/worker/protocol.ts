@@ -1,0 +1,44 @@
+/**
+ * Messages between the agent and a worker process, over the Node IPC channel (`serialization:
+ * "advanced"`, so encoded payload strings are not escaped a second time).
+ *
+ * Arguments and results stay in their serde-encoded form; the agent never decodes them.
+ */
+
+/** How the caller consumes the input: one value, or a stream of yielded values. */
+export type InputMode = "value" | "stream";
+
+export interface RemoteErrorInfo {
+  name: string;
+  message: string;
+  stack?: string;
+  /** Set when the failure is the caller's fault (wrong call style), not the handler's. */
+  invalid?: boolean;
+}
+
+export type ToWorker =
+  | { t: "input"; id: string; args: string; mode: InputMode }
+  | { t: "shutdown" };
+
+export type FromWorker =
+  /** The handler is loaded and `enter()` has run; inputs may be sent. */
+  | { t: "ready"; loadMs: number }
+  /** Loading the bundle, finding the export, or `enter()` failed. The process exits after this. */
+  | { t: "start-failed"; error: RemoteErrorInfo }
+  | { t: "yield"; id: string; value: string }
+  | { t: "result"; id: string; ok: true; value: string }
+  | { t: "result"; id: string; ok: false; error: RemoteErrorInfo }
+  /** Output the handler wrote; `id` is the input it was running, when known. */
+  | { t: "log"; id: string | null; stream: "stdout" | "stderr"; text: string };
+
+/** Environment variables the agent sets for a worker. */
+export const WORKER_ENV = {
+  bundle: "KILN_BUNDLE",
+  exportName: "KILN_EXPORT",
+  method: "KILN_METHOD",
+  app: "KILN_APP",
+  fn: "KILN_FUNCTION",
+  containerId: "KILN_CONTAINER_ID",
+  url: "KILN_URL",
+  token: "KILN_TOKEN",
+} as const;

@@ -1,0 +1,751 @@
+/**
+ * The store conformance suite: every `Store` implementation passes these tests (embedded and, with
+ * a server, Redis). It uses the interface only, and a fresh namespace per test
+ * (`test-<uuid>:`), so a shared server works and tests do not see each other's keys.
+ *
+ * Timing: short real TTLs / leases (tens to hundreds of ms). Conditions are polled with a deadline;
+ * a fixed sleep is used only to give something the chance to (wrongly) happen, never as the
+ * thing a test waits for.
+ */
+import { randomUUID } from "node:crypto";
+import fc from "fast-check";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { UnavailableError } from "../../runtime/errors.js";
+import type { Claim, ClaimRef, Store } from "../../runtime/store/store.js";
+
+export interface StoreFixture {
+  store: Store;
+  cleanup(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Poll `check` until it returns true, failing after `timeoutMs`. */
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 3000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+const ref = (claim: Claim): ClaimRef => ({ queue: claim.queue, id: claim.id, fence: claim.fence });
+
+export function storeContract(name: string, factory: () => Promise<StoreFixture>): void {
+  describe(`Store contract: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: Store;
+    /** The test's namespace. */
+    let ns: string;
+    const lease = { owner: "agent-1", leaseMs: 30_000 };
+
+    beforeEach(async () => {
+      fixture = await factory();
+      store = fixture.store;
+      ns = `test-${randomUUID()}:`;
+    });
+
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    it("reports its kind", () => {
+      expect(typeof store.kind).toBe("string");
+      expect(store.kind.length).toBeGreaterThan(0);
+    });
+
+    describe("keys", () => {
+      it("sets, gets, overwrites and deletes", async () => {
+        const key = `${ns}a`;
+        expect(await store.get(key)).toBeNull();
+        expect(await store.set(key, "1")).toBe(true);
+        expect(await store.get(key)).toBe("1");
+        expect(await store.set(key, "two")).toBe(true);
+        expect(await store.get(key)).toBe("two");
+        expect(await store.delete(key)).toBe(true);
+        expect(await store.delete(key)).toBe(false);
+        expect(await store.get(key)).toBeNull();
+      });
+
+      it("keeps values exactly (empty, unicode, newlines, large)", async () => {
+        const values = ["", "héllo ✓ 🚀", "line1\nline2\r\n\"quoted\"\\", "x".repeat(256 * 1024)];
+        for (const [i, value] of values.entries()) await store.set(`${ns}${i}`, value);
+        expect(await store.getMany(values.map((_, i) => `${ns}${i}`))).toEqual(values);
+      });
+
+      it("ifAbsent sets only a missing key", async () => {
+        const key = `${ns}once`;
+        expect(await store.set(key, "first", { ifAbsent: true })).toBe(true);
+        expect(await store.set(key, "second", { ifAbsent: true })).toBe(false);
+        expect(await store.get(key)).toBe("first");
+      });
+
+      it("ifAbsent: exactly one of many concurrent setters wins", async () => {
+        const key = `${ns}race`;
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.set(key, String(i), { ifAbsent: true })));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await store.get(key)).toBe(String(results.indexOf(true)));
+      });
+
+      it("expires a key after its ttl and reports the remaining ttl", async () => {
+        const key = `${ns}ttl`;
+        await store.set(key, "v", { ttlMs: 80 });
+        const remaining = await store.ttl(key);
+        expect(remaining).not.toBeNull();
+        expect(remaining!).toBeGreaterThan(0);
+        expect(remaining!).toBeLessThanOrEqual(80);
+        await eventually(async () => (await store.get(key)) === null, 3000, "key to expire");
+        expect(await store.ttl(key)).toBeNull();
+        expect(await store.keys(ns)).toEqual([]);
+        // An expired key is absent: ifAbsent succeeds.
+        expect(await store.set(key, "again", { ifAbsent: true })).toBe(true);
+      });
+
+      it("ttl is null without a ttl or without the key; set without ttl clears an old one", async () => {
+        const key = `${ns}k`;
+        expect(await store.ttl(key)).toBeNull();
+        await store.set(key, "v");
+        expect(await store.ttl(key)).toBeNull();
+        await store.set(key, "v", { ttlMs: 60_000 });
+        expect(await store.ttl(key)).toBeGreaterThan(50_000);
+        await store.set(key, "w");
+        expect(await store.ttl(key)).toBeNull();
+      });
+
+      it("getMany returns values in order, null for missing", async () => {
+        await store.set(`${ns}a`, "A");
+        await store.set(`${ns}c`, "C");
+        expect(await store.getMany([`${ns}c`, `${ns}b`, `${ns}a`, `${ns}a`])).toEqual(["C", null, "A", "A"]);
+        expect(await store.getMany([])).toEqual([]);
+      });
+
+      it("keys(prefix) lists matching keys in lexicographic order", async () => {
+        for (const k of ["b", "a/2", "a/10", "a/1", "c"]) await store.set(`${ns}${k}`, "x");
+        await store.set(`${ns}gone`, "x");
+        await store.delete(`${ns}gone`);
+        expect(await store.keys(`${ns}a/`)).toEqual([`${ns}a/1`, `${ns}a/10`, `${ns}a/2`]);
+        expect(await store.keys(ns)).toEqual([`${ns}a/1`, `${ns}a/10`, `${ns}a/2`, `${ns}b`, `${ns}c`]);
+        expect(await store.keys(`${ns}zzz`)).toEqual([]);
+      });
+    });
+
+    describe("counters", () => {
+      it("increments from zero, by negative amounts too, as a readable string", async () => {
+        const key = `${ns}n`;
+        expect(await store.incr(key, 5)).toBe(5);
+        expect(await store.incr(key, -7)).toBe(-2);
+        expect(await store.get(key)).toBe("-2");
+        await store.set(`${ns}m`, "40");
+        expect(await store.incr(`${ns}m`, 2)).toBe(42);
+      });
+
+      it("refuses past max / min and changes nothing", async () => {
+        const key = `${ns}n`;
+        expect(await store.incr(key, 3, { max: 3 })).toBe(3);
+        expect(await store.incr(key, 1, { max: 3 })).toBeNull();
+        expect(await store.get(key)).toBe("3");
+        expect(await store.incr(key, -3, { min: 0 })).toBe(0);
+        expect(await store.incr(key, -1, { min: 0 })).toBeNull();
+        expect(await store.get(key)).toBe("0");
+        expect(await store.incr(`${ns}fresh`, 10, { max: 5 })).toBeNull();
+        expect(await store.get(`${ns}fresh`)).toBeNull();
+      });
+
+      it("200 concurrent increments with max 50: exactly 50 succeed", async () => {
+        const key = `${ns}slots`;
+        const results = await Promise.all(Array.from({ length: 200 }, () => store.incr(key, 1, { max: 50 })));
+        const granted = results.filter((r) => r !== null);
+        expect(granted).toHaveLength(50);
+        expect(new Set(granted).size).toBe(50);
+        expect(await store.get(key)).toBe("50");
+      });
+
+      it("keeps the key's ttl", async () => {
+        const key = `${ns}n`;
+        await store.set(key, "1", { ttlMs: 60_000 });
+        await store.incr(key, 1);
+        expect(await store.ttl(key)).toBeGreaterThan(50_000);
+      });
+    });
+
+    describe("work queues", () => {
+      it("claims in FIFO order with increasing fences and deliveries 0", async () => {
+        const q = `${ns}q`;
+        for (let i = 0; i < 5; i++) expect(await store.enqueue(q, { id: `i${i}`, payload: `p${i}` })).toEqual({ ok: true });
+        const first = await store.claim([q], lease);
+        expect(first).toHaveLength(1); // max defaults to 1
+        const rest = await store.claim([q], { ...lease, max: 10 });
+        const all = [...first, ...rest];
+        expect(all.map((c) => c.id)).toEqual(["i0", "i1", "i2", "i3", "i4"]);
+        expect(all.map((c) => c.payload)).toEqual(["p0", "p1", "p2", "p3", "p4"]);
+        expect(all.every((c) => c.queue === q && c.deliveries === 0)).toBe(true);
+        for (let i = 1; i < all.length; i++) expect(all[i]!.fence).toBeGreaterThan(all[i - 1]!.fence);
+        expect(await store.claim([q], lease)).toEqual([]);
+      });
+
+      it("respects max", async () => {
+        const q = `${ns}q`;
+        for (let i = 0; i < 5; i++) await store.enqueue(q, { id: `i${i}`, payload: "" });
+        expect(await store.claim([q], { ...lease, max: 3 })).toHaveLength(3);
+        expect(await store.claim([q], { ...lease, max: 3 })).toHaveLength(2);
+      });
+
+      it("tries several queues in order; the first non-empty wins", async () => {
+        const [a, b, c] = [`${ns}a`, `${ns}b`, `${ns}c`];
+        await store.enqueue(b, { id: "b1", payload: "" });
+        await store.enqueue(b, { id: "b2", payload: "" });
+        await store.enqueue(c, { id: "c1", payload: "" });
+        const fromB = await store.claim([a, b, c], { ...lease, max: 5 });
+        expect(fromB.map((x) => [x.queue, x.id])).toEqual([
+          [b, "b1"],
+          [b, "b2"],
+        ]);
+        await store.enqueue(a, { id: "a1", payload: "" });
+        const fromA = await store.claim([a, b, c], { ...lease, max: 5 });
+        expect(fromA.map((x) => x.id)).toEqual(["a1"]);
+        const fromC = await store.claim([a, b, c], { ...lease, max: 5 });
+        expect(fromC.map((x) => x.id)).toEqual(["c1"]);
+      });
+
+      it("enqueue of an id already pending or claimed is a no-op", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "x", payload: "original" });
+        expect(await store.enqueue(q, { id: "x", payload: "replaced" })).toEqual({ ok: true });
+        expect(await store.stats(q)).toEqual({ pending: 1, claimed: 0, delayed: 0 });
+        const [claim] = await store.claim([q], lease);
+        expect(claim!.payload).toBe("original");
+        expect(await store.enqueue(q, { id: "x", payload: "again" })).toEqual({ ok: true });
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
+        expect(await store.complete(ref(claim!))).toBe(true);
+        // Completed: the id is free again.
+        await store.enqueue(q, { id: "x", payload: "new" });
+        const [next] = await store.claim([q], lease);
+        expect(next).toMatchObject({ id: "x", payload: "new", deliveries: 0 });
+      });
+
+      it("refuses past maxPending with the count", async () => {
+        const q = `${ns}q`;
+        for (let i = 0; i < 3; i++) expect(await store.enqueue(q, { id: `i${i}`, payload: "" }, { maxPending: 3 })).toEqual({ ok: true });
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 3 })).toEqual({ ok: false, reason: "pending", count: 3 });
+        // An id already present is still a no-op, not a refusal.
+        expect(await store.enqueue(q, { id: "i0", payload: "" }, { maxPending: 3 })).toEqual({ ok: true });
+        await store.claim([q], lease);
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 3 })).toEqual({ ok: true });
+        expect(await store.stats(q)).toEqual({ pending: 3, claimed: 1, delayed: 0 });
+      });
+
+      it("refuses past maxTotal (pending + claimed) with the count", async () => {
+        const q = `${ns}q`;
+        for (let i = 0; i < 3; i++) await store.enqueue(q, { id: `i${i}`, payload: "" }, { maxTotal: 3 });
+        const claims = await store.claim([q], { ...lease, max: 2 });
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxTotal: 3 })).toEqual({ ok: false, reason: "total", count: 3 });
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 10, maxTotal: 3 })).toEqual({
+          ok: false,
+          reason: "total",
+          count: 3,
+        });
+        await store.complete(ref(claims[0]!));
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxTotal: 3 })).toEqual({ ok: true });
+      });
+
+      it("caps hold under concurrent enqueues", async () => {
+        const q = `${ns}q`;
+        const results = await Promise.all(
+          Array.from({ length: 100 }, (_, i) => store.enqueue(q, { id: `i${i}`, payload: "" }, { maxPending: 25 })),
+        );
+        expect(results.filter((r) => r.ok)).toHaveLength(25);
+        expect((await store.stats(q)).pending).toBe(25);
+      });
+
+      it("delayMs makes an item claimable only after the delay", async () => {
+        const q = `${ns}q`;
+        const started = Date.now();
+        await store.enqueue(q, { id: "later", payload: "" }, { delayMs: 150 });
+        await store.enqueue(q, { id: "now", payload: "" });
+        expect(await store.stats(q)).toEqual({ pending: 2, claimed: 0, delayed: 1 });
+        expect((await store.claim([q], { ...lease, max: 5 })).map((c) => c.id)).toEqual(["now"]);
+        let claims: Claim[] = [];
+        await eventually(async () => (claims = await store.claim([q], lease)).length > 0, 3000, "delayed item");
+        expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+        expect(claims[0]!.id).toBe("later");
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 2, delayed: 0 });
+      });
+
+      it("a blocking claim is woken by an enqueue", async () => {
+        const q = `${ns}q`;
+        const started = Date.now();
+        const waiting = store.claim([`${ns}other`, q], { ...lease, waitMs: 10_000 });
+        await sleep(50);
+        await store.enqueue(q, { id: "x", payload: "hello" });
+        const claims = await waiting;
+        expect(claims.map((c) => [c.queue, c.id, c.payload])).toEqual([[q, "x", "hello"]]);
+        expect(Date.now() - started).toBeLessThan(3000);
+      });
+
+      it("blocked claimers are served one item each, in order", async () => {
+        const q = `${ns}q`;
+        const waiters = [0, 1, 2].map(() => store.claim([q], { ...lease, waitMs: 10_000 }));
+        await sleep(30);
+        for (let i = 0; i < 3; i++) await store.enqueue(q, { id: `i${i}`, payload: "" });
+        const got = await Promise.all(waiters);
+        expect(got.map((claims) => claims.length)).toEqual([1, 1, 1]);
+        expect(new Set(got.flat().map((c) => c.id)).size).toBe(3);
+      });
+
+      it("a blocking claim is woken when a delay ends", async () => {
+        const q = `${ns}q`;
+        const started = Date.now();
+        await store.enqueue(q, { id: "x", payload: "" }, { delayMs: 100 });
+        const claims = await store.claim([q], { ...lease, waitMs: 5000 });
+        expect(claims.map((c) => c.id)).toEqual(["x"]);
+        const elapsed = Date.now() - started;
+        expect(elapsed).toBeGreaterThanOrEqual(90);
+        expect(elapsed).toBeLessThan(3000);
+      });
+
+      it("a blocking claim returns [] after waitMs", async () => {
+        const started = Date.now();
+        expect(await store.claim([`${ns}empty`], { ...lease, waitMs: 100 })).toEqual([]);
+        const elapsed = Date.now() - started;
+        expect(elapsed).toBeGreaterThanOrEqual(90);
+        expect(elapsed).toBeLessThan(3000);
+      });
+
+      it("an abort signal ends a blocking claim early; an aborted one returns at once", async () => {
+        const q = `${ns}q`;
+        const controller = new AbortController();
+        const started = Date.now();
+        const waiting = store.claim([q], { ...lease, waitMs: 20_000, signal: controller.signal });
+        setTimeout(() => controller.abort(), 30);
+        expect(await waiting).toEqual([]);
+        expect(Date.now() - started).toBeLessThan(3000);
+        expect(await store.claim([q], { ...lease, waitMs: 20_000, signal: AbortSignal.abort() })).toEqual([]);
+        // The aborted waiter took nothing: a later enqueue stays claimable.
+        await store.enqueue(q, { id: "x", payload: "" });
+        expect((await store.claim([q], lease)).map((c) => c.id)).toEqual(["x"]);
+      });
+
+      it("a lapsed lease redelivers with deliveries + 1; the stale fence is rejected", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "x", payload: "p" });
+        const [first] = await store.claim([q], { owner: "a", leaseMs: 100 });
+        expect(first!.deliveries).toBe(0);
+        let second: Claim[] = [];
+        await eventually(async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000, "redelivery");
+        expect(second[0]).toMatchObject({ id: "x", payload: "p", deliveries: 1 });
+        expect(second[0]!.fence).toBeGreaterThan(first!.fence);
+        expect(await store.complete(ref(first!))).toBe(false);
+        expect(await store.renew([ref(first!)], 30_000)).toEqual([false]);
+        expect(await store.release(ref(first!))).toBe(false);
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
+        expect(await store.complete(ref(second[0]!))).toBe(true);
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+      });
+
+      it("a lapsed lease goes back to the front and wakes a blocked claimer", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "x", payload: "" });
+        const [first] = await store.claim([q], { owner: "a", leaseMs: 100 });
+        const started = Date.now();
+        const claims = await store.claim([q], { owner: "b", leaseMs: 30_000, waitMs: 5000 });
+        expect(claims.map((c) => [c.id, c.deliveries])).toEqual([["x", 1]]);
+        expect(Date.now() - started).toBeLessThan(3000);
+        expect(await store.complete(ref(first!))).toBe(false);
+        await store.enqueue(q, { id: "y", payload: "" });
+        const [y] = await store.claim([q], { owner: "c", leaseMs: 100 });
+        await store.enqueue(q, { id: "z", payload: "" });
+        // y lapses and goes before z.
+        let order: string[] = [];
+        await eventually(async () => {
+          if ((await store.stats(q)).pending < 2) return false;
+          order = (await store.claim([q], { ...lease, max: 2 })).map((c) => c.id);
+          return true;
+        });
+        expect(y!.id).toBe("y");
+        expect(order).toEqual(["y", "z"]);
+      });
+
+      it("renew keeps a claim alive past its original lease", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "x", payload: "" });
+        const [claim] = await store.claim([q], { owner: "a", leaseMs: 150 });
+        const until = Date.now() + 500;
+        while (Date.now() < until) {
+          expect(await store.renew([ref(claim!)], 150)).toEqual([true]);
+          expect(await store.claim([q], { owner: "b", leaseMs: 30_000 })).toEqual([]);
+          await sleep(40);
+        }
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
+        expect(await store.complete(ref(claim!))).toBe(true);
+      });
+
+      it("renew answers per claim", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "a", payload: "" });
+        await store.enqueue(q, { id: "b", payload: "" });
+        const [a, b] = await store.claim([q], { ...lease, max: 2 });
+        await store.complete(ref(b!));
+        expect(await store.renew([ref(a!), ref(b!), { queue: q, id: "nope", fence: 1 }, { ...ref(a!), fence: a!.fence + 1000 }], 30_000)).toEqual([
+          true,
+          false,
+          false,
+          false,
+        ]);
+      });
+
+      it("release puts an item back at the front by default, or at the back", async () => {
+        const q = `${ns}q`;
+        for (const id of ["a", "b", "c"]) await store.enqueue(q, { id, payload: id });
+        const [a] = await store.claim([q], lease);
+        expect(await store.release(ref(a!))).toBe(true);
+        const [again] = await store.claim([q], lease);
+        expect(again).toMatchObject({ id: "a", deliveries: 1 });
+        expect(await store.release(ref(again!), { front: false })).toBe(true);
+        expect((await store.claim([q], { ...lease, max: 3 })).map((c) => [c.id, c.deliveries])).toEqual([
+          ["b", 0],
+          ["c", 0],
+          ["a", 2],
+        ]);
+        // The old claim is stale after a release.
+        expect(await store.complete(ref(a!))).toBe(false);
+      });
+
+      it("release can replace the payload and delay the item", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "x", payload: "attempt=1" });
+        const [claim] = await store.claim([q], lease);
+        const started = Date.now();
+        expect(await store.release(ref(claim!), { delayMs: 150, payload: "attempt=2" })).toBe(true);
+        expect(await store.stats(q)).toEqual({ pending: 1, claimed: 0, delayed: 1 });
+        expect(await store.claim([q], lease)).toEqual([]);
+        const [next] = await store.claim([q], { ...lease, waitMs: 5000 });
+        expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+        expect(next).toMatchObject({ id: "x", payload: "attempt=2", deliveries: 1 });
+      });
+
+      it("remove takes an item out whether pending or claimed", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "p", payload: "" });
+        await store.enqueue(q, { id: "c", payload: "" });
+        await store.enqueue(q, { id: "d", payload: "" }, { delayMs: 60_000 });
+        const [p] = await store.claim([q], lease);
+        expect(p!.id).toBe("p");
+        expect(await store.remove(q, "c")).toBe("pending");
+        expect(await store.remove(q, "d")).toBe("pending");
+        expect(await store.remove(q, "p")).toBe("claimed");
+        expect(await store.remove(q, "p")).toBeNull();
+        expect(await store.remove(`${ns}nowhere`, "p")).toBeNull();
+        expect(await store.complete(ref(p!))).toBe(false);
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+      });
+
+      it("stats counts pending (with delayed) and claimed; zero for an unknown queue", async () => {
+        const q = `${ns}q`;
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+        await store.enqueue(q, { id: "a", payload: "" });
+        await store.enqueue(q, { id: "b", payload: "" });
+        await store.enqueue(q, { id: "c", payload: "" }, { delayMs: 60_000 });
+        await store.claim([q], lease);
+        expect(await store.stats(q)).toEqual({ pending: 2, claimed: 1, delayed: 1 });
+      });
+
+      it("dropQueue drops everything and reports how many", async () => {
+        const q = `${ns}q`;
+        for (let i = 0; i < 4; i++) await store.enqueue(q, { id: `i${i}`, payload: "" });
+        await store.enqueue(q, { id: "d", payload: "" }, { delayMs: 60_000 });
+        const [claim] = await store.claim([q], lease);
+        await store.enqueue(`${ns}other`, { id: "keep", payload: "" });
+        expect(await store.dropQueue(q)).toBe(5);
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+        expect(await store.complete(ref(claim!))).toBe(false);
+        expect(await store.dropQueue(q)).toBe(0);
+        expect((await store.stats(`${ns}other`)).pending).toBe(1);
+      });
+
+      it("a payload survives unchanged", async () => {
+        const q = `${ns}q`;
+        const payload = JSON.stringify({ s: "héllo\n✓", n: [1, 2, 3] }) + "x".repeat(100_000);
+        await store.enqueue(q, { id: "x", payload });
+        expect((await store.claim([q], lease))[0]!.payload).toBe(payload);
+      });
+
+      it("property: any interleaving of enqueue/claim/complete/release loses and duplicates nothing", async () => {
+        type Op =
+          | { t: "enqueue" }
+          | { t: "duplicate"; i: number }
+          | { t: "claim"; max: number }
+          | { t: "complete"; i: number }
+          | { t: "release"; i: number; front: boolean }
+          | { t: "stale"; i: number };
+        const op: fc.Arbitrary<Op> = fc.oneof(
+          { arbitrary: fc.constant<Op>({ t: "enqueue" }), weight: 4 },
+          fc.record({ t: fc.constant("duplicate" as const), i: fc.nat() }),
+          { arbitrary: fc.record({ t: fc.constant("claim" as const), max: fc.integer({ min: 1, max: 4 }) }), weight: 3 },
+          { arbitrary: fc.record({ t: fc.constant("complete" as const), i: fc.nat() }), weight: 3 },
+          fc.record({ t: fc.constant("release" as const), i: fc.nat(), front: fc.boolean() }),
+          fc.record({ t: fc.constant("stale" as const), i: fc.nat() }),
+        );
+        let run = 0;
+        await fc.assert(
+          fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { maxLength: 25 }), async (batches) => {
+            const q = `${ns}prop-${run++}`;
+            const enqueued: string[] = [];
+            const completed: string[] = [];
+            let held: Claim[] = [];
+            const stale: ClaimRef[] = [];
+            let next = 0;
+            const exec = async (o: Op): Promise<void> => {
+              switch (o.t) {
+                case "enqueue": {
+                  const id = `i${next++}`;
+                  enqueued.push(id);
+                  expect(await store.enqueue(q, { id, payload: id })).toEqual({ ok: true });
+                  return;
+                }
+                case "duplicate": {
+                  if (enqueued.length === 0) return;
+                  const id = enqueued[o.i % enqueued.length]!;
+                  // Present: a no-op. Completed (or held, so maybe being completed in this batch):
+                  // the id may be free again, and would come back as a new item; skip those.
+                  if (completed.includes(id) || held.some((c) => c.id === id)) return;
+                  expect(await store.enqueue(q, { id, payload: "dup" })).toEqual({ ok: true });
+                  return;
+                }
+                case "claim": {
+                  const claims = await store.claim([q], { ...lease, max: o.max });
+                  for (const c of claims) expect(c.payload).toBe(c.id);
+                  held.push(...claims);
+                  return;
+                }
+                case "complete": {
+                  if (held.length === 0) return;
+                  const c = held[o.i % held.length]!;
+                  if (await store.complete(ref(c))) {
+                    completed.push(c.id);
+                    held = held.filter((h) => h !== c);
+                  }
+                  return;
+                }
+                case "release": {
+                  if (held.length === 0) return;
+                  const c = held[o.i % held.length]!;
+                  if (await store.release(ref(c), { front: o.front })) {
+                    held = held.filter((h) => h !== c);
+                    stale.push(ref(c));
+                  }
+                  return;
+                }
+                case "stale": {
+                  if (stale.length === 0) return;
+                  expect(await store.complete(stale[o.i % stale.length]!)).toBe(false);
+                  return;
+                }
+              }
+            };
+            // Ops of a batch run concurrently, batches one after the other.
+            for (const batch of batches) await Promise.all(batch.map(exec));
+
+            const stats = await store.stats(q);
+            expect(stats.claimed).toBe(held.length);
+            expect(stats.pending + stats.claimed).toBe(enqueued.length - completed.length);
+            const drained: string[] = [];
+            for (;;) {
+              const claims = await store.claim([q], { ...lease, max: 100 });
+              if (claims.length === 0) break;
+              drained.push(...claims.map((c) => c.id));
+            }
+            const present = [...held.map((c) => c.id), ...drained];
+            expect(new Set(completed).size).toBe(completed.length);
+            expect(new Set(present).size).toBe(present.length);
+            expect(present.filter((id) => completed.includes(id))).toEqual([]);
+            expect([...completed, ...present].sort()).toEqual([...enqueued].sort());
+            await store.dropQueue(q);
+          }),
+          { numRuns: 60 },
+        );
+      });
+    });
+
+    describe("lists", () => {
+      it("pushes and pops from the head, with max and length", async () => {
+        const key = `${ns}l`;
+        expect(await store.listPush(key, ["a", "b"])).toBe(2);
+        expect(await store.listPush(key, ["c", "d", "e"])).toBe(5);
+        expect(await store.listLength(key)).toBe(5);
+        expect(await store.listPop(key)).toEqual(["a"]);
+        expect(await store.listPop(key, { max: 3 })).toEqual(["b", "c", "d"]);
+        expect(await store.listPop(key, { max: 10 })).toEqual(["e"]);
+        expect(await store.listPop(key)).toEqual([]);
+        expect(await store.listLength(key)).toBe(0);
+        expect(await store.listLength(`${ns}never`)).toBe(0);
+      });
+
+      it("a blocking pop is woken by a push", async () => {
+        const key = `${ns}l`;
+        const started = Date.now();
+        const waiting = store.listPop(key, { waitMs: 10_000, max: 10 });
+        await sleep(50);
+        await store.listPush(key, ["x", "y"]);
+        expect(await waiting).toEqual(["x", "y"]);
+        expect(Date.now() - started).toBeLessThan(3000);
+        expect(await store.listLength(key)).toBe(0);
+      });
+
+      it("a blocking pop returns [] after waitMs or on abort", async () => {
+        const key = `${ns}l`;
+        let started = Date.now();
+        expect(await store.listPop(key, { waitMs: 100 })).toEqual([]);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+        const controller = new AbortController();
+        started = Date.now();
+        const waiting = store.listPop(key, { waitMs: 20_000, signal: controller.signal });
+        setTimeout(() => controller.abort(), 30);
+        expect(await waiting).toEqual([]);
+        expect(Date.now() - started).toBeLessThan(3000);
+        await store.listPush(key, ["kept"]);
+        expect(await store.listPop(key)).toEqual(["kept"]);
+      });
+
+      it("expires ttlMs after the last push", async () => {
+        const key = `${ns}l`;
+        await store.listPush(key, ["a"], { ttlMs: 600 });
+        await sleep(300);
+        const lastPush = Date.now();
+        await store.listPush(key, ["b"], { ttlMs: 600 });
+        await sleep(400); // past the first push's expiry, well before the second's
+        if (Date.now() - lastPush < 550) expect(await store.listLength(key)).toBe(2);
+        await eventually(async () => (await store.listLength(key)) === 0, 3000, "list to expire");
+        expect(await store.listPop(key)).toEqual([]);
+      });
+
+      it("delete removes a list", async () => {
+        const key = `${ns}l`;
+        await store.listPush(key, ["a", "b"]);
+        expect(await store.delete(key)).toBe(true);
+        expect(await store.listLength(key)).toBe(0);
+      });
+    });
+
+    describe("locks", () => {
+      it("is exclusive; the owner re-locks; unlock only by the owner", async () => {
+        const name = `${ns}lock`;
+        const token = await store.lock(name, "a", 30_000);
+        expect(token).not.toBeNull();
+        expect(await store.lock(name, "b", 30_000)).toBeNull();
+        const again = await store.lock(name, "a", 30_000);
+        expect(again).not.toBeNull();
+        expect(await store.unlock(name, "b")).toBe(false);
+        expect(await store.unlock(name, "a")).toBe(true);
+        expect(await store.unlock(name, "a")).toBe(false);
+        const b = await store.lock(name, "b", 30_000);
+        expect(b).not.toBeNull();
+        expect(b!).toBeGreaterThan(again!);
+      });
+
+      it("exactly one of many concurrent lockers wins", async () => {
+        const name = `${ns}lock`;
+        const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.lock(name, `o${i}`, 30_000)));
+        expect(results.filter((r) => r !== null)).toHaveLength(1);
+      });
+
+      it("expires; the next owner gets a larger fencing token", async () => {
+        const name = `${ns}lock`;
+        const a = await store.lock(name, "a", 100);
+        expect(a).not.toBeNull();
+        let b: number | null = null;
+        await eventually(async () => (b = await store.lock(name, "b", 30_000)) !== null, 3000, "lock to expire");
+        expect(b!).toBeGreaterThan(a!);
+        expect(await store.unlock(name, "a")).toBe(false);
+      });
+
+      it("re-locking extends the lock", async () => {
+        const name = `${ns}lock`;
+        await store.lock(name, "a", 200);
+        const until = Date.now() + 500;
+        while (Date.now() < until) {
+          expect(await store.lock(name, "a", 200)).not.toBeNull();
+          expect(await store.lock(name, "b", 200)).toBeNull();
+          await sleep(50);
+        }
+      });
+
+      it("tokens strictly increase across acquisitions", async () => {
+        const name = `${ns}lock`;
+        const tokens: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          tokens.push((await store.lock(name, `o${i}`, 30_000))!);
+          expect(await store.unlock(name, `o${i}`)).toBe(true);
+        }
+        for (let i = 1; i < tokens.length; i++) expect(tokens[i]!).toBeGreaterThan(tokens[i - 1]!);
+      });
+    });
+
+    describe("notifications", () => {
+      it("delivers to every subscriber of the channel, only that channel", async () => {
+        const channel = `${ns}ch`;
+        const a: string[] = [];
+        const b: string[] = [];
+        const other: string[] = [];
+        await store.subscribe(channel, (m) => a.push(m));
+        await store.subscribe(channel, (m) => b.push(m));
+        await store.subscribe(`${ns}other`, (m) => other.push(m));
+        await store.publish(channel, "one");
+        await store.publish(channel, "two");
+        await eventually(() => a.length === 2 && b.length === 2, 3000, "messages");
+        expect(a).toEqual(["one", "two"]);
+        expect(b).toEqual(["one", "two"]);
+        expect(other).toEqual([]);
+      });
+
+      it("stops after unsubscribe", async () => {
+        const channel = `${ns}ch`;
+        const gone: string[] = [];
+        const kept: string[] = [];
+        const unsubscribe = await store.subscribe(channel, (m) => gone.push(m));
+        await store.subscribe(channel, (m) => kept.push(m));
+        await store.publish(channel, "before");
+        await eventually(() => gone.length === 1 && kept.length === 1);
+        await unsubscribe();
+        await unsubscribe(); // idempotent
+        await store.publish(channel, "after");
+        await eventually(() => kept.length === 2, 3000, "the remaining subscriber");
+        expect(gone).toEqual(["before"]);
+      });
+
+      it("a throwing listener breaks neither the publisher nor other listeners", async () => {
+        const channel = `${ns}ch`;
+        const got: string[] = [];
+        await store.subscribe(channel, () => {
+          throw new Error("listener bug");
+        });
+        await store.subscribe(channel, (m) => got.push(m));
+        await expect(store.publish(channel, "m")).resolves.toBeUndefined();
+        await eventually(() => got.length === 1);
+      });
+    });
+
+    describe("close", () => {
+      it("wakes blocked waiters with [] and rejects later calls with UnavailableError", async () => {
+        const own = await factory();
+        try {
+          const claim = own.store.claim([`${ns}q`], { ...lease, waitMs: 20_000 });
+          const pop = own.store.listPop(`${ns}l`, { waitMs: 20_000 });
+          await sleep(20);
+          const started = Date.now();
+          await own.store.close();
+          expect(await claim).toEqual([]);
+          expect(await pop).toEqual([]);
+          expect(Date.now() - started).toBeLessThan(3000);
+          await expect(own.store.get(`${ns}k`)).rejects.toBeInstanceOf(UnavailableError);
+          await expect(own.store.get(`${ns}k`)).rejects.toThrow("store is closed");
+          await expect(own.store.enqueue(`${ns}q`, { id: "x", payload: "" })).rejects.toBeInstanceOf(UnavailableError);
+          await expect(own.store.claim([`${ns}q`], lease)).rejects.toBeInstanceOf(UnavailableError);
+          await expect(own.store.close()).resolves.toBeUndefined();
+        } finally {
+          await own.cleanup();
+        }
+      });
+    });
+  });
+}
