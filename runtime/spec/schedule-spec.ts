@@ -113,14 +113,15 @@ export const ScheduleSpecSchema = z
   .superRefine(
     (spec, ctx) => {
       if (typeof spec !== "object" || spec === null) return;
-      const hasCron = typeof spec.cron === "string";
-      const hasPeriod = typeof spec.period === "object" && spec.period !== null;
+      // Present means set, even with a wrong type (already reported on its own field).
+      const hasCron = spec.cron !== null && spec.cron !== undefined;
+      const hasPeriod = spec.period !== null && spec.period !== undefined;
       if (hasCron && hasPeriod) {
         ctx.addIssue({ code: "custom", input: spec, path: ["period"], message: "set either cron or period, not both" });
       } else if (!hasCron && !hasPeriod) {
         ctx.addIssue({ code: "custom", input: spec, path: ["cron"], message: "set cron or period (neither is set)" });
       }
-      if (hasCron && typeof spec.cron === "string") {
+      if (typeof spec.cron === "string") {
         const timezone = typeof spec.timezone === "string" && timezoneProblem(spec.timezone) === null ? spec.timezone : DEFAULT_SCHEDULE_TIMEZONE;
         const problem = cronProblem(spec.cron, timezone);
         if (problem !== null) ctx.addIssue({ code: "custom", input: spec.cron, path: ["cron"], message: problem });

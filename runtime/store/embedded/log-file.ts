@@ -170,7 +170,8 @@ export class LogFile {
       fs.closeSync(this.fd);
       this.fd = fs.openSync(file, "a");
       this.size = written;
-      this.nextCompactCheck = 0;
+      // When the live state alone exceeds compactBytes, wait until the log has doubled again.
+      this.nextCompactCheck = written * 2 + 1;
     } catch (error) {
       this.failure = error;
     }

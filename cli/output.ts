@@ -1,0 +1,136 @@
+/**
+ * What the CLI prints: one-line errors with the exit code they mean, aligned tables, call results
+ * (readable for values JSON cannot show, or JSON), and log lines.
+ */
+import { inspect } from "node:util";
+import { CommanderError } from "commander";
+import { InvalidError, KilnError } from "../runtime/errors.js";
+import type { LogLine } from "../runtime/protocol.js";
+
+/** Usage errors (bad flags, bad arguments, invalid specs) exit 2; everything else 1. */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_USAGE;
+  return error instanceof InvalidError ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+/** `error: <message>`, or `error (NotFoundError): <message>` for kiln's errors; one line. */
+export function formatError(error: unknown): string {
+  const message = oneLine(error instanceof Error ? error.message : String(error));
+  return error instanceof KilnError ? `error (${error.name}): ${message}` : `error: ${message}`;
+}
+
+/** The error line on stderr; with `verbose`, the stack (and causes) after it. */
+export function reportError(error: unknown, verbose: boolean, write: (text: string) => void = (t) => process.stderr.write(t)): void {
+  write(`${formatError(error)}\n`);
+  if (!verbose) return;
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    write(`${depth === 0 ? "" : "caused by: "}${current.stack ?? current.message}\n`);
+    current = current.cause;
+  }
+}
+
+/** Multi-line messages (one spec issue per line) joined so the error stays on one line. */
+export function oneLine(message: string): string {
+  return message
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .join("; ");
+}
+
+// ---- tables -------------------------------------------------------------------------------------
+
+export interface TableOptions {
+  /** Indexes of columns to right-align (numbers). */
+  right?: readonly number[];
+  /** Put before every line. */
+  indent?: string;
+}
+
+/** Rows (the first one the header) as aligned lines, two spaces between columns. */
+export function table(rows: readonly (readonly string[])[], options: TableOptions = {}): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  const right = new Set(options.right ?? []);
+  return rows.map((row) => {
+    const cells = row.map((cell, i) => {
+      const width = widths[i] ?? 0;
+      if (right.has(i)) return cell.padStart(width);
+      return i === row.length - 1 ? cell : cell.padEnd(width);
+    });
+    return `${options.indent ?? ""}${cells.join("  ")}`.trimEnd();
+  });
+}
+
+// ---- values -------------------------------------------------------------------------------------
+
+/** A call's result for people: strings as they are, anything else as Node shows it (Map, Set, BigInt...). */
+export function formatValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  return inspect(value, { depth: null, colors: false, maxArrayLength: 1000, breakLength: 100, sorted: false });
+}
+
+/**
+ * A value JSON can carry: BigInt as a decimal string, Map as an object (or `[key, value]` pairs
+ * when a key is not a string), Set and byte arrays as arrays, Error as `{ name, message, ... }`.
+ */
+export function toJsonValue(value: unknown, seen = new WeakSet<object>()): unknown {
+  if (typeof value === "bigint") return value.toString();
+  if (value === undefined || typeof value === "function" || typeof value === "symbol") return null;
+  if (value === null || typeof value !== "object") return value;
+  if (seen.has(value)) return "[Circular]";
+  seen.add(value);
+  try {
+    if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+    if (value instanceof Map) {
+      const entries = [...value.entries()];
+      if (entries.every(([key]) => typeof key === "string")) {
+        return Object.fromEntries(entries.map(([key, v]) => [key, toJsonValue(v, seen)]));
+      }
+      return entries.map(([key, v]) => [toJsonValue(key, seen), toJsonValue(v, seen)]);
+    }
+    if (value instanceof Set) return [...value].map((v) => toJsonValue(v, seen));
+    if (ArrayBuffer.isView(value)) {
+      return value instanceof DataView ? Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)) : Array.from(value as unknown as ArrayLike<number | bigint>, (v) => toJsonValue(v, seen));
+    }
+    if (value instanceof ArrayBuffer) return Array.from(new Uint8Array(value));
+    if (value instanceof Error) {
+      const fields = Object.fromEntries(Object.entries(value).map(([key, v]) => [key, toJsonValue(v, seen)]));
+      return { name: value.name, message: value.message, ...fields };
+    }
+    if (value instanceof RegExp || value instanceof URL) return String(value);
+    if (Array.isArray(value)) return value.map((v) => toJsonValue(v, seen));
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(value)) {
+      if (v !== undefined) out[key] = toJsonValue(v, seen);
+    }
+    return out;
+  } finally {
+    seen.delete(value);
+  }
+}
+
+export function formatJson(value: unknown): string {
+  return JSON.stringify(toJsonValue(value), null, 2);
+}
+
+// ---- logs ---------------------------------------------------------------------------------------
+
+export interface LogFormat {
+  /** Lead with the timestamp (`kiln logs`); the agent's terminal leaves it out. */
+  ts: boolean;
+  /** Name the app too (`[app.fn call-id]`), for the agent's terminal where apps mix. */
+  app: boolean;
+}
+
+/** `ts [fn call-id] text`, one output line per line of text; system lines read `(system) text`. */
+export function formatLogLine(line: LogLine, format: LogFormat): string[] {
+  const where = `${format.app ? `${line.app}.` : ""}${line.function}${line.callId ? ` ${line.callId}` : ""}`;
+  const head = `${format.ts ? `${line.ts} ` : ""}[${where}]${line.stream === "system" ? " (system)" : ""}`;
+  const texts = line.text.replace(/\r?\n$/, "").split(/\r?\n/);
+  return texts.map((text) => `${head} ${text}`.trimEnd());
+}

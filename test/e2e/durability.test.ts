@@ -1,0 +1,82 @@
+/** kill -9 of the agent: deployed apps, spawned calls and their results survive; nothing is lost. */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { connect } from "../../runtime/client/index.js";
+import type * as h from "./fixtures/handlers.js";
+import { deployFixture, portOf, startChildAgent, type ChildAgent } from "./harness.js";
+
+const children: ChildAgent[] = [];
+const dirs: string[] = [];
+
+afterEach(async () => {
+  for (const c of children.splice(0)) {
+    c.child.kill("SIGKILL");
+    await c.exited;
+  }
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function killHard(agent: ChildAgent): Promise<void> {
+  agent.child.kill("SIGKILL");
+  await agent.exited;
+}
+
+describe("kill -9", () => {
+  it("right after spawn() returned: the app and the spawned calls survive and complete after restart", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "kiln-kill9-"));
+    dirs.push(stateDir);
+    const first = await startChildAgent(stateDir);
+    children.push(first);
+    const kiln = await connect({ url: first.url, token: first.token });
+    await deployFixture(kiln);
+    const sleep = kiln.function<typeof h.sleep>("e2e", "sleep");
+    const calls = await Promise.all(Array.from({ length: 5 }, (_, i) => sleep.spawn(50, `value-${i}`)));
+    await killHard(first);
+
+    const second = await startChildAgent(stateDir, portOf(first.url));
+    children.push(second);
+    const again = await connect({ url: second.url, token: second.token });
+    expect((await again.apps()).map((a) => a.name)).toEqual(["e2e"]);
+    const results = await Promise.all(calls.map((c) => again.functionCall<string>(c.id).get({ timeoutMs: 20_000 })));
+    expect(results).toEqual(["value-0", "value-1", "value-2", "value-3", "value-4"]);
+  });
+
+  it("mid-run: an input that was running when the agent died runs again (platform retry) and completes", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "kiln-kill9-"));
+    dirs.push(stateDir);
+    const first = await startChildAgent(stateDir);
+    children.push(first);
+    const kiln = await connect({ url: first.url, token: first.token });
+    await deployFixture(kiln);
+    const call = await kiln.function<typeof h.sleep>("e2e", "sleep").spawn(1_500, "finished");
+    const deadline = Date.now() + 10_000;
+    while ((await call.status()) !== "running" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(await call.status()).toBe("running");
+    await killHard(first);
+
+    const second = await startChildAgent(stateDir, portOf(first.url));
+    children.push(second);
+    const again = await connect({ url: second.url, token: second.token });
+    expect(await again.functionCall<string>(call.id).get({ timeoutMs: 20_000 })).toBe("finished");
+    expect((await again.functionCall(call.id).info()).attempts).toBe(2);
+  });
+
+  it("a finished call's result is still there after a restart", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "kiln-kill9-"));
+    dirs.push(stateDir);
+    const first = await startChildAgent(stateDir);
+    children.push(first);
+    const kiln = await connect({ url: first.url, token: first.token });
+    await deployFixture(kiln);
+    const call = await kiln.function<typeof h.add>("e2e", "add").spawn(20, 22);
+    expect(await call.get({ timeoutMs: 10_000 })).toBe(42);
+    await killHard(first);
+    const second = await startChildAgent(stateDir, portOf(first.url));
+    children.push(second);
+    const again = await connect({ url: second.url, token: second.token });
+    expect(await again.functionCall<number>(call.id).get({ timeoutMs: 1_000 })).toBe(42);
+    expect(await again.functionCall(call.id).status()).toBe("succeeded");
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * Failure handling through a real agent: platform retries when a worker dies, user retries when
+ * the handler throws, timeouts and cancellation of synchronous infinite loops, broken enter().
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RemoteError } from "../../runtime/client/index.js";
+import type * as h from "./fixtures/handlers.js";
+import { deployFixture, startAgent, waitFor, type Harness } from "./harness.js";
+
+let harness: Harness;
+let scratch: string;
+
+beforeAll(async () => {
+  harness = await startAgent();
+  await deployFixture(harness.kiln);
+  scratch = await mkdtemp(join(tmpdir(), "kiln-failures-"));
+});
+
+afterAll(async () => {
+  await harness?.close();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe("platform retries", () => {
+  it("a worker that exits mid-input is replaced and the input retried: the right result arrives", async () => {
+    const crashOnce = harness.kiln.function<typeof h.crashOnce>("e2e", "crashOnce");
+    expect(await crashOnce.remote(join(scratch, "crash-marker"))).toBe("survived");
+    const { lines } = await harness.kiln.http.request<{ lines: { text: string }[] }>("GET", "/v1/apps/e2e/logs", {
+      query: { function: "crashOnce" },
+    });
+    expect(lines.some((l) => l.text.includes("platform retry 1/3"))).toBe(true);
+  });
+
+  it("a worker that always dies fails the input after the platform retries, saying why", async () => {
+    const alwaysCrash = harness.kiln.function("e2e", "alwaysCrash");
+    const error = (await alwaysCrash.remote().catch((e: unknown) => e)) as RemoteError;
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error.remoteName).toBe("WorkerCrashed");
+    expect(error.remoteMessage).toContain("failed 4 times");
+    expect(error.remoteMessage).toContain("code 3");
+  });
+});
+
+describe("user retries", () => {
+  it("retries a throwing handler per the function's policy, then succeeds", async () => {
+    const flaky = harness.kiln.function<typeof h.flaky>("e2e", "flaky");
+    expect(await flaky.remote(join(scratch, "flaky-ok"), 2)).toBe(3);
+  });
+
+  it("gives up after maxRetries and reports the handler's last error", async () => {
+    const flaky = harness.kiln.function<typeof h.flaky>("e2e", "flaky");
+    await expect(flaky.remote(join(scratch, "flaky-fail"), 5)).rejects.toMatchObject({
+      name: "RemoteError",
+      remoteMessage: "flaky failure 3",
+    });
+  });
+
+  it("retries 0 by default: a throwing handler runs once", async () => {
+    const throws = harness.kiln.function("e2e", "throws");
+    const call = await throws.spawn("once");
+    await expect(call.get({ timeoutMs: 10_000 })).rejects.toBeInstanceOf(RemoteError);
+    expect((await call.info()).attempts).toBe(1);
+  });
+});
+
+describe("timeouts and cancellation kill the work", () => {
+  it("a synchronous infinite loop past its timeout fails with FunctionTimeoutError, and the next input succeeds", async () => {
+    const busy = harness.kiln.function("e2e", "busyLoop");
+    const started = Date.now();
+    await expect(busy.remote()).rejects.toMatchObject({ name: "FunctionTimeoutError", message: expect.stringContaining("timeout of 1 s") });
+    expect(Date.now() - started).toBeLessThan(8_000);
+    // The worker was killed: the pool holds no busy container for it.
+    const status = await harness.kiln.status();
+    const fn = status.apps[0]?.functions.find((f) => f.name === "busyLoop");
+    expect(fn?.containers.every((c) => c.inFlight === 0)).toBe(true);
+    const echo = harness.kiln.function<typeof h.echo>("e2e", "echo");
+    expect(await echo.remote("after")).toBe("after");
+  });
+
+  it("cancel kills a synchronous infinite loop; the function serves the next input", async () => {
+    const busy = harness.kiln.function("e2e", "busyLoopLong");
+    const call = await busy.spawn();
+    await waitFor("the loop to run", async () => ((await call.status()) === "running" ? true : undefined));
+    const pidsBefore = await containerPids("busyLoopLong");
+    await call.cancel();
+    await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "CancelledError" });
+    for (const pid of pidsBefore) {
+      await waitFor(`process ${pid} to be gone`, () => (alive(pid) ? undefined : true));
+    }
+    // The same function takes new work (it starts a fresh worker).
+    const next = await busy.spawn();
+    await waitFor("the next input to run", async () => ((await next.status()) === "running" ? true : undefined));
+    await next.cancel();
+  });
+});
+
+describe("container start failures", () => {
+  it("an enter() that throws fails the input with the start error instead of spinning", async () => {
+    const broken = harness.kiln.function("e2e", "brokenEnter");
+    await expect(broken.remote()).rejects.toMatchObject({
+      name: "RemoteError",
+      remoteMessage: expect.stringContaining("while starting the container: weights not found"),
+    });
+    const status = await harness.kiln.status();
+    const fn = status.apps[0]?.functions.find((f) => f.name === "brokenEnter");
+    expect(fn?.startFailures).toBeGreaterThanOrEqual(1);
+    expect(fn?.lastStartError).toContain("weights not found");
+  });
+});
+
+async function containerPids(fn: string): Promise<number[]> {
+  const status = await harness.kiln.status();
+  return (status.apps[0]?.functions.find((f) => f.name === fn)?.containers ?? []).flatMap((c) => (c.pid ? [c.pid] : []));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
