@@ -3,8 +3,11 @@
  * flags, then KILN_URL / KILN_TOKEN / KILN_STATE_DIR, then the defaults (http://127.0.0.1:7070,
  * the token file `<state-dir>/token`, state dir ~/.kiln).
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Command } from "commander";
-import { connect, DEFAULT_AGENT_URL, defaultStateDir, type ConnectOptions, type Kiln } from "../runtime/client/index.js";
+import { TOKEN_FILE } from "../runtime/agent/auth.js";
+import { connect, DEFAULT_AGENT_URL, defaultStateDir, UnauthenticatedError, type ConnectOptions, type Kiln } from "../runtime/client/index.js";
 import { nameArg, parseArg, urlArg } from "./args.js";
 
 export interface ConnectionFlags {
@@ -31,5 +34,15 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
 
 /** Resolve, then connect (which checks that the agent answers). */
 export async function openKiln(flags: ConnectionFlags): Promise<Kiln> {
-  return connect(resolveConnection(flags));
+  const resolved = resolveConnection(flags);
+  if (resolved.token === undefined) {
+    const path = join(resolved.stateDir, TOKEN_FILE);
+    if (!existsSync(path)) {
+      throw new UnauthenticatedError(
+        `no token: pass --token, set KILN_TOKEN, or point --state-dir (KILN_STATE_DIR) at the agent's state dir ` +
+          `(${path} does not exist; 'kiln agent' writes it)`,
+      );
+    }
+  }
+  return connect(resolved);
 }

@@ -68,10 +68,24 @@ export function table(rows: readonly (readonly string[])[], options: TableOption
 
 // ---- values -------------------------------------------------------------------------------------
 
-/** A call's result for people: strings as they are, anything else as Node shows it (Map, Set, BigInt...). */
-export function formatValue(value: unknown): string {
+/**
+ * A call's result for people: strings as they are, anything else as Node shows it (Map, Set,
+ * BigInt...). Errors carried inside the value show their first line unless `stacks`.
+ */
+export function formatValue(value: unknown, options: { stacks?: boolean } = {}): string {
   if (typeof value === "string") return value;
+  if (!options.stacks) trimStacks(value, new WeakSet());
   return inspect(value, { depth: null, colors: false, maxArrayLength: 1000, breakLength: 100, sorted: false });
+}
+
+/** Cut the stacks of Errors inside a decoded result (which the CLI owns) to their first line. */
+function trimStacks(value: unknown, seen: WeakSet<object>): void {
+  if (value === null || typeof value !== "object" || seen.has(value) || ArrayBuffer.isView(value)) return;
+  seen.add(value);
+  if (value instanceof Error) value.stack = `${value.name}: ${value.message}`;
+  const children = value instanceof Map ? [...value.keys(), ...value.values()] : value instanceof Set ? [...value] : Object.values(value);
+  for (const child of children) trimStacks(child, seen);
+  if (value instanceof Error && value.cause !== undefined) trimStacks(value.cause, seen);
 }
 
 /**

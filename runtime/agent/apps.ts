@@ -73,6 +73,7 @@ export class AppRegistry {
     if (spec.name !== name) {
       throw new InvalidError(`name: the spec names app '${spec.name}' but was deployed as '${name}'`);
     }
+    refuseUnsupported(spec);
     await this.checkHandlers(spec, body.bundles);
     const bundles: Record<string, string> = {};
     for (const fn of Object.values(spec.functions)) {
@@ -228,6 +229,22 @@ export class AppRegistry {
       }
     }
   }
+}
+
+/**
+ * Features the spec accepts but this agent does not run yet. Refused at the door: a batched
+ * handler called with single inputs, or a schedule that never fires, would fail silently.
+ */
+function refuseUnsupported(spec: CompiledAppSpec): void {
+  const problems: string[] = [];
+  for (const [name, fn] of Object.entries(spec.functions)) {
+    if (fn.batched) problems.push(`functions.${name}.batched: dynamic batching is not supported by this agent yet; remove 'batched'`);
+    if (fn.gpu) problems.push(`functions.${name}.gpu: this agent has no GPU inventory yet; remove 'gpu'`);
+  }
+  for (const name of Object.keys(spec.schedules)) {
+    problems.push(`schedules.${name}: schedules are not run by this agent yet; remove the schedule`);
+  }
+  if (problems.length > 0) throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
 }
 
 export function containerVersion(bundleSha: string, spec: CompiledFunctionSpec): string {

@@ -21,16 +21,14 @@ import { join } from "node:path";
 import { CancelledError, FunctionTimeoutError, InvalidError, RemoteError, toWire, type KilnError } from "../errors.js";
 import { WorkerExitedError, WorkerProcess, WorkerStartError } from "../containers/worker-process.js";
 import type { Outcome, ContainerStatus, FunctionStatus } from "../protocol.js";
-import type { CompiledFunctionSpec } from "../spec/index.js";
+import { PLATFORM_RETRIES, retryDelayMs, type CompiledFunctionSpec } from "../spec/index.js";
 import type { Claim, Store } from "../store/store.js";
 import type { HostCapacity } from "./capacity.js";
 import { keys, type InputEnvelope } from "./inputs.js";
 import type { LogBook } from "./logs.js";
 import type { OutcomeWriter } from "./outcomes.js";
-import { backoffDelayMs } from "./retry.js";
 import { Wakeup } from "./wakeup.js";
 
-export const PLATFORM_RETRIES = 3;
 /** Consecutive start failures back off 1 s, 2 s, 4 s ... up to this. */
 const MAX_START_BACKOFF_MS = 30_000;
 const CLAIM_WAIT_MS = 2_000;
@@ -423,7 +421,7 @@ export class FunctionPool {
       return;
     }
     if (outcome === "retry-user") {
-      const delayMs = backoffDelayMs(spec.retries, input.attempt);
+      const delayMs = retryDelayMs(spec.retries, input.attempt + 1);
       const next: InputEnvelope = { ...input, attempt: input.attempt + 1 };
       await this.ctx.store.release(claim, { front: false, delayMs, payload: JSON.stringify(next) });
       return;
@@ -453,7 +451,8 @@ export class FunctionPool {
     try {
       await this.ctx.outcomes.deliver(input, outcome);
       const held = await this.ctx.store.complete(claim);
-      if (!held) this.system(`input ${input.id} finished after its lease lapsed; the first stored result stands`);
+      const cancelled = !outcome.ok && outcome.error.code === "CANCELLED";
+      if (!held && !cancelled) this.system(`input ${input.id} finished after its lease lapsed; the first stored result stands`);
     } catch (error) {
       this.system(`could not store the outcome of ${input.id}: ${(error as Error).message}; it will be retried`);
       await this.ctx.store.release(claim, { front: true }).catch(() => false);

@@ -180,9 +180,8 @@ export class RemoteFunction<F extends AnyHandler = (...args: unknown[]) => unkno
       }
       finished = true;
     } finally {
-      if (!finished) {
-        await this.http.request("DELETE", mapPath, { query: { submitted: nextIdx } }).catch(() => undefined);
-      }
+      // Finished: just drop the map's keys. Abandoned: also drop its queued inputs.
+      await this.http.request("DELETE", mapPath, { query: { submitted: finished ? 0 : nextIdx } }).catch(() => undefined);
     }
   }
 }

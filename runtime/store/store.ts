@@ -22,6 +22,19 @@
  *   message was published misses it. Waiters must re-read state after subscribing.
  * - FIFO order holds per queue for items that are never released; a released item goes to the
  *   front (`front: true`, the default for platform retries) or the back.
+ * - Enqueue deduplicates an id only while the item exists (pending or claimed); a completed id
+ *   can be enqueued again. Callers that retry submissions dedupe with their own key.
+ *
+ * Settled semantics (the contract suite checks each):
+ * - Keys and lists share one namespace, as in Redis: `delete`, `ttl` and `keys` cover lists too,
+ *   and using a key as the other type is an InvalidError.
+ * - `claim` over several queues takes only from the first non-empty one, even below `max`
+ *   (BLMPOP-like). `deliveries` counts every earlier claim, so a release adds one.
+ * - The same owner re-locking gets the same token back. `incr` takes integers and keeps the key's
+ *   TTL; `set` without `ttlMs` clears one. TTL, lease and lock durations must be > 0.
+ * - A claim whose signal is already aborted returns [] without claiming.
+ * - Owners are recorded for stalled-work sweeps of a shared store; this interface does not list
+ *   claims by owner (the Redis store adds that where it needs it).
  */
 
 export interface SetOptions {

@@ -147,9 +147,25 @@ describe("map and starmap", () => {
   });
 
   it("orderOutputs: false yields every output once, as completed", async () => {
-    const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
-    const out = await collect(sleep.starmap([[300, "slow"], [0, "fast"]], { orderOutputs: false }));
+    // One container running both inputs at once (maxInputs 10): the fast one finishes first.
+    const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleepConcurrent");
+    const out = await collect(sleep.starmap([[500, "slow"], [0, "fast"]], { orderOutputs: false }));
     expect(out).toEqual(["fast", "slow"]);
+  });
+
+  it("maxInputs lets one container run several inputs at once, and never more", async () => {
+    const span = harness.kiln.function<typeof h.span>("e2e", "spanConcurrent");
+    const spans = await collect(span.map(Array.from({ length: 15 }, () => 300)));
+    expect(new Set(spans.map((s) => s.pid)).size).toBe(1);
+    // Most inputs running at any instant: 10 (maxInputs), not 15 and not 1.
+    const events = spans.flatMap((s) => [
+      [s.start, 1],
+      [s.end, -1],
+    ]).sort((a, b) => (a[0] as number) - (b[0] as number) || (a[1] as number) - (b[1] as number));
+    let running = 0;
+    let peak = 0;
+    for (const [, delta] of events) peak = Math.max(peak, (running += delta as number));
+    expect(peak).toBe(10);
   });
 
   it("several iterables are zipped into arguments; the shortest ends the map", async () => {

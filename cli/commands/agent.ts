@@ -1,0 +1,71 @@
+/** `kiln agent`: run the host daemon in the foreground until SIGINT / SIGTERM. */
+import { resolve, join } from "node:path";
+import type { Command } from "commander";
+import { Agent, type AgentOptions } from "../../runtime/agent/agent.js";
+import { TOKEN_FILE } from "../../runtime/agent/auth.js";
+import { defaultStateDir } from "../../runtime/client/index.js";
+import { UnavailableError } from "../../runtime/errors.js";
+import type { LogLine } from "../../runtime/protocol.js";
+import { KILN_VERSION } from "../../runtime/version.js";
+import { parseArg, portArg, positiveNumberArg } from "../args.js";
+import { formatLogLine } from "../output.js";
+
+interface AgentFlags {
+  host: string;
+  port: string;
+  stateDir?: string;
+  cpu?: string;
+}
+
+export function registerAgent(program: Command): void {
+  program
+    .command("agent")
+    .description("run a kiln agent (the host daemon) in the foreground; Ctrl-C stops it")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port to listen on (0 picks a free one)", "7070")
+    .option("--state-dir <dir>", "token, store, bundles and logs (default: KILN_STATE_DIR, else ~/.kiln)")
+    .option("--cpu <cores>", "CPU cores to hand out to containers (default: all of the host's)")
+    .action(async (flags: AgentFlags) => runAgent(flags));
+}
+
+async function runAgent(flags: AgentFlags): Promise<void> {
+  const port = parseArg(portArg, flags.port, "--port");
+  const cpu = flags.cpu === undefined ? undefined : parseArg(positiveNumberArg(65_536), flags.cpu, "--cpu");
+  const stateDir = resolve(flags.stateDir ?? defaultStateDir());
+  const options: AgentOptions = { host: flags.host, port, stateDir, echoLogs: echo };
+  if (cpu !== undefined) options.cpu = cpu;
+
+  let agent: Agent;
+  try {
+    agent = await Agent.start(options);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new UnavailableError(`${flags.host}:${port} is already in use (another kiln agent?): pass --port`, { cause: error });
+    }
+    throw error;
+  }
+  const token = process.env["KILN_TOKEN"] ? "token from KILN_TOKEN" : `token in ${join(stateDir, TOKEN_FILE)}`;
+  process.stdout.write(`kiln agent ${KILN_VERSION} listening on ${agent.url} (${token}; state in ${stateDir})\n`);
+
+  await new Promise<void>((done, fail) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        process.stderr.write(`kiln agent: ${signal} again, exiting without waiting\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      process.stderr.write(`kiln agent: ${signal}, stopping (containers are stopped, held inputs go back to the queue)\n`);
+      agent.stop().then(done, fail);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+  process.stderr.write("kiln agent: stopped\n");
+}
+
+/** Worker output on the agent's terminal: `[app.fn call-id] text`, stderr lines to stderr. */
+function echo(line: LogLine): void {
+  const out = line.stream === "stderr" ? process.stderr : process.stdout;
+  for (const text of formatLogLine(line, { ts: false, app: true })) out.write(`${text}\n`);
+}
