@@ -157,10 +157,24 @@ export interface ContainerStatus {
   coldStartMs: number | null;
 }
 
+export interface ScalingStatus {
+  /** What the autoscaler wants now. */
+  desired: number;
+  starting: number;
+  /** Ready and holding inputs. */
+  busy: number;
+  /** Ready and holding nothing. */
+  idle: number;
+  draining: number;
+  panic: boolean;
+  lastDecision: { at: string; desired: number; reason: string } | null;
+}
+
 export interface FunctionStatus {
   name: string;
   version: string;
   containers: ContainerStatus[];
+  scaling: ScalingStatus;
   queue: { pending: number; running: number; spawnPending: number };
   coldStarts: number;
   startFailures: number;

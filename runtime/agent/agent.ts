@@ -91,7 +91,15 @@ export class Agent {
     const router = new Router(store, apps, outcomes, limits);
     const agent = new Agent(id, token, store, apps, router, logs, capacity, options, agentUrl);
     agent.server = buildServer(agent);
-    const address = await agent.server.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 7070 });
+    let address: string;
+    try {
+      address = await agent.server.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 7070 });
+    } catch (error) {
+      // Release what was opened (the embedded store locks its directory) before reporting.
+      await logs.close();
+      if (!options.store) await store.close();
+      throw error;
+    }
     agent.url = address.replace("[::1]", "localhost");
     agentUrl.value = agent.url;
     agent.unsubscribeCancel = await store.subscribe(channels.cancel, (inputId) => agent.killLocal(inputId));
@@ -136,8 +144,13 @@ export class Agent {
     return redactSpec(spec);
   }
 
-  onStop(hook: () => void): void {
+  /** Run `hook` when the agent stops; returns a function that unregisters it. */
+  onStop(hook: () => void): () => void {
     this.stopHooks.push(hook);
+    return () => {
+      const at = this.stopHooks.indexOf(hook);
+      if (at >= 0) this.stopHooks.splice(at, 1);
+    };
   }
 
   logInternal(error: unknown): void {

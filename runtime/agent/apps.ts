@@ -238,7 +238,6 @@ export class AppRegistry {
 function refuseUnsupported(spec: CompiledAppSpec): void {
   const problems: string[] = [];
   for (const [name, fn] of Object.entries(spec.functions)) {
-    if (fn.batched) problems.push(`functions.${name}.batched: dynamic batching is not supported by this agent yet; remove 'batched'`);
     if (fn.gpu) problems.push(`functions.${name}.gpu: this agent has no GPU inventory yet; remove 'gpu'`);
   }
   for (const name of Object.keys(spec.schedules)) {

@@ -1,28 +1,39 @@
 /**
  * A function's pool of containers on this host, and the loop that feeds them.
  *
- * The loop claims only what it can place: free slots of ready or starting containers of the
- * current version, plus the slots of one more container when the pool may grow. Claimed inputs
- * beyond the free slots start that container (start on demand); idle containers stop after
- * `scaledownWindow`; `minContainers` stay up. (The windowed autoscaler replaces this simple policy
- * in its own issue.)
+ * Two loops:
+ * - Dispatch claims only what it can place: free slots of ready or starting containers of the
+ *   current version, plus one more container's slots when the pool may grow (the cold-start fast
+ *   path: an input that finds no room starts a container at once). A slot holds one input, or
+ *   one batch for a `batched` function: the batch is claimed until it reaches `maxBatchSize` or
+ *   its oldest input has waited `waitMs`.
+ * - The scaling tick (every second) observes the load (queued + in flight), asks the
+ *   {@link Autoscaler} for the desired size, starts containers up to it (buffer, target
+ *   concurrency) and stops idle ones above it. Stopped containers drain: they take nothing new
+ *   and finish what they hold.
  *
  * Failures are kept apart:
  * - the handler threw or ran past `timeout` → the function's `retries` (with backoff), then the
  *   caller gets RemoteError / FunctionTimeoutError;
  * - the worker died for another reason, or the agent holding the input died → platform retry
  *   (up to PLATFORM_RETRIES, at the front of the queue), then an error that says so.
- * A new version (code or resources changed) drains the old containers: they finish what they
- * hold and receive nothing new.
+ * A new version (code or resources changed) drains the old containers.
  */
 import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { CancelledError, FunctionTimeoutError, InvalidError, RemoteError, toWire, type KilnError } from "../errors.js";
-import { WorkerExitedError, WorkerProcess, WorkerStartError } from "../containers/worker-process.js";
-import type { Outcome, ContainerStatus, FunctionStatus } from "../protocol.js";
+import {
+  WorkerExitedError,
+  WorkerProcess,
+  WorkerStartError,
+  type BatchOutcome,
+  type RunOutcome,
+} from "../containers/worker-process.js";
+import type { ContainerStatus, FunctionStatus, Outcome } from "../protocol.js";
 import { PLATFORM_RETRIES, retryDelayMs, type CompiledFunctionSpec } from "../spec/index.js";
 import type { Claim, Store } from "../store/store.js";
+import { Autoscaler, type ScalingDecision, type ScalingSettings } from "./autoscaler.js";
 import type { HostCapacity } from "./capacity.js";
 import { keys, type InputEnvelope } from "./inputs.js";
 import type { LogBook } from "./logs.js";
@@ -32,7 +43,7 @@ import { Wakeup } from "./wakeup.js";
 /** Consecutive start failures back off 1 s, 2 s, 4 s ... up to this. */
 const MAX_START_BACKOFF_MS = 30_000;
 const CLAIM_WAIT_MS = 2_000;
-const MAINTENANCE_INTERVAL_MS = 250;
+const SCALING_TICK_MS = 1_000;
 
 /** What the pool runs: one deployed version of one function. */
 export interface FunctionRuntime {
@@ -56,9 +67,12 @@ export interface PoolContext {
   leaseMs: number;
 }
 
-interface Active {
-  claim: Claim;
-  input: InputEnvelope;
+/** One slot's work: a single input, or a batch of inputs for a batched function. */
+interface Work {
+  id: string;
+  claims: Claim[];
+  inputs: InputEnvelope[];
+  batch: boolean;
   cancelled: boolean;
   timedOut: boolean;
 }
@@ -69,23 +83,30 @@ interface Container {
   version: string;
   cpu: number;
   state: "starting" | "ready" | "draining";
-  assigned: Map<string, Active>;
+  work: Map<string, Work>;
   startedAt: number;
   idleSince: number;
   coldStartMs: number | null;
-  scratch: string;
 }
+
+/** How one input of a finished piece of work came out. */
+type Settlement =
+  | { kind: "outcome"; outcome: Outcome }
+  | { kind: "user-failure"; error: KilnError; noRetry?: boolean }
+  | { kind: "platform-failure"; message: string };
 
 export class FunctionPool {
   private runtime: FunctionRuntime;
   private readonly containers = new Map<string, Container>();
-  private readonly active = new Map<string, { container: Container; active: Active }>();
+  /** Input id -> the container and work holding it (for cancel and lease renewal). */
+  private readonly holding = new Map<string, { container: Container; work: Work }>();
   private readonly wakeup = new Wakeup();
   private readonly abort = new AbortController();
+  private readonly scaler: Autoscaler;
   private stopped = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly unregisterEvictor: () => void;
+  private readonly unregisterCapacity: () => void;
   private preferSpawn = false;
   private coldStarts = 0;
   private startFailures = 0;
@@ -93,13 +114,18 @@ export class FunctionPool {
   private startBlockedUntil = 0;
   private lastStartError: string | null = null;
   private blocked: string | null = null;
+  private lastDecision: (ScalingDecision & { at: string }) | null = null;
+  private ticking = false;
+  /** Most inputs held at once since the last tick: work that starts and ends between ticks still counts. */
+  private inFlightPeak = 0;
 
   constructor(
     private readonly ctx: PoolContext,
     runtime: FunctionRuntime,
   ) {
     this.runtime = runtime;
-    this.unregisterEvictor = ctx.capacity.register(
+    this.scaler = new Autoscaler(scalingSettings(runtime.spec));
+    this.unregisterCapacity = ctx.capacity.register(
       () => this.evictIdle(),
       () => this.wakeup.notify(),
     );
@@ -113,30 +139,33 @@ export class FunctionPool {
     this.loopDone = this.loop().catch((error: unknown) => {
       this.system(`dispatch loop failed: ${(error as Error).stack ?? String(error)}`);
     });
-    const maintenance = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS);
+    const tick = setInterval(() => void this.tick(), SCALING_TICK_MS);
     const heartbeat = setInterval(() => void this.heartbeat(), Math.max(100, Math.floor(this.ctx.leaseMs / 3)));
-    maintenance.unref();
+    tick.unref();
     heartbeat.unref();
-    this.timers.push(maintenance, heartbeat);
+    this.timers.push(tick, heartbeat);
+    void this.tick();
   }
 
-  /** A new deployment of the function. Scaling-only changes keep the containers. */
+  /** A new deployment of the function: scaling-only changes apply in place, others drain the old containers. */
   update(runtime: FunctionRuntime): void {
     const versionChanged = runtime.version !== this.runtime.version;
     this.runtime = runtime;
+    this.scaler.update(scalingSettings(runtime.spec));
     if (versionChanged) {
       for (const container of this.containers.values()) {
-        if (container.version !== runtime.version) this.drain(container);
+        if (container.version !== runtime.version) this.drain(container, "new version deployed");
       }
     }
     this.wakeup.notify();
+    void this.tick();
   }
 
   /** Kill the work of an input this pool holds. Returns whether it held it. */
   cancel(inputId: string): boolean {
-    const held = this.active.get(inputId);
+    const held = this.holding.get(inputId);
     if (!held) return false;
-    held.active.cancelled = true;
+    held.work.cancelled = true;
     held.container.proc.kill("cancel");
     return true;
   }
@@ -151,17 +180,18 @@ export class FunctionPool {
     this.abort.abort();
     this.wakeup.notify();
     for (const timer of this.timers) clearInterval(timer);
-    this.unregisterEvictor();
+    this.unregisterCapacity();
     await this.loopDone;
     const containers = [...this.containers.values()];
     if (options.drain) {
       const deadline = Date.now() + options.graceMs;
-      while (this.active.size > 0 && Date.now() < deadline) await this.wakeup.wait(100);
+      while (this.holding.size > 0 && Date.now() < deadline) await this.wakeup.wait(100);
     } else {
-      for (const { active } of this.active.values()) {
-        await this.ctx.store.release(active.claim, { front: true }).catch(() => false);
+      const works = new Set([...this.holding.values()].map((h) => h.work));
+      for (const work of works) {
+        for (const claim of work.claims) await this.ctx.store.release(claim, { front: true }).catch(() => false);
       }
-      this.active.clear();
+      this.holding.clear();
     }
     await Promise.all(containers.map((c) => (options.drain ? c.proc.stop(2_000) : (c.proc.kill("stop"), c.proc.exited))));
   }
@@ -177,14 +207,24 @@ export class FunctionPool {
       pid: c.proc.pid ?? null,
       state: c.state,
       version: c.version,
-      inFlight: c.assigned.size,
+      inFlight: [...c.work.values()].reduce((n, w) => n + w.inputs.length, 0),
       startedAt: new Date(c.startedAt).toISOString(),
       coldStartMs: c.coldStartMs,
     }));
+    const current = containers.filter((c) => c.state !== "draining");
     return {
       name: fn,
       version: this.runtime.version,
       containers,
+      scaling: {
+        desired: this.lastDecision?.desired ?? 0,
+        starting: current.filter((c) => c.state === "starting").length,
+        busy: current.filter((c) => c.state === "ready" && c.inFlight > 0).length,
+        idle: current.filter((c) => c.state === "ready" && c.inFlight === 0).length,
+        draining: containers.length - current.length,
+        panic: this.lastDecision?.panic ?? false,
+        lastDecision: this.lastDecision ? { at: this.lastDecision.at, desired: this.lastDecision.desired, reason: this.lastDecision.reason } : null,
+      },
       queue: { pending: calls.pending, running: calls.claimed + spawned.claimed, spawnPending: spawned.pending },
       coldStarts: this.coldStarts,
       startFailures: this.startFailures,
@@ -201,38 +241,60 @@ export class FunctionPool {
       const slots = rt.spec.maxInputs;
       let free = 0;
       for (const c of this.containers.values()) {
-        if (c.version === rt.version && c.state !== "draining") free += Math.max(0, slots - c.assigned.size);
+        if (c.version === rt.version && c.state !== "draining") free += Math.max(0, slots - c.work.size);
       }
       const growth = free === 0 && this.mayGrow() ? slots : 0;
       if (free + growth === 0) {
         await this.wakeup.wait(1_000);
         continue;
       }
-      const queues = [keys.queue(rt.app, rt.fn), keys.spawnQueue(rt.app, rt.fn)];
-      if (this.preferSpawn) queues.reverse();
-      this.preferSpawn = !this.preferSpawn;
-      let claims: Claim[];
       try {
-        claims = await this.ctx.store.claim(queues, {
-          owner: this.ctx.agentId,
-          leaseMs: this.ctx.leaseMs,
-          max: free + growth,
-          waitMs: CLAIM_WAIT_MS,
-          signal: this.abort.signal,
-        });
+        if (rt.spec.batched) {
+          const claims = await this.claimBatch(rt.spec.batched.maxBatchSize, rt.spec.batched.waitMs);
+          if (claims.length > 0) this.place(claims, true);
+        } else {
+          const claims = await this.claim(free + growth, CLAIM_WAIT_MS);
+          for (const claim of claims) this.place([claim], false);
+        }
       } catch (error) {
         if (this.stopped) return;
         this.system(`claim failed: ${(error as Error).message}; retrying`);
         await this.wakeup.wait(1_000);
-        continue;
       }
-      for (const claim of claims) this.place(claim);
     }
+  }
+
+  private claim(max: number, waitMs: number): Promise<Claim[]> {
+    const rt = this.runtime;
+    const queues = [keys.queue(rt.app, rt.fn), keys.spawnQueue(rt.app, rt.fn)];
+    if (this.preferSpawn) queues.reverse();
+    this.preferSpawn = !this.preferSpawn;
+    return this.ctx.store.claim(queues, {
+      owner: this.ctx.agentId,
+      leaseMs: this.ctx.leaseMs,
+      max,
+      waitMs,
+      signal: this.abort.signal,
+    });
+  }
+
+  /** One batch: until `maxBatchSize` inputs, or until the oldest has waited `waitMs`. */
+  private async claimBatch(maxBatchSize: number, waitMs: number): Promise<Claim[]> {
+    const claims = await this.claim(maxBatchSize, CLAIM_WAIT_MS);
+    if (claims.length === 0) return claims;
+    const oldest = Math.min(...claims.map((c) => (JSON.parse(c.payload) as InputEnvelope).createdAt));
+    const deadline = oldest + waitMs;
+    while (claims.length < maxBatchSize && !this.stopped) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      claims.push(...(await this.claim(maxBatchSize - claims.length, left)));
+    }
+    return claims;
   }
 
   private mayGrow(): boolean {
     const rt = this.runtime;
-    const live = [...this.containers.values()].filter((c) => c.version === rt.version && c.state !== "draining").length;
+    const live = this.live().length;
     const cap = rt.spec.maxContainers ?? Number.POSITIVE_INFINITY;
     if (live >= cap) {
       this.blocked = `at maxContainers (${cap})`;
@@ -252,39 +314,50 @@ export class FunctionPool {
     return true;
   }
 
-  private place(claim: Claim): void {
+  /** Containers of the current version that take work (starting or ready). */
+  private live(): Container[] {
+    const version = this.runtime.version;
+    return [...this.containers.values()].filter((c) => c.version === version && c.state !== "draining");
+  }
+
+  private place(claims: Claim[], batch: boolean): void {
     if (this.stopped) {
-      void this.ctx.store.release(claim, { front: true });
+      for (const claim of claims) void this.ctx.store.release(claim, { front: true });
       return;
     }
-    const input = JSON.parse(claim.payload) as InputEnvelope;
-    // Claims that lapsed (the agent holding them died) count as platform attempts.
-    const lapses = claim.deliveries - input.attempt - input.platformAttempt;
-    if (lapses > 0) {
-      input.platformAttempt += lapses;
-      input.lastPlatformError = "the agent running it stopped";
+    const work: Work = { id: `w-${randomUUID().slice(0, 8)}`, claims: [], inputs: [], batch, cancelled: false, timedOut: false };
+    for (const claim of claims) {
+      const input = JSON.parse(claim.payload) as InputEnvelope;
+      // Claims that lapsed (the agent holding them died) count as platform attempts.
+      const lapses = claim.deliveries - input.attempt - input.platformAttempt;
+      if (lapses > 0) {
+        input.platformAttempt += lapses;
+        input.lastPlatformError = "the agent running it stopped";
+      }
+      if (input.platformAttempt > PLATFORM_RETRIES) void this.finish(claim, input, platformExhausted(input));
+      else {
+        work.claims.push(claim);
+        work.inputs.push(input);
+      }
     }
-    if (input.platformAttempt > PLATFORM_RETRIES) {
-      void this.finish(claim, input, this.platformExhausted(input));
-      return;
-    }
+    if (work.inputs.length === 0) return;
     const rt = this.runtime;
     let target: Container | null = null;
-    for (const c of this.containers.values()) {
-      if (c.version !== rt.version || c.state === "draining" || c.assigned.size >= rt.spec.maxInputs) continue;
+    for (const c of this.live()) {
+      if (c.work.size >= rt.spec.maxInputs) continue;
       if (target === null || (c.state === "ready" && target.state !== "ready")) target = c;
       if (target.state === "ready") break;
     }
-    target ??= this.startContainer();
+    target ??= this.startContainer("an input found no free container");
     if (target === null) {
-      // No room after all (capacity taken meanwhile): give it back for later.
-      void this.ctx.store.release(claim, { front: true });
+      // No room after all (capacity taken meanwhile): give them back for later.
+      for (const claim of work.claims) void this.ctx.store.release(claim, { front: true });
       return;
     }
-    void this.execute(target, claim, input);
+    void this.execute(target, work);
   }
 
-  private startContainer(): Container | null {
+  private startContainer(why: string): Container | null {
     const rt = this.runtime;
     const cpu = rt.spec.cpu.request;
     if (!this.ctx.capacity.reserve(cpu)) return null;
@@ -313,13 +386,13 @@ export class FunctionPool {
       version: rt.version,
       cpu,
       state: "starting",
-      assigned: new Map(),
+      work: new Map(),
       startedAt: Date.now(),
       idleSince: Date.now(),
       coldStartMs: null,
-      scratch,
     };
     this.containers.set(id, container);
+    this.system(`starting container ${id} (${why})`, id);
     void mkdir(scratch, { recursive: true });
     proc.ready().then(
       () => {
@@ -327,6 +400,7 @@ export class FunctionPool {
         this.coldStarts += 1;
         this.failureStreak = 0;
         if (container.state === "starting") container.state = "ready";
+        container.idleSince = Date.now();
         this.system(`container ${id} ready in ${container.coldStartMs} ms`, id);
         this.wakeup.notify();
       },
@@ -351,100 +425,102 @@ export class FunctionPool {
     return container;
   }
 
-  private async execute(container: Container, claim: Claim, input: InputEnvelope): Promise<void> {
+  private async execute(container: Container, work: Work): Promise<void> {
     const spec = this.runtime.spec;
-    const active: Active = { claim, input, cancelled: false, timedOut: false };
-    container.assigned.set(input.id, active);
-    this.active.set(input.id, { container, active });
+    container.work.set(work.id, work);
+    for (const input of work.inputs) this.holding.set(input.id, { container, work });
+    this.inFlightPeak = Math.max(this.inFlightPeak, this.holding.size);
     let timer: NodeJS.Timeout | undefined;
     let yielded = false;
     let streamWrites: Promise<void> = Promise.resolve();
-    let outcome: Outcome | "retry-platform" | "retry-user";
-    let platformError = "";
+    let settlements: Settlement[];
     try {
       await container.proc.ready();
-      if (active.cancelled) throw new WorkerExitedError({ code: null, signal: "SIGKILL", killedFor: "cancel" });
-      await this.ctx.outcomes.markRunning(input);
+      if (work.cancelled) throw new WorkerExitedError({ code: null, signal: "SIGKILL", killedFor: "cancel" });
+      await Promise.all(work.inputs.map((input) => this.ctx.outcomes.markRunning(input)));
       timer = setTimeout(() => {
-        active.timedOut = true;
+        work.timedOut = true;
         container.proc.kill("timeout");
       }, spec.timeout * 1000);
-      const run = await container.proc.run(input.id, input.args, input.kind === "stream" ? "stream" : "value", (value) => {
-        yielded = true;
-        streamWrites = streamWrites.then(() => this.ctx.outcomes.streamItem(input, value));
-      });
-      if (run.ok) outcome = { ok: true, value: run.value };
-      else if (run.error.invalid) outcome = errorOutcome(new InvalidError(`${input.fn}: ${run.error.message}`));
-      else outcome = this.userFailure(input, new RemoteError(run.error), yielded);
-    } catch (error) {
-      if (active.cancelled) {
-        outcome = errorOutcome(new CancelledError(`call ${input.id} was cancelled`));
-      } else if (active.timedOut) {
-        outcome = this.userFailure(
-          input,
-          new FunctionTimeoutError(
-            `${input.app}.${input.fn} ran past its timeout of ${spec.timeout} s; the worker was killed. Raise 'timeout' in the function spec if it needs longer.`,
-            { details: { timeoutS: spec.timeout } },
-          ),
-          yielded,
+      if (work.batch) {
+        const outcome = await container.proc.runBatch(
+          work.id,
+          work.inputs.map((input) => input.args),
         );
-      } else if (error instanceof WorkerStartError && error.remote) {
-        outcome = this.userFailure(
-          input,
-          new RemoteError({ ...error.remote, message: `while starting the container: ${error.remote.message}` }),
-          false,
-        );
+        settlements = settleBatch(outcome, work.inputs.length);
       } else {
-        platformError = error instanceof Error ? error.message : String(error);
-        outcome = yielded ? errorOutcome(new RemoteError({ name: "WorkerExited", message: platformError })) : "retry-platform";
+        const input = work.inputs[0] as InputEnvelope;
+        const run = await container.proc.run(input.id, input.args, input.kind === "stream" ? "stream" : "value", (value) => {
+          yielded = true;
+          streamWrites = streamWrites.then(() => this.ctx.outcomes.streamItem(input, value));
+        });
+        settlements = [settleRun(run, input)];
       }
+    } catch (error) {
+      settlements = work.inputs.map(() => this.settleFailure(work, error));
     } finally {
       clearTimeout(timer);
-      container.assigned.delete(input.id);
-      this.active.delete(input.id);
-      if (container.assigned.size === 0) {
+      container.work.delete(work.id);
+      for (const input of work.inputs) this.holding.delete(input.id);
+      if (container.work.size === 0) {
         container.idleSince = Date.now();
         if (container.state === "draining") void container.proc.stop(5_000);
       }
       this.wakeup.notify();
     }
     await streamWrites;
-    if (this.stopped && outcome === "retry-platform") return; // handed back by stop()
-    if (outcome === "retry-platform") {
-      const next: InputEnvelope = { ...input, platformAttempt: input.platformAttempt + 1, lastPlatformError: platformError };
-      if (next.platformAttempt > PLATFORM_RETRIES) {
-        await this.finish(claim, next, this.platformExhausted(next));
-        return;
-      }
-      this.system(`input ${input.id}: ${platformError}; platform retry ${next.platformAttempt}/${PLATFORM_RETRIES}`);
-      await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) });
-      return;
-    }
-    if (outcome === "retry-user") {
-      const delayMs = retryDelayMs(spec.retries, input.attempt + 1);
-      const next: InputEnvelope = { ...input, attempt: input.attempt + 1 };
-      await this.ctx.store.release(claim, { front: false, delayMs, payload: JSON.stringify(next) });
-      return;
-    }
-    await this.finish(claim, input, outcome);
-  }
-
-  /** A failure that is the handler's: retried per the function's `retries`, else final. */
-  private userFailure(input: InputEnvelope, error: KilnError, yielded: boolean): Outcome | "retry-user" {
-    if (!yielded && input.attempt < this.runtime.spec.retries.maxRetries) return "retry-user";
-    return errorOutcome(error);
-  }
-
-  private platformExhausted(input: InputEnvelope): Outcome {
-    return errorOutcome(
-      new RemoteError({
-        name: "WorkerCrashed",
-        message:
-          `the input failed ${input.platformAttempt} times for reasons outside the handler's control ` +
-          `(last: ${input.lastPlatformError ?? "unknown"}). If the handler exits the process or crashes natively, fix that; ` +
-          "otherwise check the host.",
+    await Promise.all(
+      work.inputs.map((input, i) => {
+        const claim = work.claims[i] as Claim;
+        // A stream that already yielded is not retried: its caller saw part of it.
+        const settlement = yielded ? noRetry(settlements[i] as Settlement) : (settlements[i] as Settlement);
+        return this.conclude(claim, input, settlement);
       }),
     );
+  }
+
+  /** Why the work ended when the worker did not answer: cancel, timeout, start failure or crash. */
+  private settleFailure(work: Work, error: unknown): Settlement {
+    const spec = this.runtime.spec;
+    if (work.cancelled) {
+      return { kind: "outcome", outcome: errorOutcome(new CancelledError("the call was cancelled")) };
+    }
+    if (work.timedOut) {
+      return {
+        kind: "user-failure",
+        error: new FunctionTimeoutError(
+          `${this.runtime.app}.${this.runtime.fn} ran past its timeout of ${spec.timeout} s; the worker was killed. ` +
+            "Raise 'timeout' in the function spec if it needs longer.",
+          { details: { timeoutS: spec.timeout } },
+        ),
+      };
+    }
+    if (error instanceof WorkerStartError && error.remote) {
+      return {
+        kind: "user-failure",
+        error: new RemoteError({ ...error.remote, message: `while starting the container: ${error.remote.message}` }),
+      };
+    }
+    return { kind: "platform-failure", message: error instanceof Error ? error.message : String(error) };
+  }
+
+  /** Apply a settlement: deliver, or retry (user retries with backoff, platform retries at the front). */
+  private async conclude(claim: Claim, input: InputEnvelope, settlement: Settlement): Promise<void> {
+    if (this.stopped && settlement.kind === "platform-failure") return; // handed back by stop()
+    if (settlement.kind === "outcome") return this.finish(claim, input, settlement.outcome);
+    if (settlement.kind === "user-failure") {
+      if (!settlement.noRetry && input.attempt < this.runtime.spec.retries.maxRetries) {
+        const delayMs = retryDelayMs(this.runtime.spec.retries, input.attempt + 1);
+        const next: InputEnvelope = { ...input, attempt: input.attempt + 1 };
+        await this.ctx.store.release(claim, { front: false, delayMs, payload: JSON.stringify(next) });
+        return;
+      }
+      return this.finish(claim, input, errorOutcome(settlement.error));
+    }
+    const next: InputEnvelope = { ...input, platformAttempt: input.platformAttempt + 1, lastPlatformError: settlement.message };
+    if (next.platformAttempt > PLATFORM_RETRIES) return this.finish(claim, next, platformExhausted(next));
+    this.system(`input ${input.id}: ${settlement.message}; platform retry ${next.platformAttempt}/${PLATFORM_RETRIES}`);
+    await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) });
   }
 
   private async finish(claim: Claim, input: InputEnvelope, outcome: Outcome): Promise<void> {
@@ -460,64 +536,78 @@ export class FunctionPool {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.active.size === 0) return;
-    const held = [...this.active.values()];
+    if (this.holding.size === 0) return;
+    const held = [...this.holding.entries()];
     try {
-      const alive = await this.ctx.store.renew(
-        held.map((h) => h.active.claim),
-        this.ctx.leaseMs,
-      );
+      const claims = held.map(([id, h]) => h.work.claims[h.work.inputs.findIndex((i) => i.id === id)] as Claim);
+      const alive = await this.ctx.store.renew(claims, this.ctx.leaseMs);
       alive.forEach((ok, i) => {
-        if (!ok) this.system(`lost the lease on input ${held[i]?.active.input.id}; another delivery may run it`);
+        if (!ok) this.system(`lost the lease on input ${held[i]?.[0]}; another delivery may run it`);
       });
     } catch (error) {
       this.system(`lease renewal failed: ${(error as Error).message}`);
     }
   }
 
-  // ---- container lifecycle ----------------------------------------------------------------
+  // ---- scaling ------------------------------------------------------------------------------
 
-  private maintain(): void {
-    if (this.stopped) return;
-    const rt = this.runtime;
-    const now = Date.now();
-    const current = [...this.containers.values()].filter((c) => c.version === rt.version && c.state !== "draining");
-    let live = current.length;
-    for (const c of current) {
-      const idleMs = now - c.idleSince;
-      if (c.state === "ready" && c.assigned.size === 0 && idleMs >= rt.spec.scaledownWindow * 1000 && live > rt.spec.minContainers) {
-        live -= 1;
-        this.stopContainer(c, "idle");
+  /** Observe the load, decide the size, start or stop containers to match. */
+  private async tick(): Promise<void> {
+    if (this.stopped || this.ticking) return;
+    this.ticking = true;
+    try {
+      const rt = this.runtime;
+      const [calls, spawned] = await Promise.all([
+        this.ctx.store.stats(keys.queue(rt.app, rt.fn)),
+        this.ctx.store.stats(keys.spawnQueue(rt.app, rt.fn)),
+      ]);
+      if (this.stopped) return;
+      const queued = calls.pending - calls.delayed + spawned.pending - spawned.delayed;
+      const inFlight = this.holding.size;
+      const now = Date.now();
+      this.scaler.observe({ at: now, load: Math.max(queued + inFlight, this.inFlightPeak) });
+      this.inFlightPeak = inFlight;
+      const live = this.live();
+      const ready = live.filter((c) => c.state === "ready").length;
+      const decision = this.scaler.decide(now, live.length, ready);
+      if (decision.desired !== this.lastDecision?.desired) {
+        this.system(`scaling ${live.length} -> ${decision.desired}: ${decision.reason}`);
       }
-    }
-    while (live < rt.spec.minContainers && this.mayGrow()) {
-      if (this.startContainer() === null) break;
-      live += 1;
+      this.lastDecision = { ...decision, at: new Date(now).toISOString() };
+      for (let n = live.length; n < decision.desired && this.mayGrow(); n++) {
+        if (this.startContainer(`scaling to ${decision.desired}`) === null) break;
+      }
+      if (decision.desired < live.length) {
+        const idle = live
+          .filter((c) => c.state === "ready" && c.work.size === 0)
+          .sort((a, b) => a.idleSince - b.idleSince)
+          .slice(0, live.length - decision.desired);
+        for (const c of idle) this.drain(c, `scaling down to ${decision.desired}`);
+      }
+    } catch (error) {
+      if (!this.stopped) this.system(`scaling tick failed: ${(error as Error).message}`);
+    } finally {
+      this.ticking = false;
     }
   }
 
   /** Stop one idle container for another pool's sake. */
   private evictIdle(): boolean {
-    const rt = this.runtime;
-    const idle = [...this.containers.values()]
-      .filter((c) => c.state === "ready" && c.assigned.size === 0)
+    const idle = this.live()
+      .filter((c) => c.state === "ready" && c.work.size === 0)
       .sort((a, b) => a.idleSince - b.idleSince);
-    const live = [...this.containers.values()].filter((c) => c.state !== "draining").length;
     const victim = idle[0];
-    if (!victim || live <= rt.spec.minContainers) return false;
-    this.stopContainer(victim, "evicted for capacity");
+    if (!victim || this.live().length <= this.runtime.spec.minContainers) return false;
+    this.drain(victim, "evicted: another function needs the capacity");
     return true;
   }
 
-  private drain(container: Container): void {
+  /** Take a container out of routing; it stops once it holds nothing. */
+  private drain(container: Container, why: string): void {
+    if (container.state === "draining") return;
     container.state = "draining";
-    if (container.assigned.size === 0) void container.proc.stop(5_000);
-  }
-
-  private stopContainer(container: Container, why: string): void {
-    container.state = "draining";
-    this.system(`stopping container ${container.id} (${why})`, container.id);
-    void container.proc.stop(5_000);
+    this.system(`draining container ${container.id} (${why})`, container.id);
+    if (container.work.size === 0) void container.proc.stop(5_000);
   }
 
   private system(text: string, containerId = "-"): void {
@@ -530,6 +620,48 @@ export class FunctionPool {
       text: `${text}\n`,
     });
   }
+}
+
+function scalingSettings(spec: CompiledFunctionSpec): ScalingSettings {
+  return {
+    minContainers: spec.minContainers,
+    maxContainers: spec.maxContainers,
+    bufferContainers: spec.bufferContainers,
+    windowMs: spec.scaledownWindow * 1000,
+    targetPerContainer: spec.targetInputs * (spec.batched ? spec.batched.maxBatchSize : 1),
+  };
+}
+
+function settleRun(run: RunOutcome, input: InputEnvelope): Settlement {
+  if (run.ok) return { kind: "outcome", outcome: { ok: true, value: run.value } };
+  if (run.error.invalid) return { kind: "outcome", outcome: errorOutcome(new InvalidError(`${input.fn}: ${run.error.message}`)) };
+  return { kind: "user-failure", error: new RemoteError(run.error) };
+}
+
+function settleBatch(outcome: BatchOutcome, n: number): Settlement[] {
+  if (outcome.ok) return outcome.values.map((value) => ({ kind: "outcome", outcome: { ok: true, value } }));
+  const error = outcome.error;
+  return Array.from({ length: n }, () => ({ kind: "user-failure", error: new RemoteError(error) }));
+}
+
+function noRetry(settlement: Settlement): Settlement {
+  if (settlement.kind === "user-failure") return { ...settlement, noRetry: true };
+  if (settlement.kind === "platform-failure") {
+    return { kind: "outcome", outcome: errorOutcome(new RemoteError({ name: "WorkerExited", message: settlement.message })) };
+  }
+  return settlement;
+}
+
+function platformExhausted(input: InputEnvelope): Outcome {
+  return errorOutcome(
+    new RemoteError({
+      name: "WorkerCrashed",
+      message:
+        `the input failed ${input.platformAttempt} times for reasons outside the handler's control ` +
+        `(last: ${input.lastPlatformError ?? "unknown"}). If the handler exits the process or crashes natively, fix that; ` +
+        "otherwise check the host.",
+    }),
+  );
 }
 
 function errorOutcome(error: KilnError): Outcome {

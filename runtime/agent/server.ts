@@ -178,13 +178,15 @@ async function followLogs(
     if (!fn || line.function === fn) out.write(`${JSON.stringify(line)}\n`);
   });
   const ping = setInterval(() => out.write("\n"), 15_000);
+  let unregister = (): void => undefined;
   const end = (): void => {
     clearInterval(ping);
     stop();
+    unregister();
     out.end();
   };
   request.raw.on("close", end);
-  agent.onStop(end);
+  unregister = agent.onStop(end);
   return reply;
 }
 

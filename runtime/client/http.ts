@@ -50,6 +50,7 @@ export class AgentHttp {
     for (const [key, value] of Object.entries(query)) if (value !== undefined) target.searchParams.set(key, String(value));
     const response = await fetch(target, { headers: { authorization: `Bearer ${this.token}` }, signal: signal ?? null }).catch(
       (error: unknown) => {
+        if ((error as Error).name === "AbortError") throw error;
         throw new UnavailableError(`cannot reach the kiln agent at ${this.url}: ${(error as Error).message}`, { cause: error });
       },
     );

@@ -79,7 +79,7 @@ function readToken(stateDir: string): string {
   const path = join(stateDir, "token");
   if (!existsSync(path)) {
     throw new UnauthenticatedError(
-      `no token: set KILN_TOKEN, pass { token }, or start a local agent (it writes ${path})`,
+      `no token for the agent: set KILN_TOKEN, pass the token to connect(), or start a local agent with this state dir (it writes ${path})`,
     );
   }
   return readFileSync(path, "utf8").trim();

@@ -32,6 +32,7 @@ export interface WorkerProcessOptions {
 }
 
 export type RunOutcome = { ok: true; value: string } | { ok: false; error: RemoteErrorInfo };
+export type BatchOutcome = { ok: true; values: string[] } | { ok: false; error: RemoteErrorInfo };
 
 export interface ExitInfo {
   code: number | null;
@@ -64,7 +65,7 @@ export class WorkerStartError extends Error {
 }
 
 interface Pending {
-  resolve: (outcome: RunOutcome) => void;
+  resolve: (outcome: RunOutcome | BatchOutcome) => void;
   reject: (error: Error) => void;
   onYield: ((value: string) => void) | undefined;
 }
@@ -172,8 +173,17 @@ export class WorkerProcess {
   run(id: string, args: string, mode: InputMode, onYield?: (value: string) => void): Promise<RunOutcome> {
     if (this.exitInfo) return Promise.reject(new WorkerExitedError(this.exitInfo));
     return new Promise<RunOutcome>((resolveRun, rejectRun) => {
-      this.pending.set(id, { resolve: resolveRun, reject: rejectRun, onYield });
+      this.pending.set(id, { resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void, reject: rejectRun, onYield });
       this.post({ t: "input", id, args, mode });
+    });
+  }
+
+  /** Send one dynamic batch (each item an input's encoded arguments); resolves with one result per item. */
+  runBatch(id: string, items: string[]): Promise<BatchOutcome> {
+    if (this.exitInfo) return Promise.reject(new WorkerExitedError(this.exitInfo));
+    return new Promise<BatchOutcome>((resolveRun, rejectRun) => {
+      this.pending.set(id, { resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void, reject: rejectRun, onYield: undefined });
+      this.post({ t: "batch", id, items });
     });
   }
 
@@ -215,6 +225,13 @@ export class WorkerProcess {
         if (!pending) return;
         this.pending.delete(message.id);
         pending.resolve(message.ok ? { ok: true, value: message.value } : { ok: false, error: message.error });
+        return;
+      }
+      case "batch-result": {
+        const pending = this.pending.get(message.id);
+        if (!pending) return;
+        this.pending.delete(message.id);
+        pending.resolve(message.ok ? { ok: true, values: message.values } : { ok: false, error: message.error });
         return;
       }
       default:

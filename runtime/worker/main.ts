@@ -113,6 +113,29 @@ async function run(loaded: Loaded, id: string, args: string, mode: "value" | "st
   }
 }
 
+/**
+ * Run one dynamic batch: the handler receives one list per parameter (`embed(texts)` for inputs
+ * `embed(t1)`, `embed(t2)` ...) and must return a list with one result per input, in order.
+ */
+async function runBatch(loaded: Loaded, id: string, items: string[]): Promise<void> {
+  try {
+    const inputs = items.map((args) => decode<unknown[]>(args));
+    const arity = Math.max(1, ...inputs.map((args) => args.length));
+    const columns = Array.from({ length: arity }, (_, p) => inputs.map((args) => args[p]));
+    const returned = await currentInput.run(id, async () => await loaded.handler(...columns));
+    if (!Array.isArray(returned) || returned.length !== items.length) {
+      const got = Array.isArray(returned) ? `${returned.length} results` : `a ${returned === null ? "null" : typeof returned}`;
+      throw Object.assign(
+        new Error(`the batched handler returned ${got} for a batch of ${items.length} inputs; it must return a list with one result per input, in order`),
+        { name: "BatchResultError" },
+      );
+    }
+    send({ t: "batch-result", id, ok: true, values: returned.map((value, i) => encodeBounded(value, `result ${i} of the batch`)) });
+  } catch (error) {
+    send({ t: "batch-result", id, ok: false, error: errorInfo(error) });
+  }
+}
+
 async function main(): Promise<void> {
   captureOutput("stdout");
   captureOutput("stderr");
@@ -128,6 +151,8 @@ async function main(): Promise<void> {
   process.on("message", (message: ToWorker) => {
     if (message.t === "input") {
       void run(loaded, message.id, message.args, message.mode);
+    } else if (message.t === "batch") {
+      void runBatch(loaded, message.id, message.items);
     } else if (message.t === "shutdown") {
       void (async () => {
         try {

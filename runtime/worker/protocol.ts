@@ -18,6 +18,8 @@ export interface RemoteErrorInfo {
 
 export type ToWorker =
   | { t: "input"; id: string; args: string; mode: InputMode }
+  /** A dynamic batch: each item is one input's encoded argument list; the handler gets one list per parameter. */
+  | { t: "batch"; id: string; items: string[] }
   | { t: "shutdown" };
 
 export type FromWorker =
@@ -28,6 +30,9 @@ export type FromWorker =
   | { t: "yield"; id: string; value: string }
   | { t: "result"; id: string; ok: true; value: string }
   | { t: "result"; id: string; ok: false; error: RemoteErrorInfo }
+  /** One encoded result per batch item, in order. */
+  | { t: "batch-result"; id: string; ok: true; values: string[] }
+  | { t: "batch-result"; id: string; ok: false; error: RemoteErrorInfo }
   /** Output the handler wrote; `id` is the input it was running, when known. */
   | { t: "log"; id: string | null; stream: "stdout" | "stderr"; text: string };
 

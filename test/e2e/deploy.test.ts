@@ -137,13 +137,12 @@ describe("stop", () => {
 });
 
 describe("features this agent does not run yet", () => {
-  it("batched, gpu and schedules are refused at deploy instead of silently ignored", async () => {
+  it("gpu and schedules are refused at deploy instead of silently ignored", async () => {
     const bad = await spec();
-    bad.functions["echo"] = { handler: "./handlers.ts#echo", batched: { maxBatchSize: 8, waitMs: 10 }, gpu: "A100" };
+    bad.functions["echo"] = { handler: "./handlers.ts#echo", gpu: "A100" };
     bad["schedules"] = { nightly: { function: "echo", cron: "0 3 * * *" } };
     const error = (await deployApp(harness.kiln.http, bad, fixturesDir).catch((e: unknown) => e)) as InvalidError;
     expect(error).toBeInstanceOf(InvalidError);
-    expect(error.message).toContain("functions.echo.batched: dynamic batching is not supported");
     expect(error.message).toContain("functions.echo.gpu");
     expect(error.message).toContain("schedules.nightly");
   });
