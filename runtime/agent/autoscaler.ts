@@ -11,7 +11,9 @@
  * - Panic: when the load over the short panic window needs twice the ready containers, the pool
  *   is panicking: it never scales down until a full window passes without another such burst
  *   (avoids the collapse after leaving panic, knative#3153).
- * - Scale-down is rate-bounded: at most half the containers go per decision.
+ * - Scale-down is rate-bounded while load remains: at most half the containers go per decision.
+ *   When the whole window saw no load, every container has idled a full `scaledownWindow` (the
+ *   longest a container may sit idle) and all go at once, down to `minContainers`.
  * - `bufferContainers` extra while the function is active (any load within the window);
  *   clamped to [minContainers, maxContainers].
  */
@@ -69,7 +71,7 @@ export class Autoscaler {
   decide(now: number, live: number, ready: number): ScalingDecision {
     const { minContainers, maxContainers, bufferContainers, windowMs, targetPerContainer } = this.settings;
     const target = Math.max(1, targetPerContainer);
-    const inWindow = this.samples.filter((s) => s.at >= now - windowMs);
+    const inWindow = this.samples.filter((s) => s.at > now - windowMs);
     const current = inWindow.at(-1)?.load ?? 0;
     const peak = inWindow.reduce((max, s) => Math.max(max, s.load), 0);
     const panicFrom = now - panicWindowMs(windowMs);
@@ -87,7 +89,7 @@ export class Autoscaler {
       desired = live;
       parts.push(`holding ${live}: panicking after a burst`);
     }
-    if (desired < live && desired < Math.floor(live / 2)) {
+    if (peak > 0 && desired < live && desired < Math.floor(live / 2)) {
       desired = Math.floor(live / 2);
       parts.push(`scale-down limited to half (${live} -> ${desired})`);
     }

@@ -9,6 +9,9 @@ import type { Store } from "./store.js";
 
 export type * from "./store.js";
 export { EmbeddedStore, type EmbeddedStoreOptions } from "./embedded/index.js";
+// The Redis implementation is loaded only when asked for (openStore, or import "./redis/index.js"):
+// an embedded agent does not pay for ioredis at start-up.
+export type { RedisStoreOptions, ClaimInfo } from "./redis/index.js";
 
 /** The in-process store (the default). */
 export interface EmbeddedStoreConfig {
@@ -21,13 +24,28 @@ export interface EmbeddedStoreConfig {
   clock?: Clock;
 }
 
-/** Which store to open. A `{ kind: "redis", ... }` member joins this union with the Redis store. */
-export type StoreConfig = EmbeddedStoreConfig;
+/** The Redis store: several agents share one Redis server (6.2 or later). */
+export interface RedisStoreConfig {
+  kind: "redis";
+  /** `redis://[user:password@]host:port[/db]`. */
+  url: string;
+  /** Namespace of every key and channel. Default `kiln:`. */
+  prefix?: string;
+  /** Time source for local timers (waits, re-checks, the sweep); leases and delays use the server's clock. */
+  clock?: Clock;
+}
+
+/** Which store to open. */
+export type StoreConfig = EmbeddedStoreConfig | RedisStoreConfig;
 
 export async function openStore(options: StoreConfig): Promise<Store> {
   switch (options.kind) {
     case "embedded":
       return EmbeddedStore.open({ dir: options.dir, fsync: options.fsync, clock: options.clock });
+    case "redis": {
+      const { RedisStore } = await import("./redis/index.js");
+      return RedisStore.open({ url: options.url, prefix: options.prefix, clock: options.clock });
+    }
     default:
       throw new InvalidError(`unknown store kind ${JSON.stringify((options as { kind: unknown }).kind)}`);
   }

@@ -66,11 +66,18 @@ describe("autoscaler policy", () => {
     expect(run({ minContainers: 2 }, Array(120).fill(0))).toEqual(Array(120).fill(2));
   });
 
-  it("scales down only after the window, at most halving per tick, to zero", () => {
+  it("with no load for a whole window, every container goes at once (the longest idle is the window)", () => {
     const loads = [8, ...Array(70).fill(0)];
     const decisions = run({}, loads);
-    expect(decisions.slice(0, 61).every((d) => d === 8)).toBe(true); // the window (inclusive) holds the peak
-    expect(decisions.slice(61, 66)).toEqual([4, 2, 1, 0, 0]); // halving, then zero
+    expect(decisions.slice(0, 60).every((d) => d === 8)).toBe(true); // the window holds the peak
+    expect(decisions.slice(60)).toEqual(Array(11).fill(0));
+  });
+
+  it("while load remains, scale-down is bounded: at most half per tick", () => {
+    const loads = [16, ...Array(70).fill(1)];
+    const decisions = run({ maxContainers: null }, loads);
+    expect(decisions.slice(0, 60).every((d) => d === 16)).toBe(true);
+    expect(decisions.slice(60, 66)).toEqual([8, 4, 2, 1, 1, 1]);
   });
 
   it("panics on a burst against ready containers and does not scale down until a full window passes", () => {
@@ -85,10 +92,10 @@ describe("autoscaler policy", () => {
       scaler.observe({ at: t, load: 0 });
       expect(scaler.decide(t, 40, 40).desired).toBe(40);
     }
-    scaler.observe({ at: 12_000, load: 0 });
+    scaler.observe({ at: 12_000, load: 1 });
     const after = scaler.decide(12_000, 40, 40);
     expect(after.panic).toBe(false);
-    expect(after.desired).toBe(20);
+    expect(after.desired).toBe(20); // load remains: at most half go per tick
   });
 
   it("explains its decision", () => {

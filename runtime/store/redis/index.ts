@@ -1,0 +1,1 @@
+export { RedisStore, type RedisStoreOptions, type ClaimInfo } from "./redis-store.js";

@@ -1,0 +1,1018 @@
+/**
+ * `RedisStore`: the {@link Store} for several hosts, on one Redis server (6.2 or later) through ioredis.
+ *
+ * Every call is one command or one Lua script (`./scripts.ts`), so it is atomic on the server
+ * whatever other agents do. Key layout under the namespace `prefix` (default `kiln:`):
+ * - `<prefix>k:<key>`            keys and lists (one namespace, as the interface settles)
+ * - `<prefix>q:<queue>:<part>`   a work queue (parts and scripts: see `./scripts.ts`)
+ * - `<prefix>l:<name>`           locks, valued `<token>:<owner>`
+ * - `<prefix>seq`                fences and lock tokens (one counter, strictly increasing)
+ * - `<prefix>due`                queues with delays or leases, by their earliest deadline
+ * - channels `<prefix>c:<channel>` (publish/subscribe) and `<prefix>wake` (queue wake-ups)
+ *
+ * Connections: one for commands; one subscriber, shared by every `subscribe` and by the wake
+ * channel, fanning out in process; and a small pool for blocking list pops (BLMPOP / BLPOP), one
+ * per waiting `listPop`, unblocked with CLIENT UNBLOCK on abort or close.
+ *
+ * Blocked claims hold no connection: a waiter is woken by a wake-up message for one of its
+ * queues (an enqueue, release or lapse that made the queue's ready list non-empty, in any agent)
+ * and then runs the claim script. Waiters of one agent are served in arrival order. As a bound
+ * against missed messages (a subscriber reconnecting), a waiter also re-checks after at most
+ * `sweepMs`, and exactly when the earliest delay or lease among its queues ends.
+ *
+ * Lapsed leases and ended delays are recovered by every script that touches the queue (claim,
+ * enqueue, stats, ...) and by a periodic sweep in each agent, driven by the `due` index, so other
+ * agents' waiters hear of them within `sweepMs`.
+ *
+ * Redis unreachable: calls fail at once with `UnavailableError` naming the URL (no offline queue;
+ * a command in flight when the connection drops fails too, and may or may not have been applied;
+ * a command with no reply within `commandTimeoutMs` fails as well). The connections reconnect
+ * with capped exponential backoff, and the subscriber re-subscribes.
+ *
+ * Not promised, beyond the interface: deadlines use the Redis server's clock (`TIME`), so the
+ * `clock` option only drives local timers (waits, re-checks, the sweep). Delayed items that end at
+ * the same millisecond become claimable in id order, not enqueue order. `remove` of a pending
+ * item is O(pending) (LREM). Redis Cluster is not supported (scripts span a queue's keys and the
+ * global counter).
+ */
+import { Redis, type RedisOptions } from "ioredis";
+import { systemClock, type Clock, type Timer } from "../../clock.js";
+import { InternalError, InvalidError, UnavailableError, isKilnError, messageOf, type KilnError } from "../../errors.js";
+import type {
+  Claim,
+  ClaimOptions,
+  ClaimRef,
+  EnqueueOptions,
+  EnqueueResult,
+  IncrOptions,
+  ListPopOptions,
+  QueueStats,
+  ReleaseOptions,
+  SetOptions,
+  Store,
+  Unsubscribe,
+  WorkItem,
+} from "../store.js";
+import * as lua from "./scripts.js";
+
+export interface RedisStoreOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
+  url: string;
+  /** Namespace of every key and channel. Default `kiln:`. */
+  prefix?: string;
+  /** Local timers (waits, re-checks, the sweep). Deadlines themselves use the server's clock. */
+  clock?: Clock;
+  /** A command without a reply after this many ms fails with UnavailableError. Default 5000. */
+  commandTimeoutMs?: number;
+  /** Give up a connection attempt after this many ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Longest wait between sweeps for lapsed leases and ended delays, and between a waiter's re-checks. Default 1000. */
+  sweepMs?: number;
+  /** Called when a subscriber's listener throws (the publisher is not affected). Default: ignored. */
+  onListenerError?: (error: unknown) => void;
+}
+
+/** A claim as {@link RedisStore.listClaims} reports it. */
+export interface ClaimInfo {
+  id: string;
+  owner: string;
+  fence: number;
+  /** Time left on the lease in ms (<= 0: lapsed, not yet recovered). */
+  leaseLeftMs: number;
+}
+
+const DEFAULT_PREFIX = "kiln:";
+const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_SWEEP_MS = 1000;
+/** Idle blocking connections kept for the next blocking pop. */
+const MAX_IDLE_BLOCKING = 4;
+/** How long `close` waits for blocked pops to unblock and connections to quit. */
+const CLOSE_GRACE_MS = 1000;
+
+/** Reply-error codes that mean "the server cannot serve now", not "the request is wrong". */
+const TRANSIENT_CODES = new Set(["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "OOM", "NOAUTH"]);
+
+const SCRIPTS = {
+  kilnEnqueue: lua.ENQUEUE,
+  kilnClaim: lua.CLAIM,
+  kilnRenew: lua.RENEW,
+  kilnComplete: lua.COMPLETE,
+  kilnRelease: lua.RELEASE,
+  kilnRemove: lua.REMOVE,
+  kilnStats: lua.STATS,
+  kilnDropQueue: lua.DROP_QUEUE,
+  kilnListClaims: lua.LIST_CLAIMS,
+  kilnDueQueues: lua.DUE_QUEUES,
+  kilnSweepQueue: lua.SWEEP_QUEUE,
+  kilnGetMany: lua.GET_MANY,
+  kilnIncr: lua.INCR,
+  kilnListPush: lua.LIST_PUSH,
+  kilnLock: lua.LOCK,
+  kilnUnlock: lua.UNLOCK,
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type Arg = string | number;
+
+interface ClaimWaiter {
+  readonly queues: readonly string[];
+  readonly owner: string;
+  readonly leaseMs: number;
+  readonly max: number;
+  /** waiting; stopping: asked to end while a claim attempt is in flight (its result is returned). */
+  state: "waiting" | "stopping" | "done";
+  /** The claim attempt in flight; resolves true when it claimed something. */
+  running: Promise<boolean> | null;
+  /** Another attempt was asked for while one was in flight (a wake-up arrived meanwhile). */
+  rerun: boolean;
+  deadline: Timer | null;
+  recheck: Timer | null;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+  resolve(claims: Claim[]): void;
+  reject(error: unknown): void;
+}
+
+interface PopWaiter {
+  readonly conn: Redis;
+  /** CLIENT ID of `conn`, asked for right before the blocking pop. */
+  readonly clientId: Promise<number>;
+  settled: boolean;
+  unblocking: boolean;
+}
+
+interface Channel {
+  readonly listeners: Set<(message: string) => void>;
+  subscribed: boolean;
+  /** SUBSCRIBE / UNSUBSCRIBE of this channel run one after the other. */
+  chain: Promise<void>;
+}
+
+interface ClaimAttempt {
+  claims: Claim[];
+  /** ms until the earliest delay or lease among the queues ends; -1 when none. */
+  dueInMs: number;
+}
+
+export class RedisStore implements Store {
+  readonly kind = "redis";
+
+  private readonly url: string;
+  private readonly ns: string;
+  private readonly clock: Clock;
+  private readonly commandTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly sweepMs: number;
+  private readonly onListenerError: (error: unknown) => void;
+  private readonly seqKey: string;
+  private readonly dueKey: string;
+  private readonly wakeChannel: string;
+
+  private cmd!: Redis;
+  private sub!: Redis;
+  /** The last connection error ioredis reported (ECONNREFUSED ...), for messages. */
+  private lastConnectionError: string | null = null;
+  /** Redis >= 7: BLMPOP pops up to `max` atomically; older servers BLPOP one, then LPOP the rest. */
+  private hasBlmpop = false;
+  private closed = false;
+
+  private readonly idleBlocking: Redis[] = [];
+  private readonly popWaiters = new Set<PopWaiter>();
+  private readonly claimWaiters = new Map<string, Set<ClaimWaiter>>();
+  /** Queues with a wake-up round in progress, and those that got another wake-up meanwhile. */
+  private readonly rounds = new Set<string>();
+  private readonly roundAgain = new Set<string>();
+  private readonly channels = new Map<string, Channel>();
+
+  private sweepTimer: Timer | null = null;
+  private sweepAt = Infinity;
+  private sweeping: Promise<void> | null = null;
+  private sweepAgain = false;
+
+  private constructor(options: RedisStoreOptions) {
+    this.url = options.url;
+    this.ns = options.prefix ?? DEFAULT_PREFIX;
+    this.clock = options.clock ?? systemClock;
+    this.commandTimeoutMs = positive("commandTimeoutMs", options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
+    this.connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    this.sweepMs = positive("sweepMs", options.sweepMs ?? DEFAULT_SWEEP_MS);
+    this.onListenerError = options.onListenerError ?? (() => {});
+    this.seqKey = `${this.ns}seq`;
+    this.dueKey = `${this.ns}due`;
+    this.wakeChannel = `${this.ns}wake`;
+  }
+
+  /** Connect (failing with UnavailableError when the server cannot be reached) and start the sweep. */
+  static async open(options: RedisStoreOptions): Promise<RedisStore> {
+    if (typeof options.url !== "string" || options.url.length === 0) throw new InvalidError("redis store: url is required");
+    const store = new RedisStore(options);
+    try {
+      await store.connect();
+    } catch (error) {
+      const failure = store.fail(error);
+      store.closed = true;
+      store.cmd?.disconnect();
+      store.sub?.disconnect();
+      throw failure;
+    }
+    store.scheduleSweep(0);
+    return store;
+  }
+
+  // ---- keys -------------------------------------------------------------------------------
+
+  async get(key: string): Promise<string | null> {
+    this.check();
+    return this.exec(() => this.cmd.get(this.key(key)));
+  }
+
+  async getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    this.check();
+    if (keys.length === 0) return [];
+    const values = await this.script<(string | null)[]>(
+      "kilnGetMany",
+      keys.map((k) => this.key(k)),
+      [],
+    );
+    return values.map((v) => v ?? null);
+  }
+
+  async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? undefined : positiveInt("ttlMs", options.ttlMs);
+    const k = this.key(key);
+    const reply = await this.exec(() => {
+      if (ttlMs !== undefined && options.ifAbsent) return this.cmd.set(k, value, "PX", ttlMs, "NX");
+      if (ttlMs !== undefined) return this.cmd.set(k, value, "PX", ttlMs);
+      if (options.ifAbsent) return this.cmd.set(k, value, "NX");
+      return this.cmd.set(k, value);
+    });
+    return reply === "OK";
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.check();
+    return (await this.exec(() => this.cmd.del(this.key(key)))) > 0;
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    this.check();
+    const base = `${this.ns}k:`;
+    const match = `${escapeGlob(base + prefix)}*`;
+    const found = new Set<string>();
+    let cursor = "0";
+    do {
+      const [next, batch] = await this.exec(() => this.cmd.scan(cursor, "MATCH", match, "COUNT", 1000));
+      for (const key of batch) found.add(key.slice(base.length));
+      cursor = next;
+    } while (cursor !== "0");
+    return [...found].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  async ttl(key: string): Promise<number | null> {
+    this.check();
+    const ms = await this.exec(() => this.cmd.pttl(this.key(key)));
+    return ms < 0 ? null : ms;
+  }
+
+  // ---- counters ---------------------------------------------------------------------------
+
+  async incr(key: string, by: number, options: IncrOptions = {}): Promise<number | null> {
+    this.check();
+    if (!Number.isSafeInteger(by)) throw new InvalidError(`incr: by must be an integer, got ${by}`);
+    const bound = (name: string, value: number | undefined): string => {
+      if (value === undefined) return "";
+      if (!Number.isFinite(value)) throw new InvalidError(`incr: ${name} must be a finite number, got ${value}`);
+      return String(value);
+    };
+    const reply = await this.script<string | null>("kilnIncr", [this.key(key)], [by, bound("max", options.max), bound("min", options.min)]);
+    return reply === null ? null : Number(reply);
+  }
+
+  // ---- work queues ------------------------------------------------------------------------
+
+  async enqueue(queue: string, item: WorkItem, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    this.check();
+    const delayMs = nonNegativeInt("delayMs", options.delayMs ?? 0);
+    const cap = (name: string, value: number | undefined): string => {
+      if (value === undefined) return "";
+      if (!Number.isFinite(value)) throw new InvalidError(`${name} must be a finite number, got ${value}`);
+      return String(value);
+    };
+    const reply = await this.script<[number, string?, number?]>(
+      "kilnEnqueue",
+      [...this.queueKeys(queue), this.dueKey],
+      [this.wakeChannel, queue, item.id, item.payload, delayMs, cap("maxPending", options.maxPending), cap("maxTotal", options.maxTotal)],
+    );
+    if (reply[0] === 1) {
+      if (delayMs > 0) this.scheduleSweep(delayMs);
+      return { ok: true };
+    }
+    return { ok: false, reason: reply[1] === "pending" ? "pending" : "total", count: Number(reply[2]) };
+  }
+
+  async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
+    this.check();
+    const leaseMs = positiveInt("leaseMs", options.leaseMs);
+    const max = count("max", options.max ?? 1);
+    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
+    const signal = options.signal;
+    if (signal?.aborted) return [];
+    if (waitMs === 0) return (await this.claimNow(queues, options.owner, leaseMs, max)).claims;
+    return new Promise<Claim[]>((resolve, reject) => {
+      const waiter: ClaimWaiter = {
+        queues,
+        owner: options.owner,
+        leaseMs,
+        max,
+        state: "waiting",
+        running: null,
+        rerun: false,
+        deadline: null,
+        recheck: null,
+        signal,
+        onAbort: () => this.stopClaimWaiter(waiter),
+        resolve,
+        reject,
+      };
+      // Registered before the first attempt, so a wake-up that races it is not missed.
+      for (const queue of queues) addTo(this.claimWaiters, queue, waiter);
+      waiter.deadline = this.clock.setTimeout(() => this.stopClaimWaiter(waiter), waitMs);
+      signal?.addEventListener("abort", waiter.onAbort, { once: true });
+      void this.poke(waiter);
+    });
+  }
+
+  async renew(claims: readonly ClaimRef[], leaseMs: number): Promise<boolean[]> {
+    this.check();
+    positiveInt("leaseMs", leaseMs);
+    if (claims.length === 0) return [];
+    const names: string[] = [];
+    const index = new Map<string, number>();
+    const refs: Arg[] = [];
+    for (const ref of claims) {
+      let i = index.get(ref.queue);
+      if (i === undefined) {
+        names.push(ref.queue);
+        i = names.length;
+        index.set(ref.queue, i);
+      }
+      refs.push(i, ref.id, fenceArg(ref.fence));
+    }
+    const keys = names.flatMap((name) => this.queueKeys(name));
+    const reply = await this.script<number[]>("kilnRenew", keys, [this.wakeChannel, leaseMs, names.length, ...names, ...refs]);
+    return reply.map((held) => held === 1);
+  }
+
+  async complete(claim: ClaimRef): Promise<boolean> {
+    this.check();
+    const reply = await this.script<number>("kilnComplete", this.queueKeys(claim.queue), [this.wakeChannel, claim.queue, claim.id, fenceArg(claim.fence)]);
+    return reply === 1;
+  }
+
+  async release(claim: ClaimRef, options: ReleaseOptions = {}): Promise<boolean> {
+    this.check();
+    const delayMs = nonNegativeInt("delayMs", options.delayMs ?? 0);
+    const reply = await this.script<number>(
+      "kilnRelease",
+      [...this.queueKeys(claim.queue), this.dueKey],
+      [
+        this.wakeChannel,
+        claim.queue,
+        claim.id,
+        fenceArg(claim.fence),
+        delayMs,
+        options.front ?? true ? "1" : "0",
+        options.payload === undefined ? "0" : "1",
+        options.payload ?? "",
+      ],
+    );
+    if (reply === 1 && delayMs > 0) this.scheduleSweep(delayMs);
+    return reply === 1;
+  }
+
+  async remove(queue: string, id: string): Promise<"pending" | "claimed" | null> {
+    this.check();
+    const where = await this.script<string | null>("kilnRemove", this.queueKeys(queue), [this.wakeChannel, queue, id]);
+    return where === "pending" || where === "claimed" ? where : null;
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    this.check();
+    const [pending, claimed, delayed] = await this.script<[number, number, number]>("kilnStats", this.queueKeys(queue), [this.wakeChannel, queue]);
+    return { pending, claimed, delayed };
+  }
+
+  async dropQueue(queue: string): Promise<number> {
+    this.check();
+    return this.script<number>("kilnDropQueue", [...this.queueKeys(queue), this.dueKey], [queue]);
+  }
+
+  /**
+   * Redis only: every claim held on `queue`, with its owner, fence and time left on its lease, by
+   * deadline. For status and stalled-work sweeps across agents; not part of the Store interface.
+   */
+  async listClaims(queue: string): Promise<ClaimInfo[]> {
+    this.check();
+    const rows = await this.script<(string | number)[]>("kilnListClaims", this.queueKeys(queue), []);
+    const claims: ClaimInfo[] = [];
+    for (let i = 0; i + 3 < rows.length; i += 4) {
+      claims.push({ id: String(rows[i]), owner: String(rows[i + 1]), fence: Number(rows[i + 2]), leaseLeftMs: Number(rows[i + 3]) });
+    }
+    return claims;
+  }
+
+  // ---- lists ------------------------------------------------------------------------------
+
+  async listPush(key: string, values: readonly string[], options: { ttlMs?: number } = {}): Promise<number> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
+    return this.script<number>("kilnListPush", [this.key(key)], [ttlMs, ...values]);
+  }
+
+  async listPop(key: string, options: ListPopOptions = {}): Promise<string[]> {
+    this.check();
+    const max = count("max", options.max ?? 1);
+    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
+    const signal = options.signal;
+    if (signal?.aborted) return [];
+    const k = this.key(key);
+    const values = await this.exec(() => this.cmd.lpop(k, max));
+    if ((values && values.length > 0) || waitMs === 0) return values ?? [];
+    return this.blockingPop(k, max, waitMs, signal);
+  }
+
+  async listLength(key: string): Promise<number> {
+    this.check();
+    return this.exec(() => this.cmd.llen(this.key(key)));
+  }
+
+  // ---- locks ------------------------------------------------------------------------------
+
+  async lock(name: string, owner: string, ttlMs: number): Promise<number | null> {
+    this.check();
+    positiveInt("ttlMs", ttlMs);
+    const token = await this.script<number | null>("kilnLock", [this.lockKey(name), this.seqKey], [owner, ttlMs]);
+    return token === null ? null : Number(token);
+  }
+
+  async unlock(name: string, owner: string): Promise<boolean> {
+    this.check();
+    return (await this.script<number>("kilnUnlock", [this.lockKey(name)], [owner])) === 1;
+  }
+
+  // ---- notifications ----------------------------------------------------------------------
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.check();
+    await this.exec(() => this.cmd.publish(this.channelName(channel), message));
+  }
+
+  async subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe> {
+    this.check();
+    const name = this.channelName(channel);
+    let entry = this.channels.get(name);
+    if (!entry) {
+      entry = { listeners: new Set(), subscribed: false, chain: Promise.resolve() };
+      this.channels.set(name, entry);
+    }
+    const channelEntry = entry;
+    // Wrap, so the same function subscribed twice is two subscriptions, each removed on its own.
+    const subscription = (message: string): void => listener(message);
+    channelEntry.listeners.add(subscription);
+    try {
+      await this.reconcile(name, channelEntry);
+    } catch (error) {
+      channelEntry.listeners.delete(subscription);
+      void this.reconcile(name, channelEntry).catch(() => {});
+      throw this.fail(error);
+    }
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      channelEntry.listeners.delete(subscription);
+      if (!this.closed) await this.reconcile(name, channelEntry).catch(() => {});
+    };
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sweepTimer?.cancel();
+    this.sweepTimer = null;
+    // Waiters end with [] (or with what an attempt in flight claims); blocked pops are unblocked.
+    const running: Promise<unknown>[] = [];
+    for (const waiters of [...this.claimWaiters.values()]) {
+      for (const waiter of [...waiters]) {
+        if (waiter.running) running.push(waiter.running);
+        this.stopClaimWaiter(waiter);
+      }
+    }
+    const pops = [...this.popWaiters];
+    for (const waiter of pops) void this.unblock(waiter);
+    await withTimeout(Promise.allSettled([...running, this.sweeping ?? Promise.resolve()]), CLOSE_GRACE_MS);
+    await withTimeout(
+      (async () => {
+        while (this.popWaiters.size > 0) await sleep(5);
+      })(),
+      CLOSE_GRACE_MS,
+    );
+    for (const waiter of this.popWaiters) waiter.conn.disconnect();
+    this.channels.clear();
+    const conns = [this.cmd, this.sub, ...this.idleBlocking.splice(0)];
+    await Promise.all(conns.map((conn) => quit(conn)));
+  }
+
+  // ---- connections ------------------------------------------------------------------------
+
+  private baseOptions(): RedisOptions {
+    return {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      // Commands in flight when the connection drops fail at once instead of waiting for a reconnect.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: this.connectTimeoutMs,
+      // A dropped connection's socket is destroyed this soon if the server does not close it (frozen).
+      disconnectTimeout: 200,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 2000) + Math.floor(Math.random() * 100),
+    };
+  }
+
+  private async connect(): Promise<void> {
+    this.cmd = new Redis(this.url, { ...this.baseOptions(), commandTimeout: this.commandTimeoutMs, scripts: scriptDefinitions() });
+    this.sub = new Redis(this.url, { ...this.baseOptions(), autoResubscribe: true });
+    // Errors surface on the calls; without a listener ioredis would print every reconnect failure.
+    this.cmd.on("error", (error: unknown) => (this.lastConnectionError = messageOf(error)));
+    this.cmd.on("ready", () => (this.lastConnectionError = null));
+    this.sub.on("error", () => {});
+    await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    const info = await this.cmd.info("server");
+    const version = /redis_version:(\d+)\.(\d+)/.exec(info);
+    const [major, minor] = version ? [Number(version[1]), Number(version[2])] : [0, 0];
+    if (major < 6 || (major === 6 && minor < 2)) {
+      throw new UnavailableError(`Redis at ${redact(this.url)} is version ${major}.${minor}; kiln needs Redis 6.2 or later`);
+    }
+    this.hasBlmpop = major >= 7;
+    this.sub.on("message", (channel: string, message: string) => this.onMessage(channel, message));
+    // After a reconnect (ioredis re-subscribes), wake-ups may have been missed while it was away.
+    this.sub.on("ready", () => {
+      for (const queue of [...this.claimWaiters.keys()]) this.wake(queue);
+    });
+    await this.sub.subscribe(this.wakeChannel);
+  }
+
+  private newBlockingConnection(): Redis {
+    // No reconnects: a broken blocking connection is dropped and a fresh one made for the next pop.
+    const conn = new Redis(this.url, { ...this.baseOptions(), retryStrategy: () => null });
+    conn.on("error", () => {});
+    return conn;
+  }
+
+  private async acquireBlocking(): Promise<Redis> {
+    while (this.idleBlocking.length > 0) {
+      const conn = this.idleBlocking.pop()!;
+      if (conn.status === "ready") return conn;
+      conn.disconnect();
+    }
+    const conn = this.newBlockingConnection();
+    try {
+      await conn.connect();
+    } catch (error) {
+      conn.disconnect();
+      throw error;
+    }
+    return conn;
+  }
+
+  private releaseBlocking(conn: Redis, healthy: boolean): void {
+    if (healthy && !this.closed && conn.status === "ready" && this.idleBlocking.length < MAX_IDLE_BLOCKING) {
+      this.idleBlocking.push(conn);
+    } else {
+      void quit(conn);
+    }
+  }
+
+  // ---- blocking pops ----------------------------------------------------------------------
+
+  private async blockingPop(k: string, max: number, waitMs: number, signal: AbortSignal | undefined): Promise<string[]> {
+    const conn = await this.exec(() => this.acquireBlocking());
+    if (this.closed || signal?.aborted) {
+      this.releaseBlocking(conn, true);
+      return [];
+    }
+    // Asked for on the same connection right before the pop: the reply arrives before the pop
+    // blocks, so an abort can name the connection to CLIENT UNBLOCK.
+    const clientId = conn.client("ID") as Promise<number>;
+    clientId.catch(() => {});
+    const timeout = (Math.max(1, Math.ceil(waitMs)) / 1000).toFixed(3);
+    const popping: Promise<string[]> = this.hasBlmpop
+      ? conn.blmpop(timeout, 1, k, "LEFT", "COUNT", max).then((reply) => (reply ? reply[1] : []))
+      : conn.blpop(k, timeout).then((reply) => (reply ? [reply[1]] : []));
+    const waiter: PopWaiter = { conn, clientId, settled: false, unblocking: false };
+    this.popWaiters.add(waiter);
+    const onAbort = (): void => void this.unblock(waiter);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    // A server that stops answering (frozen, partitioned) never ends the pop: give up on the
+    // connection a command timeout after the pop should have returned.
+    const guard = this.clock.setTimeout(() => conn.disconnect(), waitMs + this.commandTimeoutMs);
+    let healthy = true;
+    let values: string[];
+    try {
+      values = await popping;
+    } catch (error) {
+      healthy = false;
+      if (this.closed && !isInvalid(error)) return [];
+      throw this.fail(error);
+    } finally {
+      waiter.settled = true;
+      guard.cancel();
+      signal?.removeEventListener("abort", onAbort);
+      this.popWaiters.delete(waiter);
+      this.releaseBlocking(conn, healthy);
+    }
+    if (!this.hasBlmpop && values.length > 0 && max > 1) {
+      // BLPOP took one; the rest is not atomic with it (Redis < 7), but nothing popped is dropped.
+      try {
+        values.push(...((await this.cmd.lpop(k, max - 1)) ?? []));
+      } catch {
+        // the first value is ours already; the rest stays for the next pop
+      }
+    }
+    return values;
+  }
+
+  /** End a blocked pop early: CLIENT UNBLOCK (its pop returns what it has, or nothing), else disconnect. */
+  private async unblock(waiter: PopWaiter): Promise<void> {
+    if (waiter.unblocking) return;
+    waiter.unblocking = true;
+    try {
+      const id = await waiter.clientId;
+      for (let attempt = 0; attempt < 5 && !waiter.settled; attempt++) {
+        if ((await this.cmd.client("UNBLOCK", id)) === 1) return;
+        // Not blocked (yet, or any more): give the pop's reply a moment to arrive.
+        await sleep(10 * (attempt + 1));
+      }
+      if (!waiter.settled) waiter.conn.disconnect();
+    } catch {
+      if (!waiter.settled) waiter.conn.disconnect();
+    }
+  }
+
+  // ---- blocked claims ---------------------------------------------------------------------
+
+  private async claimNow(queues: readonly string[], owner: string, leaseMs: number, max: number): Promise<ClaimAttempt> {
+    if (queues.length === 0) return { claims: [], dueInMs: -1 };
+    const keys = [this.seqKey, this.dueKey, ...queues.flatMap((queue) => this.queueKeys(queue))];
+    const reply = await this.script<(string | number | null)[]>("kilnClaim", keys, [this.wakeChannel, owner, leaseMs, max, ...queues]);
+    const index = Number(reply[0]);
+    if (index === 0) return { claims: [], dueInMs: Number(reply[1]) };
+    const queue = queues[index - 1]!;
+    const claims: Claim[] = [];
+    for (let i = 2; i + 3 < reply.length; i += 4) {
+      claims.push({
+        queue,
+        id: String(reply[i]),
+        payload: reply[i + 1] === null ? "" : String(reply[i + 1]),
+        fence: Number(reply[i + 2]),
+        deliveries: Number(reply[i + 3]),
+      });
+    }
+    return { claims, dueInMs: -1 };
+  }
+
+  /**
+   * Run a claim attempt for `waiter` (or, when one is in flight, one more right after it).
+   * Resolves true when the waiter got claims. Never rejects.
+   */
+  private poke(waiter: ClaimWaiter): Promise<boolean> {
+    if (waiter.state !== "waiting") return Promise.resolve(false);
+    if (waiter.running) {
+      waiter.rerun = true;
+      return waiter.running;
+    }
+    const running = (async (): Promise<boolean> => {
+      try {
+        for (;;) {
+          waiter.rerun = false;
+          const { claims, dueInMs } = await this.claimNow(waiter.queues, waiter.owner, waiter.leaseMs, waiter.max);
+          if (claims.length > 0) {
+            this.settleClaimWaiter(waiter, claims);
+            return true;
+          }
+          if (waiter.state !== "waiting") {
+            this.settleClaimWaiter(waiter, []);
+            return false;
+          }
+          if (!waiter.rerun) {
+            this.armRecheck(waiter, dueInMs);
+            return false;
+          }
+        }
+      } catch (error) {
+        if (waiter.state === "stopping") this.settleClaimWaiter(waiter, []);
+        else this.settleClaimWaiter(waiter, [], this.fail(error));
+        return false;
+      } finally {
+        waiter.running = null;
+      }
+    })();
+    waiter.running = running;
+    return running;
+  }
+
+  private armRecheck(waiter: ClaimWaiter, dueInMs: number): void {
+    waiter.recheck?.cancel();
+    const ms = dueInMs >= 0 ? Math.min(this.sweepMs, dueInMs + 1) : this.sweepMs;
+    waiter.recheck = this.clock.setTimeout(() => {
+      waiter.recheck = null;
+      void this.poke(waiter);
+    }, ms);
+  }
+
+  /** A wake-up for `queue`: its waiters try in arrival order until one finds nothing. */
+  private wake(queue: string): void {
+    if (this.closed || !this.claimWaiters.has(queue)) return;
+    if (this.rounds.has(queue)) {
+      this.roundAgain.add(queue);
+      return;
+    }
+    this.rounds.add(queue);
+    void (async () => {
+      try {
+        do {
+          this.roundAgain.delete(queue);
+          for (const waiter of [...(this.claimWaiters.get(queue) ?? [])]) {
+            if (waiter.state !== "waiting") continue;
+            // Nothing for this waiter means nothing claimable in `queue` either.
+            if (!(await this.poke(waiter))) break;
+          }
+        } while (this.roundAgain.has(queue) && !this.closed);
+      } finally {
+        this.rounds.delete(queue);
+        this.roundAgain.delete(queue);
+      }
+    })();
+  }
+
+  /** Timeout, abort or close: end now, or with the result of the attempt in flight. */
+  private stopClaimWaiter(waiter: ClaimWaiter): void {
+    if (waiter.state !== "waiting") return;
+    if (waiter.running) {
+      waiter.state = "stopping";
+      waiter.deadline?.cancel();
+      waiter.recheck?.cancel();
+    } else {
+      this.settleClaimWaiter(waiter, []);
+    }
+  }
+
+  private settleClaimWaiter(waiter: ClaimWaiter, claims: Claim[], error?: KilnError): void {
+    if (waiter.state === "done") return;
+    waiter.state = "done";
+    waiter.deadline?.cancel();
+    waiter.recheck?.cancel();
+    waiter.signal?.removeEventListener("abort", waiter.onAbort);
+    for (const queue of waiter.queues) removeFrom(this.claimWaiters, queue, waiter);
+    if (error) waiter.reject(error);
+    else waiter.resolve(claims);
+  }
+
+  // ---- notifications ----------------------------------------------------------------------
+
+  private onMessage(channel: string, message: string): void {
+    if (channel === this.wakeChannel) {
+      this.wake(message);
+      return;
+    }
+    const entry = this.channels.get(channel);
+    if (!entry) return;
+    for (const listener of [...entry.listeners]) {
+      try {
+        listener(message);
+      } catch (error) {
+        try {
+          this.onListenerError(error);
+        } catch {
+          // the error handler failing must not break delivery to the others either
+        }
+      }
+    }
+  }
+
+  /** Bring the subscriber in line with whether `name` has listeners; one change at a time per channel. */
+  private reconcile(name: string, entry: Channel): Promise<void> {
+    const next = entry.chain
+      .catch(() => {})
+      .then(async () => {
+        const wanted = entry.listeners.size > 0;
+        if (wanted && !entry.subscribed) {
+          await this.sub.subscribe(name);
+          entry.subscribed = true;
+        } else if (!wanted && entry.subscribed) {
+          entry.subscribed = false;
+          await this.sub.unsubscribe(name);
+        }
+        if (entry.listeners.size === 0 && !entry.subscribed && this.channels.get(name) === entry) this.channels.delete(name);
+      });
+    entry.chain = next;
+    return next;
+  }
+
+  // ---- the sweep --------------------------------------------------------------------------
+
+  /** Sweep `inMs` from now, unless one is already due sooner. */
+  private scheduleSweep(inMs: number): void {
+    if (this.closed) return;
+    const at = this.clock.now() + inMs;
+    if (this.sweepTimer && this.sweepAt <= at) return;
+    this.sweepTimer?.cancel();
+    this.sweepAt = at;
+    this.sweepTimer = this.clock.setTimeout(
+      () => {
+        this.sweepTimer = null;
+        this.sweepAt = Infinity;
+        this.sweep();
+      },
+      inMs,
+      { unref: true },
+    );
+  }
+
+  /** Recover lapsed leases and ended delays of every due queue (publishing wake-ups), then re-arm. */
+  private sweep(): void {
+    if (this.closed) return;
+    if (this.sweeping) {
+      this.sweepAgain = true;
+      return;
+    }
+    this.sweeping = (async () => {
+      let next = this.sweepMs;
+      try {
+        const [dueInMs, ...names] = await this.script<[number, ...string[]]>("kilnDueQueues", [this.dueKey], [lua.SWEEP_LIMIT]);
+        if (dueInMs >= 0) next = Math.min(next, dueInMs);
+        for (const name of names) {
+          if (this.closed) return;
+          const queueDue = await this.script<number>("kilnSweepQueue", [...this.queueKeys(String(name)), this.dueKey], [this.wakeChannel, name]);
+          if (queueDue >= 0) next = Math.min(next, queueDue);
+        }
+        if (names.length >= lua.SWEEP_LIMIT) next = 0;
+      } catch {
+        // Redis unreachable (or closing): try again at the next interval.
+      } finally {
+        this.sweeping = null;
+      }
+      if (this.sweepAgain) {
+        this.sweepAgain = false;
+        next = 0;
+      }
+      this.scheduleSweep(Math.max(next, 1));
+    })();
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  private check(): void {
+    if (this.closed) throw new UnavailableError("store is closed");
+  }
+
+  private key(key: string): string {
+    return `${this.ns}k:${key}`;
+  }
+
+  private lockKey(name: string): string {
+    return `${this.ns}l:${name}`;
+  }
+
+  private channelName(channel: string): string {
+    return `${this.ns}c:${channel}`;
+  }
+
+  private queueKeys(queue: string): string[] {
+    const base = `${this.ns}q:${queue}:`;
+    return lua.QUEUE_PARTS.map((part) => base + part);
+  }
+
+  private async script<T>(name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<T> {
+    const fn = (this.cmd as unknown as Record<ScriptName, (numKeys: number, ...rest: Arg[]) => Promise<unknown>>)[name];
+    return (await this.exec(() => fn.call(this.cmd, keys.length, ...keys, ...args))) as T;
+  }
+
+  private async exec<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  /** The kiln error for an ioredis failure. */
+  private fail(error: unknown): KilnError {
+    if (isKilnError(error)) return error;
+    const message = messageOf(error);
+    if (this.closed && !(error instanceof Error && error.name === "ReplyError")) {
+      return new UnavailableError("store is closed", { cause: error });
+    }
+    if (error instanceof Error && error.name === "ReplyError") {
+      if (message.includes("WRONGTYPE")) return new InvalidError(`key holds the wrong kind of value (a string used as a list, or a list as a string): ${message}`, { cause: error });
+      const invalid = /KILN_INVALID (.*)/.exec(message);
+      if (invalid) return new InvalidError(invalid[1]!.split(" script:")[0]!.trim(), { cause: error });
+      const code = message.split(" ")[0] ?? "";
+      if (TRANSIENT_CODES.has(code)) return new UnavailableError(`Redis at ${redact(this.url)} is unavailable: ${message}`, { cause: error });
+      return new InternalError(`Redis at ${redact(this.url)}: ${message}`, { cause: error });
+    }
+    // ioredis says "Stream isn't writeable ..." or "Connection is closed." while disconnected;
+    // the connection error behind it (ECONNREFUSED ...) says more.
+    const disconnected = /Stream isn't writeable|Connection is closed/.test(message);
+    const reason = disconnected ? `not connected${this.lastConnectionError ? ` (${this.lastConnectionError})` : ""}` : message;
+    return new UnavailableError(`Redis at ${redact(this.url)} is unavailable: ${reason}`, { cause: error });
+  }
+}
+
+function scriptDefinitions(): Record<string, { lua: string }> {
+  return Object.fromEntries(Object.entries(SCRIPTS).map(([name, source]) => [name, { lua: source }]));
+}
+
+function isInvalid(error: unknown): boolean {
+  return error instanceof Error && error.name === "ReplyError" && messageOf(error).includes("WRONGTYPE");
+}
+
+/** Quit politely when connected (bounded), then drop the socket. */
+async function quit(conn: Redis): Promise<void> {
+  if (conn.status === "ready") await withTimeout(conn.quit().catch(() => {}), CLOSE_GRACE_MS);
+  conn.disconnect();
+}
+
+/** The URL without its password, for messages. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString().replace(/\/$/, "");
+  } catch {
+    return "<invalid url>";
+  }
+}
+
+/** SCAN MATCH treats `* ? [ ] \` specially. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+function fenceArg(fence: number): string {
+  return Number.isSafeInteger(fence) ? String(fence) : "-1";
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+function positive(name: string, value: number): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new InvalidError(`${name} must be a positive number of milliseconds, got ${value}`);
+  return value;
+}
+
+/** Redis takes whole milliseconds: round a fractional duration up (never to 0). */
+function positiveInt(name: string, value: number): number {
+  return Math.ceil(positive(name, value));
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(Number.isFinite(value) && value >= 0)) throw new InvalidError(`${name} must be a non-negative number of milliseconds, got ${value}`);
+  return value;
+}
+
+function nonNegativeInt(name: string, value: number): number {
+  return Math.ceil(nonNegative(name, value));
+}
+
+function count(name: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 1)) throw new InvalidError(`${name} must be an integer >= 1, got ${value}`);
+  return value;
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}

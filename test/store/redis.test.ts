@@ -1,0 +1,396 @@
+/**
+ * The Redis store: the store contract against a real redis-server, plus what only Redis has:
+ * several stores ("agents") on one server, and the server going away and coming back.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { InvalidError, UnavailableError } from "../../runtime/errors.js";
+import { openStore } from "../../runtime/store/index.js";
+import { RedisStore, type RedisStoreOptions } from "../../runtime/store/redis/index.js";
+import type { Claim } from "../../runtime/store/store.js";
+import { storeContract } from "./contract.js";
+import { freePort, redisServerBinary, startRedisServer, type RedisServer } from "./redis-server.js";
+
+const available = redisServerBinary() !== null;
+if (!available) console.warn("redis-server is not installed: skipping the Redis store tests (apt-get install redis-server)");
+const suite = available ? describe : describe.skip;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function eventually<T>(attempt: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await attempt();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await sleep(20);
+  }
+}
+
+suite("RedisStore", () => {
+  let server: RedisServer;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+
+  afterAll(async () => {
+    await server?.dispose();
+  });
+
+  storeContract("redis", async () => {
+    const store = await RedisStore.open({ url: server.url, prefix: `kiln-test-${randomUUID()}:` });
+    return { store, cleanup: () => store.close() };
+  });
+
+  describe("Redis only", () => {
+    const stores: RedisStore[] = [];
+    const lease = { owner: "agent-a", leaseMs: 30_000 };
+
+    async function open(options: Partial<RedisStoreOptions> & { prefix: string }): Promise<RedisStore> {
+      const store = await RedisStore.open({ url: server.url, ...options });
+      stores.push(store);
+      return store;
+    }
+
+    /** Two stores ("agents") sharing one namespace on the server. */
+    async function agents(): Promise<[RedisStore, RedisStore]> {
+      const prefix = `kiln-test-${randomUUID()}:`;
+      return [await open({ prefix }), await open({ prefix })];
+    }
+
+    afterEach(async () => {
+      for (const store of stores.splice(0)) await store.close();
+    });
+
+    it("openStore opens the Redis store", async () => {
+      const store = await openStore({ kind: "redis", url: server.url, prefix: `kiln-test-${randomUUID()}:` });
+      try {
+        expect(store.kind).toBe("redis");
+        await store.set("k", "v");
+        expect(await store.get("k")).toBe("v");
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("namespaces by prefix: another prefix sees nothing", async () => {
+      const a = await open({ prefix: `kiln-test-${randomUUID()}:` });
+      const b = await open({ prefix: `kiln-test-${randomUUID()}:` });
+      await a.set("k", "v");
+      await a.enqueue("q", { id: "x", payload: "" });
+      expect(await b.get("k")).toBeNull();
+      expect(await b.keys("")).toEqual([]);
+      expect(await b.stats("q")).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+      expect(await a.keys("")).toEqual(["k"]);
+    });
+
+    it("keys() treats glob characters in the prefix literally", async () => {
+      const store = await open({ prefix: `kiln-test-${randomUUID()}:` });
+      for (const key of ["a*b", "a*c", "axb", "[x]1", "x1", "q?", "qq"]) await store.set(key, "1");
+      expect(await store.keys("a*")).toEqual(["a*b", "a*c"]);
+      expect(await store.keys("[x]")).toEqual(["[x]1"]);
+      expect(await store.keys("q?")).toEqual(["q?"]);
+    });
+
+    it("a wrong-type access is an InvalidError", async () => {
+      const store = await open({ prefix: `kiln-test-${randomUUID()}:` });
+      await store.set("s", "v");
+      await store.listPush("l", ["a"]);
+      await expect(store.listPush("s", ["a"])).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.listPop("s")).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.listPop("s", { waitMs: 1000 })).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.get("l")).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.getMany(["s", "l"])).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.incr("l", 1)).rejects.toBeInstanceOf(InvalidError);
+      await store.set("n", "abc");
+      await expect(store.incr("n", 1)).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.incr("n", 1.5)).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.claim(["q"], { owner: "a", leaseMs: 0 })).rejects.toBeInstanceOf(InvalidError);
+    });
+
+    it("a claim by one agent is invisible to the other, and records its owner", async () => {
+      const [a, b] = await agents();
+      await a.enqueue("q", { id: "x", payload: "p" });
+      const [claim] = await a.claim(["q"], lease);
+      expect(claim).toMatchObject({ id: "x", payload: "p", deliveries: 0 });
+      expect(await b.claim(["q"], { owner: "agent-b", leaseMs: 30_000 })).toEqual([]);
+      expect(await b.stats("q")).toEqual({ pending: 0, claimed: 1, delayed: 0 });
+      const held = await b.listClaims("q");
+      expect(held).toHaveLength(1);
+      expect(held[0]).toMatchObject({ id: "x", owner: "agent-a", fence: claim!.fence });
+      expect(held[0]!.leaseLeftMs).toBeGreaterThan(25_000);
+      // B can complete A's claim only with A's fence (the fence, not the agent, is the credential).
+      expect(await b.complete({ queue: "q", id: "x", fence: claim!.fence + 1 })).toBe(false);
+      expect(await a.complete({ queue: "q", id: "x", fence: claim!.fence })).toBe(true);
+      expect(await b.listClaims("q")).toEqual([]);
+    });
+
+    it("a lapsed lease of A is claimed by B with a higher fence; A's late complete is rejected", async () => {
+      const [a, b] = await agents();
+      await a.enqueue("q", { id: "x", payload: "p" });
+      const [first] = await a.claim(["q"], { owner: "agent-a", leaseMs: 100 });
+      const started = Date.now();
+      // B blocks: nobody touches the queue, B hears of the lapse by itself.
+      const [second] = await b.claim(["q"], { owner: "agent-b", leaseMs: 30_000, waitMs: 5000 });
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(second).toMatchObject({ id: "x", payload: "p", deliveries: 1 });
+      expect(second!.fence).toBeGreaterThan(first!.fence);
+      expect((await a.listClaims("q")).map((c) => c.owner)).toEqual(["agent-b"]);
+      expect(await a.renew([{ queue: "q", id: "x", fence: first!.fence }], 30_000)).toEqual([false]);
+      expect(await a.complete({ queue: "q", id: "x", fence: first!.fence })).toBe(false);
+      expect(await b.complete({ queue: "q", id: "x", fence: second!.fence })).toBe(true);
+    });
+
+    it("a lapsed lease is recovered by the sweep with nobody claiming (stats see it within ~1 s)", async () => {
+      const prefix = `kiln-test-${randomUUID()}:`;
+      const a = await open({ prefix });
+      const watcher = await RedisStore.open({ url: server.url, prefix });
+      stores.push(watcher);
+      const woken: string[] = [];
+      await a.enqueue("q", { id: "x", payload: "" });
+      await a.claim(["q"], { owner: "agent-a", leaseMs: 100 });
+      // A third agent blocked on another queue is not involved; the sweep of any agent moves x back.
+      const pending = watcher.claim(["other"], { owner: "w", leaseMs: 1000, waitMs: 3000 }).then((c) => woken.push(...c.map((x) => x.id)));
+      await a.close();
+      await eventually(async () => ((await watcher.listClaims("q")).length === 0 ? true : undefined), 3000, "the sweep to recover the lapsed claim");
+      expect(await watcher.stats("q")).toEqual({ pending: 1, claimed: 0, delayed: 0 });
+      await watcher.close();
+      await pending;
+      expect(woken).toEqual([]);
+    });
+
+    it("a blocking claim in B is woken by an enqueue from A within 50 ms", async () => {
+      const [a, b] = await agents();
+      const latencies: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const waiting = b.claim(["q"], { owner: "agent-b", leaseMs: 30_000, waitMs: 10_000 });
+        await sleep(50); // let B's first (empty) attempt finish, so it is really blocked
+        const started = performance.now();
+        await a.enqueue("q", { id: `x${i}`, payload: String(i) });
+        const claims = await waiting;
+        latencies.push(performance.now() - started);
+        expect(claims.map((c) => [c.id, c.payload])).toEqual([[`x${i}`, String(i)]]);
+        await b.complete(claims[0]!);
+      }
+      latencies.sort((x, y) => x - y);
+      expect(latencies[2]!).toBeLessThan(50);
+      expect(latencies[4]!).toBeLessThan(500);
+    });
+
+    it("blocked claimers in two agents share a burst: every item once", async () => {
+      const [a, b] = await agents();
+      const waiting: Promise<Claim[]>[] = [];
+      for (let i = 0; i < 4; i++) {
+        waiting.push(a.claim(["q"], { owner: "agent-a", leaseMs: 30_000, waitMs: 10_000 }));
+        waiting.push(b.claim(["q"], { owner: "agent-b", leaseMs: 30_000, waitMs: 10_000 }));
+      }
+      await sleep(50);
+      await Promise.all(Array.from({ length: 8 }, (_, i) => a.enqueue("q", { id: `i${i}`, payload: "" })));
+      const got = (await Promise.all(waiting)).flat();
+      expect(got.map((c) => c.id).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `i${i}`));
+    });
+
+    it("three agents with blocking claim loops: every item completed exactly once, stale completes rejected", async () => {
+      const prefix = `kiln-test-${randomUUID()}:`;
+      const three = [await open({ prefix }), await open({ prefix }), await open({ prefix })];
+      const n = 600;
+      const completed = new Map<string, number>();
+      let stale = 0;
+      let stop = false;
+      const loop = async (store: RedisStore, owner: string, slow: boolean): Promise<void> => {
+        while (!stop) {
+          const claims = await store.claim(["q"], { owner, leaseMs: slow ? 60 : 5000, max: 3, waitMs: 200 });
+          for (const claim of claims) {
+            // The slow worker outlives its lease every time: its claims are taken over and fenced off.
+            if (slow) await sleep(100);
+            if (await store.complete(claim)) completed.set(claim.id, (completed.get(claim.id) ?? 0) + 1);
+            else stale++;
+          }
+        }
+      };
+      const loops = three.flatMap((store, i) => [0, 1, 2].map((j) => loop(store, `agent-${i}-${j}`, i === 0 && j === 0)));
+      for (let i = 0; i < n; i += 50) {
+        await Promise.all(Array.from({ length: 50 }, (_, j) => three[(i + j) % 3]!.enqueue("q", { id: `i${i + j}`, payload: "" })));
+      }
+      await eventually(async () => (completed.size === n ? true : undefined), 20_000, "every item to complete");
+      stop = true;
+      await Promise.all(loops);
+      expect([...completed.values()].every((times) => times === 1)).toBe(true);
+      expect(await three[1]!.stats("q")).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+      expect(stale).toBeGreaterThan(0);
+    });
+
+    it("a delayed item enqueued by A is claimable on time by a blocked claimer in B", async () => {
+      const [a, b] = await agents();
+      const started = Date.now();
+      await a.enqueue("q", { id: "later", payload: "" }, { delayMs: 200 });
+      const claims = await b.claim(["q"], { owner: "agent-b", leaseMs: 30_000, waitMs: 5000 });
+      const elapsed = Date.now() - started;
+      expect(claims.map((c) => c.id)).toEqual(["later"]);
+      expect(elapsed).toBeGreaterThanOrEqual(190);
+      expect(elapsed).toBeLessThan(1500);
+    });
+
+    it("a blocking pop in B is woken by a push from A; lists, locks and messages are shared", async () => {
+      const [a, b] = await agents();
+      const popping = b.listPop("l", { waitMs: 10_000, max: 10 });
+      await sleep(50);
+      const started = performance.now();
+      await a.listPush("l", ["x", "y"]);
+      expect(await popping).toEqual(["x", "y"]);
+      expect(performance.now() - started).toBeLessThan(1000);
+
+      const token = await a.lock("leader", "agent-a", 30_000);
+      expect(token).not.toBeNull();
+      expect(await b.lock("leader", "agent-b", 30_000)).toBeNull();
+      expect(await a.unlock("leader", "agent-a")).toBe(true);
+      expect(await b.lock("leader", "agent-b", 30_000)).toBeGreaterThan(token!);
+
+      const got: string[] = [];
+      await b.subscribe("ch", (m) => got.push(m));
+      await a.publish("ch", "hello");
+      await eventually(async () => (got.length === 1 ? true : undefined), 3000, "the message");
+      expect(got).toEqual(["hello"]);
+    });
+
+    it("many blocking pops at once each get a value, and an aborted one takes nothing", async () => {
+      const store = await open({ prefix: `kiln-test-${randomUUID()}:` });
+      const pops = Array.from({ length: 10 }, () => store.listPop("l", { waitMs: 10_000 }));
+      const controller = new AbortController();
+      const aborted = store.listPop("l", { waitMs: 10_000, signal: controller.signal });
+      await sleep(50);
+      controller.abort();
+      expect(await aborted).toEqual([]);
+      await store.listPush("l", Array.from({ length: 10 }, (_, i) => `v${i}`));
+      const values = (await Promise.all(pops)).flat();
+      expect(values.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `v${i}`).sort());
+      expect(await store.listLength("l")).toBe(0);
+    });
+
+    it("an unreachable server fails open fast with UnavailableError naming the URL", async () => {
+      const port = await freePort();
+      const started = Date.now();
+      const failure = await RedisStore.open({ url: `redis://127.0.0.1:${port}` }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(UnavailableError);
+      expect(String((failure as Error).message)).toContain(`127.0.0.1:${port}`);
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+
+    it("the password is not in error messages", async () => {
+      const port = await freePort();
+      const failure = await RedisStore.open({ url: `redis://user:sekrit@127.0.0.1:${port}` }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(UnavailableError);
+      expect((failure as Error).message).not.toContain("sekrit");
+    });
+  });
+
+  describe("server frozen (SIGSTOP)", () => {
+    let frozen: RedisServer;
+
+    beforeAll(async () => {
+      frozen = await startRedisServer();
+    });
+
+    afterAll(async () => {
+      await frozen?.dispose();
+    });
+
+    it("calls fail with UnavailableError after the command timeout, blocked pops too, and work resumes after SIGCONT", async () => {
+      const store = await RedisStore.open({ url: frozen.url, prefix: `kiln-test-${randomUUID()}:`, commandTimeoutMs: 300 });
+      try {
+        await store.set("k", "v");
+        const pop = store.listPop("l", { waitMs: 200 }).catch((e: unknown) => e);
+        await sleep(50);
+        frozen.pause();
+        const started = Date.now();
+        await expect(store.get("k")).rejects.toBeInstanceOf(UnavailableError);
+        expect(await pop).toBeInstanceOf(UnavailableError);
+        expect(Date.now() - started).toBeLessThan(2000);
+        frozen.resume();
+        expect(await eventually(() => store.get("k").then((v) => v ?? undefined), 10_000, "the server to answer again")).toBe("v");
+      } finally {
+        frozen.resume();
+        await store.close();
+      }
+    });
+  });
+
+  describe("server stopped and restarted (AOF)", () => {
+    let aof: RedisServer;
+
+    beforeAll(async () => {
+      aof = await startRedisServer({ appendOnly: true });
+    });
+
+    afterAll(async () => {
+      await aof?.dispose();
+    });
+
+    it("fails fast with UnavailableError while down, and carries on with the data after a restart", async () => {
+      const prefix = `kiln-test-${randomUUID()}:`;
+      const store = await RedisStore.open({ url: aof.url, prefix });
+      try {
+        await store.set("k", "v");
+        await store.incr("n", 41);
+        await store.listPush("l", ["a", "b"]);
+        for (const id of ["x", "y", "z"]) await store.enqueue("q", { id, payload: `p-${id}` });
+        const [held] = await store.claim(["q"], { owner: "agent-a", leaseMs: 60_000 });
+        const token = await store.lock("leader", "agent-a", 60_000);
+        const got: string[] = [];
+        await store.subscribe("ch", (m) => got.push(m));
+        // A blocked claim and a blocked pop are in flight when the server goes away.
+        const blockedClaim = store.claim(["empty"], { owner: "agent-a", leaseMs: 1000, waitMs: 20_000 }).catch((e: unknown) => e);
+        const blockedPop = store.listPop("empty-list", { waitMs: 20_000 }).catch((e: unknown) => e);
+        await sleep(50);
+
+        await aof.stop();
+        let started = Date.now();
+        await expect(store.get("k")).rejects.toBeInstanceOf(UnavailableError);
+        await expect(store.enqueue("q", { id: "w", payload: "" })).rejects.toBeInstanceOf(UnavailableError);
+        await expect(store.claim(["q"], { owner: "agent-a", leaseMs: 1000 })).rejects.toBeInstanceOf(UnavailableError);
+        const failure = await store.get("k").catch((e: unknown) => e);
+        expect((failure as Error).message).toContain(aof.url.replace("redis://", ""));
+        expect(Date.now() - started).toBeLessThan(2000);
+        expect(await blockedPop).toBeInstanceOf(UnavailableError);
+        expect(await blockedClaim).toBeInstanceOf(UnavailableError);
+        expect(Date.now() - started).toBeLessThan(3000);
+
+        await aof.start();
+        started = Date.now();
+        expect(await eventually(() => store.get("k").then((v) => v ?? undefined), 10_000, "the store to reconnect")).toBe("v");
+        expect(Date.now() - started).toBeLessThan(10_000);
+        expect(await store.get("n")).toBe("41");
+        expect(await store.listPop("l", { max: 10 })).toEqual(["a", "b"]);
+        expect(await store.stats("q")).toEqual({ pending: 2, claimed: 1, delayed: 0 });
+        expect(await store.lock("leader", "agent-b", 60_000)).toBeNull();
+        expect(await store.lock("leader", "agent-a", 60_000)).toBe(token);
+        const rest = await store.claim(["q"], { owner: "agent-a", leaseMs: 60_000, max: 10 });
+        expect(rest.map((c) => c.id)).toEqual(["y", "z"]);
+        expect(rest[0]!.fence).toBeGreaterThan(token!);
+        expect(await store.complete(held!)).toBe(true);
+        // The subscriber re-subscribed by itself.
+        await eventually(
+          async () => {
+            await store.publish("ch", "again");
+            return got.length > 0 ? true : undefined;
+          },
+          10_000,
+          "the subscription to come back",
+        );
+        // And blocking works again, woken as before.
+        const waiting = store.claim(["q2"], { owner: "agent-a", leaseMs: 1000, waitMs: 10_000 });
+        await sleep(20);
+        await store.enqueue("q2", { id: "after", payload: "" });
+        expect((await waiting).map((c) => c.id)).toEqual(["after"]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+});
