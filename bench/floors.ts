@@ -29,11 +29,14 @@ export function echoChildPath(): string {
 
 // ---- HTTP echo ------------------------------------------------------------------------------
 
-export interface HttpEchoResult {
-  samples: number[];
+export interface HttpEcho {
+  /** One round trip, shaped like `.remote()`'s request. */
+  call(): Promise<void>;
+  close(): void;
 }
 
-export async function httpEchoFloor(options: { warmup: number; count: number; deadlineMs: number; progress: Progress }): Promise<HttpEchoResult> {
+/** A plain `node:http` server on 127.0.0.1:0 answering a small JSON POST, and a caller for it. */
+export async function startHttpEcho(): Promise<HttpEcho> {
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -49,33 +52,43 @@ export async function httpEchoFloor(options: { warmup: number; count: number; de
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   const base = `http://127.0.0.1:${port}/`;
-  const call = async (): Promise<void> => {
-    // What AgentHttp.request does for `.remote()`: URL, bearer header, JSON body, text, parse.
-    const target = new URL("/v1/apps/bench/functions/noop/calls", base);
-    const body = JSON.stringify({ args: encode([]), waitMs: 50_000 });
-    const response = await fetch(target, {
-      method: "POST",
-      headers: { authorization: "Bearer floor", "content-type": "application/json" },
-      body,
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`echo server answered ${response.status}`);
-    JSON.parse(text);
+  return {
+    async call(): Promise<void> {
+      // What AgentHttp.request does for `.remote()`: URL, bearer header, JSON body, text, parse.
+      const target = new URL("/v1/apps/bench/functions/noop/calls", base);
+      const body = JSON.stringify({ args: encode([]), waitMs: 50_000 });
+      const response = await fetch(target, {
+        method: "POST",
+        headers: { authorization: "Bearer floor", "content-type": "application/json" },
+        body,
+      });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`echo server answered ${response.status}`);
+      JSON.parse(text);
+    },
+    close(): void {
+      server.closeAllConnections();
+      server.close();
+    },
   };
+}
+
+/** The HTTP echo floor on its own: `count` sequential round trips after `warmup`. */
+export async function httpEchoFloor(options: { warmup: number; count: number; deadlineMs: number; progress: Progress }): Promise<number[]> {
+  const echo = await startHttpEcho();
   try {
     const deadline = performance.now() + options.deadlineMs;
-    for (let i = 0; i < options.warmup && performance.now() < deadline; i++) await call();
+    for (let i = 0; i < options.warmup && performance.now() < deadline; i++) await echo.call();
     const samples: number[] = [];
     for (let i = 0; i < options.count && performance.now() < deadline; i++) {
       const started = performance.now();
-      await call();
+      await echo.call();
       samples.push(performance.now() - started);
       if ((i + 1) % 500 === 0) options.progress(i + 1, options.count);
     }
-    return { samples };
+    return samples;
   } finally {
-    server.closeAllConnections();
-    server.close();
+    echo.close();
   }
 }
 

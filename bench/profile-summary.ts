@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     const paths = new Map<string, number>();
     for (const [id, us] of selfUs) {
       const node = byId.get(id);
-      if (!node || node.callFrame.functionName !== callersOf) continue;
+      if (!node || (node.callFrame.functionName || "(anonymous)") !== callersOf) continue;
       const chain: string[] = [];
       for (let at = parent.get(id); at !== undefined && chain.length < 5; at = parent.get(at)) {
         const up = byId.get(at);

@@ -5,7 +5,12 @@
  *   node dist/bench/profile.js remote [--count 3000] [--memory-store]
  *   node dist/bench/profile.js map [--count 10000]
  *   node dist/bench/profile.js worker [--count 3000]   (a WorkerProcess alone, no agent: IPC + worker)
+ *   node dist/bench/profile.js router [--count 3000] [--memory-store]   (agent.router.call() in process: no HTTP)
+ *   node dist/bench/profile.js http [--count 3000]     (the HTTP leg alone: node:http vs fastify vs fastify + kiln's hook and zod)
  *   node --cpu-prof --cpu-prof-dir=/tmp/kiln-prof dist/bench/profile.js remote
+ *   common flags: --warmup N (calls before measuring, default 300: the fetch JIT needs ~3000 to settle),
+ *   --experiment stub-router (Router.call answers at once: the HTTP layer alone),
+ *   --experiment no-mark-running (skip OutcomeWriter.markRunning before the input is sent)
  *   node dist/bench/profile-summary.js /tmp/kiln-prof/<file>.cpuprofile
  *
  * Besides the latency, it instruments the running agent from the outside (wrapping methods on
@@ -18,7 +23,13 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import Fastify, { type FastifyInstance } from "fastify";
+import { z } from "zod";
 import { Agent } from "../runtime/agent/agent.js";
+import { tokenMatches } from "../runtime/agent/auth.js";
+import { AgentHttp } from "../runtime/client/http.js";
+import { callBody } from "../runtime/protocol.js";
+import { OutcomeWriter } from "../runtime/agent/outcomes.js";
 import { Router } from "../runtime/agent/router.js";
 import { connect } from "../runtime/client/index.js";
 import { WorkerProcess } from "../runtime/containers/worker-process.js";
@@ -27,6 +38,7 @@ import { deployApp } from "../runtime/deploy/deploy.js";
 import { encode } from "../runtime/serde.js";
 import { EmbeddedStore } from "../runtime/store/embedded/embedded-store.js";
 import type { Store } from "../runtime/store/store.js";
+import { httpEchoFloor } from "./floors.js";
 import { runMap } from "./map-throughput.js";
 import { summarize } from "./report.js";
 
@@ -35,17 +47,30 @@ const benchDir = here.includes(join("dist", "bench")) ? resolve(here, "..", ".."
 const fixtureDir = join(benchDir, "fixtures");
 
 interface Args {
-  mode: "remote" | "map" | "worker";
+  mode: "remote" | "map" | "worker" | "http" | "router";
   count: number;
   memoryStore: boolean;
+  /** `--experiment <name>`: monkey-patch the live agent to estimate a change ("no-mark-running"). */
+  experiments: string[];
+  /** Calls before measuring (JIT warm-up). Default 300. */
+  warmup: number;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const mode = argv[0] === "map" ? "map" : argv[0] === "worker" ? "worker" : "remote";
+  const mode = argv[0] === "map" || argv[0] === "worker" || argv[0] === "http" || argv[0] === "router" ? argv[0] : "remote";
   const at = argv.indexOf("--count");
   const count = at >= 0 ? Number(argv[at + 1]) : mode === "map" ? 10_000 : 3_000;
   if (!Number.isSafeInteger(count) || count < 1 || count > 1_000_000) throw new Error(`--count must be 1..1000000`);
-  return { mode, count, memoryStore: argv.includes("--memory-store") };
+  const experiments = argv.flatMap((arg, i) => (arg === "--experiment" && argv[i + 1] ? [argv[i + 1] ?? ""] : []));
+  const w = argv.indexOf("--warmup");
+  const warmup = w >= 0 ? Number(argv[w + 1]) : 300;
+  if (!Number.isSafeInteger(warmup) || warmup < 0 || warmup > 1_000_000) throw new Error(`--warmup must be 0..1000000`);
+  return { mode, count, memoryStore: argv.includes("--memory-store"), experiments, warmup };
+}
+
+function label(args: Args): string {
+  const parts = [...(args.memoryStore ? ["memory-only store"] : []), ...args.experiments.map((e) => `experiment ${e}`)];
+  return parts.length === 0 ? "" : ` (${parts.join(", ")})`;
 }
 
 /** Accumulated time and count of one instrumented method. */
@@ -123,9 +148,54 @@ async function workerAlone(count: number): Promise<void> {
   }
 }
 
+/** The HTTP leg of `.remote()` alone, with an instant answer: which layer costs what. */
+async function httpLayers(count: number): Promise<void> {
+  const token = "kiln_profile";
+  const answer = { callId: "fc-x", outcome: { ok: true, value: encode(null) } };
+  const servers: { name: string; app: FastifyInstance }[] = [];
+  const bare = Fastify({ logger: false });
+  bare.post("/v1/apps/:app/functions/:fn/calls", async () => answer);
+  servers.push({ name: "fastify, bare route", app: bare });
+  const kilnLike = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 });
+  kilnLike.addHook("onRequest", async (request) => {
+    if (!tokenMatches(request.headers.authorization, token)) throw new Error("unauthenticated");
+  });
+  const fnParams = z.object({ app: z.string().min(1), fn: z.string().min(1) });
+  kilnLike.post("/v1/apps/:app/functions/:fn/calls", async (request) => {
+    fnParams.parse(request.params);
+    callBody.parse(request.body);
+    return answer;
+  });
+  servers.push({ name: "fastify + token hook + zod (as server.ts)", app: kilnLike });
+  const urls = await Promise.all(servers.map(async ({ app }) => app.listen({ host: "127.0.0.1", port: 0 })));
+  // Two rounds: the first one also warms undici's fetch path up; the second is the one to read.
+  for (let round = 1; round <= 2; round++) {
+    console.log(`HTTP leg alone, AgentHttp client, x${count}, round ${round}:`);
+    const echo = await httpEchoFloor({ warmup: 300, count, deadlineMs: 60_000, progress: () => undefined });
+    const e = summarize(echo);
+    console.log(`  ${"node:http echo (the bench floor, raw fetch)".padEnd(44)} p50 ${e.p50.toFixed(3)} ms, mean ${e.mean.toFixed(3)} ms`);
+    for (const [i, { name }] of servers.entries()) {
+      const http = new AgentHttp(`${urls[i]}/`, token);
+      const call = (): Promise<unknown> =>
+        http.request("POST", "/v1/apps/bench/functions/noop/calls", { body: { args: encode([]), waitMs: 50_000 } });
+      for (let w = 0; w < 300; w++) await call();
+      const samples: number[] = [];
+      for (let c = 0; c < count; c++) {
+        const started = performance.now();
+        await call();
+        samples.push(performance.now() - started);
+      }
+      const s = summarize(samples);
+      console.log(`  ${name.padEnd(44)} p50 ${s.p50.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`);
+    }
+  }
+  for (const { app } of servers) await app.close();
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.mode === "worker") return workerAlone(args.count);
+  if (args.mode === "http") return httpLayers(args.count);
   const stateDir = await mkdtemp(join(tmpdir(), "kiln-prof-"));
   const store: Store | undefined = args.memoryStore ? await EmbeddedStore.open() : undefined;
   const agent = await Agent.start({ stateDir, port: 0, ...(store ? { store } : {}) });
@@ -147,6 +217,28 @@ async function main(): Promise<void> {
     instrument(Router.prototype, "mapInputs", routerMapInputs);
     instrument(Router.prototype, "mapOutputs", routerMapOutputs);
     instrument(WorkerProcess.prototype, "run", workerRun, { in: "runIn", out: "runOut" });
+    // WorkerProcess.post (private, synchronous): child.send() of one message, i.e. the IPC write.
+    const postMeter = new Meter();
+    const postSamples: number[] = [];
+    const proto = WorkerProcess.prototype as unknown as { post: (message: unknown) => void };
+    const post = proto.post;
+    proto.post = function (this: unknown, message: unknown): void {
+      const started = performance.now();
+      post.call(this, message);
+      const took = performance.now() - started;
+      postMeter.totalMs += took;
+      postMeter.calls += 1;
+      if (postSamples.length < 1_000_000) postSamples.push(took);
+    };
+    if (args.experiments.includes("stub-router")) {
+      // The agent's HTTP layer alone: Router.call answers at once, nothing is queued or run.
+      const stubbed = { callId: "fc-stub", outcome: { ok: true as const, value: encode(null) } };
+      (Router.prototype as unknown as { call: () => Promise<unknown> }).call = async () => stubbed;
+    }
+    if (args.experiments.includes("no-mark-running")) {
+      // What if markRunning were off the critical path (not awaited before the input is sent)?
+      (OutcomeWriter.prototype as unknown as { markRunning: () => Promise<void> }).markRunning = async () => undefined;
+    }
     for (const [name, meter] of storeOps) instrument(agent.store, name, meter);
     // The embedded store's append-only log (a private field): count its flushes (one writeSync each).
     const log = (agent.store as unknown as { log: { flush: () => void } | null }).log;
@@ -159,14 +251,37 @@ async function main(): Promise<void> {
         flushes.totalMs += performance.now() - started;
       };
     }
-    const meters = [routerCall, routerMapInputs, routerMapOutputs, workerRun, flushes, ...storeOps.values()];
+    const meters = [routerCall, routerMapInputs, routerMapOutputs, workerRun, postMeter, flushes, ...storeOps.values()];
+    // CPU of this process (client + agent) over the measured window; the worker's is apart.
+    let cpuAtStart = process.cpuUsage();
+    const resetMeters = (): void => {
+      for (const meter of meters) meter.reset();
+      cpuAtStart = process.cpuUsage();
+    };
 
     const noop = kiln.function<(x?: unknown) => unknown>(target.app, target.fn);
     let units: number;
     let wallMs: number;
-    if (args.mode === "remote") {
-      for (let i = 0; i < 300; i++) await noop.remote();
-      for (const meter of meters) meter.reset();
+    if (args.mode === "router") {
+      // The agent's own path for one synchronous call, without fastify, zod or fetch.
+      const body = { args: encode([]), mode: "value" as const, spawn: false, waitMs: 50_000 };
+      for (let i = 0; i < args.warmup; i++) await agent.router.call(target.app, target.fn, body);
+      resetMeters();
+      const samples: number[] = [];
+      const started = performance.now();
+      for (let i = 0; i < args.count; i++) {
+        const t0 = performance.now();
+        const response = await agent.router.call(target.app, target.fn, body);
+        samples.push(performance.now() - t0);
+        if (!response.outcome?.ok) throw new Error("router.call gave no outcome");
+      }
+      wallMs = performance.now() - started;
+      units = args.count;
+      const s = summarize(samples);
+      console.log(`router.call x${s.count}${label(args)}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`);
+    } else if (args.mode === "remote") {
+      for (let i = 0; i < args.warmup; i++) await noop.remote();
+      resetMeters();
       const samples: number[] = [];
       const segments = { "client -> Router.call": [] as number[], "Router.call -> WorkerProcess.run": [] as number[], "WorkerProcess.run (IPC + handler)": [] as number[], "run done -> Router.call returns": [] as number[], "Router.call returns -> client has result": [] as number[] };
       const started = performance.now();
@@ -184,7 +299,7 @@ async function main(): Promise<void> {
       wallMs = performance.now() - started;
       units = args.count;
       const s = summarize(samples);
-      console.log(`remote x${s.count}${args.memoryStore ? " (memory-only store)" : ""}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`);
+      console.log(`remote x${s.count}${label(args)}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`);
       console.log("segments of one call (p50 / mean / p99 ms, calls over 2 ms):");
       for (const [name, values] of Object.entries(segments)) {
         const seg = summarize(values);
@@ -193,20 +308,23 @@ async function main(): Promise<void> {
       }
     } else {
       await runMap(kiln, target, { count: 1000, deadlineMs: 30_000, progress: () => undefined });
-      for (const meter of meters) meter.reset();
+      resetMeters();
       const started = performance.now();
       const result = await runMap(kiln, target, { count: args.count, deadlineMs: 60_000, progress: () => undefined });
       wallMs = performance.now() - started;
       units = result.inputs;
-      console.log(`map x${result.inputs}${args.memoryStore ? " (memory-only store)" : ""}: ${Math.round(result.perSecond)} inputs/s (${result.ms.toFixed(0)} ms)`);
+      console.log(`map x${result.inputs}${label(args)}: ${Math.round(result.perSecond)} inputs/s (${result.ms.toFixed(0)} ms)`);
     }
     const per = (meter: Meter): string =>
       `${(meter.calls / units).toFixed(2)} calls/unit, ${(meter.totalMs / units).toFixed(3)} ms/unit (${meter.calls} calls, ${meter.totalMs.toFixed(0)} ms total)`;
-    console.log(`wall: ${(wallMs / units).toFixed(3)} ms/unit`);
+    const cpu = process.cpuUsage(cpuAtStart);
+    console.log(`wall: ${(wallMs / units).toFixed(3)} ms/unit; CPU of this process (client + agent): ${((cpu.user + cpu.system) / 1000 / units).toFixed(3)} ms/unit (user ${(cpu.user / 1000 / units).toFixed(3)}, system ${(cpu.system / 1000 / units).toFixed(3)})`);
     console.log(`  Router.call          ${per(routerCall)}`);
     console.log(`  Router.mapInputs     ${per(routerMapInputs)}`);
     console.log(`  Router.mapOutputs    ${per(routerMapOutputs)}`);
     console.log(`  WorkerProcess.run    ${per(workerRun)}`);
+    const postSummary = summarize(postSamples.slice(-postMeter.calls));
+    console.log(`  WorkerProcess.post   ${per(postMeter)}; p50 ${postSummary.p50.toFixed(3)} ms, p99 ${postSummary.p99.toFixed(3)} ms, over 1 ms: ${postSamples.slice(-postMeter.calls).filter((v) => v > 1).length}`);
     console.log(`  store log flush      ${per(flushes)}`);
     for (const [name, meter] of storeOps) if (meter.calls > 0) console.log(`  store.${name.padEnd(15)} ${per(meter)}`);
   } finally {

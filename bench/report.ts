@@ -2,7 +2,7 @@
  * Statistics and the results table of `npm run bench`: percentiles, the machine description,
  * and the Markdown written to `bench/RESULTS.md`.
  */
-import { cpus, totalmem, platform, release } from "node:os";
+import { cpus, loadavg, platform, release, totalmem } from "node:os";
 
 export interface Summary {
   count: number;
@@ -56,6 +56,8 @@ export interface Machine {
   memoryGiB: number;
   node: string;
   os: string;
+  /** 1-minute load average when the bench started: other work on the box skews every figure. */
+  load1: number;
 }
 
 export function machine(): Machine {
@@ -66,6 +68,7 @@ export function machine(): Machine {
     memoryGiB: totalmem() / 1024 ** 3,
     node: process.version,
     os: `${platform()} ${release()}`,
+    load1: loadavg()[0] ?? 0,
   };
 }
 
@@ -109,6 +112,7 @@ export function renderResults(results: Results): string {
     `- date: ${results.date}`,
     `- machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB memory, ${m.os}`,
     `- node: ${m.node}`,
+    `- load average (1 min) at start: ${m.load1.toFixed(2)}`,
     `- bench wall time: ${results.wallSeconds.toFixed(1)} s`,
     "",
     renderTable(results.rows),

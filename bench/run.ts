@@ -17,7 +17,7 @@ import { Agent } from "../runtime/agent/agent.js";
 import { connect } from "../runtime/client/index.js";
 import { deployApp } from "../runtime/deploy/deploy.js";
 import { measureColdStart } from "./cold-start.js";
-import { forkFloor, httpEchoFloor, ipcEchoFloor } from "./floors.js";
+import { forkFloor, ipcEchoFloor, startHttpEcho } from "./floors.js";
 import { measureMapThroughput } from "./map-throughput.js";
 import { measureRemoteLatency } from "./remote-latency.js";
 import { machine, median, ms, perSecond, ratio, renderResults, renderTable, summarize, type Row } from "./report.js";
@@ -28,7 +28,8 @@ const benchDir = here.includes(join("dist", "bench")) ? resolve(here, "..", ".."
 const fixtureDir = join(benchDir, "fixtures");
 
 const CONFIG = {
-  remote: { warmup: 200, count: 2_000, deadlineMs: 30_000 },
+  /** Warm-up calls of each (kiln, floor), then `count` of each in alternating blocks. */
+  remote: { warmup: 1_000, count: 2_000, block: 250, deadlineMs: 40_000 },
   map: { warmup: 1_000, count: 10_000, window: 1_000, deadlineMs: 30_000 },
   cold: { samples: 5, deadlineMs: 30_000 },
   /** The whole run, agent start to RESULTS.md; past it the process exits with code 2. */
@@ -43,6 +44,7 @@ function progress(phase: string): (done: number, total: number) => void {
 
 async function main(): Promise<void> {
   const benchStarted = performance.now();
+  const host = machine(); // before anything runs: its load average is the box's, not the bench's
   const watchdog = setTimeout(() => {
     console.error(`bench: still running after ${CONFIG.watchdogMs / 1000} s; giving up`);
     process.exit(2);
@@ -60,11 +62,13 @@ async function main(): Promise<void> {
     await deployApp(kiln.http, spec, fixtureDir);
     console.log(`deployed ${app}.noop (maxContainers 1, maxInputs 1000) on ${agent.url}`);
 
-    // 1. warm .remote() latency (the first warm-up call starts the container)
-    console.log(`remote latency: 0/${CONFIG.remote.count} (warm-up ${CONFIG.remote.warmup})`);
-    const remote = await measureRemoteLatency(kiln, target, { ...CONFIG.remote, progress: progress("remote latency") });
-    console.log(`http echo floor: 0/${CONFIG.remote.count} (warm-up ${CONFIG.remote.warmup})`);
-    const echo = await httpEchoFloor({ ...CONFIG.remote, progress: progress("http echo floor") });
+    // 1. warm .remote() latency (the first warm-up call starts the container), floor interleaved
+    console.log(`remote latency + http echo floor: 0/${CONFIG.remote.count} (warm-up ${CONFIG.remote.warmup} of each, blocks of ${CONFIG.remote.block})`);
+    const echoServer = await startHttpEcho();
+    const latency = await measureRemoteLatency(kiln, target, echoServer, {
+      ...CONFIG.remote,
+      progress: progress("remote latency + http echo floor"),
+    }).finally(() => echoServer.close());
 
     // 2. .map() throughput
     console.log(`map throughput: 0/${CONFIG.map.count} (warm-up map of ${CONFIG.map.warmup})`);
@@ -83,8 +87,8 @@ async function main(): Promise<void> {
     const forks = await forkFloor({ samples: CONFIG.cold.samples, progress: progress("fork floor") });
 
     // ---- table
-    const r = summarize(remote.samples);
-    const e = summarize(echo.samples);
+    const r = summarize(latency.kiln);
+    const e = summarize(latency.floor);
     const coldMedian = median(cold.map((s) => s.totalMs));
     const readyMedian = median(cold.flatMap((s) => (s.containerReadyMs === null ? [] : [s.containerReadyMs])));
     const forkMedian = median(forks);
@@ -124,12 +128,12 @@ async function main(): Promise<void> {
     ];
     const notes = [
       `fixture: bench/fixtures/app.json, handler \`noop(x) => x ?? null\`, maxContainers 1, maxInputs 1000; embedded store (default) with its log in a temp dir; agent and client in one process, as in the demo.`,
-      `remote(): ${CONFIG.remote.warmup} warm-up calls, then ${r.count} sequential; kiln mean ${ms(r.mean)}, min ${ms(r.min)}, max ${ms(r.max)}; floor mean ${ms(e.mean)}, min ${ms(e.min)}, max ${ms(e.max)}.`,
+      `remote(): ${CONFIG.remote.warmup} warm-up calls of each, then ${r.count} sequential kiln calls and ${e.count} floor round trips in alternating blocks of ${CONFIG.remote.block}; kiln mean ${ms(r.mean)}, min ${ms(r.min)}, max ${ms(r.max)}; floor mean ${ms(e.mean)}, min ${ms(e.min)}, max ${ms(e.max)}.`,
       `map(): warm-up map of ${CONFIG.map.warmup}, then ${map.inputs} inputs in ${(map.ms / 1000).toFixed(2)} s (first input pulled to last output yielded); IPC echo floor ${ipc.messages} messages in ${(ipc.ms / 1000).toFixed(2)} s, window ${CONFIG.map.window}, serialization "advanced".`,
       `cold start samples (ms, caller side): ${cold.map((s) => s.totalMs.toFixed(0)).join(", ")}; agent-reported container ready (fork to worker "ready"), median ${ms(readyMedian)}; deploy (not counted) median ${ms(median(cold.map((s) => s.deployMs)))}; fork floor samples: ${forks.map((f) => f.toFixed(0)).join(", ")}.`,
     ];
     const wallSeconds = (performance.now() - benchStarted) / 1000;
-    const text = renderResults({ machine: machine(), date: new Date().toISOString(), rows, notes, wallSeconds });
+    const text = renderResults({ machine: host, date: new Date().toISOString(), rows, notes, wallSeconds });
     await writeFile(join(benchDir, "RESULTS.md"), text);
     console.log(`\n${renderTable(rows)}\n`);
     for (const note of notes) console.log(`- ${note}`);

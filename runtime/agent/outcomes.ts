@@ -19,8 +19,13 @@ export class OutcomeWriter {
     private readonly resultTtlMs: number,
   ) {}
 
+  /**
+   * Record that an attempt started. Map inputs have no call record; `.remote()` calls keep
+   * theirs lean (their caller waits on the outcome, and getCall derives the final status from
+   * the result), so only spawned calls and streams track `running` and attempts.
+   */
   async markRunning(input: InputEnvelope): Promise<void> {
-    if (input.kind === "map") return;
+    if (input.kind === "map" || input.kind === "call") return;
     await this.updateCall(input.id, (call) => ({
       ...call,
       status: "running",
@@ -55,9 +60,12 @@ export class OutcomeWriter {
       const end: StreamItem = outcome.ok ? { t: "end" } : { t: "err", error: outcome.error };
       await this.store.listPush(keys.stream(input.id), [JSON.stringify(end)], { ttlMs: LIST_TTL_MS });
     }
-    const status = outcome.ok ? "succeeded" : outcome.error.code === "CANCELLED" ? "cancelled" : "failed";
-    await this.updateCall(input.id, (call) => ({ ...call, status, finishedAt: new Date().toISOString() }), this.resultTtlMs);
-    await this.store.publish(channels.done(input.id), status);
+    if (input.kind !== "call") {
+      const status = statusOf(outcome);
+      await this.updateCall(input.id, (call) => ({ ...call, status, finishedAt: new Date().toISOString() }), this.resultTtlMs);
+    }
+    // The message carries the stored result, so a waiting request needs no read-back.
+    await this.store.publish(channels.done(input.id), JSON.stringify(stored));
     return true;
   }
 
@@ -67,4 +75,8 @@ export class OutcomeWriter {
     const next = change(JSON.parse(raw) as CallInfo);
     await this.store.set(keys.call(id), JSON.stringify(next), ttlMs === undefined ? {} : { ttlMs });
   }
+}
+
+export function statusOf(outcome: Outcome): "succeeded" | "failed" | "cancelled" {
+  return outcome.ok ? "succeeded" : outcome.error.code === "CANCELLED" ? "cancelled" : "failed";
 }

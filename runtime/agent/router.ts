@@ -24,7 +24,7 @@ import { MAX_MAP_INFLIGHT, MAX_PENDING_INPUTS, MAX_SPAWN_PENDING_INPUTS, MAX_TOT
 import type { Store } from "../store/store.js";
 import type { AppRegistry } from "./apps.js";
 import { channels, keys, type InputEnvelope, type InputKind, type StoredResult } from "./inputs.js";
-import type { OutcomeWriter } from "./outcomes.js";
+import { statusOf, type OutcomeWriter } from "./outcomes.js";
 
 interface MapRecord {
   id: string;
@@ -72,47 +72,78 @@ export class Router {
       createdAt: new Date().toISOString(),
       attempts: 0,
     };
-    await this.store.set(keys.call(id), JSON.stringify(call));
     const input: InputEnvelope = { id, kind, app, fn, args: body.args, attempt: 0, platformAttempt: 0, createdAt: Date.now() };
+    const waiting = body.waitMs > 0 && kind !== "stream";
+    // Subscribed before the input exists: its outcome cannot be announced unheard.
+    const announced = waiting ? await this.listen(id) : null;
     try {
-      await this.enqueue(input);
+      await Promise.all([this.store.set(keys.call(id), JSON.stringify(call)), this.enqueue(input)]);
     } catch (error) {
+      await announced?.stop();
       await this.store.delete(keys.call(id));
       throw error;
     }
-    if (body.waitMs > 0 && kind !== "stream") {
-      const result = await this.waitResult(id, body.waitMs);
-      return result.outcome ? { callId: id, outcome: result.outcome } : { callId: id };
+    if (!announced) return { callId: id };
+    try {
+      const outcome = (await announced.wait(body.waitMs)) ?? (await this.readResult(id))?.outcome;
+      return outcome ? { callId: id, outcome } : { callId: id };
+    } finally {
+      await announced.stop();
     }
-    return { callId: id };
+  }
+
+  /** Subscribe to a call's outcome announcement (the stored result travels in the message). */
+  private async listen(id: string): Promise<{ wait(ms: number): Promise<Outcome | null>; stop(): Promise<void> }> {
+    let outcome: Outcome | null = null;
+    let wake: () => void = () => undefined;
+    const unsubscribe = await this.store.subscribe(channels.done(id), (message) => {
+      if (message.startsWith("{")) outcome = (JSON.parse(message) as StoredResult).outcome;
+      wake();
+    });
+    return {
+      wait: async (ms) => {
+        if (outcome) return outcome;
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, ms);
+        });
+        clearTimeout(timer);
+        return outcome;
+      },
+      stop: unsubscribe,
+    };
   }
 
   async getCall(id: string): Promise<CallInfo> {
-    const raw = await this.store.get(keys.call(id));
-    if (raw === null) {
+    const [raw, result] = await this.store.getMany([keys.call(id), keys.result(id)]);
+    if (raw === null || raw === undefined) {
       throw new NotFoundError(`function call ${id} does not exist (or its result expired after the retention period)`);
     }
-    return JSON.parse(raw) as CallInfo;
+    const call = JSON.parse(raw) as CallInfo;
+    if (result && (call.status === "pending" || call.status === "running")) {
+      // `.remote()` calls do not rewrite their record when they finish: the result says how it ended.
+      const stored = JSON.parse(result) as StoredResult;
+      return { ...call, status: statusOf(stored.outcome), finishedAt: new Date(stored.finishedAt).toISOString() };
+    }
+    return call;
   }
 
   /** The call's outcome, waiting up to `waitMs` for it. */
   async waitResult(id: string, waitMs: number): Promise<ResultResponse> {
     const ready = await this.readResult(id);
     if (ready || waitMs === 0) return ready ?? { status: (await this.getCall(id)).status };
-    let wake: () => void = () => undefined;
-    const announced = new Promise<void>((resolve) => (wake = resolve));
-    const unsubscribe = await this.store.subscribe(channels.done(id), () => wake());
+    const announced = await this.listen(id);
     try {
       // Subscribed first, then read again: an outcome stored in between is not missed.
       const raced = await this.readResult(id);
       if (raced) return raced;
       const call = await this.getCall(id);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([announced, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-      clearTimeout(timer);
+      const outcome = await announced.wait(waitMs);
+      if (outcome) return { status: statusOf(outcome), outcome };
       return (await this.readResult(id)) ?? { status: (await this.getCall(id).catch(() => call)).status };
     } finally {
-      await unsubscribe();
+      await announced.stop();
     }
   }
 
@@ -143,10 +174,8 @@ export class Router {
   private async readResult(id: string): Promise<ResultResponse | null> {
     const raw = await this.store.get(keys.result(id));
     if (raw === null) return null;
-    const stored = JSON.parse(raw) as StoredResult;
-    const outcome = stored.outcome;
-    const status = outcome.ok ? "succeeded" : outcome.error.code === "CANCELLED" ? "cancelled" : "failed";
-    return { status, outcome };
+    const { outcome } = JSON.parse(raw) as StoredResult;
+    return { status: statusOf(outcome), outcome };
   }
 
   // ---- streams (remoteGen) --------------------------------------------------------------------
@@ -182,23 +211,23 @@ export class Router {
     let accepted = 0;
     let refused: MapInputsResponse["refused"];
     try {
-      for (const item of body.items.slice(0, room)) {
-        checkPayloadSize(item.args, `the arguments of input ${item.idx}`);
-        await this.enqueue({
-          id: `${mapId}.${item.idx}`,
-          kind: "map",
-          app: map.app,
-          fn: map.fn,
-          args: item.args,
-          attempt: 0,
-          platformAttempt: 0,
-          createdAt: Date.now(),
-          mapId,
-          idx: item.idx,
-        });
-        accepted += 1;
+      const items = body.items.slice(0, room);
+      for (const item of items) checkPayloadSize(item.args, `the arguments of input ${item.idx}`);
+      // All at once, so the store writes them in one flush; then keep what was accepted a prefix.
+      const createdAt = Date.now();
+      const results = await Promise.allSettled(
+        items.map((item) =>
+          this.enqueue({ id: `${mapId}.${item.idx}`, kind: "map", app: map.app, fn: map.fn, args: item.args, attempt: 0, platformAttempt: 0, createdAt, mapId, idx: item.idx }),
+        ),
+      );
+      const firstRefused = results.findIndex((r) => r.status === "rejected");
+      accepted = firstRefused === -1 ? items.length : firstRefused;
+      if (firstRefused !== -1) {
+        refused = toWire((results[firstRefused] as PromiseRejectedResult).reason);
+        const queue = keys.queue(map.app, map.fn);
+        await Promise.all(items.slice(accepted).map((item, i) => (results[accepted + i]?.status === "fulfilled" ? this.store.remove(queue, `${mapId}.${item.idx}`) : null)));
       }
-      if (room < n) {
+      if (!refused && room < n) {
         refused = toWire(
           new ResourceExhaustedError(
             `map ${mapId} has ${this.limits.maxMapInFlight} inputs in flight, the limit per map; send the rest as outputs arrive`,
