@@ -190,7 +190,22 @@ export interface AppStatus {
   functions: FunctionStatus[];
 }
 
+/** What each agent advertises in the store (every 2 s, expiring after 10 s): the cluster view. */
+export interface HostStatus {
+  id: string;
+  url: string;
+  version: string;
+  startedAt: string;
+  seenAt: string;
+  capacity: { cpu: number; cpuUsed: number };
+  /** `<app>.<fn>` -> this host's containers of it. */
+  functions: Record<string, { containers: number; busy: number; inFlight: number }>;
+  draining: boolean;
+}
+
 export interface AgentStatus {
   agent: { id: string; version: string; store: string; startedAt: string; url: string; capacity: { cpu: number; cpuUsed: number } };
+  /** Every live agent on this agent's store, this one included. */
+  hosts: HostStatus[];
   apps: AppStatus[];
 }

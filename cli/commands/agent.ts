@@ -15,6 +15,8 @@ interface AgentFlags {
   port: string;
   stateDir?: string;
   cpu?: string;
+  redis?: string;
+  drainGrace: string;
 }
 
 export function registerAgent(program: Command): void {
@@ -25,6 +27,8 @@ export function registerAgent(program: Command): void {
     .option("--port <port>", "port to listen on (0 picks a free one)", "7070")
     .option("--state-dir <dir>", "token, store, bundles and logs (default: KILN_STATE_DIR, else ~/.kiln)")
     .option("--cpu <cores>", "CPU cores to hand out to containers (default: all of the host's)")
+    .option("--redis <url>", "share a Redis server with other agents (default: KILN_REDIS_URL, else the embedded store)")
+    .option("--drain-grace <seconds>", "on SIGTERM/SIGINT, how long running inputs may finish before they are handed back", "30")
     .action(async (flags: AgentFlags) => runAgent(flags));
 }
 
@@ -32,8 +36,10 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const port = parseArg(portArg, flags.port, "--port");
   const cpu = flags.cpu === undefined ? undefined : parseArg(positiveNumberArg(65_536), flags.cpu, "--cpu");
   const stateDir = resolve(flags.stateDir ?? defaultStateDir());
+  const graceMs = parseArg(positiveNumberArg(86_400), flags.drainGrace, "--drain-grace") * 1000;
   const options: AgentOptions = { host: flags.host, port, stateDir, echoLogs: echo };
   if (cpu !== undefined) options.cpu = cpu;
+  if (flags.redis !== undefined) options.redisUrl = flags.redis;
 
   let agent: Agent;
   try {
@@ -55,8 +61,10 @@ async function runAgent(flags: AgentFlags): Promise<void> {
         process.exit(130);
       }
       stopping = true;
-      process.stderr.write(`kiln agent: ${signal}, stopping (containers are stopped, held inputs go back to the queue)\n`);
-      agent.stop().then(done, fail);
+      process.stderr.write(
+        `kiln agent: ${signal}, draining: no new inputs; running ones get up to ${graceMs / 1000} s, the rest go back to the queue (${signal} again to exit now)\n`,
+      );
+      agent.stop({ graceMs }).then(done, fail);
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);

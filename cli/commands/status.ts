@@ -18,14 +18,25 @@ export function registerStatus(program: Command): void {
   });
 }
 
-const HEADER = ["FUNCTION", "STARTING", "READY", "DRAINING", "PENDING", "RUNNING", "SPAWN-PENDING", "COLD-STARTS", "START-FAILURES"];
-const NUMERIC = [1, 2, 3, 4, 5, 6, 7, 8];
+const HEADER = ["FUNCTION", "DESIRED", "STARTING", "BUSY", "IDLE", "DRAINING", "PENDING", "RUNNING", "SPAWN-PENDING", "COLD-STARTS", "START-FAILURES"];
+const NUMERIC = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 export function formatStatus(status: AgentStatus): string[] {
   const { agent } = status;
   const lines = [
     `agent ${agent.url}  version ${agent.version}  store ${agent.store}  cpu ${agent.capacity.cpuUsed}/${agent.capacity.cpu} used  id ${agent.id}  up since ${agent.startedAt}`,
   ];
+  const hosts = status.hosts ?? [];
+  if (hosts.length > 1) {
+    lines.push(`cluster: ${hosts.length} agents on store ${agent.store}`);
+    for (const host of hosts) {
+      const containers = Object.values(host.functions).reduce((n, f) => n + f.containers, 0);
+      const busy = Object.values(host.functions).reduce((n, f) => n + f.busy, 0);
+      lines.push(
+        `  ${host.id === agent.id ? "*" : " "} ${host.url}  cpu ${host.capacity.cpuUsed}/${host.capacity.cpu}  containers ${containers} (${busy} busy)${host.draining ? "  draining" : ""}`,
+      );
+    }
+  }
   if (status.apps.length === 0) return [...lines, "", "no apps deployed"];
 
   // One table over every app so the columns line up from app to app; notes go under their row.
@@ -37,6 +48,14 @@ export function formatStatus(status: AgentStatus): string[] {
     lines.push("", `app ${app.name}  version ${app.version}  deployed ${app.deployedAt}`, aligned[0] ?? "");
     for (const fn of app.functions) {
       lines.push(aligned[next++] ?? "");
+      if (hosts.length > 1) {
+        const spread = hosts.flatMap((h) => {
+          const share = h.functions[`${app.name}.${fn.name}`];
+          return share && share.containers > 0 ? [`${h.url} ${share.containers} (${share.busy} busy)`] : [];
+        });
+        if (spread.length > 0) lines.push(`      on hosts: ${spread.join(", ")}`);
+      }
+      if (fn.scaling?.lastDecision) lines.push(`      scaling: ${fn.scaling.lastDecision.desired} wanted: ${fn.scaling.lastDecision.reason}`);
       if (fn.blocked) lines.push(`      blocked: ${fn.blocked}`);
       if (fn.lastStartError) lines.push(`      last start error: ${fn.lastStartError.split("\n")[0] ?? ""}`);
     }
@@ -49,8 +68,10 @@ function functionRow(fn: FunctionStatus): string[] {
   const count = (state: string) => String(fn.containers.filter((c) => c.state === state).length);
   return [
     fn.name,
+    String(fn.scaling?.desired ?? 0),
     count("starting"),
-    count("ready"),
+    String(fn.scaling?.busy ?? 0),
+    String(fn.scaling?.idle ?? 0),
     count("draining"),
     String(fn.queue.pending),
     String(fn.queue.running),

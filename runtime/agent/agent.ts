@@ -8,7 +8,7 @@ import { availableParallelism } from "node:os";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import type { AgentStatus, LogLine } from "../protocol.js";
+import type { AgentStatus, HostStatus, LogLine } from "../protocol.js";
 import { RESULT_TTL_MS, redactSpec, type CompiledAppSpec, type Maxima } from "../spec/index.js";
 import { openStore } from "../store/index.js";
 import type { Store } from "../store/store.js";
@@ -21,6 +21,13 @@ import { OutcomeWriter } from "./outcomes.js";
 import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
 import { buildServer } from "./server.js";
 import { KILN_VERSION } from "../version.js";
+
+/** How often an agent re-reads the deployed apps from the store (other agents' deploys). */
+const APP_RECONCILE_MS = 5_000;
+/** Hosts advertise themselves under this prefix every HOST_ADVERTISE_MS, expiring after HOST_TTL_MS. */
+const HOST_PREFIX = "host:";
+const HOST_ADVERTISE_MS = 2_000;
+const HOST_TTL_MS = 10_000;
 
 export interface AgentOptions {
   host?: string;
@@ -39,6 +46,11 @@ export interface AgentOptions {
   echoLogs?: (line: LogLine) => void;
   /** An already-open store (tests); default: the embedded store in `<stateDir>/store`. */
   store?: Store;
+  /**
+   * Share a Redis server with other agents (`redis://host:port`): any agent accepts calls, agents
+   * with capacity pull the work. Default: KILN_REDIS_URL, else the embedded store.
+   */
+  redisUrl?: string;
 }
 
 export class Agent {
@@ -48,6 +60,10 @@ export class Agent {
   private stopHooks: (() => void)[] = [];
   private stopping: Promise<void> | null = null;
   private unsubscribeCancel: (() => Promise<void>) | null = null;
+  private unsubscribeApps: (() => Promise<void>) | null = null;
+  private reconcile: NodeJS.Timeout | null = null;
+  private advertiser: NodeJS.Timeout | null = null;
+  private draining = false;
   url = "";
 
   private constructor(
@@ -66,7 +82,10 @@ export class Agent {
     const stateDir = resolve(options.stateDir);
     await mkdir(stateDir, { recursive: true });
     const token = await loadOrCreateToken(stateDir, options.token ?? process.env["KILN_TOKEN"]);
-    const store = options.store ?? (await openStore({ kind: "embedded", dir: join(stateDir, "store") }));
+    const redisUrl = options.redisUrl ?? process.env["KILN_REDIS_URL"];
+    const store =
+      options.store ??
+      (redisUrl ? await openStore({ kind: "redis", url: redisUrl }) : await openStore({ kind: "embedded", dir: join(stateDir, "store") }));
     const limits: RouterLimits = { ...DEFAULT_ROUTER_LIMITS, resultTtlMs: RESULT_TTL_MS, ...options.limits };
     const outcomes = new OutcomeWriter(store, limits.resultTtlMs);
     const logs = new LogBook(stateDir, options.echoLogs ?? null);
@@ -103,7 +122,15 @@ export class Agent {
     agent.url = address.replace("[::1]", "localhost");
     agentUrl.value = agent.url;
     agent.unsubscribeCancel = await store.subscribe(channels.cancel, (inputId) => agent.killLocal(inputId));
+    // Deploys and deletes made through other agents on the same store: told at once, and
+    // reconciled every few seconds in case a message was missed (pub/sub is not durable).
+    agent.unsubscribeApps = await store.subscribe(channels.apps, (name) => void apps.refresh(name).catch((e: unknown) => agent.logInternal(e)));
     await apps.load();
+    agent.reconcile = setInterval(() => void apps.load().catch((e: unknown) => agent.logInternal(e)), APP_RECONCILE_MS);
+    agent.reconcile.unref();
+    await agent.advertise();
+    agent.advertiser = setInterval(() => void agent.advertise().catch(() => undefined), HOST_ADVERTISE_MS);
+    agent.advertiser.unref();
     return agent;
   }
 
@@ -118,6 +145,31 @@ export class Agent {
     return this.apps.allPools().some((pool) => pool.cancel(inputId));
   }
 
+  /** Advertise this host in the store: the cluster view of `kiln status` on any agent. */
+  private async advertise(): Promise<void> {
+    const functions: HostStatus["functions"] = {};
+    for (const app of this.apps.list()) {
+      for (const [fn, pool] of this.apps.appPools(app.name)) functions[`${app.name}.${fn}`] = pool.hostShare();
+    }
+    const host: HostStatus = {
+      id: this.id,
+      url: this.url,
+      version: this.version,
+      startedAt: this.startedAt.toISOString(),
+      seenAt: new Date().toISOString(),
+      capacity: { cpu: this.capacity.total, cpuUsed: Number(this.capacity.inUse.toFixed(3)) },
+      functions,
+      draining: this.draining,
+    };
+    await this.store.set(`${HOST_PREFIX}${this.id}`, JSON.stringify(host), { ttlMs: HOST_TTL_MS });
+  }
+
+  async hosts(): Promise<HostStatus[]> {
+    const names = await this.store.keys(HOST_PREFIX);
+    const raws = await this.store.getMany(names);
+    return raws.flatMap((raw) => (raw === null ? [] : [JSON.parse(raw) as HostStatus])).sort((a, b) => a.url.localeCompare(b.url));
+  }
+
   async status(): Promise<AgentStatus> {
     const apps = await Promise.all(
       this.apps.list().map(async (summary) => ({
@@ -127,7 +179,9 @@ export class Agent {
         functions: await Promise.all([...this.apps.appPools(summary.name).values()].map((pool) => pool.status())),
       })),
     );
+    await this.advertise().catch(() => undefined);
     return {
+      hosts: await this.hosts(),
       agent: {
         id: this.id,
         version: this.version,
@@ -157,12 +211,21 @@ export class Agent {
     process.stderr.write(`kiln agent: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
   }
 
-  /** Stop serving; held inputs go back to the queue, containers are killed, the store is flushed. */
-  stop(): Promise<void> {
+  /**
+   * Stop: take no new inputs; with `graceMs`, let held inputs finish for up to that long (the API
+   * stays up so their callers get the results); hand back the rest to the queue for other agents
+   * or a restart; stop containers; flush and close the store.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<void> {
     this.stopping ??= (async () => {
+      this.draining = true;
+      if (this.reconcile) clearInterval(this.reconcile);
+      if (this.advertiser) clearInterval(this.advertiser);
+      await this.unsubscribeApps?.();
+      await this.apps.stopAll(options.graceMs ?? 0);
       for (const hook of this.stopHooks) hook();
       await this.unsubscribeCancel?.();
-      await this.apps.stopAll();
+      await this.store.delete(`${HOST_PREFIX}${this.id}`).catch(() => false);
       await this.server.close();
       await this.logs.close();
       if (!this.options.store) await this.store.close();

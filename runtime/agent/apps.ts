@@ -14,7 +14,7 @@ import { InvalidError, NotFoundError, toWire } from "../errors.js";
 import type { AppSummary, ArtifactBody, DeployBody } from "../protocol.js";
 import { canonicalJson, compileAppSpec, type CompiledAppSpec, type CompiledFunctionSpec, type Maxima } from "../spec/index.js";
 import type { Store } from "../store/store.js";
-import { keys, type InputEnvelope } from "./inputs.js";
+import { channels, keys, type InputEnvelope } from "./inputs.js";
 import type { OutcomeWriter } from "./outcomes.js";
 import { FunctionPool, type FunctionRuntime, type PoolContext } from "./pool.js";
 
@@ -45,15 +45,32 @@ export class AppRegistry {
     private readonly maxima: Maxima,
   ) {}
 
-  /** Load every deployed app from the store and start its pools (agent start). */
+  /**
+   * Bring the local pools in step with the apps in the store: at start, and periodically, so
+   * deploys and deletes made through other agents reach this one.
+   */
   async load(): Promise<void> {
     const names = await this.store.keys(keys.appPrefix);
-    const raws = await this.store.getMany(names);
-    for (const raw of raws) {
-      if (raw === null) continue;
-      const record = JSON.parse(raw) as AppRecord;
-      await this.activate(record);
+    const stored = new Set(names.map((key) => key.slice(keys.appPrefix.length)));
+    for (const name of stored) await this.refresh(name);
+    for (const name of [...this.apps.keys()]) if (!stored.has(name)) await this.refresh(name);
+  }
+
+  /** Re-read one app from the store: activate a newer version, or stop it if it was deleted. */
+  async refresh(name: string): Promise<void> {
+    const raw = await this.store.get(keys.app(name));
+    const local = this.apps.get(name);
+    if (raw === null) {
+      if (!local) return;
+      this.apps.delete(name);
+      const pools = this.pools.get(name) ?? new Map<string, FunctionPool>();
+      this.pools.delete(name);
+      await Promise.all([...pools.values()].map((pool) => pool.stop({ drain: true, graceMs: 300_000 })));
+      return;
     }
+    const record = JSON.parse(raw) as AppRecord;
+    if (local && local.digest === record.digest && local.version === record.version) return;
+    await this.activate(record);
   }
 
   async putArtifact(sha: string, body: ArtifactBody): Promise<void> {
@@ -81,8 +98,13 @@ export class AppRegistry {
       if (sha) bundles[fn.handler.file] = sha;
     }
     const digest = createHash("sha256").update(canonicalJson({ spec, bundles })).digest("hex");
-    const previous = this.apps.get(name);
-    if (previous && previous.digest === digest) return { app: summarize(previous), changed: false };
+    // The stored record, not this agent's copy: another agent may have deployed since.
+    const storedRaw = await this.store.get(keys.app(name));
+    const previous = storedRaw === null ? this.apps.get(name) : (JSON.parse(storedRaw) as AppRecord);
+    if (previous && previous.digest === digest) {
+      if (this.apps.get(name)?.digest !== digest) await this.activate(previous);
+      return { app: summarize(previous), changed: false };
+    }
     const record: AppRecord = {
       name,
       version: (previous?.version ?? 0) + 1,
@@ -93,6 +115,7 @@ export class AppRegistry {
     };
     await this.store.set(keys.app(name), JSON.stringify(record));
     await this.activate(record);
+    await this.store.publish(channels.apps, name);
     return { app: summarize(record), changed: true };
   }
 
@@ -137,16 +160,18 @@ export class AppRegistry {
     const record = this.get(name);
     this.apps.delete(name);
     await this.store.delete(keys.app(name));
+    await this.store.publish(channels.apps, name);
     const pools = this.pools.get(name) ?? new Map<string, FunctionPool>();
     this.pools.delete(name);
     await Promise.all([...pools.values()].map((pool) => pool.stop({ drain: true, graceMs })));
     for (const fn of Object.keys(record.spec.functions)) await this.failQueued(name, fn);
   }
 
-  async stopAll(): Promise<void> {
+  /** Stop every pool: with `graceMs`, held inputs may finish first; the rest go back to the queue. */
+  async stopAll(graceMs = 0): Promise<void> {
     const pools = this.allPools();
     this.pools.clear();
-    await Promise.all(pools.map((pool) => pool.stop({ drain: false, graceMs: 0 })));
+    await Promise.all(pools.map((pool) => pool.stop({ drain: graceMs > 0, graceMs })));
   }
 
   private async checkHandlers(spec: CompiledAppSpec, bundles: Record<string, string>): Promise<void> {

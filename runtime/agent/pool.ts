@@ -79,6 +79,11 @@ interface Work {
 
 interface Container {
   id: string;
+  /**
+   * The cluster-wide slot it holds (`slot:<app>:<fn>:<i>`, a lock renewed by the heartbeat), or
+   * null when the function has no cap and the container is not one of the warm minimum.
+   */
+  slot: number | null;
   proc: WorkerProcess;
   version: string;
   cpu: number;
@@ -114,6 +119,8 @@ export class FunctionPool {
   private startBlockedUntil = 0;
   private lastStartError: string | null = null;
   private blocked: string | null = null;
+  /** Every cluster-wide slot was taken at the last try: do not try again before this. */
+  private slotsFullUntil = 0;
   private lastDecision: (ScalingDecision & { at: string }) | null = null;
   private ticking = false;
   /** Most inputs held at once since the last tick: work that starts and ends between ticks still counts. */
@@ -182,18 +189,24 @@ export class FunctionPool {
     for (const timer of this.timers) clearInterval(timer);
     this.unregisterCapacity();
     await this.loopDone;
-    const containers = [...this.containers.values()];
     if (options.drain) {
       const deadline = Date.now() + options.graceMs;
       while (this.holding.size > 0 && Date.now() < deadline) await this.wakeup.wait(100);
-    } else {
-      const works = new Set([...this.holding.values()].map((h) => h.work));
-      for (const work of works) {
-        for (const claim of work.claims) await this.ctx.store.release(claim, { front: true }).catch(() => false);
-      }
-      this.holding.clear();
     }
-    await Promise.all(containers.map((c) => (options.drain ? c.proc.stop(2_000) : (c.proc.kill("stop"), c.proc.exited))));
+    // Whatever is still held goes back to the queue, for another container or agent.
+    const works = new Set([...this.holding.values()].map((h) => h.work));
+    this.holding.clear();
+    for (const work of works) {
+      for (const claim of work.claims) await this.ctx.store.release(claim, { front: true }).catch(() => false);
+    }
+    const containers = [...this.containers.values()];
+    await Promise.all(containers.map((c) => (options.drain && c.work.size === 0 ? c.proc.stop(2_000) : (c.proc.kill("stop"), c.proc.exited))));
+  }
+
+  /** This host's share of the function, for the cluster view. */
+  hostShare(): { containers: number; busy: number; inFlight: number } {
+    const live = this.live();
+    return { containers: live.length, busy: live.filter((c) => c.work.size > 0).length, inFlight: this.holding.size };
   }
 
   async status(): Promise<FunctionStatus> {
@@ -251,10 +264,10 @@ export class FunctionPool {
       try {
         if (rt.spec.batched) {
           const claims = await this.claimBatch(rt.spec.batched.maxBatchSize, rt.spec.batched.waitMs);
-          if (claims.length > 0) this.place(claims, true);
+          if (claims.length > 0) await this.place(claims, true);
         } else {
           const claims = await this.claim(free + growth, CLAIM_WAIT_MS);
-          for (const claim of claims) this.place([claim], false);
+          for (const claim of claims) await this.place([claim], false);
         }
       } catch (error) {
         if (this.stopped) return;
@@ -300,6 +313,10 @@ export class FunctionPool {
       this.blocked = `at maxContainers (${cap})`;
       return false;
     }
+    if (Date.now() < this.slotsFullUntil) {
+      this.blocked = `at maxContainers (${cap}) across the cluster`;
+      return false;
+    }
     if (Date.now() < this.startBlockedUntil) {
       this.blocked = `start backoff after ${this.failureStreak} failed starts: ${this.lastStartError ?? ""}`;
       return false;
@@ -320,7 +337,7 @@ export class FunctionPool {
     return [...this.containers.values()].filter((c) => c.version === version && c.state !== "draining");
   }
 
-  private place(claims: Claim[], batch: boolean): void {
+  private async place(claims: Claim[], batch: boolean): Promise<void> {
     if (this.stopped) {
       for (const claim of claims) void this.ctx.store.release(claim, { front: true });
       return;
@@ -348,7 +365,7 @@ export class FunctionPool {
       if (target === null || (c.state === "ready" && target.state !== "ready")) target = c;
       if (target.state === "ready") break;
     }
-    target ??= this.startContainer("an input found no free container");
+    target ??= await this.startContainer("an input found no free container");
     if (target === null) {
       // No room after all (capacity taken meanwhile): give them back for later.
       for (const claim of work.claims) void this.ctx.store.release(claim, { front: true });
@@ -357,11 +374,20 @@ export class FunctionPool {
     void this.execute(target, work);
   }
 
-  private startContainer(why: string): Container | null {
+  /**
+   * Start a container if a slot and the host's capacity allow. `preset`: the id and warm-minimum
+   * slot the caller already acquired, instead of looking for one.
+   */
+  private async startContainer(why: string, preset: { id: string; slot: number } | null = null): Promise<Container | null> {
     const rt = this.runtime;
     const cpu = rt.spec.cpu.request;
-    if (!this.ctx.capacity.reserve(cpu)) return null;
-    const id = `ct-${randomUUID().slice(0, 8)}`;
+    const id = preset?.id ?? `ct-${randomUUID().slice(0, 8)}`;
+    const slot = preset ? preset.slot : await this.acquireSlot(id);
+    if (slot === undefined) return null;
+    if (!this.ctx.capacity.reserve(cpu)) {
+      if (slot !== null) await this.releaseSlot(slot, id);
+      return null;
+    }
     const scratch = join(this.ctx.scratchDir, id);
     const heapMiB = rt.spec.memory.limit === null ? null : Math.max(32, Math.floor(rt.spec.memory.limit * 0.75));
     const proc = new WorkerProcess({
@@ -382,6 +408,7 @@ export class FunctionPool {
     });
     const container: Container = {
       id,
+      slot,
       proc,
       version: rt.version,
       cpu,
@@ -415,6 +442,7 @@ export class FunctionPool {
     void proc.exited.then((exit) => {
       this.containers.delete(id);
       this.ctx.capacity.release(cpu);
+      if (slot !== null) void this.releaseSlot(slot, id);
       void rm(scratch, { recursive: true, force: true });
       if (!exit.killedFor || exit.killedFor === "timeout" || exit.killedFor === "cancel") {
         const how = exit.killedFor ? `killed (${exit.killedFor})` : `exited (${exit.signal ?? `code ${exit.code}`})`;
@@ -536,6 +564,7 @@ export class FunctionPool {
   }
 
   private async heartbeat(): Promise<void> {
+    await this.renewSlots();
     if (this.holding.size === 0) return;
     const held = [...this.holding.entries()];
     try {
@@ -547,6 +576,69 @@ export class FunctionPool {
     } catch (error) {
       this.system(`lease renewal failed: ${(error as Error).message}`);
     }
+  }
+
+  // ---- cluster-wide slots -------------------------------------------------------------------
+
+  private slotKey(i: number): string {
+    return `slot:${this.runtime.app}:${this.runtime.fn}:${i}`;
+  }
+
+  private slotOwner(containerId: string): string {
+    return `${this.ctx.agentId}/${containerId}`;
+  }
+
+  /**
+   * A free slot for a new container: any of [0, maxContainers) when the function is capped
+   * (so the cap holds across every agent on the store), none needed otherwise. `undefined`:
+   * every slot is taken, by this agent or another.
+   */
+  private async acquireSlot(containerId: string): Promise<number | null | undefined> {
+    const max = this.runtime.spec.maxContainers;
+    if (max === null) return null;
+    const taken = new Set([...this.containers.values()].map((c) => c.slot));
+    for (let i = 0; i < max; i++) {
+      if (taken.has(i)) continue;
+      if ((await this.ctx.store.lock(this.slotKey(i), this.slotOwner(containerId), this.slotTtlMs())) !== null) return i;
+    }
+    this.blocked = `at maxContainers (${max}) across the cluster`;
+    this.slotsFullUntil = Date.now() + 1_000;
+    return undefined;
+  }
+
+  private async releaseSlot(slot: number, containerId: string): Promise<void> {
+    await this.ctx.store.unlock(this.slotKey(slot), this.slotOwner(containerId)).catch(() => false);
+  }
+
+  private slotTtlMs(): number {
+    return Math.max(3_000, this.ctx.leaseMs);
+  }
+
+  /** Renew the slots this agent's containers hold; a container whose slot was lost is drained. */
+  private async renewSlots(): Promise<void> {
+    for (const c of [...this.containers.values()]) {
+      if (c.slot === null || c.state === "draining") continue;
+      const token = await this.ctx.store.lock(this.slotKey(c.slot), this.slotOwner(c.id), this.slotTtlMs()).catch(() => 0);
+      if (token === null) this.drain(c, `lost slot ${c.slot} (this agent was unreachable past the slot's lease)`);
+    }
+  }
+
+  /**
+   * `minContainers` holds across the cluster: slots [0, minContainers) are the warm minimum,
+   * and an agent keeps a warm container only while it holds one. Returns how many it holds.
+   */
+  private async claimMinSlots(): Promise<number> {
+    const min = this.runtime.spec.minContainers;
+    const live = this.live();
+    const held = new Set(live.flatMap((c) => (c.slot !== null && c.slot < min ? [c.slot] : [])));
+    for (let i = 0; i < min && !this.stopped; i++) {
+      if (held.has(i) || !this.mayGrow()) continue;
+      const id = `ct-${randomUUID().slice(0, 8)}`;
+      if ((await this.ctx.store.lock(this.slotKey(i), this.slotOwner(id), this.slotTtlMs())) === null) continue;
+      const started = await this.startContainer(`warm minimum (slot ${i})`, { id, slot: i });
+      if (started) held.add(i);
+    }
+    return held.size;
   }
 
   // ---- scaling ------------------------------------------------------------------------------
@@ -567,19 +659,25 @@ export class FunctionPool {
       const now = Date.now();
       this.scaler.observe({ at: now, load: Math.max(queued + inFlight, this.inFlightPeak) });
       this.inFlightPeak = inFlight;
+      const heldMin = await this.claimMinSlots();
       const live = this.live();
       const ready = live.filter((c) => c.state === "ready").length;
       const decision = this.scaler.decide(now, live.length, ready);
+      if (heldMin > decision.desired) {
+        decision.desired = heldMin;
+        decision.reason += `, warm minimum: ${heldMin} slot(s) of minContainers ${rt.spec.minContainers} held here`;
+      }
       if (decision.desired !== this.lastDecision?.desired) {
         this.system(`scaling ${live.length} -> ${decision.desired}: ${decision.reason}`);
       }
       this.lastDecision = { ...decision, at: new Date(now).toISOString() };
       for (let n = live.length; n < decision.desired && this.mayGrow(); n++) {
-        if (this.startContainer(`scaling to ${decision.desired}`) === null) break;
+        if ((await this.startContainer(`scaling to ${decision.desired}`)) === null) break;
       }
       if (decision.desired < live.length) {
+        const min = rt.spec.minContainers;
         const idle = live
-          .filter((c) => c.state === "ready" && c.work.size === 0)
+          .filter((c) => c.state === "ready" && c.work.size === 0 && !(c.slot !== null && c.slot < min))
           .sort((a, b) => a.idleSince - b.idleSince)
           .slice(0, live.length - decision.desired);
         for (const c of idle) this.drain(c, `scaling down to ${decision.desired}`);
@@ -593,11 +691,12 @@ export class FunctionPool {
 
   /** Stop one idle container for another pool's sake. */
   private evictIdle(): boolean {
+    const min = this.runtime.spec.minContainers;
     const idle = this.live()
-      .filter((c) => c.state === "ready" && c.work.size === 0)
+      .filter((c) => c.state === "ready" && c.work.size === 0 && !(c.slot !== null && c.slot < min))
       .sort((a, b) => a.idleSince - b.idleSince);
     const victim = idle[0];
-    if (!victim || this.live().length <= this.runtime.spec.minContainers) return false;
+    if (!victim) return false;
     this.drain(victim, "evicted: another function needs the capacity");
     return true;
   }
@@ -624,7 +723,8 @@ export class FunctionPool {
 
 function scalingSettings(spec: CompiledFunctionSpec): ScalingSettings {
   return {
-    minContainers: spec.minContainers,
+    // The warm minimum is kept through cluster-wide slots (claimMinSlots), not per agent.
+    minContainers: 0,
     maxContainers: spec.maxContainers,
     bufferContainers: spec.bufferContainers,
     windowMs: spec.scaledownWindow * 1000,

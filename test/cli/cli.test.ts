@@ -165,14 +165,14 @@ describe("kiln status", () => {
     expect(lines[0]).toMatch(new RegExp(`^agent ${agent.url}  version ${KILN_VERSION}  store embedded  cpu [\\d.]+/\\d+ used`));
     expect(result.stdout).toMatch(/^app hello {2}version 1 {2}deployed \S+$/m);
     const header = lines.find((line) => line.includes("FUNCTION"));
-    expect(header).toMatch(/FUNCTION\s+STARTING\s+READY\s+DRAINING\s+PENDING\s+RUNNING\s+SPAWN-PENDING\s+COLD-STARTS\s+START-FAILURES/);
+    expect(header).toMatch(/FUNCTION\s+DESIRED\s+STARTING\s+BUSY\s+IDLE\s+DRAINING\s+PENDING\s+RUNNING\s+SPAWN-PENDING\s+COLD-STARTS\s+START-FAILURES/);
     for (const fn of ["square", "add", "embed", "countdown", "fail", "rich", "sumOfSquares", "slow"]) {
       const row = lines.find((line) => line.trimStart().startsWith(`${fn} `));
       expect(row, fn).toBeDefined();
-      expect(row).toMatch(/^ {2}\S+(\s+\d+){8}$/);
+      expect(row).toMatch(/^ {2}\S+(\s+\d+){10}$/);
       expect(row?.length).toBe(header?.length); // numbers right-aligned under their headers
     }
-    expect(lines.find((line) => line.trimStart().startsWith("square "))).toMatch(/^ {2}square\s+0\s+[12]\s+0\s+0\s+0\s+0\s+[12]\s+0$/);
+    expect(lines.find((line) => line.trimStart().startsWith("square "))).toMatch(/^ {2}square\s+[12]\s+0\s+0\s+[12]\s+0\s+0\s+0\s+0\s+[12]\s+0$/);
   });
 
   it("--json prints the raw status", async () => {
