@@ -28,6 +28,7 @@ const APP_RECONCILE_MS = 5_000;
 const HOST_PREFIX = "host:";
 const HOST_ADVERTISE_MS = 2_000;
 const HOST_TTL_MS = 10_000;
+const DEFAULT_LEASE_MS = 6_000;
 
 export interface AgentOptions {
   host?: string;
@@ -38,7 +39,10 @@ export interface AgentOptions {
   token?: string;
   /** CPU cores this agent hands out to containers (sum of requests). Default: the host's cores. */
   cpu?: number;
-  /** How long a claimed input stays claimed without a heartbeat. Default 10 s. */
+  /**
+   * How long a claimed input stays claimed without the agent's heartbeat (renewed every third of
+   * it). Default 6 s, so a dead agent's inputs are re-queued within 10 s on a shared store.
+   */
   leaseMs?: number;
   limits?: Partial<RouterLimits>;
   maxima?: Maxima;
@@ -103,7 +107,7 @@ export class Agent {
       logs,
       capacity,
       scratchDir: join(stateDir, "scratch"),
-      leaseMs: options.leaseMs ?? 10_000,
+      leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     };
     await mkdir(poolContext.scratchDir, { recursive: true });
     const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), options.maxima ?? {});

@@ -38,6 +38,20 @@ export const keys = {
   mapInFlight: (id: string) => `map:${id}:in-flight`,
   queue: (app: string, fn: string) => `q:${app}:${fn}`,
   spawnQueue: (app: string, fn: string) => `q:${app}:${fn}:spawn`,
+  /** The store hash of a dict (`ref`: a DataRef string, see protocol.ts). */
+  dictHash: (ref: string) => `dict:${ref}`,
+  /** The store partition group of a queue. */
+  queueGroup: (ref: string) => `queue:${ref}`,
+  /** Named dicts and queues: their settings. */
+  namedDict: (name: string) => `named-dict:${name}`,
+  namedQueue: (name: string) => `named-queue:${name}`,
+  /** Ephemeral dicts and queues: the record, and the key whose TTL their owner's heartbeats renew. */
+  ephemeral: (id: string) => `ephemeral:${id}`,
+  ephemeralPrefix: "ephemeral:",
+  ephemeralLive: (id: string) => `ephemeral-live:${id}`,
+  /** A schedule's state (anchor, last tick, recent runs). */
+  schedule: (app: string, name: string) => `schedule:${app}:${name}`,
+  schedulePrefix: (app: string) => `schedule:${app}:`,
 } as const;
 
 export const channels = {

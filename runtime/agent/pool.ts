@@ -339,7 +339,7 @@ export class FunctionPool {
 
   private async place(claims: Claim[], batch: boolean): Promise<void> {
     if (this.stopped) {
-      for (const claim of claims) void this.ctx.store.release(claim, { front: true });
+      for (const claim of claims) void this.ctx.store.release(claim, { front: true }).catch(() => false);
       return;
     }
     const work: Work = { id: `w-${randomUUID().slice(0, 8)}`, claims: [], inputs: [], batch, cancelled: false, timedOut: false };
@@ -368,10 +368,14 @@ export class FunctionPool {
     target ??= await this.startContainer("an input found no free container");
     if (target === null) {
       // No room after all (capacity taken meanwhile): give them back for later.
-      for (const claim of work.claims) void this.ctx.store.release(claim, { front: true });
+      for (const claim of work.claims) void this.ctx.store.release(claim, { front: true }).catch(() => false);
       return;
     }
-    void this.execute(target, work);
+    void this.execute(target, work).catch((error: unknown) => {
+      // The store failed while settling (unreachable): the claims lapse and are recovered, so the
+      // inputs run again elsewhere or later. Nothing to do here but say so.
+      this.system(`could not settle ${work.inputs.map((i) => i.id).join(", ")}: ${(error as Error).message}; they will be retried`);
+    });
   }
 
   /**

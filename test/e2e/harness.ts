@@ -65,9 +65,12 @@ export interface ChildAgent {
   exited: Promise<number | null>;
 }
 
-export async function startChildAgent(stateDir: string, port = 0): Promise<ChildAgent> {
+export async function startChildAgent(stateDir: string, port = 0, env: Record<string, string> = {}): Promise<ChildAgent> {
   const script = join(repoRoot, "test", "e2e", "fixtures", "child-agent.mjs");
-  const child = spawn(process.execPath, [script, stateDir, String(port)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [script, stateDir, String(port)], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const line = await new Promise<string>((resolveLine, reject) => {
     let buffer = "";

@@ -1,0 +1,188 @@
+/**
+ * Several agents on one real redis-server (the Redis store): calls through any agent, work
+ * pulled by whichever agent has room, nothing lost or duplicated when an agent dies or freezes,
+ * Redis restarts with AOF, and cluster-wide caps.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { connect, UnavailableError, type Kiln } from "../../runtime/client/index.js";
+import { redisServerBinary, startRedisServer, type RedisServer } from "../store/redis-server.js";
+import type * as h from "./fixtures/handlers.js";
+import { deployFixture, startChildAgent, waitFor, type ChildAgent } from "./harness.js";
+
+const suite = redisServerBinary() ? describe : describe.skip;
+if (!redisServerBinary()) console.warn("cluster tests skipped: redis-server is not installed (apt-get install redis-server)");
+
+const TOKEN = `cluster-test-${Math.random().toString(36).slice(2)}`;
+type Where = Awaited<ReturnType<typeof h.whereSlept>>;
+
+/** What a caller does while the store reconnects: retry UnavailableError, with a bound. */
+async function retryUnavailable<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!(error instanceof UnavailableError) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+suite("three agents on one redis-server", () => {
+  let redis: RedisServer;
+  const agents: ChildAgent[] = [];
+  const dirs: string[] = [];
+
+  async function startAgent(): Promise<ChildAgent> {
+    const dir = await mkdtemp(join(tmpdir(), "kiln-cluster-"));
+    dirs.push(dir);
+    const agent = await startChildAgent(dir, 0, { KILN_REDIS_URL: redis.url, KILN_TOKEN: TOKEN });
+    agents.push(agent);
+    return agent;
+  }
+
+  async function client(agent: ChildAgent): Promise<Kiln> {
+    return connect({ url: agent.url, token: TOKEN });
+  }
+
+  beforeAll(async () => {
+    redis = await startRedisServer({ appendOnly: true });
+  });
+
+  afterEach(async () => {
+    for (const agent of agents.splice(0)) {
+      agent.child.kill("SIGCONT");
+      agent.child.kill("SIGKILL");
+      await agent.exited;
+    }
+    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+    // A clean store for the next test.
+    const { RedisStore } = await import("../../runtime/store/redis/index.js");
+    const store = await RedisStore.open({ url: redis.url });
+    for (const key of await store.keys("")) await store.delete(key);
+    await store.close();
+  });
+
+  afterAll(async () => redis?.dispose());
+
+  it("an app deployed through one agent is callable through every agent", async () => {
+    const [a, b, c] = [await startAgent(), await startAgent(), await startAgent()];
+    await deployFixture(await client(a));
+    for (const agent of [a, b, c]) {
+      const kiln = await client(agent);
+      await waitFor("the app to reach this agent", async () => ((await kiln.apps()).length === 1 ? true : undefined));
+      expect(await kiln.function<typeof h.add>("e2e", "add").remote(20, 22)).toBe(42);
+    }
+    const status = await (await client(b)).status();
+    expect(status.hosts.map((host) => host.url).sort()).toEqual([a.url, b.url, c.url].sort());
+  });
+
+  it("a map of 1,000 inputs survives kill -9 of an agent mid-way: every result, in order, once", async () => {
+    const [a, b, c] = [await startAgent(), await startAgent(), await startAgent()];
+    const kiln = await client(a);
+    await deployFixture(kiln);
+    await waitFor("b and c to know the app", async () =>
+      (await Promise.all([b, c].map(async (x) => (await (await client(x)).apps()).length))).every((n) => n === 1) ? true : undefined,
+    );
+    const where = kiln.function<typeof h.whereSlept>("e2e", "where");
+    const inputs = Array.from({ length: 1000 }, (_, i) => [20, `i${i}`] as [number, string]);
+    const out: Where[] = [];
+    let killed = false;
+    const started = Date.now();
+    for await (const result of where.starmap(inputs)) {
+      out.push(result);
+      if (!killed && out.length === 150) {
+        killed = true;
+        b.child.kill("SIGKILL");
+      }
+    }
+    expect(killed).toBe(true);
+    expect(out.map((r) => r.tag)).toEqual(inputs.map(([, tag]) => tag));
+    expect(Date.now() - started).toBeLessThan(60_000);
+    // More than one agent did the work.
+    expect(new Set(out.map((r) => r.ppid)).size).toBeGreaterThan(1);
+  });
+
+  it("a spawned call whose agent died completes on another agent", async () => {
+    const b = await startAgent();
+    const kilnB = await client(b);
+    await deployFixture(kilnB);
+    const call = await kilnB.function<typeof h.whereSlept>("e2e", "where").spawn(1_500, "orphan");
+    await waitFor("the call to run on b", async () => ((await call.status()) === "running" ? true : undefined));
+    const c = await startAgent();
+    b.child.kill("SIGKILL");
+    await b.exited;
+    const kilnC = await client(c);
+    const result = await kilnC.functionCall<Where>(call.id).get({ timeoutMs: 30_000 });
+    expect(result.tag).toBe("orphan");
+    expect((await kilnC.functionCall(call.id).info()).attempts).toBe(2);
+  });
+
+  it("an agent frozen past its lease (SIGSTOP) loses the input; after SIGCONT its late result is rejected", async () => {
+    const b = await startAgent();
+    const kilnB = await client(b);
+    await deployFixture(kilnB);
+    const call = await kilnB.function<typeof h.whereSlept>("e2e", "where").spawn(1_000, "fenced");
+    await waitFor("the call to run on b", async () => ((await call.status()) === "running" ? true : undefined));
+    const c = await startAgent();
+    const kilnC = await client(c);
+    b.child.kill("SIGSTOP");
+    // b's lease (2 s) lapses; c recovers the input and runs it again.
+    const first = await kilnC.functionCall<Where>(call.id).get({ timeoutMs: 30_000 });
+    b.child.kill("SIGCONT");
+    // b wakes with its own (late) result: the stored one stands.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const again = await kilnC.functionCall<Where>(call.id).get({ timeoutMs: 5_000 });
+    expect(again).toEqual(first);
+    const { lines } = await kilnB.http.request<{ lines: { text: string }[] }>("GET", "/v1/apps/e2e/logs", { query: { function: "where" } });
+    expect(lines.some((l) => /lost the lease|lease lapsed/.test(l.text))).toBe(true);
+  });
+
+  it("Redis restarted mid-run with AOF: calls fail fast while it is down, then resume; nothing acknowledged is lost", async () => {
+    const [a, b] = [await startAgent(), await startAgent()];
+    const kiln = await client(a);
+    await deployFixture(kiln);
+    const where = kiln.function<typeof h.whereSlept>("e2e", "where");
+    const calls = await Promise.all(Array.from({ length: 20 }, (_, i) => where.spawn(300, `r${i}`)));
+    await redis.stop();
+    const started = Date.now();
+    await expect(where.remote(1, "down")).rejects.toBeInstanceOf(UnavailableError);
+    expect(Date.now() - started).toBeLessThan(6_000);
+    await redis.start();
+    const results = await Promise.all(
+      calls.map((c) => retryUnavailable(() => kiln.functionCall<Where>(c.id).get({ timeoutMs: 60_000 }))),
+    );
+    expect(results.map((r) => r.tag)).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
+    expect((await where.remote(1, "up")).tag).toBe("up");
+    void b;
+  });
+
+  it("maxContainers is a cluster-wide cap under a burst", async () => {
+    const [a, b, c] = [await startAgent(), await startAgent(), await startAgent()];
+    const kiln = await client(a);
+    await deployFixture(kiln);
+    await waitFor("every agent to know the app", async () =>
+      (await Promise.all([b, c].map(async (x) => (await (await client(x)).apps()).length))).every((n) => n === 1) ? true : undefined,
+    );
+    const capped = kiln.function<typeof h.whereSlept>("e2e", "capped");
+    const calls = await Promise.all(Array.from({ length: 30 }, (_, i) => capped.spawn(100, `c${i}`)));
+    let peak = 0;
+    const done = Promise.all(calls.map((call) => call.get({ timeoutMs: 60_000 })));
+    let finished = false;
+    void done.then(() => (finished = true));
+    while (!finished) {
+      const status = await kiln.status();
+      const total = status.hosts.reduce((n, host) => n + (host.functions["e2e.capped"]?.containers ?? 0), 0);
+      peak = Math.max(peak, total);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const results = await done;
+    expect(results.map((r) => r.tag).sort()).toEqual(calls.map((_, i) => `c${i}`).sort());
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(2);
+    expect(new Set(results.map((r) => r.pid)).size).toBeLessThanOrEqual(2 * 3); // at most 2 live at once; replacements allowed
+  });
+});
