@@ -206,3 +206,15 @@ export async function forkFloor(options: { samples: number; progress: Progress }
   }
   return samples;
 }
+
+/** `n` forks at once, timed to the last one's first IPC message: the floor of a burst's cold starts. */
+export async function parallelForkFloor(n: number): Promise<number> {
+  const started = performance.now();
+  const children = Array.from({ length: n }, () => forkEcho());
+  try {
+    await Promise.all(children.map((child) => firstMessage(child, 20_000)));
+    return performance.now() - started;
+  } finally {
+    await Promise.all(children.map((child) => stopChild(child)));
+  }
+}

@@ -1,12 +1,13 @@
 /**
- * Warm `.remote()` latency: sequential calls of a no-op handler on a container that is already
- * up, timed one by one around `await fn.remote()` (HTTP POST with `waitMs`, the agent enqueues,
- * the pool dispatches over IPC, the outcome is stored and announced, the response comes back).
+ * Warm call latency, sequential calls timed one by one: `.remote()` of a no-op handler on a
+ * container that is already up (HTTP POST with `waitMs`, the agent enqueues, the pool dispatches
+ * over IPC, the outcome is stored and announced, the response comes back), beside other callers
+ * (the HTTP echo floor; on Redis, BullMQ and kiln on the embedded store).
  *
- * The floor's round trips are interleaved with kiln's in blocks, after a warm-up of both: they
- * share one `fetch` (undici), whose JIT warm-up alone moves a round trip by 2x (0.45 -> 0.23 ms
- * over the first few thousand calls on the reference machine), so measuring one after the other
- * would flatter whichever runs second.
+ * The callers are interleaved in blocks, after a warm-up of each: they share one process and one
+ * `fetch` (undici), whose JIT warm-up alone moves a round trip by 2x (0.45 -> 0.23 ms over the
+ * first few thousand calls on the reference machine), and the box's load drifts, so measuring one
+ * after the other would flatter whichever runs second.
  */
 import type { Kiln } from "../runtime/client/index.js";
 import type { HttpEcho, Progress } from "./floors.js";
@@ -16,23 +17,28 @@ export interface RemoteLatencyResult {
   floor: number[];
 }
 
-export async function measureRemoteLatency(
-  kiln: Kiln,
-  target: { app: string; fn: string },
-  echo: HttpEcho,
-  options: { warmup: number; count: number; block: number; deadlineMs: number; progress: Progress },
-): Promise<RemoteLatencyResult> {
+/** A caller of `.remote()` on a no-op function, checking what comes back. */
+export function noopRemote(kiln: Kiln, target: { app: string; fn: string }): () => Promise<void> {
   const noop = kiln.function<(x?: unknown) => unknown>(target.app, target.fn);
-  const remote = async (): Promise<void> => {
+  return async () => {
     const value = await noop.remote();
-    if (value !== null) throw new Error(`noop.remote() returned ${String(value)}, expected null`);
+    if (value !== null) throw new Error(`${target.app}.${target.fn}.remote() returned ${String(value)}, expected null`);
   };
+}
+
+/**
+ * `count` sequential calls of each caller, in alternating blocks of `block`, after `warmup` calls
+ * of each (alternating one by one). Returns the samples (ms) per caller, in the callers' order.
+ */
+export async function measureInterleaved(
+  callers: readonly (() => Promise<void>)[],
+  options: { warmup: number; count: number; block: number; deadlineMs: number; progress: Progress },
+): Promise<number[][]> {
   const deadline = performance.now() + options.deadlineMs;
   for (let i = 0; i < options.warmup && performance.now() < deadline; i++) {
-    await remote();
-    await echo.call();
+    for (const call of callers) await call();
   }
-  const result: RemoteLatencyResult = { kiln: [], floor: [] };
+  const samples = callers.map((): number[] => []);
   const timeBlock = async (call: () => Promise<void>, into: number[]): Promise<void> => {
     const end = Math.min(options.count, into.length + options.block);
     while (into.length < end && performance.now() < deadline) {
@@ -41,10 +47,19 @@ export async function measureRemoteLatency(
       into.push(performance.now() - started);
     }
   };
-  while (result.kiln.length < options.count && performance.now() < deadline) {
-    await timeBlock(remote, result.kiln);
-    await timeBlock(() => echo.call(), result.floor);
-    options.progress(result.kiln.length, options.count);
+  while ((samples[0]?.length ?? 0) < options.count && performance.now() < deadline) {
+    for (const [i, call] of callers.entries()) await timeBlock(call, samples[i] ?? []);
+    options.progress(samples[0]?.length ?? 0, options.count);
   }
-  return result;
+  return samples;
+}
+
+export async function measureRemoteLatency(
+  kiln: Kiln,
+  target: { app: string; fn: string },
+  echo: HttpEcho,
+  options: { warmup: number; count: number; block: number; deadlineMs: number; progress: Progress },
+): Promise<RemoteLatencyResult> {
+  const [kilnSamples = [], floorSamples = []] = await measureInterleaved([noopRemote(kiln, target), () => echo.call()], options);
+  return { kiln: kilnSamples, floor: floorSamples };
 }

@@ -76,6 +76,10 @@ export function ms(value: number): string {
   return `${value < 10 ? value.toFixed(2) : value.toFixed(1)} ms`;
 }
 
+export function seconds(value: number): string {
+  return `${(value / 1000).toFixed(2)} s`;
+}
+
 export function perSecond(value: number): string {
   return `${Math.round(value).toLocaleString("en-US")}/s`;
 }
@@ -85,11 +89,19 @@ export function ratio(value: number): string {
 }
 
 export function renderTable(rows: readonly Row[]): string {
-  const header = ["metric", "kiln", "floor", "ratio", "target", "pass"];
+  const header = ["metric", "kiln", "floor / baseline", "ratio", "target", "pass"];
   const cells = rows.map((r) => [r.metric, r.kiln, r.floor, r.ratio, r.target, r.pass === null ? "-" : r.pass ? "yes" : "**no**"]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
   const line = (values: readonly string[]): string => `| ${values.map((v, i) => v.padEnd(widths[i] ?? 0)).join(" | ")} |`;
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
+}
+
+/** Which targets were met, one line each, for the end of the console output. */
+export function renderSummary(rows: readonly Row[]): string {
+  const judged = rows.filter((row) => row.pass !== null);
+  const met = judged.filter((row) => row.pass === true);
+  const lines = judged.map((row) => `  ${row.pass ? "met   " : "MISSED"}  ${row.metric}: ${row.kiln} (target ${row.target}${row.floor === "-" ? "" : `; ${row.floor}`})`);
+  return [`targets: ${met.length} of ${judged.length} met`, ...lines].join("\n");
 }
 
 export interface Results {
@@ -107,7 +119,8 @@ export function renderResults(results: Results): string {
     "# kiln benchmark results",
     "",
     "Written by `npm run bench` (bench/run.ts); replaced on every run. Each kiln figure sits beside a",
-    "floor measured in the same run on the same machine: the cost of the transport it cannot avoid.",
+    "floor or a baseline measured in the same run on the same machine: the cost of the transport it",
+    "cannot avoid, the ideal of a scaling test, BullMQ on the same redis-server, or the unbatched run.",
     "",
     `- date: ${results.date}`,
     `- machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB memory, ${m.os}`,

@@ -5,13 +5,16 @@ import { registerAgent } from "./commands/agent.js";
 import { registerCall } from "./commands/call.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerLogs } from "./commands/logs.js";
+import { registerPreview } from "./commands/preview.js";
+import { registerRun } from "./commands/run.js";
 import { registerStatus } from "./commands/status.js";
 import { registerStop } from "./commands/stop.js";
+import { registerUsage } from "./commands/usage.js";
 import { exitCodeFor, reportError } from "./output.js";
 
 export function createProgram(): Command {
   const program = new Command("kiln")
-    .description("kiln: self-hosted serverless functions (agent, deploy, call, status, logs, stop)")
+    .description("kiln: self-hosted serverless functions (agent, deploy, preview, run, call, status, logs, stop)")
     .version(KILN_VERSION, "-V, --version", "print kiln's version")
     .option("--verbose", "print the stack of errors")
     .configureHelp({ showGlobalOptions: true })
@@ -19,10 +22,13 @@ export function createProgram(): Command {
     .exitOverride();
   registerAgent(program);
   registerDeploy(program);
+  registerPreview(program);
+  registerRun(program);
   registerCall(program);
   registerStatus(program);
   registerLogs(program);
   registerStop(program);
+  registerUsage(program);
   return program;
 }
 

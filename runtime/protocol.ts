@@ -6,7 +6,20 @@
  * Every long wait is bounded by `waitMs` (at most {@link MAX_WAIT_MS}); clients loop.
  */
 import { z } from "zod";
-import type { WireError } from "./errors.js";
+import { InvalidError, type WireError } from "./errors.js";
+import {
+  MAX_DICT_MAX_ENTRIES,
+  MAX_DICT_INACTIVITY_EXPIRY_S,
+  MAX_DICT_UPDATE_ENTRIES,
+  MAX_EPHEMERAL_TTL_MS,
+  MAX_QUEUE_GET_MANY,
+  MAX_QUEUE_MAX_PARTITION_ITEMS,
+  MAX_QUEUE_MAX_PARTITIONS,
+  MAX_QUEUE_PARTITION_TTL_S,
+  MIN_DICT_INACTIVITY_EXPIRY_S,
+  MIN_EPHEMERAL_TTL_MS,
+  MIN_QUEUE_PARTITION_TTL_S,
+} from "./spec/limits.js";
 
 export const API_VERSION = "v1";
 /** The longest one request holds for an outcome; clients poll again after it. */
@@ -45,6 +58,8 @@ export const deployBody = z
     spec: z.unknown(),
     /** Handler file (as written in the spec) -> artifact sha256, uploaded before. */
     bundles: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
+    /** An app of `kiln run`: it runs while its runner lives; its schedules do not fire. Default false. */
+    ephemeral: z.boolean().optional(),
   })
   .strict();
 export type DeployBody = z.infer<typeof deployBody>;
@@ -183,11 +198,41 @@ export interface FunctionStatus {
   lastStartError: string | null;
 }
 
+export interface ScheduleRun {
+  /** The spawned call (`kiln call` / `FunctionCall` can follow it); its id is `sched:<app>:<name>:<tick epoch ms>`. */
+  callId: string;
+  /** The tick this run is for. */
+  tickAt: string;
+  firedAt: string;
+  /** The call's status; "expired" once its record is gone (results are kept 24 h). */
+  status: CallStatus | "expired";
+  /** The failure, for a failed run. */
+  error?: string;
+  /** Fired for a tick missed while no scheduler ran (`catchUp: 1`). */
+  catchUp?: boolean;
+}
+
+export interface ScheduleStatus {
+  name: string;
+  function: string;
+  cron: string | null;
+  timezone: string;
+  /** The period in seconds, for a period schedule. */
+  periodS: number | null;
+  catchUp: 0 | 1;
+  /** Null for an ephemeral app (its schedules do not fire). */
+  nextTickAt: string | null;
+  lastTickAt: string | null;
+  /** The latest runs, newest first. */
+  runs: ScheduleRun[];
+}
+
 export interface AppStatus {
   name: string;
   version: number;
   deployedAt: string;
   functions: FunctionStatus[];
+  schedules?: ScheduleStatus[];
 }
 
 /** What each agent advertises in the store (every 2 s, expiring after 10 s): the cluster view. */
@@ -203,9 +248,174 @@ export interface HostStatus {
   draining: boolean;
 }
 
+/** How this host enforces limits: cgroup versions per controller, scratch disks, GPUs. */
+export type { EnforcementStatus } from "./containers/sandbox.js";
+import type { EnforcementStatus } from "./containers/sandbox.js";
+import type { UsageTotals } from "./containers/metering.js";
+export type { UsageTotals };
+
+export const usageQuery = z
+  .object({
+    app: z.string().optional(),
+    function: z.string().optional(),
+    /** Only usage after this instant (ISO date or epoch ms). */
+    since: z.string().optional(),
+  })
+  .strict();
+
 export interface AgentStatus {
   agent: { id: string; version: string; store: string; startedAt: string; url: string; capacity: { cpu: number; cpuUsed: number } };
   /** Every live agent on this agent's store, this one included. */
   hosts: HostStatus[];
+  enforcement: EnforcementStatus;
   apps: AppStatus[];
+}
+
+// ---- dicts and queues ---------------------------------------------------------------------------
+
+/**
+ * Where a dict or queue lives, written `app:<app>:<name>` (declared in a deployed app),
+ * `named:<name>` (made with `createIfMissing`) or `ephemeral:<id>` (deleted with its owner).
+ */
+export type DataRef = { kind: "app"; app: string; name: string } | { kind: "named"; name: string } | { kind: "ephemeral"; id: string };
+
+export function formatDataRef(ref: DataRef): string {
+  switch (ref.kind) {
+    case "app":
+      return `app:${ref.app}:${ref.name}`;
+    case "named":
+      return `named:${ref.name}`;
+    case "ephemeral":
+      return `ephemeral:${ref.id}`;
+  }
+}
+
+export function parseDataRef(text: string): DataRef {
+  const parts = text.split(":");
+  if (parts[0] === "app" && parts.length === 3 && parts[1] && parts[2]) return { kind: "app", app: parts[1], name: parts[2] };
+  if (parts[0] === "named" && parts.length === 2 && parts[1]) return { kind: "named", name: parts[1] };
+  if (parts[0] === "ephemeral" && parts.length === 2 && /^[0-9a-f-]{36}$/.test(parts[1] ?? "")) return { kind: "ephemeral", id: parts[1]! };
+  throw new InvalidError(`${JSON.stringify(text)} is not a dict or queue reference: expected app:<app>:<name>, named:<name> or ephemeral:<id>`);
+}
+
+/** Look up (or create) a named dict. */
+export const dictLookupBody = z
+  .object({
+    name: z.string(),
+    createIfMissing: z.boolean().default(false),
+    /** Settings of a dict created now (ignored when it exists). */
+    maxEntries: z.number().int().min(1).max(MAX_DICT_MAX_ENTRIES).optional(),
+    inactivityExpiryS: z.number().int().min(MIN_DICT_INACTIVITY_EXPIRY_S).max(MAX_DICT_INACTIVITY_EXPIRY_S).optional(),
+  })
+  .strict();
+
+/** Keys and values are serde-encoded strings; keys in kiln's canonical form (`canonicalKey`). */
+export const dictKeyBody = z.object({ key: z.string() }).strict();
+
+export const dictPutBody = z
+  .object({
+    key: z.string(),
+    value: z.string(),
+    skipIfExists: z.boolean().default(false),
+    /** Expire this entry this many seconds from now, whether read or not. */
+    ttlS: z.number().positive().max(MAX_DICT_INACTIVITY_EXPIRY_S).optional(),
+  })
+  .strict();
+
+export const dictUpdateBody = z
+  .object({ entries: z.array(z.tuple([z.string(), z.string()])).max(MAX_DICT_UPDATE_ENTRIES) })
+  .strict();
+
+export const dictEntriesQuery = z
+  .object({
+    cursor: z.string().regex(/^\d+$/, "must be a cursor returned by a previous page, or 0").default("0"),
+    count: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict();
+
+export interface DictEntriesResponse {
+  cursor: string;
+  entries: [key: string, value: string][];
+}
+
+export interface DictInfo {
+  ref: string;
+  kind: DataRef["kind"];
+  name: string;
+  app?: string;
+  len: number;
+  maxEntries: number;
+  inactivityExpiryS: number;
+  createdAt?: string;
+}
+
+export const ephemeralBody = z
+  .object({
+    kind: z.enum(["dict", "queue"]),
+    /** Deleted this long after the last heartbeat. */
+    ttlMs: z.number().int().min(MIN_EPHEMERAL_TTL_MS).max(MAX_EPHEMERAL_TTL_MS).optional(),
+  })
+  .strict();
+
+export interface EphemeralResponse {
+  ref: string;
+  ttlMs: number;
+}
+
+/** Look up (or create) a named queue. */
+export const queueLookupBody = z
+  .object({
+    name: z.string(),
+    createIfMissing: z.boolean().default(false),
+    partitionTtlS: z.number().int().min(MIN_QUEUE_PARTITION_TTL_S).max(MAX_QUEUE_PARTITION_TTL_S).optional(),
+    maxPartitionItems: z.number().int().min(1).max(MAX_QUEUE_MAX_PARTITION_ITEMS).optional(),
+    maxPartitions: z.number().int().min(1).max(MAX_QUEUE_MAX_PARTITIONS).optional(),
+  })
+  .strict();
+
+/** Items are serde-encoded strings. `partition` absent: the default partition. */
+export const queuePutBody = z
+  .object({ items: z.array(z.string()).min(1).max(MAX_QUEUE_MAX_PARTITION_ITEMS), partition: z.string().optional() })
+  .strict();
+
+export const queueGetBody = z
+  .object({
+    max: z.number().int().min(1).max(MAX_QUEUE_GET_MANY).default(1),
+    waitMs: z.number().int().min(0).max(MAX_WAIT_MS).default(0),
+    partition: z.string().optional(),
+  })
+  .strict();
+
+export const queueLenQuery = z
+  .object({
+    partition: z.string().optional(),
+    total: z
+      .enum(["true", "false", "1", "0"])
+      .optional()
+      .transform((v) => v === "true" || v === "1"),
+  })
+  .strict();
+
+export const queueClearBody = z.object({ partition: z.string().optional(), all: z.boolean().default(false) }).strict();
+
+export const queueItemsQuery = z
+  .object({
+    partition: z.string().optional(),
+    start: z.coerce.number().int().min(0).max(MAX_QUEUE_MAX_PARTITION_ITEMS).default(0),
+    count: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict();
+
+export interface QueueInfo {
+  ref: string;
+  kind: DataRef["kind"];
+  name: string;
+  app?: string;
+  /** Partitions holding items, and items over all of them. */
+  partitions: number;
+  items: number;
+  maxPartitionItems: number;
+  maxPartitions: number;
+  partitionTtlS: number;
+  createdAt?: string;
 }

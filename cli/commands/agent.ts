@@ -52,6 +52,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   }
   const token = process.env["KILN_TOKEN"] ? "token from KILN_TOKEN" : `token in ${join(stateDir, TOKEN_FILE)}`;
   process.stdout.write(`kiln agent ${KILN_VERSION} listening on ${agent.url} (${token}; state in ${stateDir})\n`);
+  process.stdout.write(`${agent.enforcementNotice}\n`);
 
   await new Promise<void>((done, fail) => {
     let stopping = false;

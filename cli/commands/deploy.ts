@@ -1,15 +1,23 @@
-/** `kiln deploy --spec app.json`: validate, bundle the handlers beside the spec, upload, apply. */
+/**
+ * `kiln deploy --spec app.json`: validate, bundle the handlers beside the spec, upload, apply.
+ * `kiln deploy <program-dir>`: evaluate the Pulumi program (no Pulumi CLI needed), show the diff
+ * against the agent, then apply each app through the AppDeployment provider's code.
+ */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { deployApp, type DeployResult } from "../../runtime/deploy/deploy.js";
-import { InvalidError } from "../../runtime/errors.js";
+import { InvalidError, UnavailableError } from "../../runtime/errors.js";
 import { compileAppSpec } from "../../runtime/spec/index.js";
+import { formatAppDiff } from "../../provider/diff.js";
+import { create, update } from "../../provider/ops.js";
 import { openKiln, withConnectionOptions, type ConnectionFlags } from "../connection.js";
 import { formatJson, oneLine } from "../output.js";
+import { previewProgram } from "./preview.js";
 
 interface DeployFlags extends ConnectionFlags {
-  spec: string;
+  spec?: string;
+  stack: string;
   json?: boolean;
 }
 
@@ -17,13 +25,23 @@ export function registerDeploy(program: Command): void {
   withConnectionOptions(
     program
       .command("deploy")
-      .description("deploy (or update) an app from its JSON spec; handler paths are relative to the spec's folder")
-      .requiredOption("--spec <file>", "the app spec, e.g. app.json")
+      .description(
+        "deploy (or update) apps: from a Pulumi program's folder (its AppDeployments, as 'pulumi up' would), " +
+          "or from a JSON spec with --spec (handler paths relative to the spec's folder)",
+      )
+      .argument("[program-dir]", "a Pulumi program: a folder with Pulumi.yaml or index.ts")
+      .option("--spec <file>", "the app spec, e.g. app.json (instead of a program)")
+      .option("--stack <name>", "with a program: the stack whose config (Pulumi.<stack>.yaml) it reads", "dev")
       .option("--json", "print the result as JSON (progress goes to stderr)"),
-  ).action(async (flags: DeployFlags) => runDeploy(flags));
+  ).action(async (dir: string | undefined, flags: DeployFlags) => {
+    if (dir !== undefined && flags.spec !== undefined) throw new InvalidError("give a program folder or --spec <file>, not both");
+    if (dir !== undefined) return runProgramDeploy(dir, flags);
+    if (flags.spec === undefined) throw new InvalidError("what to deploy: a program folder (kiln deploy examples/hello) or --spec <file>");
+    return runDeploy({ ...flags, spec: flags.spec });
+  });
 }
 
-async function runDeploy(flags: DeployFlags): Promise<void> {
+async function runDeploy(flags: DeployFlags & { spec: string }): Promise<void> {
   const path = resolve(flags.spec);
   const spec = await readSpec(path, flags.spec);
   // Spec errors need no agent: report them before connecting.
@@ -45,6 +63,29 @@ async function runDeploy(flags: DeployFlags): Promise<void> {
     return;
   }
   process.stdout.write(`${summary(result)}\n`);
+}
+
+async function runProgramDeploy(dir: string, flags: DeployFlags): Promise<void> {
+  const { apps, notes } = await previewProgram(dir, flags.stack, "kiln deploy");
+  const out = flags.json ? process.stderr : process.stdout;
+  for (const note of notes) process.stderr.write(`note: ${note}\n`);
+  const results = [];
+  for (const app of apps) {
+    if (!app.reachable) {
+      throw new UnavailableError(`no agent answers at ${app.endpoint}: start one with 'kiln agent' (or point the GpuPool at one), then deploy again`);
+    }
+    out.write(`${formatAppDiff(app.diff, { endpoint: app.endpoint, version: app.version }).join("\n")}\n`);
+    const progress = (event: { step: string; detail: string }) => out.write(`${event.step.padEnd(6)}  ${event.detail}\n`);
+    const { outs } = app.version === null ? await create(app.inputs, progress) : await update(app.app, app.inputs as never, app.inputs, progress);
+    const changed = outs.version !== app.version;
+    out.write(
+      changed
+        ? `deployed app '${outs.appName}' version ${outs.version} (spec ${outs.specHash.slice(0, 12)})\n`
+        : `app '${outs.appName}' unchanged at version ${outs.version}\n`,
+    );
+    results.push({ app: outs.appName, endpoint: outs.endpoint, version: outs.version, changed, specHash: outs.specHash, diff: app.diff });
+  }
+  if (flags.json) process.stdout.write(`${formatJson({ apps: results, notes })}\n`);
 }
 
 async function readSpec(path: string, shown: string): Promise<unknown> {

@@ -26,6 +26,15 @@ export function formatStatus(status: AgentStatus): string[] {
   const lines = [
     `agent ${agent.url}  version ${agent.version}  store ${agent.store}  cpu ${agent.capacity.cpuUsed}/${agent.capacity.cpu} used  id ${agent.id}  up since ${agent.startedAt}`,
   ];
+  const e = status.enforcement;
+  if (e) {
+    const controllers = Object.entries(e.controllers).map(([name, version]) => `${name} ${version}`).join(", ");
+    lines.push(
+      `limits: ${e.enforcement === "fallback" ? `FALLBACK (rlimits + RSS polling): ${e.reason ?? ""}` : `${e.enforcement} (${controllers})`}` +
+        `  scratch: ${e.disk.enforcement}${e.disk.pressure ? "  DISK PRESSURE" : ""}  gpus: ${e.gpus.free}/${e.gpus.total} free`,
+    );
+    if (e.disk.message && e.disk.pressure) lines.push(`  ${e.disk.message}`);
+  }
   const hosts = status.hosts ?? [];
   if (hosts.length > 1) {
     lines.push(`cluster: ${hosts.length} agents on store ${agent.store}`);

@@ -1,6 +1,6 @@
 /**
  * Handlers of the hello example: each call style of kiln, end to end.
- * Deployed by `app.json` (and, later, by the Pulumi program beside it).
+ * Deployed by the Pulumi program beside it (index.ts), or by `app.json` (`kiln deploy --spec`).
  */
 import { connect } from "kiln/client";
 
@@ -61,10 +61,10 @@ export function rich(): unknown {
   };
 }
 
-/** Calls another function of the app from inside a handler. */
+/** Calls another function of the app from inside a handler (its own app: `kiln run` names it hello-run-<id>). */
 export async function sumOfSquares(n: number): Promise<number> {
   const kiln = await connect();
-  const sq = kiln.function<typeof square>("hello", "square");
+  const sq = kiln.function<typeof square>(process.env["KILN_APP"] ?? "hello", "square");
   let total = 0;
   for await (const value of sq.map(Array.from({ length: n }, (_, i) => i + 1))) total += value;
   return total;

@@ -4,7 +4,7 @@
  * process on a random port with a temp state dir.
  */
 import { randomUUID } from "node:crypto";
-import { availableParallelism } from "node:os";
+import { availableParallelism, totalmem } from "node:os";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -21,6 +21,16 @@ import { OutcomeWriter } from "./outcomes.js";
 import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
 import { buildServer } from "./server.js";
 import { KILN_VERSION } from "../version.js";
+import { SandboxHost } from "../containers/sandbox.js";
+import { reclaimStateDir, recordAgentId } from "../containers/reclaim.js";
+import type { Clock } from "../clock.js";
+import { Dicts } from "./data/dicts.js";
+import { Queues } from "./data/queues.js";
+import { Ephemerals, dropRemovedData } from "./data/refs.js";
+import { Scheduler } from "./scheduler.js";
+
+/** How often the scheduler's leader deletes ephemeral dicts and queues whose owner is gone. */
+const EPHEMERAL_SWEEP_MS = 10_000;
 
 /** How often an agent re-reads the deployed apps from the store (other agents' deploys). */
 const APP_RECONCILE_MS = 5_000;
@@ -55,6 +65,8 @@ export interface AgentOptions {
    * with capacity pull the work. Default: KILN_REDIS_URL, else the embedded store.
    */
   redisUrl?: string;
+  /** The scheduler's time (tests pass a fake clock to fire schedules without waiting). Default: the system clock. */
+  clock?: Clock;
 }
 
 export class Agent {
@@ -68,7 +80,14 @@ export class Agent {
   private reconcile: NodeJS.Timeout | null = null;
   private advertiser: NodeJS.Timeout | null = null;
   private draining = false;
+  /** How limits are enforced here, one line for the `kiln agent` terminal (louder in fallback). */
+  enforcementNotice = "";
   url = "";
+  /** Dicts, queues and ephemeral objects (served by routes-data.ts). */
+  dicts!: Dicts;
+  queues!: Queues;
+  ephemerals!: Ephemerals;
+  scheduler!: Scheduler;
 
   private constructor(
     readonly id: string,
@@ -78,6 +97,7 @@ export class Agent {
     readonly router: Router,
     readonly logs: LogBook,
     readonly capacity: HostCapacity,
+    readonly sandboxes: SandboxHost,
     private readonly options: AgentOptions,
     private readonly poolContextUrl: { value: string },
   ) {}
@@ -94,8 +114,17 @@ export class Agent {
     const outcomes = new OutcomeWriter(store, limits.resultTtlMs);
     const logs = new LogBook(stateDir, options.echoLogs ?? null);
     const capacity = new HostCapacity(options.cpu ?? availableParallelism());
-    const agentUrl = { value: "" };
     const id = `agent-${randomUUID().slice(0, 8)}`;
+    // Mounts and cgroups a killed predecessor on this state dir left behind.
+    const leftovers = await reclaimStateDir(stateDir);
+    await recordAgentId(stateDir, id);
+    const sandboxes = await SandboxHost.open({
+      agentId: id,
+      scratchRoot: join(stateDir, "scratch"),
+      log: (line) => logs.append({ app: "-", function: "-", callId: null, containerId: "-", stream: "system", text: `${line}\n` }),
+    });
+    const notice = sandboxNotice(await sandboxes.status(), leftovers);
+    const agentUrl = { value: "" };
     const poolContext = {
       store,
       agentId: id,
@@ -106,19 +135,46 @@ export class Agent {
       outcomes,
       logs,
       capacity,
+      sandboxes,
       scratchDir: join(stateDir, "scratch"),
       leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     };
     await mkdir(poolContext.scratchDir, { recursive: true });
-    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), options.maxima ?? {});
+    // Per-container maxima: what this host can give one container, unless configured.
+    const maxima: Maxima = {
+      cpu: capacity.total,
+      memoryMiB: Math.floor(totalmem() / 2 ** 20),
+      gpusPerContainer: sandboxes.gpus.status().total,
+      ...options.maxima,
+    };
+    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), maxima);
     const router = new Router(store, apps, outcomes, limits);
-    const agent = new Agent(id, token, store, apps, router, logs, capacity, options, agentUrl);
+    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl);
+    agent.enforcementNotice = notice;
+    const appLookup = { spec: (app: string) => apps.get(app).spec };
+    agent.ephemerals = new Ephemerals(store);
+    agent.dicts = new Dicts(store, appLookup, agent.ephemerals);
+    agent.queues = new Queues(store, appLookup, agent.ephemerals);
+    agent.scheduler = new Scheduler({
+      store,
+      outcomes,
+      owner: id,
+      ...(options.clock ? { clock: options.clock } : {}),
+      maxSpawnPending: limits.maxSpawnPending,
+      leaderTasks: [{ everyMs: EPHEMERAL_SWEEP_MS, run: () => agent.ephemerals.sweep() }],
+      onError: (error) => agent.logInternal(error),
+    });
+    apps.onChange = async (name, previous, next) => {
+      if (previous) await dropRemovedData(store, name, previous.spec, next?.spec ?? null);
+      agent.scheduler.poke();
+    };
     agent.server = buildServer(agent);
     let address: string;
     try {
       address = await agent.server.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 7070 });
     } catch (error) {
       // Release what was opened (the embedded store locks its directory) before reporting.
+      await sandboxes.close();
       await logs.close();
       if (!options.store) await store.close();
       throw error;
@@ -130,6 +186,7 @@ export class Agent {
     // reconciled every few seconds in case a message was missed (pub/sub is not durable).
     agent.unsubscribeApps = await store.subscribe(channels.apps, (name) => void apps.refresh(name).catch((e: unknown) => agent.logInternal(e)));
     await apps.load();
+    agent.scheduler.start();
     agent.reconcile = setInterval(() => void apps.load().catch((e: unknown) => agent.logInternal(e)), APP_RECONCILE_MS);
     agent.reconcile.unref();
     await agent.advertise();
@@ -181,10 +238,12 @@ export class Agent {
         version: summary.version,
         deployedAt: summary.deployedAt,
         functions: await Promise.all([...this.apps.appPools(summary.name).values()].map((pool) => pool.status())),
+        schedules: await this.scheduleStatus(summary.name),
       })),
     );
     await this.advertise().catch(() => undefined);
     return {
+      enforcement: await this.sandboxes.status(),
       hosts: await this.hosts(),
       agent: {
         id: this.id,
@@ -196,6 +255,12 @@ export class Agent {
       },
       apps,
     };
+  }
+
+  private async scheduleStatus(name: string) {
+    const record = this.apps.get(name);
+    if (Object.keys(record.spec.schedules ?? {}).length === 0) return [];
+    return this.scheduler.status(name, record.spec, record.ephemeral === true);
   }
 
   redacted(spec: CompiledAppSpec): CompiledAppSpec {
@@ -223,6 +288,7 @@ export class Agent {
   stop(options: { graceMs?: number } = {}): Promise<void> {
     this.stopping ??= (async () => {
       this.draining = true;
+      await this.scheduler.stop();
       if (this.reconcile) clearInterval(this.reconcile);
       if (this.advertiser) clearInterval(this.advertiser);
       await this.unsubscribeApps?.();
@@ -231,9 +297,27 @@ export class Agent {
       await this.unsubscribeCancel?.();
       await this.store.delete(`${HOST_PREFIX}${this.id}`).catch(() => false);
       await this.server.close();
+      await this.sandboxes.close();
       await this.logs.close();
       if (!this.options.store) await this.store.close();
     })();
     return this.stopping;
   }
+}
+
+/** One line at start about how limits are enforced, louder when they are not. */
+function sandboxNotice(status: Awaited<ReturnType<SandboxHost["status"]>>, leftovers: string[]): string {
+  const controllers = Object.entries(status.controllers)
+    .map(([name, version]) => `${name} ${version}`)
+    .join(", ");
+  const gpus = status.gpus.devices?.length ?? 0;
+  const parts = [
+    status.enforcement === "fallback"
+      ? `limits: cgroups unavailable (${status.reason ?? "unknown"}); falling back to rlimits + RSS polling`
+      : `limits: ${status.enforcement} (${controllers})`,
+    `scratch disks: ${status.disk.enforcement}`,
+    `GPUs: ${gpus} (${status.gpus.source})`,
+  ];
+  if (leftovers.length > 0) parts.push(`could not reclaim what a previous agent left: ${leftovers.join("; ")}`);
+  return parts.join("; ");
 }

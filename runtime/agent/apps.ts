@@ -26,7 +26,12 @@ export interface AppRecord {
   digest: string;
   spec: CompiledAppSpec;
   bundles: Record<string, string>;
+  /** Deployed by `kiln run` (deploy body `ephemeral: true`): its schedules do not fire. */
+  ephemeral?: boolean;
 }
+
+/** Told after this agent deployed (`next`) or deleted (`next` null) an app: data and schedules follow. */
+export type AppChangeHook = (name: string, previous: AppRecord | null, next: AppRecord | null) => Promise<void>;
 
 export interface ArtifactMeta {
   exports: string[];
@@ -36,6 +41,8 @@ export interface ArtifactMeta {
 export class AppRegistry {
   private readonly apps = new Map<string, AppRecord>();
   private readonly pools = new Map<string, Map<string, FunctionPool>>();
+  /** Set by the agent: drops removed dicts' and queues' data, wakes the scheduler. */
+  onChange: AppChangeHook | null = null;
 
   constructor(
     private readonly store: Store,
@@ -97,7 +104,10 @@ export class AppRegistry {
       const sha = body.bundles[fn.handler.file];
       if (sha) bundles[fn.handler.file] = sha;
     }
-    const digest = createHash("sha256").update(canonicalJson({ spec, bundles })).digest("hex");
+    const ephemeral = body.ephemeral === true;
+    const digest = createHash("sha256")
+      .update(canonicalJson(ephemeral ? { spec, bundles, ephemeral } : { spec, bundles }))
+      .digest("hex");
     // The stored record, not this agent's copy: another agent may have deployed since.
     const storedRaw = await this.store.get(keys.app(name));
     const previous = storedRaw === null ? this.apps.get(name) : (JSON.parse(storedRaw) as AppRecord);
@@ -112,9 +122,11 @@ export class AppRegistry {
       digest,
       spec,
       bundles,
+      ...(ephemeral ? { ephemeral } : {}),
     };
     await this.store.set(keys.app(name), JSON.stringify(record));
     await this.activate(record);
+    await this.onChange?.(name, previous ?? null, record);
     await this.store.publish(channels.apps, name);
     return { app: summarize(record), changed: true };
   }
@@ -161,6 +173,7 @@ export class AppRegistry {
     this.apps.delete(name);
     await this.store.delete(keys.app(name));
     await this.store.publish(channels.apps, name);
+    await this.onChange?.(name, record, null);
     const pools = this.pools.get(name) ?? new Map<string, FunctionPool>();
     this.pools.delete(name);
     await Promise.all([...pools.values()].map((pool) => pool.stop({ drain: true, graceMs })));
@@ -263,10 +276,6 @@ export class AppRegistry {
 function refuseUnsupported(spec: CompiledAppSpec): void {
   const problems: string[] = [];
   for (const [name, fn] of Object.entries(spec.functions)) {
-    if (fn.gpu) problems.push(`functions.${name}.gpu: this agent has no GPU inventory yet; remove 'gpu'`);
-  }
-  for (const name of Object.keys(spec.schedules)) {
-    problems.push(`schedules.${name}: schedules are not run by this agent yet; remove the schedule`);
   }
   if (problems.length > 0) throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
 }

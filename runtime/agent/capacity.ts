@@ -3,9 +3,12 @@
  * cpu request fits. When it does not, idle containers of other functions are stopped first
  * (evictors), so an idle function never blocks a busy one.
  */
+/** What a starting container is short of. */
+export type Need = "cpu" | "gpu";
+
 export class HostCapacity {
   private used = 0;
-  private readonly evictors: (() => boolean)[] = [];
+  private readonly evictors: ((need: Need) => boolean)[] = [];
   private readonly listeners: (() => void)[] = [];
 
   constructor(readonly total: number) {}
@@ -20,8 +23,13 @@ export class HostCapacity {
    */
   canFit(cpu: number): boolean {
     if (this.fits(cpu)) return true;
-    for (const evict of this.evictors) evict();
+    this.relieve("cpu");
     return false;
+  }
+
+  /** Ask every pool to stop one idle container that holds what is short (cpu, or GPUs). */
+  relieve(need: Need): void {
+    for (const evict of this.evictors) evict(need);
   }
 
   /** Reserve `cpu` cores. False when they do not fit. */
@@ -40,7 +48,7 @@ export class HostCapacity {
    * Register a pool: `evict` stops one of its idle containers (returning whether it did),
    * `onRelease` is called whenever cores are released. Returns the unregister function.
    */
-  register(evict: () => boolean, onRelease: () => void): () => void {
+  register(evict: (need: Need) => boolean, onRelease: () => void): () => void {
     this.evictors.push(evict);
     this.listeners.push(onRelease);
     return () => {

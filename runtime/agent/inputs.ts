@@ -51,7 +51,7 @@ export const keys = {
   ephemeralLive: (id: string) => `ephemeral-live:${id}`,
   /** A schedule's state (anchor, last tick, recent runs). */
   schedule: (app: string, name: string) => `schedule:${app}:${name}`,
-  schedulePrefix: (app: string) => `schedule:${app}:`,
+  schedulePrefix: "schedule:",
 } as const;
 
 export const channels = {

@@ -20,8 +20,6 @@
  * A new version (code or resources changed) drains the old containers.
  */
 import { randomUUID } from "node:crypto";
-import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
 import { CancelledError, FunctionTimeoutError, InvalidError, RemoteError, toWire, type KilnError } from "../errors.js";
 import {
   WorkerExitedError,
@@ -30,11 +28,13 @@ import {
   type BatchOutcome,
   type RunOutcome,
 } from "../containers/worker-process.js";
+import type { Sandbox, SandboxHost } from "../containers/sandbox.js";
+import type { OomVerdict } from "../containers/oom.js";
 import type { ContainerStatus, FunctionStatus, Outcome } from "../protocol.js";
 import { PLATFORM_RETRIES, retryDelayMs, type CompiledFunctionSpec } from "../spec/index.js";
 import type { Claim, Store } from "../store/store.js";
 import { Autoscaler, type ScalingDecision, type ScalingSettings } from "./autoscaler.js";
-import type { HostCapacity } from "./capacity.js";
+import type { HostCapacity, Need } from "./capacity.js";
 import { keys, type InputEnvelope } from "./inputs.js";
 import type { LogBook } from "./logs.js";
 import type { OutcomeWriter } from "./outcomes.js";
@@ -63,6 +63,8 @@ export interface PoolContext {
   outcomes: OutcomeWriter;
   logs: LogBook;
   capacity: HostCapacity;
+  /** cgroups, GPUs and scratch disks of this host: each container gets a sandbox. */
+  sandboxes: SandboxHost;
   scratchDir: string;
   leaseMs: number;
 }
@@ -85,6 +87,10 @@ interface Container {
    */
   slot: number | null;
   proc: WorkerProcess;
+  /** Its cgroup, GPUs and scratch disk; released when the process exits. */
+  sandbox: Sandbox;
+  /** Resolves once the process exited and its sandbox was released. */
+  gone: Promise<void>;
   version: string;
   cpu: number;
   state: "starting" | "ready" | "draining";
@@ -112,6 +118,7 @@ export class FunctionPool {
   private loopDone: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unregisterCapacity: () => void;
+  private readonly unregisterGpus: () => void;
   private preferSpawn = false;
   private coldStarts = 0;
   private startFailures = 0;
@@ -133,9 +140,10 @@ export class FunctionPool {
     this.runtime = runtime;
     this.scaler = new Autoscaler(scalingSettings(runtime.spec));
     this.unregisterCapacity = ctx.capacity.register(
-      () => this.evictIdle(),
+      (need) => this.evictIdle(need),
       () => this.wakeup.notify(),
     );
+    this.unregisterGpus = ctx.sandboxes.gpus.onRelease(() => this.wakeup.notify());
   }
 
   get name(): string {
@@ -188,6 +196,7 @@ export class FunctionPool {
     this.wakeup.notify();
     for (const timer of this.timers) clearInterval(timer);
     this.unregisterCapacity();
+    this.unregisterGpus();
     await this.loopDone;
     if (options.drain) {
       const deadline = Date.now() + options.graceMs;
@@ -201,6 +210,8 @@ export class FunctionPool {
     }
     const containers = [...this.containers.values()];
     await Promise.all(containers.map((c) => (options.drain && c.work.size === 0 ? c.proc.stop(2_000) : (c.proc.kill("stop"), c.proc.exited))));
+    // Their cgroups, GPUs and scratch disks are released before the pool counts as stopped.
+    await Promise.all(containers.map((c) => c.gone));
   }
 
   /** This host's share of the function, for the cluster view. */
@@ -327,6 +338,13 @@ export class FunctionPool {
       this.blocked = `waiting for capacity: needs ${cpu} cpu, ${free.toFixed(3)} of ${this.ctx.capacity.total} free`;
       return false;
     }
+    const gpuWait = this.ctx.sandboxes.check(rt.spec);
+    if (gpuWait !== null) {
+      // Idle containers elsewhere may be sitting on the devices: stop them, their GPUs come back.
+      this.ctx.capacity.relieve("gpu");
+      this.blocked = gpuWait;
+      return false;
+    }
     this.blocked = null;
     return true;
   }
@@ -392,7 +410,14 @@ export class FunctionPool {
       if (slot !== null) await this.releaseSlot(slot, id);
       return null;
     }
-    const scratch = join(this.ctx.scratchDir, id);
+    const reservation = this.ctx.sandboxes.reserve({ containerId: id, app: rt.app, fn: rt.fn, spec: rt.spec });
+    if (!reservation.ok) {
+      this.ctx.capacity.release(cpu);
+      if (slot !== null) await this.releaseSlot(slot, id);
+      this.blocked = reservation.message;
+      return null;
+    }
+    const sandbox = reservation.sandbox;
     const heapMiB = rt.spec.memory.limit === null ? null : Math.max(32, Math.floor(rt.spec.memory.limit * 0.75));
     const proc = new WorkerProcess({
       id,
@@ -401,7 +426,8 @@ export class FunctionPool {
       method: rt.spec.handler.method,
       app: rt.app,
       fn: rt.fn,
-      env: { ...rt.spec.env, ...rt.spec.secrets, TMPDIR: scratch, KILN_SCRATCH: scratch },
+      env: { ...rt.spec.env, ...rt.spec.secrets, ...sandbox.env },
+      sandbox,
       agentUrl: this.ctx.agentUrl,
       token: this.ctx.token,
       cwd: this.ctx.scratchDir,
@@ -414,6 +440,8 @@ export class FunctionPool {
       id,
       slot,
       proc,
+      sandbox,
+      gone: Promise.resolve(),
       version: rt.version,
       cpu,
       state: "starting",
@@ -423,8 +451,8 @@ export class FunctionPool {
       coldStartMs: null,
     };
     this.containers.set(id, container);
-    this.system(`starting container ${id} (${why})`, id);
-    void mkdir(scratch, { recursive: true });
+    this.system(`starting container ${id} (${why})${sandbox.gpus.length > 0 ? ` with GPUs ${sandbox.gpus.map((g) => g.uuid).join(", ")}` : ""}`, id);
+    sandbox.onOom((event) => this.system(`container ${id} was OOM-killed (${event.cause}) at its ${event.limitMiB ?? "?"} MiB limit`, id));
     proc.ready().then(
       () => {
         container.coldStartMs = Date.now() - container.startedAt;
@@ -443,16 +471,19 @@ export class FunctionPool {
         this.system(`container ${id} failed to start: ${error.message}`, id);
       },
     );
-    void proc.exited.then((exit) => {
+    container.gone = proc.exited.then(async (exit) => {
       this.containers.delete(id);
       this.ctx.capacity.release(cpu);
       if (slot !== null) void this.releaseSlot(slot, id);
-      void rm(scratch, { recursive: true, force: true });
+      const released = sandbox.release().then((problems) => {
+        for (const problem of problems) this.system(`cleaning up container ${id}: ${problem}`, id);
+      });
       if (!exit.killedFor || exit.killedFor === "timeout" || exit.killedFor === "cancel") {
         const how = exit.killedFor ? `killed (${exit.killedFor})` : `exited (${exit.signal ?? `code ${exit.code}`})`;
         this.system(`container ${id} ${how}`, id);
       }
       this.wakeup.notify();
+      await released;
     });
     return container;
   }
@@ -489,7 +520,15 @@ export class FunctionPool {
         settlements = [settleRun(run, input)];
       }
     } catch (error) {
-      settlements = work.inputs.map(() => this.settleFailure(work, error));
+      // A worker killed at its memory limit is the handler's failure, with the limit named.
+      let oom: OomVerdict = { oom: false };
+      if (!work.cancelled && !work.timedOut && (error instanceof WorkerExitedError || error instanceof WorkerStartError)) {
+        const exit = error instanceof WorkerExitedError ? error.exit : await container.proc.exited;
+        oom = await container.sandbox.classifyExit(exit);
+      }
+      settlements = work.inputs.map(() =>
+        oom.oom ? { kind: "user-failure" as const, error: container.sandbox.oomError(oom) } : this.settleFailure(work, error),
+      );
     } finally {
       clearTimeout(timer);
       container.work.delete(work.id);
@@ -693,11 +732,12 @@ export class FunctionPool {
     }
   }
 
-  /** Stop one idle container for another pool's sake. */
-  private evictIdle(): boolean {
+  /** Stop one idle container for another pool's sake: any for cpu, one holding GPUs for gpu. */
+  private evictIdle(need: Need): boolean {
     const min = this.runtime.spec.minContainers;
     const idle = this.live()
       .filter((c) => c.state === "ready" && c.work.size === 0 && !(c.slot !== null && c.slot < min))
+      .filter((c) => need === "cpu" || c.sandbox.gpus.length > 0)
       .sort((a, b) => a.idleSince - b.idleSince);
     const victim = idle[0];
     if (!victim) return false;

@@ -14,11 +14,13 @@ import {
   logsQuery,
   mapInputsBody,
   mapOutputsQuery,
+  usageQuery,
   waitQuery,
   type LogLine,
 } from "../protocol.js";
 import { decode, encode } from "../serde.js";
 import type { Agent } from "./agent.js";
+import { registerDataRoutes } from "./routes-data.js";
 import { tokenMatches } from "./auth.js";
 
 /** Large enough for a map chunk or a bundle; each input is checked against the 2 MiB inline limit. */
@@ -137,8 +139,21 @@ export function buildServer(agent: Agent): FastifyInstance {
     return { removed: await agent.router.cancelMap(id, submitted) };
   });
 
+  // ---- dicts, queues, ephemeral objects (routes-data.ts) ---------------------------------------------
+  registerDataRoutes(app, { dicts: agent.dicts, queues: agent.queues, ephemerals: agent.ephemerals, onStop: (hook) => agent.onStop(hook) });
+
   // ---- status and logs ---------------------------------------------------------------------------
   app.get("/v1/status", async () => agent.status());
+  app.get("/v1/usage", async (request) => {
+    const query = parse(usageQuery, request.query, "query");
+    let sinceMs: number | undefined;
+    if (query.since !== undefined) {
+      sinceMs = /^\d+$/.test(query.since) ? Number(query.since) : Date.parse(query.since);
+      if (Number.isNaN(sinceMs)) throw new InvalidError(`query.since: '${query.since}' is not an ISO date or epoch milliseconds`);
+    }
+    const filter = { ...(query.app ? { app: query.app } : {}), ...(query.function ? { fn: query.function } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}) };
+    return { usage: agent.sandboxes.meter.totals(filter) };
+  });
   app.get("/v1/apps/:app/logs", async (request, reply) => {
     const { app: name } = parse(appParams, request.params, "params");
     const query = parse(logsQuery, request.query, "query");

@@ -12,6 +12,13 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FromWorker, InputMode, RemoteErrorInfo, ToWorker } from "../worker/protocol.js";
 import { WORKER_ENV } from "../worker/protocol.js";
+import type { WorkerSandbox } from "./sandbox.js";
+import { wrapFork } from "./spawn-wrapper.js";
+
+/** How much of a worker's stderr is kept for classifying its death (heap OOM messages). */
+const STDERR_TAIL_CHARS = 8192;
+/** After exit, how long to wait for the rest of stderr to drain. */
+const STDERR_DRAIN_MS = 200;
 
 export interface WorkerProcessOptions {
   id: string;
@@ -28,6 +35,13 @@ export interface WorkerProcessOptions {
   startupTimeoutMs: number;
   /** Extra Node flags (heap limit). */
   execArgv?: string[];
+  /**
+   * Resource enforcement (cgroup, scratch disk, GPUs): the process is started once
+   * `sandbox.ready` resolves, through its wrapper, so it runs inside the container's cgroup from
+   * its first instruction; `attach(pid)` is called once it runs. If `ready` rejects, the start
+   * fails with WorkerStartError. Without it the worker is forked directly (no limits).
+   */
+  sandbox?: WorkerSandbox;
   onLog: (inputId: string | null, stream: "stdout" | "stderr", text: string) => void;
 }
 
@@ -39,6 +53,8 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
   /** Why the agent killed it, when it did ("timeout", "cancel", "stop", "startup-timeout"). */
   killedFor: string | null;
+  /** The last few KiB the process wrote to stderr (V8's "JavaScript heap out of memory" lands here). */
+  stderrTail?: string;
 }
 
 /** The worker process exited while holding the input. */
@@ -83,15 +99,65 @@ export function workerEntryPath(): string {
 export class WorkerProcess {
   readonly id: string;
   readonly exited: Promise<ExitInfo>;
-  private readonly child: ChildProcess;
+  private child: ChildProcess | null = null;
   private readonly pending = new Map<string, Pending>();
   private killedFor: string | null = null;
   private exitInfo: ExitInfo | null = null;
   private readyPromise: Promise<number>;
+  private stderrTail = "";
+  private resolveExit!: (exit: ExitInfo) => void;
+  private resolveReady!: (loadMs: number) => void;
+  private rejectReady!: (error: Error) => void;
 
   constructor(private readonly options: WorkerProcessOptions) {
     this.id = options.id;
-    this.child = fork(workerEntryPath(), [], {
+    this.exited = new Promise((resolveExit) => {
+      this.resolveExit = resolveExit;
+    });
+    this.readyPromise = new Promise<number>((resolveReady, rejectReady) => {
+      this.resolveReady = resolveReady;
+      this.rejectReady = rejectReady;
+    });
+    // A rejected start that nobody awaits must not crash the agent.
+    this.readyPromise.catch(() => undefined);
+
+    const timer = setTimeout(() => {
+      this.rejectReady(
+        new WorkerStartError(`container did not become ready within ${options.startupTimeoutMs} ms (startupTimeout)`, null),
+      );
+      this.kill("startup-timeout");
+    }, options.startupTimeoutMs);
+    void this.readyPromise.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
+    void this.exited.then((exit) => {
+      this.rejectReady(new WorkerStartError(`container exited during start-up (${exit.signal ?? `code ${exit.code}`})`, null));
+    });
+
+    if (options.sandbox) {
+      const { sandbox } = options;
+      sandbox.ready.then(
+        (wrapper) => {
+          if (this.exitInfo) return; // killed while the sandbox was being set up
+          try {
+            this.spawn(wrapper === null ? null : wrapFork(wrapper, options.execArgv ?? []));
+          } catch (error) {
+            this.failStart(`cannot start the worker: ${messageOf(error)}`);
+            return;
+          }
+          if (this.child?.pid !== undefined) sandbox.attach?.(this.child.pid);
+        },
+        (error: unknown) => this.failStart(`container sandbox setup failed: ${messageOf(error)}`),
+      );
+    } else {
+      this.spawn(null);
+    }
+  }
+
+  private spawn(wrapped: { execPath: string; execArgv: string[] } | null): void {
+    const options = this.options;
+    const child = fork(workerEntryPath(), [], {
       cwd: options.cwd,
       env: {
         ...process.env,
@@ -105,51 +171,47 @@ export class WorkerProcess {
         [WORKER_ENV.url]: options.agentUrl,
         [WORKER_ENV.token]: options.token,
       },
-      execArgv: options.execArgv ?? [],
+      ...(wrapped ?? { execArgv: options.execArgv ?? [] }),
       serialization: "advanced",
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
-    this.child.stdout?.setEncoding("utf8").on("data", (text: string) => options.onLog(null, "stdout", text));
-    this.child.stderr?.setEncoding("utf8").on("data", (text: string) => options.onLog(null, "stderr", text));
-
-    this.exited = new Promise((resolveExit) => {
-      this.child.once("exit", (code, signal) => {
-        this.exitInfo = { code, signal, killedFor: this.killedFor };
-        const error = new WorkerExitedError(this.exitInfo);
-        for (const pending of this.pending.values()) pending.reject(error);
-        this.pending.clear();
-        resolveExit(this.exitInfo);
+    this.child = child;
+    child.stdout?.setEncoding("utf8").on("data", (text: string) => options.onLog(null, "stdout", text));
+    child.stderr?.setEncoding("utf8").on("data", (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_CHARS);
+      options.onLog(null, "stderr", text);
+    });
+    child.once("exit", (code, signal) => {
+      void drained(child, STDERR_DRAIN_MS).then(() => {
+        this.finish({ code, signal, killedFor: this.killedFor, ...(this.stderrTail ? { stderrTail: this.stderrTail } : {}) });
       });
     });
-
-    this.readyPromise = new Promise<number>((resolveReady, rejectReady) => {
-      const timer = setTimeout(() => {
-        rejectReady(
-          new WorkerStartError(`container did not become ready within ${options.startupTimeoutMs} ms (startupTimeout)`, null),
-        );
-        this.kill("startup-timeout");
-      }, options.startupTimeoutMs);
-      this.child.on("message", (message: FromWorker) => {
-        switch (message.t) {
-          case "ready":
-            clearTimeout(timer);
-            resolveReady(message.loadMs);
-            return;
-          case "start-failed":
-            clearTimeout(timer);
-            rejectReady(new WorkerStartError(`${message.error.name}: ${message.error.message}`, message.error));
-            return;
-          default:
-            this.onMessage(message);
-        }
-      });
-      void this.exited.then((exit) => {
-        clearTimeout(timer);
-        rejectReady(new WorkerStartError(`container exited during start-up (${exit.signal ?? `code ${exit.code}`})`, null));
-      });
+    child.on("message", (message: FromWorker) => {
+      switch (message.t) {
+        case "ready":
+          this.resolveReady(message.loadMs);
+          return;
+        case "start-failed":
+          this.rejectReady(new WorkerStartError(`${message.error.name}: ${message.error.message}`, message.error));
+          return;
+        default:
+          this.onMessage(message);
+      }
     });
-    // A rejected start that nobody awaits must not crash the agent.
-    this.readyPromise.catch(() => undefined);
+  }
+
+  private failStart(message: string): void {
+    this.rejectReady(new WorkerStartError(message, null));
+    this.finish({ code: null, signal: null, killedFor: this.killedFor ?? "start-failed" });
+  }
+
+  private finish(exit: ExitInfo): void {
+    if (this.exitInfo) return;
+    this.exitInfo = exit;
+    const error = new WorkerExitedError(exit);
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+    this.resolveExit(exit);
   }
 
   /** Resolves with the load time in ms once the worker is ready; rejects with WorkerStartError. */
@@ -158,7 +220,7 @@ export class WorkerProcess {
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.child?.pid;
   }
 
   get alive(): boolean {
@@ -191,22 +253,28 @@ export class WorkerProcess {
   kill(reason: string): void {
     if (this.exitInfo) return;
     this.killedFor ??= reason;
-    this.child.kill("SIGKILL");
+    if (this.child) this.child.kill("SIGKILL");
+    else this.finish({ code: null, signal: null, killedFor: this.killedFor }); // not started yet
   }
 
   /** Ask the worker to run `exit()` and leave; SIGKILL after `graceMs`. */
   async stop(graceMs: number): Promise<ExitInfo> {
     if (this.exitInfo) return this.exitInfo;
     this.killedFor ??= "stop";
+    if (!this.child) {
+      this.kill("stop");
+      return this.exited;
+    }
     this.post({ t: "shutdown" });
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
+    const child = this.child;
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
     const exit = await this.exited;
     clearTimeout(timer);
     return exit;
   }
 
   private post(message: ToWorker): void {
-    if (!this.child.connected) return;
+    if (!this.child?.connected) return;
     this.child.send(message, (error) => {
       if (error && this.alive) this.kill("ipc-error");
     });
@@ -238,4 +306,25 @@ export class WorkerProcess {
         return;
     }
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Resolves when the child's stderr has ended (all output read), or after `ms`. */
+function drained(child: ChildProcess, ms: number): Promise<void> {
+  const stream = child.stderr;
+  if (!stream || stream.readableEnded || stream.destroyed) return Promise.resolve();
+  return new Promise((resolveDrain) => {
+    const timer = setTimeout(done, ms);
+    stream.once("end", done);
+    stream.once("close", done);
+    function done(): void {
+      clearTimeout(timer);
+      stream?.off("end", done);
+      stream?.off("close", done);
+      resolveDrain();
+    }
+  });
 }

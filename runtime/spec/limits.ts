@@ -93,6 +93,12 @@ export const MIN_DICT_INACTIVITY_EXPIRY_S = 60;
 export const MAX_DICT_INACTIVITY_EXPIRY_S = 31_536_000;
 export const DEFAULT_DICT_MAX_ENTRIES = 10_000_000;
 export const MAX_DICT_MAX_ENTRIES = 1_000_000_000;
+/** Largest dict value, encoded. */
+export const MAX_DICT_VALUE_BYTES = 1_048_576;
+/** Largest dict key, encoded. */
+export const MAX_DICT_KEY_BYTES = 65_536;
+/** Entries one `update()` request writes at once (the client sends larger updates in parts). */
+export const MAX_DICT_UPDATE_ENTRIES = 10_000;
 
 // ── Queues ───────────────────────────────────────────────────────────────────────────────────────
 /** A partition with no activity for this long expires. 1 day. */
@@ -104,6 +110,18 @@ export const DEFAULT_QUEUE_MAX_PARTITION_ITEMS = 5000;
 export const MAX_QUEUE_MAX_PARTITION_ITEMS = 5000;
 export const DEFAULT_QUEUE_MAX_PARTITIONS = 100_000;
 export const MAX_QUEUE_MAX_PARTITIONS = 1_000_000;
+/** Largest queue item, encoded. */
+export const MAX_QUEUE_ITEM_BYTES = 1_048_576;
+/** Partition keys are 1..64 characters. */
+export const MAX_QUEUE_PARTITION_KEY_LENGTH = 64;
+/** Items one `getMany()` takes at most. */
+export const MAX_QUEUE_GET_MANY = 1000;
+
+// ── Ephemeral dicts and queues ───────────────────────────────────────────────────────────────────
+/** An ephemeral dict or queue is deleted this long after its owner's last heartbeat. */
+export const DEFAULT_EPHEMERAL_TTL_MS = 60_000;
+export const MIN_EPHEMERAL_TTL_MS = 3_000;
+export const MAX_EPHEMERAL_TTL_MS = 86_400_000;
 
 // ── Schedules ────────────────────────────────────────────────────────────────────────────────────
 export const DEFAULT_SCHEDULE_TIMEZONE = "UTC";

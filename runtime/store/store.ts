@@ -35,6 +35,20 @@
  * - A claim whose signal is already aborted returns [] without claiming.
  * - Owners are recorded for stalled-work sweeps of a shared store; this interface does not list
  *   claims by owner (the Redis store adds that where it needs it).
+ * - Hashes (dicts) and partitioned lists (queues) live in namespaces of their own: `keys`, `delete`
+ *   and `ttl` do not see them, and the same name may be a key, a hash and a partition group.
+ * - A hash field's deadline is the earlier of its fixed TTL (`ttlMs` at write) and its inactivity
+ *   deadline (`idleMs` after the last write, or the last read that passed `idleMs`). An expired
+ *   field is absent everywhere at once (get, length, scan, the `maxFields` count). The embedded store
+ *   logs a read's refresh only when it moves the deadline by at least 1 % of `idleMs` (at least
+ *   1 s, at most 10 %), so after a restart a field may expire up to that much early.
+ * - `hashScan` returns every field present for the whole scan at least once; the embedded store
+ *   never repeats one (cursor = insertion sequence), Redis may during a rehash (HSCAN). Fields
+ *   written during the scan may or may not be returned. Scans do not refresh deadlines.
+ * - A partition is a FIFO list inside a group; it expires `ttlMs` after its last push (pops do
+ *   not extend it) and counts against `maxPartitions` while it holds items (an emptied partition
+ *   stops counting). A push over `maxLength` or `maxPartitions` changes nothing. A pop hands each
+ *   item to exactly one caller (blocked callers in arrival order, on one store instance).
  */
 
 export interface SetOptions {
@@ -121,6 +135,51 @@ export interface ListPopOptions {
 
 export type Unsubscribe = () => Promise<void>;
 
+export interface HashSetOptions {
+  /** Write only fields that are absent (present ones keep their value and deadlines). */
+  ifAbsent?: boolean;
+  /** Each written field expires this many ms from now, reads or not (a write without it clears an old one). */
+  ttlMs?: number;
+  /** Each written field expires after this many ms without a write (or a read that passes `idleMs`). */
+  idleMs?: number;
+  /** Refuse the whole write (nothing written) when the hash would then hold more than this many live fields. */
+  maxFields?: number;
+}
+
+/** `written`: fields written (skipped `ifAbsent` fields are not counted). `count`: live fields when refused. */
+export type HashSetResult = { ok: true; written: number } | { ok: false; count: number };
+
+export interface HashReadOptions {
+  /** Refresh the field's inactivity deadline to this many ms from now (never past its fixed TTL). */
+  idleMs?: number;
+}
+
+export interface HashScanPage {
+  /** Pass back for the next page; "0" when the scan is complete. */
+  cursor: string;
+  entries: [field: string, value: string][];
+}
+
+export interface PartitionPushOptions {
+  /** The partition expires this many ms after this push (absent: keeps its expiry, if any). */
+  ttlMs?: number;
+  /** Refuse (nothing pushed) when the partition would hold more than this many items. */
+  maxLength?: number;
+  /** Refuse (nothing pushed) when the push would make the group hold more than this many partitions. */
+  maxPartitions?: number;
+}
+
+export type PartitionPushResult =
+  | { ok: true; length: number }
+  | { ok: false; reason: "length" | "partitions"; count: number };
+
+export interface PartitionStats {
+  /** Partitions holding items. */
+  partitions: number;
+  /** Items over all partitions. */
+  items: number;
+}
+
 export interface Store {
   /** Which implementation ("embedded" | "redis"), for `kiln status`. */
   readonly kind: string;
@@ -166,6 +225,34 @@ export interface Store {
   /** Pop from the head, blocking up to `waitMs` for the first value. */
   listPop(key: string, options?: ListPopOptions): Promise<string[]>;
   listLength(key: string): Promise<number>;
+
+  // ---- hashes (dicts): fields with a fixed TTL and an inactivity expiry ----------------------
+  /** The field's value, null when absent or expired. Refreshes its inactivity deadline when `idleMs` is given. */
+  hashGet(hash: string, field: string, options?: HashReadOptions): Promise<string | null>;
+  /** Write fields (a later duplicate in `entries` wins; with `ifAbsent` the first). Atomic, capped by `maxFields`. */
+  hashSet(hash: string, entries: readonly (readonly [field: string, value: string])[], options?: HashSetOptions): Promise<HashSetResult>;
+  /** Remove a field; returns its value (null when absent or expired). */
+  hashDelete(hash: string, field: string): Promise<string | null>;
+  /** Live fields. */
+  hashLength(hash: string): Promise<number>;
+  /** A page of about `count` live fields from `cursor` ("0" to start). */
+  hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage>;
+  /** Remove the hash; returns how many live fields it held. */
+  hashDrop(hash: string): Promise<number>;
+
+  // ---- partitioned lists (queues) ---------------------------------------------------------
+  /** Append to a partition of `group`, refusing atomically past `maxLength` / `maxPartitions`. */
+  partitionPush(group: string, partition: string, values: readonly string[], options?: PartitionPushOptions): Promise<PartitionPushResult>;
+  /** Pop from the partition's head, blocking up to `waitMs` for the first value; each value goes to exactly one caller. */
+  partitionPop(group: string, partition: string, options?: ListPopOptions): Promise<string[]>;
+  /** Up to `count` values from index `start` (0 = head), without removing them. */
+  partitionRange(group: string, partition: string, start: number, count: number): Promise<string[]>;
+  partitionLength(group: string, partition: string): Promise<number>;
+  partitionStats(group: string): Promise<PartitionStats>;
+  /** Empty one partition; returns how many values it held. */
+  partitionClear(group: string, partition: string): Promise<number>;
+  /** Drop every partition of the group; returns how many values they held. */
+  partitionDrop(group: string): Promise<number>;
 
   // ---- locks with fencing -----------------------------------------------------------------
   /** Take or re-take (same owner) a lock for `ttlMs`. Returns a fencing token, or null if held by another. */

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect, UnavailableError, type Kiln } from "../../runtime/client/index.js";
+import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
 import { redisServerBinary, startRedisServer, type RedisServer } from "../store/redis-server.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, startChildAgent, waitFor, type ChildAgent } from "./harness.js";
@@ -58,7 +59,10 @@ suite("three agents on one redis-server", () => {
       agent.child.kill("SIGKILL");
       await agent.exited;
     }
-    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+    for (const dir of dirs.splice(0)) {
+      await reclaimStateDir(dir);
+      await rm(dir, { recursive: true, force: true });
+    }
     // A clean store for the next test.
     const { RedisStore } = await import("../../runtime/store/redis/index.js");
     const store = await RedisStore.open({ url: redis.url });

@@ -125,10 +125,14 @@ describe("stop", () => {
     const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
     const running = await Promise.all(Array.from({ length: 4 }, () => sleep.spawn(800, "drained")));
     const queued = await Promise.all(Array.from({ length: 3 }, () => sleep.spawn(800, "never")));
-    await waitFor("four inputs to run", async () => {
-      const states = await Promise.all(running.map((c) => c.status()));
-      return states.every((s) => s === "running") ? true : undefined;
-    });
+    await waitFor(
+      "four inputs to run",
+      async () => {
+        const states = await Promise.all(running.map((c) => c.status()));
+        return states.every((s) => s === "running") ? true : undefined;
+      },
+      25_000,
+    );
     await harness.kiln.http.request("DELETE", "/v1/apps/e2e");
     for (const call of running) expect(await call.get({ timeoutMs: 10_000 })).toBe("drained");
     for (const call of queued) await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "NotFoundError" });
@@ -136,14 +140,14 @@ describe("stop", () => {
   });
 });
 
-describe("features this agent does not run yet", () => {
-  it("gpu and schedules are refused at deploy instead of silently ignored", async () => {
+describe("per-container maxima from the host", () => {
+  it("a request above what this host can give one container is refused at deploy, naming the maximum", async () => {
     const bad = await spec();
-    bad.functions["echo"] = { handler: "./handlers.ts#echo", gpu: "A100" };
-    bad["schedules"] = { nightly: { function: "echo", cron: "0 3 * * *" } };
+    bad.functions["echo"] = { handler: "./handlers.ts#echo", gpu: "A100", cpu: 48 };
     const error = (await deployApp(harness.kiln.http, bad, fixturesDir).catch((e: unknown) => e)) as InvalidError;
     expect(error).toBeInstanceOf(InvalidError);
     expect(error.message).toContain("functions.echo.gpu");
-    expect(error.message).toContain("schedules.nightly");
+    expect(error.message).toContain("pool maximum of 0 GPUs");
+    expect(error.message).toContain("functions.echo.cpu");
   });
 });

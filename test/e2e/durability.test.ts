@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect } from "../../runtime/client/index.js";
+import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, portOf, startChildAgent, type ChildAgent } from "./harness.js";
 
@@ -15,7 +16,11 @@ afterEach(async () => {
     c.child.kill("SIGKILL");
     await c.exited;
   }
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  for (const d of dirs.splice(0)) {
+    // The agents were killed: reclaim their mounts and cgroups as the next agent would.
+    await reclaimStateDir(d);
+    await rm(d, { recursive: true, force: true });
+  }
 });
 
 async function killHard(agent: ChildAgent): Promise<void> {

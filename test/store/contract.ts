@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { UnavailableError } from "../../runtime/errors.js";
+import { InvalidError, UnavailableError } from "../../runtime/errors.js";
 import type { Claim, ClaimRef, Store } from "../../runtime/store/store.js";
 
 export interface StoreFixture {
@@ -627,6 +627,299 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
       });
     });
 
+    describe("hashes", () => {
+      it("sets, gets, overwrites and deletes fields; length counts live fields", async () => {
+        const h = `${ns}h`;
+        expect(await store.hashGet(h, "a")).toBeNull();
+        expect(await store.hashLength(h)).toBe(0);
+        expect(await store.hashSet(h, [["a", "1"], ["b", "2"]])).toEqual({ ok: true, written: 2 });
+        expect(await store.hashGet(h, "a")).toBe("1");
+        expect(await store.hashSet(h, [["a", "one"]])).toEqual({ ok: true, written: 1 });
+        expect(await store.hashGet(h, "a")).toBe("one");
+        expect(await store.hashLength(h)).toBe(2);
+        expect(await store.hashDelete(h, "a")).toBe("one");
+        expect(await store.hashDelete(h, "a")).toBeNull();
+        expect(await store.hashGet(h, "a")).toBeNull();
+        expect(await store.hashLength(h)).toBe(1);
+        expect(await store.hashSet(h, [])).toEqual({ ok: true, written: 0 });
+      });
+
+      it("keeps fields and values exactly (empty, unicode, separators, large)", async () => {
+        const h = `${ns}h`;
+        const entries: [string, string][] = [
+          ["", "empty field"],
+          ["héllo ✓ 🚀", ""],
+          ['a:b\n"c"\\', "line1\nline2\r\n"],
+          ["big", "x".repeat(1024 * 1024)],
+        ];
+        await store.hashSet(h, entries);
+        for (const [field, value] of entries) expect(await store.hashGet(h, field)).toBe(value);
+      });
+
+      it("lives apart from keys: the same name as a key and as a hash", async () => {
+        const name = `${ns}same`;
+        await store.set(name, "key");
+        await store.hashSet(name, [["f", "field"]]);
+        expect(await store.get(name)).toBe("key");
+        expect(await store.hashGet(name, "f")).toBe("field");
+        expect(await store.keys(ns)).toEqual([name]);
+        await store.delete(name);
+        expect(await store.hashGet(name, "f")).toBe("field");
+      });
+
+      it("a later duplicate wins; with ifAbsent only absent fields are written, the first duplicate wins", async () => {
+        const h = `${ns}h`;
+        expect(await store.hashSet(h, [["a", "1"], ["a", "2"]])).toEqual({ ok: true, written: 1 });
+        expect(await store.hashGet(h, "a")).toBe("2");
+        expect(await store.hashSet(h, [["a", "x"], ["b", "first"], ["b", "second"]], { ifAbsent: true })).toEqual({ ok: true, written: 1 });
+        expect(await store.hashGet(h, "a")).toBe("2");
+        expect(await store.hashGet(h, "b")).toBe("first");
+      });
+
+      it("ifAbsent: exactly one of many concurrent writers wins", async () => {
+        const h = `${ns}h`;
+        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.hashSet(h, [["f", String(i)]], { ifAbsent: true })));
+        const winners = results.flatMap((r, i) => (r.ok && r.written === 1 ? [i] : []));
+        expect(winners).toHaveLength(1);
+        expect(await store.hashGet(h, "f")).toBe(String(winners[0]));
+      });
+
+      it("maxFields refuses the whole write with the count; overwrites do not count", async () => {
+        const h = `${ns}h`;
+        expect(await store.hashSet(h, [["a", "1"], ["b", "2"]], { maxFields: 3 })).toEqual({ ok: true, written: 2 });
+        expect(await store.hashSet(h, [["c", "3"], ["d", "4"]], { maxFields: 3 })).toEqual({ ok: false, count: 2 });
+        expect(await store.hashGet(h, "c")).toBeNull();
+        expect(await store.hashSet(h, [["a", "10"], ["b", "20"], ["c", "30"]], { maxFields: 3 })).toEqual({ ok: true, written: 3 });
+        expect(await store.hashSet(h, [["a", "100"]], { maxFields: 3 })).toEqual({ ok: true, written: 1 });
+        expect(await store.hashSet(h, [["z", "1"]], { maxFields: 3 })).toEqual({ ok: false, count: 3 });
+        expect(await store.hashLength(h)).toBe(3);
+      });
+
+      it("maxFields holds under concurrent writers", async () => {
+        const h = `${ns}h`;
+        const results = await Promise.all(Array.from({ length: 100 }, (_, i) => store.hashSet(h, [[`f${i}`, "v"]], { maxFields: 30 })));
+        expect(results.filter((r) => r.ok)).toHaveLength(30);
+        expect(await store.hashLength(h)).toBe(30);
+      });
+
+      it("ttlMs expires a field whatever reads it; expired fields are absent everywhere", async () => {
+        const h = `${ns}h`;
+        await store.hashSet(h, [["short", "s"]], { ttlMs: 150, idleMs: 60_000 });
+        await store.hashSet(h, [["long", "l"]], { idleMs: 60_000 });
+        expect(await store.hashGet(h, "short", { idleMs: 60_000 })).toBe("s");
+        await eventually(async () => (await store.hashGet(h, "short", { idleMs: 60_000 })) === null, 3000, "field to expire");
+        expect(await store.hashLength(h)).toBe(1);
+        expect((await store.hashScan(h, "0", 100)).entries).toEqual([["long", "l"]]);
+        expect(await store.hashDelete(h, "short")).toBeNull();
+        // Absent for ifAbsent and for maxFields too.
+        expect(await store.hashSet(h, [["short", "again"]], { ifAbsent: true, maxFields: 2 })).toEqual({ ok: true, written: 1 });
+        expect(await store.hashGet(h, "short")).toBe("again");
+      });
+
+      it("a write without ttlMs clears an old one", async () => {
+        const h = `${ns}h`;
+        await store.hashSet(h, [["f", "1"]], { ttlMs: 150 });
+        await store.hashSet(h, [["f", "2"]]);
+        await sleep(300);
+        expect(await store.hashGet(h, "f")).toBe("2");
+      });
+
+      it("idleMs: reads that pass idleMs keep a field alive; an idle one expires", async () => {
+        const h = `${ns}h`;
+        await store.hashSet(h, [["read", "r"], ["idle", "i"]], { idleMs: 400 });
+        const until = Date.now() + 900;
+        while (Date.now() < until) {
+          expect(await store.hashGet(h, "read", { idleMs: 400 })).toBe("r");
+          await sleep(50);
+        }
+        expect(await store.hashGet(h, "idle")).toBeNull();
+        expect(await store.hashLength(h)).toBe(1);
+        // A plain read (no idleMs) does not refresh.
+        await eventually(async () => (await store.hashGet(h, "read")) === null, 3000, "unrefreshed field to expire");
+      });
+
+      it("scan pages through every live field once, cursor '0' at the end", async () => {
+        const h = `${ns}h`;
+        const expected = new Map<string, string>();
+        for (let i = 0; i < 95; i++) expected.set(`f${i}`, `v${i}`);
+        await store.hashSet(h, [...expected]);
+        const seen = new Map<string, string>();
+        let cursor = "0";
+        let pages = 0;
+        do {
+          const page = await store.hashScan(h, cursor, 10);
+          for (const [field, value] of page.entries) seen.set(field, value);
+          cursor = page.cursor;
+          pages++;
+        } while (cursor !== "0" && pages < 1000);
+        expect(cursor).toBe("0");
+        expect(seen).toEqual(expected);
+        expect(await store.hashScan(`${ns}none`, "0", 10)).toEqual({ cursor: "0", entries: [] });
+        await expect(store.hashScan(h, "not-a-cursor", 10)).rejects.toBeInstanceOf(InvalidError);
+      });
+
+      it("a field present for the whole scan is returned even while others come and go", async () => {
+        const h = `${ns}h`;
+        await store.hashSet(h, Array.from({ length: 200 }, (_, i) => [`keep${i}`, "k"] as [string, string]));
+        const seen = new Set<string>();
+        let cursor = "0";
+        let round = 0;
+        do {
+          const page = await store.hashScan(h, cursor, 20);
+          for (const [field] of page.entries) seen.add(field);
+          cursor = page.cursor;
+          await store.hashSet(h, [[`churn${round}`, "c"]]);
+          await store.hashDelete(h, `churn${round - 1}`);
+          round++;
+        } while (cursor !== "0" && round < 1000);
+        for (let i = 0; i < 200; i++) expect(seen.has(`keep${i}`)).toBe(true);
+      });
+
+      it("hashDrop removes the hash and reports its live fields", async () => {
+        const h = `${ns}h`;
+        await store.hashSet(h, [["a", "1"], ["b", "2"]]);
+        expect(await store.hashDrop(h)).toBe(2);
+        expect(await store.hashLength(h)).toBe(0);
+        expect(await store.hashGet(h, "a")).toBeNull();
+        expect(await store.hashDrop(h)).toBe(0);
+      });
+    });
+
+    describe("partitioned lists", () => {
+      it("FIFO per partition; partitions are independent; range and length do not remove", async () => {
+        const g = `${ns}g`;
+        expect(await store.partitionPush(g, "", ["a", "b", "c"])).toEqual({ ok: true, length: 3 });
+        expect(await store.partitionPush(g, "p1", ["x"])).toEqual({ ok: true, length: 1 });
+        expect(await store.partitionPush(g, "", ["d"])).toEqual({ ok: true, length: 4 });
+        expect(await store.partitionLength(g, "")).toBe(4);
+        expect(await store.partitionRange(g, "", 1, 2)).toEqual(["b", "c"]);
+        expect(await store.partitionRange(g, "", 0, 100)).toEqual(["a", "b", "c", "d"]);
+        expect(await store.partitionRange(g, "", 10, 5)).toEqual([]);
+        expect(await store.partitionPop(g, "")).toEqual(["a"]);
+        expect(await store.partitionPop(g, "", { max: 2 })).toEqual(["b", "c"]);
+        expect(await store.partitionPop(g, "p1", { max: 10 })).toEqual(["x"]);
+        expect(await store.partitionPop(g, "p1")).toEqual([]);
+        expect(await store.partitionLength(g, "p1")).toBe(0);
+        expect(await store.partitionStats(g)).toEqual({ partitions: 1, items: 1 });
+        expect(await store.partitionPush(g, "", [])).toEqual({ ok: true, length: 1 });
+      });
+
+      it("keeps values exactly, partition names with separators too", async () => {
+        const g = `${ns}g`;
+        const values = ["", "héllo ✓ 🚀", "a\nb\u0000c", "x".repeat(1024 * 1024)];
+        for (const partition of ["a:b", "with space", "ünï", "\u0000x"]) {
+          await store.partitionPush(g, partition, values);
+          expect(await store.partitionPop(g, partition, { max: 10 })).toEqual(values);
+        }
+      });
+
+      it("maxLength refuses the whole push with the count", async () => {
+        const g = `${ns}g`;
+        expect(await store.partitionPush(g, "p", ["1", "2", "3"], { maxLength: 4 })).toEqual({ ok: true, length: 3 });
+        expect(await store.partitionPush(g, "p", ["4", "5"], { maxLength: 4 })).toEqual({ ok: false, reason: "length", count: 3 });
+        expect(await store.partitionLength(g, "p")).toBe(3);
+        expect(await store.partitionPush(g, "p", ["4"], { maxLength: 4 })).toEqual({ ok: true, length: 4 });
+      });
+
+      it("maxLength holds under concurrent pushes", async () => {
+        const g = `${ns}g`;
+        const results = await Promise.all(Array.from({ length: 100 }, (_, i) => store.partitionPush(g, "p", [String(i)], { maxLength: 25 })));
+        expect(results.filter((r) => r.ok)).toHaveLength(25);
+        expect(await store.partitionLength(g, "p")).toBe(25);
+      });
+
+      it("maxPartitions refuses a new partition; existing ones and emptied ones do not block", async () => {
+        const g = `${ns}g`;
+        const cap = { maxPartitions: 2 };
+        expect((await store.partitionPush(g, "a", ["1"], cap)).ok).toBe(true);
+        expect((await store.partitionPush(g, "b", ["1"], cap)).ok).toBe(true);
+        expect(await store.partitionPush(g, "c", ["1"], cap)).toEqual({ ok: false, reason: "partitions", count: 2 });
+        expect((await store.partitionPush(g, "a", ["2"], cap)).ok).toBe(true);
+        expect(await store.partitionPop(g, "b")).toEqual(["1"]);
+        expect((await store.partitionPush(g, "c", ["1"], cap)).ok).toBe(true);
+        expect(await store.partitionStats(g)).toEqual({ partitions: 2, items: 3 });
+        const racing = await Promise.all(Array.from({ length: 20 }, (_, i) => store.partitionPush(`${ns}race`, `p${i}`, ["x"], { maxPartitions: 5 })));
+        expect(racing.filter((r) => r.ok)).toHaveLength(5);
+      });
+
+      it("a partition expires ttlMs after its last push; pops do not extend it", async () => {
+        const g = `${ns}g`;
+        await store.partitionPush(g, "p", ["a", "b"], { ttlMs: 600 });
+        await sleep(300);
+        const lastPush = Date.now();
+        await store.partitionPush(g, "p", ["c"], { ttlMs: 600 });
+        expect(await store.partitionPop(g, "p")).toEqual(["a"]);
+        await sleep(400);
+        if (Date.now() - lastPush < 550) expect(await store.partitionLength(g, "p")).toBe(2);
+        await eventually(async () => (await store.partitionLength(g, "p")) === 0, 3000, "partition to expire");
+        expect(await store.partitionPop(g, "p")).toEqual([]);
+        expect(await store.partitionStats(g)).toEqual({ partitions: 0, items: 0 });
+        // An expired partition does not count against maxPartitions.
+        expect((await store.partitionPush(g, "q", ["x"], { maxPartitions: 1 })).ok).toBe(true);
+      });
+
+      it("a blocking pop is woken by a push, times out with [], and an aborted one takes nothing", async () => {
+        const g = `${ns}g`;
+        const started = Date.now();
+        const waiting = store.partitionPop(g, "p", { waitMs: 10_000, max: 10 });
+        await sleep(50);
+        await store.partitionPush(g, "other", ["not-mine"]);
+        await store.partitionPush(g, "p", ["x", "y"]);
+        expect(await waiting).toEqual(["x", "y"]);
+        expect(Date.now() - started).toBeLessThan(3000);
+        const t0 = Date.now();
+        expect(await store.partitionPop(g, "p", { waitMs: 100 })).toEqual([]);
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+        const controller = new AbortController();
+        const aborted = store.partitionPop(g, "p", { waitMs: 20_000, signal: controller.signal });
+        setTimeout(() => controller.abort(), 30);
+        expect(await aborted).toEqual([]);
+        await store.partitionPush(g, "p", ["kept"]);
+        expect(await store.partitionPop(g, "p")).toEqual(["kept"]);
+        expect(await store.partitionPop(g, "other")).toEqual(["not-mine"]);
+      });
+
+      it("20 concurrent blocked getters: every item is delivered to exactly one", async () => {
+        const g = `${ns}g`;
+        const got: string[] = [];
+        let stop = false;
+        const getters = Array.from({ length: 20 }, async () => {
+          while (!stop) {
+            const values = await store.partitionPop(g, "work", { waitMs: 200 });
+            got.push(...values);
+          }
+        });
+        await sleep(30);
+        const pushed: string[] = [];
+        for (let batch = 0; batch < 20; batch++) {
+          const values = Array.from({ length: 10 }, (_, i) => `item-${batch}-${i}`);
+          pushed.push(...values);
+          await store.partitionPush(g, "work", values);
+        }
+        await eventually(() => got.length >= pushed.length, 5000, "every item to be taken");
+        stop = true;
+        await Promise.all(getters);
+        expect(got).toHaveLength(pushed.length);
+        expect(new Set(got)).toEqual(new Set(pushed));
+      });
+
+      it("clear empties one partition; drop removes the group", async () => {
+        const g = `${ns}g`;
+        await store.partitionPush(g, "a", ["1", "2"]);
+        await store.partitionPush(g, "b", ["3"]);
+        await store.partitionPush(g, "", ["4", "5", "6"]);
+        expect(await store.partitionStats(g)).toEqual({ partitions: 3, items: 6 });
+        expect(await store.partitionClear(g, "a")).toBe(2);
+        expect(await store.partitionClear(g, "a")).toBe(0);
+        expect(await store.partitionStats(g)).toEqual({ partitions: 2, items: 4 });
+        await store.partitionPush(`${ns}other`, "a", ["keep"]);
+        expect(await store.partitionDrop(g)).toBe(4);
+        expect(await store.partitionStats(g)).toEqual({ partitions: 0, items: 0 });
+        expect(await store.partitionLength(`${ns}other`, "a")).toBe(1);
+        expect(await store.partitionDrop(g)).toBe(0);
+      });
+    });
+
     describe("locks", () => {
       it("is exclusive; the owner re-locks; unlock only by the owner", async () => {
         const name = `${ns}lock`;
@@ -731,11 +1024,13 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         try {
           const claim = own.store.claim([`${ns}q`], { ...lease, waitMs: 20_000 });
           const pop = own.store.listPop(`${ns}l`, { waitMs: 20_000 });
+          const partitionPop = own.store.partitionPop(`${ns}g`, "p", { waitMs: 20_000 });
           await sleep(20);
           const started = Date.now();
           await own.store.close();
           expect(await claim).toEqual([]);
           expect(await pop).toEqual([]);
+          expect(await partitionPop).toEqual([]);
           expect(Date.now() - started).toBeLessThan(3000);
           await expect(own.store.get(`${ns}k`)).rejects.toBeInstanceOf(UnavailableError);
           await expect(own.store.get(`${ns}k`)).rejects.toThrow("store is closed");

@@ -294,6 +294,94 @@ describe("EmbeddedStore (embedded only)", () => {
       expect(claims.map((c) => c.id)).toEqual(Array.from({ length: 5000 }, (_, i) => `i${i}`));
     });
 
+    it("dict entries: 7 days idle expire, a read refreshes, a fixed ttl wins; deadlines survive a reopen", async () => {
+      const clock = new FakeClock();
+      const dir = await newDir();
+      const week = 7 * 24 * 3600 * 1000;
+      const a = await EmbeddedStore.open({ clock, dir });
+      await a.hashSet("d", [["read", "r"], ["idle", "i"]], { idleMs: week });
+      await a.hashSet("d", [["fixed", "f"]], { idleMs: week, ttlMs: 3 * 24 * 3600 * 1000 });
+      clock.advance(2 * 24 * 3600 * 1000);
+      expect(await a.hashGet("d", "read", { idleMs: week })).toBe("r");
+      expect(await a.hashGet("d", "fixed", { idleMs: week })).toBe("f");
+      clock.advance(1 * 24 * 3600 * 1000);
+      expect(await a.hashGet("d", "fixed")).toBeNull(); // its 3-day ttl, reads or not
+      await a.close();
+      const b = await open({ clock, dir });
+      clock.advance(4 * 24 * 3600 * 1000 + 1); // 7 days after the write, 5 after the read
+      expect(await b.hashLength("d")).toBe(1);
+      expect(await b.hashGet("d", "idle")).toBeNull();
+      expect(await b.hashGet("d", "read")).toBe("r");
+      clock.advance(2 * 24 * 3600 * 1000);
+      expect(await b.hashLength("d")).toBe(0);
+    });
+
+    it("dict reads log a refresh only when it moves the deadline by 1 % of idleMs", async () => {
+      const clock = new FakeClock();
+      const dir = await newDir();
+      const store = await open({ clock, dir });
+      await store.hashSet("d", [["k", "v"]], { idleMs: 1_000_000 });
+      const size = async () => (await fs.stat(path.join(dir, LOG_FILE))).size;
+      const before = await size();
+      for (let i = 0; i < 50; i++) {
+        clock.advance(100);
+        await store.hashGet("d", "k", { idleMs: 1_000_000 });
+      }
+      expect(await size()).toBe(before); // 5 s of reads: under 1 % (10 s)
+      clock.advance(10_000);
+      await store.hashGet("d", "k", { idleMs: 1_000_000 });
+      expect(await size()).toBeGreaterThan(before);
+    });
+
+    it("partitions expire by the clock with nobody calling; waiters on other partitions stay", async () => {
+      const clock = new FakeClock();
+      const store = await open({ clock });
+      await store.partitionPush("g", "a", ["1"], { ttlMs: 1000 });
+      await store.partitionPush("g", "b", ["2"], { ttlMs: 5000 });
+      clock.advance(1000);
+      expect(await store.partitionStats("g")).toEqual({ partitions: 1, items: 1 });
+      expect(await store.partitionPush("g", "c", ["3"], { maxPartitions: 2 })).toEqual({ ok: true, length: 1 });
+    });
+
+    it("reopen and compaction keep hashes (with deadlines) and partitions (with expiry, in order)", async () => {
+      const clock = new FakeClock();
+      const dir = await newDir();
+      const a = await EmbeddedStore.open({ clock, dir, compactBytes: 16 * 1024 });
+      await a.hashSet("d", Array.from({ length: 1500 }, (_, i) => [`k${i}`, `v${i}`] as [string, string]), { idleMs: 60_000 });
+      await a.hashSet("d", [["fixed", "f"]], { ttlMs: 30_000 });
+      for (let i = 0; i < 1000; i += 2) await a.hashDelete("d", `k${i}`);
+      await a.partitionPush("g", "p", ["1", "2", "3"], { ttlMs: 60_000 });
+      await a.partitionPop("g", "p");
+      await a.partitionPush("g", "", ["x"]);
+      for (let i = 0; i < 300; i++) await a.set("churn", "y".repeat(200));
+      await a.close();
+      expect((await fs.stat(path.join(dir, LOG_FILE))).size).toBeLessThan(200 * 1024);
+      const b = await open({ clock, dir });
+      expect(await b.hashLength("d")).toBe(1001);
+      expect(await b.hashGet("d", "k999")).toBe("v999");
+      expect(await b.hashGet("d", "k0")).toBeNull();
+      expect(await b.partitionRange("g", "p", 0, 10)).toEqual(["2", "3"]);
+      expect(await b.partitionPop("g", "")).toEqual(["x"]);
+      clock.advance(30_000);
+      expect(await b.hashGet("d", "fixed")).toBeNull();
+      clock.advance(30_000);
+      expect(await b.hashLength("d")).toBe(0);
+      expect(await b.partitionLength("g", "p")).toBe(0);
+      // The scan cursor goes on in insertion order after a reopen.
+      await b.hashSet("s", Array.from({ length: 30 }, (_, i) => [`f${i}`, "v"] as [string, string]));
+      const first = await b.hashScan("s", "0", 10);
+      await b.close();
+      const c = await open({ clock, dir });
+      const rest: string[] = [];
+      let cursor = first.cursor;
+      while (cursor !== "0") {
+        const page = await c.hashScan("s", cursor, 10);
+        rest.push(...page.entries.map(([f]) => f));
+        cursor = page.cursor;
+      }
+      expect([...first.entries.map(([f]) => f), ...rest]).toEqual(Array.from({ length: 30 }, (_, i) => `f${i}`));
+    });
+
     it("locks expire by the clock and re-locking by the owner keeps the token", async () => {
       const clock = new FakeClock();
       const store = await open({ clock });

@@ -31,6 +31,13 @@ export class FakeClock implements Clock {
     this.time = target;
   }
 
+  /** When the earliest pending timer is due, or null when none is pending. */
+  nextAt(): number | null {
+    let next: number | null = null;
+    for (const t of this.timers) if (!t.cancelled && (next === null || t.at < next)) next = t.at;
+    return next;
+  }
+
   get pendingTimers(): number {
     return this.timers.filter((t) => !t.cancelled).length;
   }

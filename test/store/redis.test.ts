@@ -2,7 +2,11 @@
  * The Redis store: the store contract against a real redis-server, plus what only Redis has:
  * several stores ("agents") on one server, and the server going away and coming back.
  */
+import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError, UnavailableError } from "../../runtime/errors.js";
 import { openStore } from "../../runtime/store/index.js";
@@ -16,6 +20,12 @@ if (!available) console.warn("redis-server is not installed: skipping the Redis 
 const suite = available ? describe : describe.skip;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The child processes import the built store: `npm run build` first. */
+function ensureBuiltStore(): void {
+  const built = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "runtime", "store", "redis", "index.js");
+  execFileSync("test", ["-f", built]);
+}
 
 async function eventually<T>(attempt: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -272,6 +282,76 @@ suite("RedisStore", () => {
       expect(values.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `v${i}`).sort());
       expect(await store.listLength("l")).toBe(0);
     });
+
+    it("dicts and queues are shared: a hash written by A is read by B; B's blocked partition pop is woken by A's push", async () => {
+      const [a, b] = await agents();
+      await a.hashSet("h", [["f", "v"]], { idleMs: 60_000 });
+      expect(await b.hashGet("h", "f", { idleMs: 60_000 })).toBe("v");
+      const waiting = b.partitionPop("g", "p", { waitMs: 10_000 });
+      await sleep(50);
+      const started = Date.now();
+      await a.partitionPush("g", "p", ["x"], { maxLength: 10, maxPartitions: 10, ttlMs: 60_000 });
+      expect(await waiting).toEqual(["x"]);
+      expect(Date.now() - started).toBeLessThan(500);
+    });
+
+    it("a dict nobody touches again expires as a whole (the hash keys carry the latest field deadline)", async () => {
+      const prefix = `kiln-test-${randomUUID()}:`;
+      const store = await open({ prefix });
+      await store.hashSet("h", [["a", "1"]], { idleMs: 60_000 });
+      await store.hashSet("h", [["b", "2"]], { idleMs: 120_000 });
+      const raw = new Redis(server.url);
+      try {
+        const ttl = await raw.pttl(`${prefix}h:h:v`);
+        expect(ttl).toBeGreaterThan(110_000);
+        expect(ttl).toBeLessThanOrEqual(120_001);
+        // A field without a deadline: the hash persists.
+        await store.hashSet("h", [["c", "3"]]);
+        expect(await raw.pttl(`${prefix}h:h:v`)).toBe(-1);
+      } finally {
+        raw.disconnect();
+      }
+    });
+
+    it("20 getters in separate processes (the built store) each take different items, all of them", async () => {
+      ensureBuiltStore();
+      const prefix = `kiln-test-${randomUUID()}:`;
+      const store = await open({ prefix });
+      const script = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "partition-getter.mjs");
+      const getters = Array.from({ length: 20 }, () => {
+        const child = spawn(process.execPath, [script, server.url, prefix, "g", "work"], { stdio: ["ignore", "pipe", "inherit"] });
+        let out = "";
+        child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+        const ready = (async () => {
+          const deadline = Date.now() + 20_000;
+          while (!out.includes("ready\n")) {
+            if (Date.now() > deadline) throw new Error("a getter did not start within 20 s");
+            await sleep(10);
+          }
+        })();
+        const done = new Promise<string[]>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            child.kill("SIGKILL");
+            reject(new Error("a getter did not finish within 60 s"));
+          }, 60_000);
+          child.once("exit", (code) => {
+            clearTimeout(timer);
+            if (code !== 0) reject(new Error(`a getter exited with ${code}`));
+            else resolve(JSON.parse(out.split("\n")[1] ?? "[]") as string[]);
+          });
+        });
+        return { ready, done };
+      });
+      await Promise.all(getters.map((g) => g.ready));
+      await sleep(200);
+      const items = Array.from({ length: 1000 }, (_, i) => `item-${i}`);
+      for (let i = 0; i < items.length; i += 50) await store.partitionPush("g", "work", items.slice(i, i + 50));
+      await store.partitionPush("g", "work", Array.from({ length: 20 }, () => "STOP"));
+      const taken = (await Promise.all(getters.map((g) => g.done))).flat();
+      expect(taken).toHaveLength(items.length);
+      expect(new Set(taken)).toEqual(new Set(items));
+      expect(await store.partitionLength("g", "work")).toBe(0);
+    }, 90_000);
 
     it("an unreachable server fails open fast with UnavailableError naming the URL", async () => {
       const port = await freePort();

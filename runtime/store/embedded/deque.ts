@@ -16,6 +16,12 @@ export class Deque<T> {
     return this.items.slice(this.head, this.head + n) as T[];
   }
 
+  /** Up to `count` values from index `start` (0 = head), without removing them. */
+  slice(start: number, count: number): T[] {
+    const from = this.head + start;
+    return this.items.slice(from, from + count) as T[];
+  }
+
   /** Remove the first `n` values. */
   drop(n: number): void {
     const end = Math.min(this.head + n, this.items.length);

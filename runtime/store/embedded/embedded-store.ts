@@ -25,8 +25,15 @@ import type {
   ClaimRef,
   EnqueueOptions,
   EnqueueResult,
+  HashReadOptions,
+  HashScanPage,
+  HashSetOptions,
+  HashSetResult,
   IncrOptions,
   ListPopOptions,
+  PartitionPushOptions,
+  PartitionPushResult,
+  PartitionStats,
   QueueStats,
   ReleaseOptions,
   SetOptions,
@@ -37,7 +44,7 @@ import type {
 import type { Deque } from "./deque.js";
 import { LogFile } from "./log-file.js";
 import { MinHeap } from "./min-heap.js";
-import { State, type Item, type KeyEntry, type LockEntry, type LogRecord } from "./state.js";
+import { State, type HashEntryRecord, type HashField, type Item, type KeyEntry, type LockEntry, type LogRecord, type PartitionEntry } from "./state.js";
 
 export interface EmbeddedStoreOptions {
   /** Directory of the append-only log. Without it the store is memory-only. */
@@ -59,7 +66,9 @@ const DEADLINES_PER_TICK = 1000;
 type Deadline =
   | { at: number; kind: "key"; target: KeyEntry }
   | { at: number; kind: "item"; target: Item }
-  | { at: number; kind: "lock"; target: LockEntry };
+  | { at: number; kind: "lock"; target: LockEntry }
+  | { at: number; kind: "field"; target: HashField }
+  | { at: number; kind: "part"; target: PartitionEntry };
 
 interface Waiter<T> {
   readonly max: number;
@@ -77,7 +86,10 @@ interface ClaimWaiter extends Waiter<Claim> {
 }
 
 interface PopWaiter extends Waiter<string> {
+  /** Where it waits in `popWaiters`: a list key, or a partition's {@link partitionWaitKey}. */
   readonly key: string;
+  /** Pop up to `max` values of what it waits on (recording the pop). */
+  readonly take: (max: number) => string[];
 }
 
 export class EmbeddedStore implements Store {
@@ -368,19 +380,31 @@ export class EmbeddedStore implements Store {
       return values;
     }
     return new Promise<string[]>((resolve) => {
-      const waiter: PopWaiter = {
-        key,
-        max,
-        done: false,
-        timer: null,
-        signal,
-        onAbort: () => this.finishPopWaiter(waiter, []),
-        resolve,
-      };
-      addTo(this.popWaiters, key, waiter);
-      waiter.timer = this.clock.setTimeout(() => this.finishPopWaiter(waiter, []), waitMs);
-      signal?.addEventListener("abort", waiter.onAbort, { once: true });
+      this.waitPop(key, (n) => this.pop(key, n), max, waitMs, signal, resolve);
     });
+  }
+
+  private waitPop(
+    key: string,
+    take: (max: number) => string[],
+    max: number,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+    resolve: (values: string[] | Promise<string[]>) => void,
+  ): void {
+    const waiter: PopWaiter = {
+      key,
+      take,
+      max,
+      done: false,
+      timer: null,
+      signal,
+      onAbort: () => this.finishPopWaiter(waiter, []),
+      resolve,
+    };
+    addTo(this.popWaiters, key, waiter);
+    waiter.timer = this.clock.setTimeout(() => this.finishPopWaiter(waiter, []), waitMs);
+    signal?.addEventListener("abort", waiter.onAbort, { once: true });
   }
 
   async listLength(key: string): Promise<number> {
@@ -389,6 +413,207 @@ export class EmbeddedStore implements Store {
     const length = entry === undefined ? 0 : listOf(entry).length;
     await this.durable();
     return length;
+  }
+
+  // ---- hashes -----------------------------------------------------------------------------
+
+  async hashGet(hash: string, field: string, options: HashReadOptions = {}): Promise<string | null> {
+    this.check();
+    const idleMs = options.idleMs === undefined ? undefined : positive("idleMs", options.idleMs);
+    const entry = this.liveField(hash, field);
+    if (entry && idleMs !== undefined) {
+      let deadline = this.clock.now() + idleMs;
+      if (entry.fixed !== null && entry.fixed < deadline) deadline = entry.fixed;
+      // Log a refresh only when it moves the deadline enough to matter (see the Store contract).
+      if (entry.deadline === null || deadline - entry.deadline >= touchStep(idleMs)) {
+        this.write({ op: "htouch", k: hash, f: field, d: deadline });
+        this.trackField(entry);
+      }
+    }
+    const value = entry?.value ?? null;
+    await this.durable();
+    return value;
+  }
+
+  async hashSet(hash: string, entries: readonly (readonly [string, string])[], options: HashSetOptions = {}): Promise<HashSetResult> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? undefined : positive("ttlMs", options.ttlMs);
+    const idleMs = options.idleMs === undefined ? undefined : positive("idleMs", options.idleMs);
+    const maxFields = options.maxFields === undefined ? undefined : atLeastZero("maxFields", options.maxFields);
+    this.catchUp();
+    const chosen = new Map<string, string>();
+    let added = 0;
+    for (const [field, value] of entries) {
+      if (options.ifAbsent && chosen.has(field)) continue;
+      const live = this.liveField(hash, field) !== undefined;
+      if (options.ifAbsent && live) continue;
+      if (!live && !chosen.has(field)) added++;
+      chosen.set(field, value);
+    }
+    const count = this.state.hashes.get(hash)?.fields.size ?? 0;
+    let result: HashSetResult;
+    if (maxFields !== undefined && count + added > maxFields) {
+      result = { ok: false, count };
+    } else {
+      if (chosen.size > 0) {
+        const now = this.clock.now();
+        const fixed = ttlMs === undefined ? undefined : now + ttlMs;
+        const idle = idleMs === undefined ? undefined : now + idleMs;
+        const deadline = fixed === undefined ? idle : idle === undefined ? fixed : Math.min(fixed, idle);
+        const es: HashEntryRecord[] = [...chosen];
+        this.write({ op: "hset", k: hash, es, d: deadline, x: fixed });
+        const state = this.state.hashes.get(hash)!;
+        if (deadline !== undefined) for (const field of chosen.keys()) this.trackField(state.fields.get(field)!);
+      }
+      result = { ok: true, written: chosen.size };
+    }
+    await this.durable();
+    return result;
+  }
+
+  async hashDelete(hash: string, field: string): Promise<string | null> {
+    this.check();
+    const entry = this.liveField(hash, field);
+    if (entry) this.write({ op: "hdel", k: hash, f: field });
+    await this.durable();
+    return entry?.value ?? null;
+  }
+
+  async hashLength(hash: string): Promise<number> {
+    this.check();
+    this.catchUp();
+    const length = this.state.hashes.get(hash)?.fields.size ?? 0;
+    await this.durable();
+    return length;
+  }
+
+  async hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage> {
+    this.check();
+    if (!/^\d+$/.test(cursor)) throw new InvalidError(`hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`);
+    const n = countOf("count", count);
+    const state = this.state.hashes.get(hash);
+    if (!state) {
+      await this.durable();
+      return { cursor: "0", entries: [] };
+    }
+    const now = this.clock.now();
+    const { fields, done } = state.page(Number(cursor), n);
+    const entries: [string, string][] = [];
+    const expired: string[] = [];
+    for (const f of fields) {
+      if (f.deadline !== null && f.deadline <= now) expired.push(f.field);
+      else entries.push([f.field, f.value]);
+    }
+    const next = done || fields.length === 0 ? "0" : String(fields[fields.length - 1]!.seq);
+    for (const field of expired) this.write({ op: "hdel", k: hash, f: field });
+    await this.durable();
+    return { cursor: next, entries };
+  }
+
+  async hashDrop(hash: string): Promise<number> {
+    this.check();
+    this.catchUp();
+    const count = this.state.hashes.get(hash)?.fields.size ?? 0;
+    if (this.state.hashes.has(hash)) this.write({ op: "hdrop", k: hash });
+    await this.durable();
+    return count;
+  }
+
+  // ---- partitioned lists ------------------------------------------------------------------
+
+  async partitionPush(group: string, partition: string, values: readonly string[], options: PartitionPushOptions = {}): Promise<PartitionPushResult> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? undefined : positive("ttlMs", options.ttlMs);
+    const maxLength = options.maxLength === undefined ? undefined : atLeastZero("maxLength", options.maxLength);
+    const maxPartitions = options.maxPartitions === undefined ? undefined : atLeastZero("maxPartitions", options.maxPartitions);
+    const entry = this.livePartition(group, partition);
+    const length = entry?.items.length ?? 0;
+    let result: PartitionPushResult;
+    if (values.length === 0) {
+      result = { ok: true, length };
+    } else if (maxLength !== undefined && length + values.length > maxLength) {
+      result = { ok: false, reason: "length", count: length };
+    } else {
+      let partitions = 0;
+      if (!entry && maxPartitions !== undefined) {
+        this.catchUp();
+        partitions = this.state.partitions.get(group)?.size ?? 0;
+      }
+      if (!entry && maxPartitions !== undefined && partitions >= maxPartitions) {
+        result = { ok: false, reason: "partitions", count: partitions };
+      } else {
+        this.write({ op: "ppush", g: group, p: partition, vs: values, x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs });
+        const pushed = this.state.partition(group, partition)!;
+        result = { ok: true, length: pushed.items.length };
+        this.trackPartition(pushed);
+        this.wakePoppers(partitionWaitKey(group, partition));
+      }
+    }
+    await this.durable();
+    return result;
+  }
+
+  async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
+    this.check();
+    const max = countOf("max", options.max ?? 1);
+    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
+    const signal = options.signal;
+    if (signal?.aborted) return [];
+    const take = (n: number): string[] => this.popPartition(group, partition, n);
+    const values = take(max);
+    if (values.length > 0 || waitMs === 0) {
+      await this.durable();
+      return values;
+    }
+    return new Promise<string[]>((resolve) => {
+      this.waitPop(partitionWaitKey(group, partition), take, max, waitMs, signal, resolve);
+    });
+  }
+
+  async partitionRange(group: string, partition: string, start: number, count: number): Promise<string[]> {
+    this.check();
+    const from = atLeastZero("start", start);
+    const n = countOf("count", count);
+    const values = this.livePartition(group, partition)?.items.slice(from, n) ?? [];
+    await this.durable();
+    return values;
+  }
+
+  async partitionLength(group: string, partition: string): Promise<number> {
+    this.check();
+    const length = this.livePartition(group, partition)?.items.length ?? 0;
+    await this.durable();
+    return length;
+  }
+
+  async partitionStats(group: string): Promise<PartitionStats> {
+    this.check();
+    this.catchUp();
+    const parts = this.state.partitions.get(group);
+    let items = 0;
+    for (const entry of parts?.values() ?? []) items += entry.items.length;
+    await this.durable();
+    return { partitions: parts?.size ?? 0, items };
+  }
+
+  async partitionClear(group: string, partition: string): Promise<number> {
+    this.check();
+    const entry = this.livePartition(group, partition);
+    const count = entry?.items.length ?? 0;
+    if (entry) this.write({ op: "pclear", g: group, p: partition });
+    await this.durable();
+    return count;
+  }
+
+  async partitionDrop(group: string): Promise<number> {
+    this.check();
+    this.catchUp();
+    const parts = this.state.partitions.get(group);
+    let items = 0;
+    for (const entry of parts?.values() ?? []) items += entry.items.length;
+    if (parts) this.write({ op: "pdrop", g: group });
+    await this.durable();
+    return items;
   }
 
   // ---- locks ------------------------------------------------------------------------------
@@ -497,6 +722,8 @@ export class EmbeddedStore implements Store {
     for (const item of claimed) this.write({ op: "lapse", q: item.queue, id: item.id });
     for (const entry of this.state.keys.values()) this.trackKey(entry);
     for (const lock of this.state.locks.values()) this.trackLock(lock);
+    for (const hash of this.state.hashes.values()) for (const field of hash.fields.values()) this.trackField(field);
+    for (const parts of this.state.partitions.values()) for (const entry of parts.values()) this.trackPartition(entry);
     this.catchUp();
   }
 
@@ -542,6 +769,36 @@ export class EmbeddedStore implements Store {
     return [];
   }
 
+  /** The field unless it expired (an expired one is deleted). */
+  private liveField(hash: string, field: string): HashField | undefined {
+    const entry = this.state.hashes.get(hash)?.fields.get(field);
+    if (entry === undefined) return undefined;
+    if (entry.deadline !== null && entry.deadline <= this.clock.now()) {
+      this.write({ op: "hdel", k: hash, f: field });
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** The partition unless it expired (an expired one is cleared). */
+  private livePartition(group: string, partition: string): PartitionEntry | undefined {
+    const entry = this.state.partition(group, partition);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt !== null && entry.expiresAt <= this.clock.now()) {
+      this.write({ op: "pclear", g: group, p: partition });
+      return undefined;
+    }
+    return entry;
+  }
+
+  private popPartition(group: string, partition: string, max: number): string[] {
+    const entry = this.livePartition(group, partition);
+    if (!entry) return [];
+    const values = entry.items.peek(max);
+    this.write({ op: "ppop", g: group, p: partition, n: values.length });
+    return values;
+  }
+
   private pop(key: string, max: number): string[] {
     const entry = this.state.keys.get(key);
     if (entry === undefined || typeof entry.value === "string" || entry.value.length === 0) return [];
@@ -566,7 +823,7 @@ export class EmbeddedStore implements Store {
     const waiters = this.popWaiters.get(key);
     if (!waiters) return;
     for (const waiter of waiters) {
-      const values = this.pop(key, waiter.max);
+      const values = waiter.take(waiter.max);
       if (values.length === 0) return;
       this.finishPopWaiter(waiter, values);
     }
@@ -605,6 +862,20 @@ export class EmbeddedStore implements Store {
     if (item.dueAt !== null && (item.heapAt === null || item.dueAt < item.heapAt)) {
       item.heapAt = item.dueAt;
       this.schedule({ at: item.dueAt, kind: "item", target: item });
+    }
+  }
+
+  private trackField(entry: HashField): void {
+    if (entry.deadline !== null && (entry.heapAt === null || entry.deadline < entry.heapAt)) {
+      entry.heapAt = entry.deadline;
+      this.schedule({ at: entry.deadline, kind: "field", target: entry });
+    }
+  }
+
+  private trackPartition(entry: PartitionEntry): void {
+    if (entry.expiresAt !== null && (entry.heapAt === null || entry.expiresAt < entry.heapAt)) {
+      entry.heapAt = entry.expiresAt;
+      this.schedule({ at: entry.expiresAt, kind: "part", target: entry });
     }
   }
 
@@ -668,6 +939,20 @@ export class EmbeddedStore implements Store {
         this.wakeClaimers(item.queue);
         return;
       }
+      case "field": {
+        const entry = deadline.target;
+        if (this.state.hashes.get(entry.hash)?.fields.get(entry.field) !== entry || entry.deadline === null) return;
+        if (entry.deadline > now) this.trackField(entry);
+        else this.write({ op: "hdel", k: entry.hash, f: entry.field });
+        return;
+      }
+      case "part": {
+        const entry = deadline.target;
+        if (this.state.partition(entry.group, entry.partition) !== entry || entry.expiresAt === null) return;
+        if (entry.expiresAt > now) this.trackPartition(entry);
+        else this.write({ op: "pclear", g: entry.group, p: entry.partition });
+        return;
+      }
       case "lock": {
         const lock = deadline.target;
         if (this.state.locks.get(lock.name) !== lock) return;
@@ -703,6 +988,23 @@ function nonNegative(name: string, value: number): number {
 function count(name: string, value: number): number {
   if (!(Number.isSafeInteger(value) && value >= 1)) throw new InvalidError(`${name} must be an integer >= 1, got ${value}`);
   return value;
+}
+
+const countOf = count;
+
+/** The least a read must move a field's deadline to be logged: 1 % of idleMs, at least 1 s, at most 10 %. */
+function touchStep(idleMs: number): number {
+  return Math.min(Math.max(1000, idleMs / 100), idleMs / 10);
+}
+
+function atLeastZero(name: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 0)) throw new InvalidError(`${name} must be an integer >= 0, got ${value}`);
+  return value;
+}
+
+/** Where blocked pops of a partition wait (beside list keys, which never start with NUL). */
+function partitionWaitKey(group: string, partition: string): string {
+  return `\u0000${group}\u0000${partition}`;
 }
 
 function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {

@@ -25,11 +25,24 @@ export type LogRecord =
   | { op: "dropq"; q: string }
   | { op: "lock"; n: string; o: string; t: number; x: number }
   | { op: "unlock"; n: string }
+  /** Hash fields; an entry's own deadline / fixed TTL (3rd, 4th) win over the record's `d` / `x`. */
+  | { op: "hset"; k: string; es: HashEntryRecord[]; d?: number; x?: number }
+  | { op: "htouch"; k: string; f: string; d: number }
+  | { op: "hdel"; k: string; f: string }
+  | { op: "hdrop"; k: string }
+  /** `x` absent keeps the partition's expiry. */
+  | { op: "ppush"; g: string; p: string; vs: readonly string[]; x?: number }
+  | { op: "ppop"; g: string; p: string; n: number }
+  | { op: "pclear"; g: string; p: string }
+  | { op: "pdrop"; g: string }
   // snapshot-only records
   | { op: "seq"; n: number }
   | { op: "item"; q: string; id: string; p: string; s: ItemState; c: number; r?: number; fr?: boolean; f?: number; o?: string };
 
 export type ItemState = "pending" | "delayed" | "claimed";
+
+/** `[field, value]`, or `[field, value, deadline, fixed]` (null: none). */
+export type HashEntryRecord = [string, string] | [string, string, number | null, number | null];
 
 /** Anything with a deadline tracked in the store's heap. `heapAt`: the earliest heap entry for it. */
 export interface Deadlined {
@@ -67,6 +80,85 @@ export interface Item extends Deadlined {
   next: Item | null;
 }
 
+export interface HashField extends Deadlined {
+  readonly hash: string;
+  readonly field: string;
+  value: string;
+  /** Insertion sequence within the hash: scan order and cursor. */
+  readonly seq: number;
+  /** When it expires: the earlier of `fixed` and the inactivity deadline; null: never. */
+  deadline: number | null;
+  /** The fixed TTL's end (`ttlMs` at write), null: none. */
+  fixed: number | null;
+  removed: boolean;
+}
+
+export class HashState {
+  readonly fields = new Map<string, HashField>();
+  /** Fields in insertion order (ascending `seq`), removed ones included until compacted. */
+  private order: HashField[] = [];
+  private removedInOrder = 0;
+  private nextSeq = 1;
+
+  constructor(readonly name: string) {}
+
+  put(field: string, value: string, deadline: number | null, fixed: number | null): HashField {
+    const current = this.fields.get(field);
+    if (current) {
+      current.value = value;
+      current.deadline = deadline;
+      current.fixed = fixed;
+      return current;
+    }
+    const entry: HashField = { hash: this.name, field, value, seq: this.nextSeq++, deadline, fixed, removed: false, heapAt: null };
+    this.fields.set(field, entry);
+    this.order.push(entry);
+    return entry;
+  }
+
+  remove(field: string): void {
+    const entry = this.fields.get(field);
+    if (!entry) return;
+    entry.removed = true;
+    this.fields.delete(field);
+    this.removedInOrder++;
+    if (this.removedInOrder > 1024 && this.removedInOrder * 2 > this.order.length) {
+      this.order = this.order.filter((f) => !f.removed);
+      this.removedInOrder = 0;
+    }
+  }
+
+  /** Up to `count` fields with a sequence above `after`, in order; `done` when none is left after them. */
+  page(after: number, count: number): { fields: HashField[]; done: boolean } {
+    let lo = 0;
+    let hi = this.order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.order[mid]!.seq <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const fields: HashField[] = [];
+    let i = lo;
+    for (; i < this.order.length && fields.length < count; i++) {
+      const entry = this.order[i]!;
+      if (!entry.removed) fields.push(entry);
+    }
+    while (i < this.order.length && this.order[i]!.removed) i++;
+    return { fields, done: i >= this.order.length };
+  }
+
+  *entries(): Generator<HashField> {
+    for (const entry of this.order) if (!entry.removed) yield entry;
+  }
+}
+
+export interface PartitionEntry extends Deadlined {
+  readonly group: string;
+  readonly partition: string;
+  readonly items: Deque<string>;
+  expiresAt: number | null;
+}
+
 export class QueueState {
   readonly items = new Map<string, Item>();
   /** Claimable items, in claim order. */
@@ -83,11 +175,18 @@ export class State {
   readonly keys = new Map<string, KeyEntry>();
   readonly queues = new Map<string, QueueState>();
   readonly locks = new Map<string, LockEntry>();
+  readonly hashes = new Map<string, HashState>();
+  /** group -> partition -> entry; a partition exists while it holds items. */
+  readonly partitions = new Map<string, Map<string, PartitionEntry>>();
   /** The last fence / lock token handed out. */
   seq = 0;
 
   item(queue: string, id: string): Item | undefined {
     return this.queues.get(queue)?.items.get(id);
+  }
+
+  partition(group: string, partition: string): PartitionEntry | undefined {
+    return this.partitions.get(group)?.get(partition);
   }
 
   apply(r: LogRecord): void {
@@ -233,6 +332,61 @@ export class State {
       case "seq":
         if (r.n > this.seq) this.seq = r.n;
         return;
+      case "hset": {
+        let hash = this.hashes.get(r.k);
+        if (!hash) {
+          hash = new HashState(r.k);
+          this.hashes.set(r.k, hash);
+        }
+        for (const e of r.es) {
+          const own = e.length === 4;
+          hash.put(e[0], e[1], own ? e[2] : (r.d ?? null), own ? e[3] : (r.x ?? null));
+        }
+        return;
+      }
+      case "htouch": {
+        const entry = this.hashes.get(r.k)?.fields.get(r.f);
+        if (entry) entry.deadline = r.d;
+        return;
+      }
+      case "hdel": {
+        const hash = this.hashes.get(r.k);
+        if (!hash) return;
+        hash.remove(r.f);
+        if (hash.fields.size === 0) this.hashes.delete(r.k);
+        return;
+      }
+      case "hdrop":
+        this.hashes.delete(r.k);
+        return;
+      case "ppush": {
+        let group = this.partitions.get(r.g);
+        if (!group) {
+          group = new Map();
+          this.partitions.set(r.g, group);
+        }
+        let entry = group.get(r.p);
+        if (!entry) {
+          entry = { group: r.g, partition: r.p, items: new Deque<string>(), expiresAt: null, heapAt: null };
+          group.set(r.p, entry);
+        }
+        entry.items.pushAll(r.vs);
+        if (r.x !== undefined) entry.expiresAt = r.x;
+        return;
+      }
+      case "ppop": {
+        const entry = this.partition(r.g, r.p);
+        if (!entry) return;
+        entry.items.drop(r.n);
+        if (entry.items.length === 0) this.removePartition(r.g, r.p);
+        return;
+      }
+      case "pclear":
+        this.removePartition(r.g, r.p);
+        return;
+      case "pdrop":
+        this.partitions.delete(r.g);
+        return;
       default:
         throw new Error(`unknown store log record ${JSON.stringify(r satisfies never)}`);
     }
@@ -253,6 +407,29 @@ export class State {
     for (const lock of this.locks.values()) {
       yield { op: "lock", n: lock.name, o: lock.owner, t: lock.token, x: lock.expiresAt };
     }
+    for (const hash of this.hashes.values()) {
+      let es: HashEntryRecord[] = [];
+      for (const f of hash.entries()) {
+        es.push([f.field, f.value, f.deadline, f.fixed]);
+        if (es.length >= SNAPSHOT_CHUNK) {
+          yield { op: "hset", k: hash.name, es };
+          es = [];
+        }
+      }
+      if (es.length > 0) yield { op: "hset", k: hash.name, es };
+    }
+    for (const group of this.partitions.values()) {
+      for (const entry of group.values()) {
+        yield { op: "ppush", g: entry.group, p: entry.partition, vs: entry.items.toArray(), x: entry.expiresAt ?? undefined };
+      }
+    }
+  }
+
+  private removePartition(group: string, partition: string): void {
+    const parts = this.partitions.get(group);
+    if (!parts) return;
+    parts.delete(partition);
+    if (parts.size === 0) this.partitions.delete(group);
   }
 
   private queue(name: string): QueueState {
@@ -271,6 +448,9 @@ export class State {
     else queue.claimed--;
   }
 }
+
+/** Hash fields per snapshot record. */
+const SNAPSHOT_CHUNK = 1000;
 
 function newItem(queue: string, id: string, payload: string): Item {
   return {

@@ -8,6 +8,8 @@
  * - `<prefix>l:<name>`           locks, valued `<token>:<owner>`
  * - `<prefix>seq`                fences and lock tokens (one counter, strictly increasing)
  * - `<prefix>due`                queues with delays or leases, by their earliest deadline
+ * - `<prefix>h:<hash>:<part>`    a hash (dict): values, deadlines, fixed TTLs (see `./scripts.ts`)
+ * - `<prefix>p:<group>\0<part>`  one list per partition of a group (queue), `<prefix>pi:<group>` its index
  * - channels `<prefix>c:<channel>` (publish/subscribe) and `<prefix>wake` (queue wake-ups)
  *
  * Connections: one for commands; one subscriber, shared by every `subscribe` and by the wake
@@ -44,8 +46,15 @@ import type {
   ClaimRef,
   EnqueueOptions,
   EnqueueResult,
+  HashReadOptions,
+  HashScanPage,
+  HashSetOptions,
+  HashSetResult,
   IncrOptions,
   ListPopOptions,
+  PartitionPushOptions,
+  PartitionPushResult,
+  PartitionStats,
   QueueStats,
   ReleaseOptions,
   SetOptions,
@@ -110,6 +119,16 @@ const SCRIPTS = {
   kilnListPush: lua.LIST_PUSH,
   kilnLock: lua.LOCK,
   kilnUnlock: lua.UNLOCK,
+  kilnHashGet: lua.HASH_GET,
+  kilnHashSet: lua.HASH_SET,
+  kilnHashDelete: lua.HASH_DELETE,
+  kilnHashLength: lua.HASH_LENGTH,
+  kilnHashScan: lua.HASH_SCAN,
+  kilnHashDrop: lua.HASH_DROP,
+  kilnPartitionPush: lua.PARTITION_PUSH,
+  kilnPartitionStats: lua.PARTITION_STATS,
+  kilnPartitionClear: lua.PARTITION_CLEAR,
+  kilnPartitionDrop: lua.PARTITION_DROP,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -446,6 +465,107 @@ export class RedisStore implements Store {
   async listLength(key: string): Promise<number> {
     this.check();
     return this.exec(() => this.cmd.llen(this.key(key)));
+  }
+
+  // ---- hashes -----------------------------------------------------------------------------
+
+  async hashGet(hash: string, field: string, options: HashReadOptions = {}): Promise<string | null> {
+    this.check();
+    const idleMs = options.idleMs === undefined ? "" : positiveInt("idleMs", options.idleMs);
+    const value = await this.script<string | null>("kilnHashGet", this.hashKeys(hash), [field, idleMs]);
+    return value ?? null;
+  }
+
+  async hashSet(hash: string, entries: readonly (readonly [string, string])[], options: HashSetOptions = {}): Promise<HashSetResult> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
+    const idleMs = options.idleMs === undefined ? "" : positiveInt("idleMs", options.idleMs);
+    const maxFields = options.maxFields === undefined ? "" : atLeastZero("maxFields", options.maxFields);
+    const args: Arg[] = [options.ifAbsent ? "1" : "0", ttlMs, idleMs, maxFields];
+    for (const [field, value] of entries) args.push(field, value);
+    const [ok, n] = await this.script<[number, number]>("kilnHashSet", this.hashKeys(hash), args);
+    return ok === 1 ? { ok: true, written: Number(n) } : { ok: false, count: Number(n) };
+  }
+
+  async hashDelete(hash: string, field: string): Promise<string | null> {
+    this.check();
+    return (await this.script<string | null>("kilnHashDelete", this.hashKeys(hash), [field])) ?? null;
+  }
+
+  async hashLength(hash: string): Promise<number> {
+    this.check();
+    return Number(await this.script<number>("kilnHashLength", this.hashKeys(hash), []));
+  }
+
+  async hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage> {
+    this.check();
+    if (!/^\d+$/.test(cursor)) throw new InvalidError(`hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`);
+    const n = countOf("count", count);
+    const [next, ...rows] = await this.script<string[]>("kilnHashScan", this.hashKeys(hash).slice(0, 2), [cursor, n]);
+    const entries: [string, string][] = [];
+    for (let i = 0; i + 1 < rows.length; i += 2) entries.push([String(rows[i]), String(rows[i + 1])]);
+    return { cursor: String(next), entries };
+  }
+
+  async hashDrop(hash: string): Promise<number> {
+    this.check();
+    return Number(await this.script<number>("kilnHashDrop", this.hashKeys(hash), []));
+  }
+
+  // ---- partitioned lists ------------------------------------------------------------------
+
+  async partitionPush(group: string, partition: string, values: readonly string[], options: PartitionPushOptions = {}): Promise<PartitionPushResult> {
+    this.check();
+    const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
+    const maxLength = options.maxLength === undefined ? "" : atLeastZero("maxLength", options.maxLength);
+    const maxPartitions = options.maxPartitions === undefined ? "" : atLeastZero("maxPartitions", options.maxPartitions);
+    const reply = await this.script<[number, string | number, number?]>(
+      "kilnPartitionPush",
+      [this.partitionKey(group, partition), this.partitionIndex(group)],
+      [partition, ttlMs, maxLength, maxPartitions, this.partitionPrefix(group), ...values],
+    );
+    if (reply[0] === 1) return { ok: true, length: Number(reply[1]) };
+    return { ok: false, reason: reply[1] === "partitions" ? "partitions" : "length", count: Number(reply[2]) };
+  }
+
+  async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
+    this.check();
+    const max = countOf("max", options.max ?? 1);
+    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
+    const signal = options.signal;
+    if (signal?.aborted) return [];
+    const k = this.partitionKey(group, partition);
+    const values = await this.exec(() => this.cmd.lpop(k, max));
+    if ((values && values.length > 0) || waitMs === 0) return values ?? [];
+    return this.blockingPop(k, max, waitMs, signal);
+  }
+
+  async partitionRange(group: string, partition: string, start: number, count: number): Promise<string[]> {
+    this.check();
+    const from = atLeastZero("start", start);
+    const n = countOf("count", count);
+    return this.exec(() => this.cmd.lrange(this.partitionKey(group, partition), from, from + n - 1));
+  }
+
+  async partitionLength(group: string, partition: string): Promise<number> {
+    this.check();
+    return this.exec(() => this.cmd.llen(this.partitionKey(group, partition)));
+  }
+
+  async partitionStats(group: string): Promise<PartitionStats> {
+    this.check();
+    const [partitions, items] = await this.script<[number, number]>("kilnPartitionStats", [this.partitionIndex(group)], [this.partitionPrefix(group)]);
+    return { partitions: Number(partitions), items: Number(items) };
+  }
+
+  async partitionClear(group: string, partition: string): Promise<number> {
+    this.check();
+    return Number(await this.script<number>("kilnPartitionClear", [this.partitionKey(group, partition), this.partitionIndex(group)], [partition]));
+  }
+
+  async partitionDrop(group: string): Promise<number> {
+    this.check();
+    return Number(await this.script<number>("kilnPartitionDrop", [this.partitionIndex(group)], [this.partitionPrefix(group)]));
   }
 
   // ---- locks ------------------------------------------------------------------------------
@@ -884,6 +1004,23 @@ export class RedisStore implements Store {
     return `${this.ns}k:${key}`;
   }
 
+  private hashKeys(hash: string): string[] {
+    const base = `${this.ns}h:${hash}:`;
+    return lua.HASH_PARTS.map((part) => base + part);
+  }
+
+  private partitionPrefix(group: string): string {
+    return `${this.ns}p:${group}\u0000`;
+  }
+
+  private partitionKey(group: string, partition: string): string {
+    return this.partitionPrefix(group) + partition;
+  }
+
+  private partitionIndex(group: string): string {
+    return `${this.ns}pi:${group}`;
+  }
+
   private lockKey(name: string): string {
     return `${this.ns}l:${name}`;
   }
@@ -998,6 +1135,13 @@ function nonNegativeInt(name: string, value: number): number {
 
 function count(name: string, value: number): number {
   if (!(Number.isSafeInteger(value) && value >= 1)) throw new InvalidError(`${name} must be an integer >= 1, got ${value}`);
+  return value;
+}
+
+const countOf = count;
+
+function atLeastZero(name: string, value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 0)) throw new InvalidError(`${name} must be an integer >= 0, got ${value}`);
   return value;
 }
 

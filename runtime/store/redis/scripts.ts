@@ -429,3 +429,267 @@ if string.sub(current, sep + 1) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 `;
+
+// ---- hashes (dicts) -------------------------------------------------------------------------
+//
+// A hash is three keys, passed in this order in KEYS ({@link HASH_PARTS}):
+// - `v` HASH field -> value
+// - `d` ZSET field -> deadline (ms, server time): the earlier of its fixed TTL and its inactivity
+//       deadline; fields without one are not in it
+// - `x` HASH field -> end of its fixed TTL (fields written with `ttlMs` only)
+// Redis 7.0 has no per-field expiry (HPEXPIRE is 7.4), so every script drops the fields whose
+// deadline passed (a bounded number per call) and counts the rest as absent, and the three keys
+// carry a key expiry at the latest field deadline when every field has one: a dict nobody
+// touches again disappears on its own.
+
+export const HASH_PARTS = ["v", "d", "x"] as const;
+
+/** Expired fields dropped per call (the rest are counted as absent until a later call drops them). */
+export const HASH_PURGE_LIMIT = 1000;
+
+const HASH_PRELUDE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function purge(v, d, x, now)
+  local gone = redis.call('ZRANGEBYSCORE', d, '-inf', now, 'LIMIT', 0, ${HASH_PURGE_LIMIT})
+  if #gone > 0 then
+    redis.call('HDEL', v, unpack(gone))
+    redis.call('HDEL', x, unpack(gone))
+    redis.call('ZREM', d, unpack(gone))
+  end
+end
+
+local function expired(d, field, now)
+  local at = redis.call('ZSCORE', d, field)
+  return at and tonumber(at) <= now
+end
+
+-- Live fields: all of them but those past their deadline and not dropped yet.
+local function live_count(v, d, now)
+  return redis.call('HLEN', v) - redis.call('ZCOUNT', d, '-inf', now)
+end
+
+local function drop_field(v, d, x, field)
+  redis.call('HDEL', v, field)
+  redis.call('HDEL', x, field)
+  redis.call('ZREM', d, field)
+end
+
+-- The keys expire with the latest field deadline when every field has one; else they persist.
+local function key_expiry(v, d, x)
+  local n = redis.call('HLEN', v)
+  if n == 0 then
+    redis.call('DEL', v, d, x)
+    return
+  end
+  if redis.call('ZCARD', d) == n then
+    local last = redis.call('ZRANGE', d, -1, -1, 'WITHSCORES')
+    local at = math.floor(tonumber(last[2])) + 1
+    redis.call('PEXPIREAT', v, at)
+    redis.call('PEXPIREAT', d, at)
+    redis.call('PEXPIREAT', x, at)
+  else
+    redis.call('PERSIST', v)
+    redis.call('PERSIST', d)
+    redis.call('PERSIST', x)
+  end
+end
+`;
+
+function hashScript(body: string): string {
+  return `${HASH_PRELUDE}\n${body}`;
+}
+
+/** KEYS: v, d, x. ARGV: field, idleMs ('' = no refresh). Returns the value or nil. */
+export const HASH_GET = hashScript(`
+local v, d, x = KEYS[1], KEYS[2], KEYS[3]
+local field = ARGV[1]
+local now = now_ms()
+if expired(d, field, now) then
+  drop_field(v, d, x, field)
+  key_expiry(v, d, x)
+  return false
+end
+local value = redis.call('HGET', v, field)
+if not value then return false end
+if ARGV[2] ~= '' then
+  local deadline = now + tonumber(ARGV[2])
+  local fixed = redis.call('HGET', x, field)
+  if fixed and tonumber(fixed) < deadline then deadline = tonumber(fixed) end
+  redis.call('ZADD', d, deadline, field)
+  key_expiry(v, d, x)
+end
+return value
+`);
+
+/**
+ * KEYS: v, d, x. ARGV: ifAbsent (1/0), ttlMs ('' = none), idleMs ('' = none), maxFields ('' = none),
+ * then field, value pairs. Returns {1, written} or {0, liveCount} (refused, nothing written).
+ */
+export const HASH_SET = hashScript(`
+local v, d, x = KEYS[1], KEYS[2], KEYS[3]
+local ifAbsent = ARGV[1] == '1'
+local now = now_ms()
+purge(v, d, x, now)
+local chosen, order, added = {}, {}, 0
+for i = 5, #ARGV, 2 do
+  local field = ARGV[i]
+  if not (ifAbsent and chosen[field]) then
+    local live = redis.call('HEXISTS', v, field) == 1 and not expired(d, field, now)
+    if not (ifAbsent and live) then
+      if not live and not chosen[field] then added = added + 1 end
+      if not chosen[field] then order[#order + 1] = field end
+      chosen[field] = ARGV[i + 1]
+    end
+  end
+end
+local count = live_count(v, d, now)
+if ARGV[4] ~= '' and count + added > tonumber(ARGV[4]) then return { 0, count } end
+if #order == 0 then return { 1, 0 } end
+local fixed = nil
+if ARGV[2] ~= '' then fixed = now + tonumber(ARGV[2]) end
+local deadline = fixed
+if ARGV[3] ~= '' then
+  local idle = now + tonumber(ARGV[3])
+  if not deadline or idle < deadline then deadline = idle end
+end
+for _, field in ipairs(order) do
+  redis.call('HSET', v, field, chosen[field])
+  if deadline then redis.call('ZADD', d, deadline, field) else redis.call('ZREM', d, field) end
+  if fixed then redis.call('HSET', x, field, fixed) else redis.call('HDEL', x, field) end
+end
+key_expiry(v, d, x)
+return { 1, #order }
+`);
+
+/** KEYS: v, d, x. ARGV: field. Returns the removed value or nil. */
+export const HASH_DELETE = hashScript(`
+local v, d, x = KEYS[1], KEYS[2], KEYS[3]
+local field = ARGV[1]
+local now = now_ms()
+local value = redis.call('HGET', v, field)
+if value and expired(d, field, now) then value = false end
+drop_field(v, d, x, field)
+key_expiry(v, d, x)
+return value
+`);
+
+/** KEYS: v, d, x. Returns the number of live fields. */
+export const HASH_LENGTH = hashScript(`
+local v, d, x = KEYS[1], KEYS[2], KEYS[3]
+local now = now_ms()
+purge(v, d, x, now)
+return live_count(v, d, now)
+`);
+
+/** KEYS: v, d. ARGV: cursor, count. Returns {nextCursor, field, value, ...} of live fields. */
+export const HASH_SCAN = hashScript(`
+local v, d = KEYS[1], KEYS[2]
+local now = now_ms()
+local page = redis.call('HSCAN', v, ARGV[1], 'COUNT', tonumber(ARGV[2]))
+local out = { page[1] }
+local rows = page[2]
+for i = 1, #rows, 2 do
+  if not expired(d, rows[i], now) then
+    out[#out + 1] = rows[i]
+    out[#out + 1] = rows[i + 1]
+  end
+end
+return out
+`);
+
+/** KEYS: v, d, x. Returns how many live fields the hash held. */
+export const HASH_DROP = hashScript(`
+local v, d, x = KEYS[1], KEYS[2], KEYS[3]
+local count = live_count(v, d, now_ms())
+redis.call('DEL', v, d, x)
+return count
+`);
+
+// ---- partitioned lists (queues) ---------------------------------------------------------------
+//
+// A group is an index ZSET (partition -> expiry deadline, ms server time; +inf: none) and one LIST
+// per partition, named `<list prefix><partition>` (the prefix is passed as an argument). Lists
+// expire on their own (PEXPIRE on push); pops are plain LPOP / BLMPOP, so a list emptied by a pop
+// disappears while its index entry stays until a script notices the list is gone.
+
+/** KEYS: list, index. ARGV: partition, ttlMs ('' = keep), maxLength (''), maxPartitions (''), list prefix, values...
+ * Returns {1, length} or {0, reason, count}. */
+export const PARTITION_PUSH = hashScript(`
+local list, index = KEYS[1], KEYS[2]
+local partition, prefix = ARGV[1], ARGV[5]
+local now = now_ms()
+local n = #ARGV - 5
+local length = redis.call('LLEN', list)
+if n == 0 then return { 1, length } end
+if ARGV[3] ~= '' and length + n > tonumber(ARGV[3]) then return { 0, 'length', length } end
+if length == 0 and ARGV[4] ~= '' then
+  local max = tonumber(ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  redis.call('ZREM', index, partition)
+  local count = redis.call('ZCARD', index)
+  if count >= max then
+    -- Partitions emptied by pops still have index entries: drop those, then count again.
+    local members = redis.call('ZRANGE', index, 0, -1)
+    for _, member in ipairs(members) do
+      if redis.call('EXISTS', prefix .. member) == 0 then redis.call('ZREM', index, member) end
+    end
+    count = redis.call('ZCARD', index)
+    if count >= max then return { 0, 'partitions', count } end
+  end
+end
+for i = 6, #ARGV, 1000 do
+  redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ARGV[2] ~= '' then
+  local ttl = tonumber(ARGV[2])
+  redis.call('PEXPIRE', list, ttl)
+  redis.call('ZADD', index, now + ttl, partition)
+else
+  local left = redis.call('PTTL', list)
+  if left >= 0 then redis.call('ZADD', index, now + left, partition) else redis.call('ZADD', index, '+inf', partition) end
+end
+return { 1, redis.call('LLEN', list) }
+`);
+
+/** KEYS: index. ARGV: list prefix. Returns {partitions, items} over partitions holding items (and prunes the index). */
+export const PARTITION_STATS = hashScript(`
+local index, prefix = KEYS[1], ARGV[1]
+redis.call('ZREMRANGEBYSCORE', index, '-inf', now_ms())
+local members = redis.call('ZRANGE', index, 0, -1)
+local partitions, items = 0, 0
+for _, member in ipairs(members) do
+  local n = redis.call('LLEN', prefix .. member)
+  if n == 0 then
+    redis.call('ZREM', index, member)
+  else
+    partitions = partitions + 1
+    items = items + n
+  end
+end
+return { partitions, items }
+`);
+
+/** KEYS: list, index. ARGV: partition. Returns how many values the partition held. */
+export const PARTITION_CLEAR = `
+local n = redis.call('LLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return n
+`;
+
+/** KEYS: index. ARGV: list prefix. Returns how many values the group held. */
+export const PARTITION_DROP = `
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+local items = 0
+for _, member in ipairs(members) do
+  local list = ARGV[1] .. member
+  items = items + redis.call('LLEN', list)
+  redis.call('DEL', list)
+end
+redis.call('DEL', KEYS[1])
+return items
+`;

@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { compileFunctionSpec, type CompiledFunctionSpec, type FunctionSpecInput } from "../../runtime/spec/index.js";
+import { wrapSpawn, type SpawnWrapper } from "../../runtime/containers/spawn-wrapper.js";
+
+/** A unique agent id per test file, so groups never collide with a real agent or another run. */
+export function testAgentId(): string {
+  return `test-${randomUUID().slice(0, 8)}`;
+}
+
+/** A compiled function spec with `fields` (handler filled in). */
+export function specWith(fields: Omit<FunctionSpecInput, "handler">): CompiledFunctionSpec {
+  return compileFunctionSpec("f", { handler: "./functions.ts#f", ...fields });
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** Node running `code` through `wrapper`, with stderr collected; `exit` settles when it dies. */
+export function spawnNode(
+  wrapper: SpawnWrapper,
+  code: string,
+  nodeFlags: string[] = [],
+  env: Record<string, string> = {},
+  /** Pin to these CPUs (taskset list, e.g. "0,1"). */
+  cpus?: string,
+  /** process.argv[1...] of the script. */
+  scriptArgs: string[] = [],
+): { child: ChildProcess; exit: Promise<Exit> } {
+  const node = [...nodeFlags, "-e", code, "--", ...scriptArgs];
+  const { file, args } = cpus === undefined ? wrapSpawn(wrapper, process.execPath, node) : wrapSpawn(wrapper, "taskset", ["-c", cpus, process.execPath, ...node]);
+  const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  child.stdout?.resume();
+  const exit = new Promise<Exit>((resolve) => child.once("close", (code, signal) => resolve({ code, signal, stderr })));
+  return { child, exit };
+}
+
+/** Poll `check` every `intervalMs` until it returns a value other than undefined, or fail after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 5_000, intervalMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Rejects after `ms` (bounded waits in tests). */
+export function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** Busy loop, JS. */
+export const BUSY = "for(;;){}";
