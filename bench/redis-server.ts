@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect as netConnect, createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -63,7 +64,15 @@ export async function startBenchRedis(readyTimeoutMs = 10_000): Promise<BenchRed
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(child, "exit");
+  // If this process ends without stop() (the watchdog's process.exit, an uncaught error), the
+  // server must not outlive it.
+  const onExit = (): void => {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
   const stop = async (): Promise<void> => {
+    process.off("exit", onExit);
     if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);

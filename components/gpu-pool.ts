@@ -7,12 +7,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { DEFAULT_AGENT_URL } from "../runtime/client/index.js";
 import { MaximaSchema, type Maxima, type SpecIssue, MAX_GPUS_PER_CONTAINER } from "../runtime/spec/index.js";
 import { kilnEvaluator } from "./program-root.js";
 import { TARGET_KINDS, targetKindProblem, type GpuPoolTarget } from "./targets.js";
 import { componentError, known, labelOf, UNKNOWN, unknownArgs, zodIssues } from "./validate.js";
 
-export const DEFAULT_LOCAL_URL = "http://127.0.0.1:7070";
+/** The local agent's URL when nothing says otherwise (the client's default). */
+export const DEFAULT_LOCAL_URL = DEFAULT_AGENT_URL;
 const GPU_TYPE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 export interface GpuPoolArgs {

@@ -35,7 +35,12 @@ export function registerDeploy(program: Command): void {
       .option("--json", "print the result as JSON (progress goes to stderr)"),
   ).action(async (dir: string | undefined, flags: DeployFlags) => {
     if (dir !== undefined && flags.spec !== undefined) throw new InvalidError("give a program folder or --spec <file>, not both");
-    if (dir !== undefined) return runProgramDeploy(dir, flags);
+    if (dir !== undefined) {
+      if (flags.url !== undefined || flags.token !== undefined || flags.stateDir !== undefined) {
+        throw new InvalidError("--url, --token and --state-dir go with --spec: a program's GpuPool says where its agent is (a local pool also reads KILN_URL / KILN_TOKEN)");
+      }
+      return runProgramDeploy(dir, flags);
+    }
     if (flags.spec === undefined) throw new InvalidError("what to deploy: a program folder (kiln deploy examples/hello) or --spec <file>");
     return runDeploy({ ...flags, spec: flags.spec });
   });

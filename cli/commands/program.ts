@@ -43,8 +43,8 @@ export interface EvaluatedProgram {
   project: ProgramProject;
   /** The resolved inputs of every AppDeployment, in declaration order. */
   deployments: AppDeploymentInputs[];
-  /** Every resource the program registered: type, name and parent URN. */
-  resources: { type: string; name: string; parent: string | undefined }[];
+  /** Every resource the program registered: type and name. */
+  resources: { type: string; name: string }[];
   /** Things worth saying (config kiln could not read). */
   notes: string[];
 }
@@ -168,7 +168,7 @@ export async function evaluateProgram(dir: string, options: EvaluateOptions): Pr
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        resources.push({ type: args.type, name: args.name, parent: (args as { parent?: string }).parent });
+        resources.push({ type: args.type, name: args.name });
         if (args.type === APP_DEPLOYMENT_TYPE) {
           const { __provider: _provider, ...inputs } = unwrapSecrets(args.inputs) as AppDeploymentInputs & { __provider?: unknown };
           deployments.push({ name: args.name, inputs });

@@ -137,6 +137,11 @@ class RunSession {
         token,
       };
       const { outs } = await create(inputs);
+      if (this.closing) {
+        // Interrupted while this app was being created: the cleanup has already gone by.
+        if (!this.detach) await remove(running, outs, { graceMs: 0 }).catch(() => undefined);
+        return;
+      }
       const spec = compileAppSpec(agentSpec(inputs));
       this.apps.push({ declared: declared.appName, running, outs, spec });
       const functions = Object.keys(spec.functions);
@@ -171,8 +176,8 @@ class RunSession {
     return connect({ url: target.outs.endpoint, token: target.outs.token });
   }
 
-  /** Stop following logs, remove the apps (unless detached), stop the embedded agent. Once. */
-  close(): Promise<void> {
+  /** Stop following logs, remove the apps (unless detached), stop the embedded agent. Once. In-flight inputs get `graceMs`. */
+  close(graceMs = CLEANUP_GRACE_MS): Promise<void> {
     this.closing ??= (async () => {
       // Lines written just before the end are still on their way.
       await new Promise((r) => setTimeout(r, 150));
@@ -184,7 +189,7 @@ class RunSession {
           continue;
         }
         try {
-          await remove(app.running, app.outs, { graceMs: CLEANUP_GRACE_MS });
+          await remove(app.running, app.outs, { graceMs });
           this.say(`removed app '${app.running}'`);
         } catch (error) {
           this.say(`could not remove app '${app.running}': ${(error as Error).message}`);
@@ -266,7 +271,8 @@ async function runRun(dir: string, entry: string, rest: string[], flags: RunFlag
     say(`${signal}: stopping${flags.detach ? "" : " and removing the run's apps"}`);
     session.abort.abort();
     const deadline = setTimeout(() => process.exit(130), 30_000);
-    void session.close().finally(() => {
+    // Ctrl-C: in-flight inputs of the run are not waited for.
+    void session.close(0).finally(() => {
       clearTimeout(deadline);
       process.exit(130);
     });
@@ -285,7 +291,7 @@ async function runRun(dir: string, entry: string, rest: string[], flags: RunFlag
     }
   } finally {
     // Interrupted: whatever main is doing now (a call failing as its app goes) waits for the cleanup, then exit 130.
-    await session.close();
+    await session.close(interrupted ? 0 : CLEANUP_GRACE_MS);
     if (interrupted) process.exit(130);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

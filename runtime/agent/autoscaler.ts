@@ -36,7 +36,14 @@ export interface LoadSample {
 }
 
 export interface ScalingDecision {
+  /** Containers to keep: no live container above this is stopped... */
   desired: number;
+  /**
+   * ...and none is started above this: what the current load needs, plus the buffer while
+   * active. The window delays scale-down only; it never restarts capacity that was stopped (an
+   * idle container evicted for another function's sake stays stopped until load returns).
+   */
+  startUpTo: number;
   panic: boolean;
   reason: string;
 }
@@ -98,6 +105,7 @@ export class Autoscaler {
     if (desired < minContainers) parts.push(`raised to minContainers ${minContainers}`);
     desired = Math.min(cap, Math.max(minContainers, desired));
     if (current > 0 && desired === 0) desired = 1;
-    return { desired, panic, reason: parts.join(", ") };
+    const startUpTo = Math.min(desired, Math.max(minContainers, Math.ceil(current / target) + buffer));
+    return { desired, startUpTo, panic, reason: parts.join(", ") };
   }
 }

@@ -18,6 +18,11 @@ export interface InputEnvelope {
   attempt: number;
   /** Platform retries used so far (worker crashed, agent restarted). */
   platformAttempt: number;
+  /**
+   * Times an agent claimed it and handed it back unrun (no room after all, shutting down). Not
+   * failures: they are told apart from lapsed claims, which are.
+   */
+  returned?: number;
   createdAt: number;
   mapId?: string;
   idx?: number;

@@ -206,7 +206,7 @@ export class FunctionPool {
     const works = new Set([...this.holding.values()].map((h) => h.work));
     this.holding.clear();
     for (const work of works) {
-      for (const claim of work.claims) await this.ctx.store.release(claim, { front: true }).catch(() => false);
+      await Promise.all(work.claims.map((claim, i) => this.handBack(claim, work.inputs[i] as InputEnvelope)));
     }
     const containers = [...this.containers.values()];
     await Promise.all(containers.map((c) => (options.drain && c.work.size === 0 ? c.proc.stop(2_000) : (c.proc.kill("stop"), c.proc.exited))));
@@ -357,14 +357,15 @@ export class FunctionPool {
 
   private async place(claims: Claim[], batch: boolean): Promise<void> {
     if (this.stopped) {
-      for (const claim of claims) void this.ctx.store.release(claim, { front: true }).catch(() => false);
+      for (const claim of claims) void this.handBack(claim, JSON.parse(claim.payload) as InputEnvelope);
       return;
     }
     const work: Work = { id: `w-${randomUUID().slice(0, 8)}`, claims: [], inputs: [], batch, cancelled: false, timedOut: false };
     for (const claim of claims) {
       const input = JSON.parse(claim.payload) as InputEnvelope;
-      // Claims that lapsed (the agent holding them died) count as platform attempts.
-      const lapses = claim.deliveries - input.attempt - input.platformAttempt;
+      // Claims that lapsed (the agent holding them died) count as platform attempts; claims
+      // handed back unrun do not.
+      const lapses = claim.deliveries - input.attempt - input.platformAttempt - (input.returned ?? 0);
       if (lapses > 0) {
         input.platformAttempt += lapses;
         input.lastPlatformError = "the agent running it stopped";
@@ -386,7 +387,7 @@ export class FunctionPool {
     target ??= await this.startContainer("an input found no free container");
     if (target === null) {
       // No room after all (capacity taken meanwhile): give them back for later.
-      for (const claim of work.claims) void this.ctx.store.release(claim, { front: true }).catch(() => false);
+      work.claims.forEach((claim, i) => void this.handBack(claim, work.inputs[i] as InputEnvelope));
       return;
     }
     void this.execute(target, work).catch((error: unknown) => {
@@ -606,6 +607,12 @@ export class FunctionPool {
     }
   }
 
+  /** Give a claimed input back to the front of its queue, unrun: not a failure. */
+  private async handBack(claim: Claim, input: InputEnvelope): Promise<void> {
+    const next: InputEnvelope = { ...input, returned: (input.returned ?? 0) + 1 };
+    await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) }).catch(() => false);
+  }
+
   private async heartbeat(): Promise<void> {
     await this.renewSlots();
     if (this.holding.size === 0) return;
@@ -710,12 +717,13 @@ export class FunctionPool {
         decision.desired = heldMin;
         decision.reason += `, warm minimum: ${heldMin} slot(s) of minContainers ${rt.spec.minContainers} held here`;
       }
+      const startUpTo = Math.max(decision.startUpTo, heldMin);
       if (decision.desired !== this.lastDecision?.desired) {
         this.system(`scaling ${live.length} -> ${decision.desired}: ${decision.reason}`);
       }
       this.lastDecision = { ...decision, at: new Date(now).toISOString() };
-      for (let n = live.length; n < decision.desired && this.mayGrow(); n++) {
-        if ((await this.startContainer(`scaling to ${decision.desired}`)) === null) break;
+      for (let n = live.length; n < startUpTo && this.mayGrow(); n++) {
+        if ((await this.startContainer(`scaling to ${startUpTo}`)) === null) break;
       }
       if (decision.desired < live.length) {
         const min = rt.spec.minContainers;

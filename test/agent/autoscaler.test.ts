@@ -111,4 +111,13 @@ describe("autoscaler policy", () => {
     scaler.update({ ...base, maxContainers: 3 });
     expect(scaler.decide(0, 8, 8).desired).toBe(3);
   });
+
+  it("starts only what the current load needs: the window delays scale-down, it never restarts capacity", () => {
+    const scaler = new Autoscaler({ ...base, bufferContainers: 1 });
+    scaler.observe({ at: 0, load: 6 });
+    expect(scaler.decide(0, 0, 0)).toMatchObject({ desired: 7, startUpTo: 7 });
+    scaler.observe({ at: 1_000, load: 0 });
+    // Within the window: keep what is there (7), but start nothing new beyond the buffer.
+    expect(scaler.decide(1_000, 2, 2)).toMatchObject({ desired: 7, startUpTo: 1 });
+  });
 });

@@ -108,7 +108,7 @@ export const appName = square.appName;
   });
 });
 
-describe("bad arguments fail at construction, naming the field", () => {
+describe.concurrent("bad arguments fail at construction, naming the field", () => {
   const cases: [string, string, RegExp][] = [
     ["memory limit below request", `new ServerlessFunction("embed", { app, handler: "./functions.ts#square", memory: [256, 128] });`, /ServerlessFunction "embed": memory: limit 128 is below request 256/],
     ["timeout out of range", `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: 0 });`, /ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/],

@@ -123,8 +123,9 @@ describe("web endpoints", () => {
 describe("stop", () => {
   it("stopping an app lets in-flight inputs finish, fails queued ones, and removes it", async () => {
     const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
-    const running = await Promise.all(Array.from({ length: 4 }, () => sleep.spawn(800, "drained")));
-    const queued = await Promise.all(Array.from({ length: 3 }, () => sleep.spawn(800, "never")));
+    // Long enough that all four are seen running together, however loaded the machine is.
+    const running = await Promise.all(Array.from({ length: 4 }, () => sleep.spawn(4_000, "drained")));
+    const queued = await Promise.all(Array.from({ length: 3 }, () => sleep.spawn(4_000, "never")));
     await waitFor(
       "four inputs to run",
       async () => {
@@ -134,7 +135,7 @@ describe("stop", () => {
       25_000,
     );
     await harness.kiln.http.request("DELETE", "/v1/apps/e2e");
-    for (const call of running) expect(await call.get({ timeoutMs: 10_000 })).toBe("drained");
+    for (const call of running) expect(await call.get({ timeoutMs: 20_000 })).toBe("drained");
     for (const call of queued) await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "NotFoundError" });
     expect(await harness.kiln.apps()).toEqual([]);
   });

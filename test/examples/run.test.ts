@@ -99,7 +99,7 @@ describe("kiln run <program-dir> <entry>", () => {
     const countdown = await kiln(["run", dir, "::countdown", "--from", "3"], { env });
     expect(countdown.stdout).toBe("3\n2\n1");
     const wrong = await kiln(["run", dir, "::square", "--y", "3"], { env });
-    expect(wrong.exitCode).toBe(2);
+    expect(wrong.exitCode, wrong.stderr).toBe(2);
     expect(wrong.stderr).toContain("--y: not a parameter of square (its parameters: x)");
     const missing = await kiln(["run", dir, "::nope"], { env });
     expect(missing.exitCode).toBe(1);
@@ -146,10 +146,14 @@ describe("kiln run <program-dir> <entry>", () => {
 
 describe("flags and parameters", () => {
   it("parseFlags: --k v, --k=v, bare flags, --no-x, positional JSON, kebab to camel", () => {
-    expect(parseFlags(["--n", "5", "--name=bob", "--dry-run", "--no-cache", "[1,2]", "text", "--max-items", "3"])).toEqual({
+    expect(parseFlags(["[1,2]", "--n", "5", "--name=bob", "--dry-run", "--no-cache", "text", "--max-items", "3"])).toEqual({
       named: { n: 5, name: "bob", dryRun: true, cache: false, maxItems: 3 },
       positional: [[1, 2], "text"],
     });
+    expect(parseFlags(["--verbose"])).toEqual({ named: { verbose: true }, positional: [] });
+    expect(parseFlags(["--", "--x", "1"])).toEqual({ named: { x: 1 }, positional: [] });
+    expect(parseFlags(["--s", '"7"'])).toEqual({ named: { s: "7" }, positional: [] });
+    expect(parseFlags([])).toEqual({ named: {}, positional: [] });
   });
 
   it("parameterNames reads functions, methods, arrows, defaults and destructuring", () => {
