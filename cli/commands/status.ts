@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { AgentStatus, FunctionStatus } from "../../runtime/protocol.js";
 import { openKiln, withConnectionOptions, type ConnectionFlags } from "../connection.js";
-import { table } from "../output.js";
+import { oneLine, table } from "../output.js";
 
 interface StatusFlags extends ConnectionFlags {
   json?: boolean;
@@ -69,6 +69,14 @@ export function formatStatus(status: AgentStatus): string[] {
       if (fn.lastStartError) lines.push(`      last start error: ${fn.lastStartError.split("\n")[0] ?? ""}`);
     }
     if (app.functions.length === 0) lines.push("  (no functions)");
+    for (const schedule of app.schedules ?? []) {
+      const when = schedule.cron ? `cron "${schedule.cron}" ${schedule.timezone}` : `every ${schedule.periodS} s`;
+      const last = schedule.runs[0];
+      const lastText = last ? `last run ${last.tickAt} ${last.status}${last.error ? `: ${oneLine(last.error)}` : ""}` : "no runs yet";
+      lines.push(
+        `  schedule ${schedule.name} -> ${schedule.function}  ${when}  next ${schedule.nextTickAt ?? "(not firing: ephemeral app)"}  ${lastText}`,
+      );
+    }
   }
   return lines;
 }

@@ -64,7 +64,10 @@ export class Autoscaler {
   }
 
   observe(sample: LoadSample): void {
-    this.samples.push(sample);
+    // Samples may arrive back-dated (work that ended between ticks): keep them in time order.
+    let at = this.samples.length;
+    while (at > 0 && (this.samples[at - 1]?.at ?? 0) > sample.at) at -= 1;
+    this.samples.splice(at, 0, sample);
     const horizon = sample.at - this.settings.windowMs;
     let drop = 0;
     while (drop < this.samples.length - 1 && (this.samples[drop]?.at ?? 0) < horizon) drop += 1;

@@ -132,6 +132,8 @@ export class FunctionPool {
   private ticking = false;
   /** Most inputs held at once since the last tick: work that starts and ends between ticks still counts. */
   private inFlightPeak = 0;
+  /** When the pool last went from holding inputs to holding none (that is when the idle window starts). */
+  private idleSince: number | null = null;
 
   constructor(
     private readonly ctx: PoolContext,
@@ -534,6 +536,7 @@ export class FunctionPool {
       clearTimeout(timer);
       container.work.delete(work.id);
       for (const input of work.inputs) this.holding.delete(input.id);
+      if (this.holding.size === 0) this.idleSince = Date.now();
       if (container.work.size === 0) {
         container.idleSince = Date.now();
         if (container.state === "draining") void container.proc.stop(5_000);
@@ -707,7 +710,14 @@ export class FunctionPool {
       const queued = calls.pending - calls.delayed + spawned.pending - spawned.delayed;
       const inFlight = this.holding.size;
       const now = Date.now();
-      this.scaler.observe({ at: now, load: Math.max(queued + inFlight, this.inFlightPeak) });
+      if (queued + inFlight === 0 && this.inFlightPeak > 0 && this.idleSince !== null) {
+        // Work came and went since the last tick: it counts as of when it ended, so the window
+        // (and scale-down) runs from the last activity, not from this tick.
+        this.scaler.observe({ at: this.idleSince, load: this.inFlightPeak });
+        this.scaler.observe({ at: now, load: 0 });
+      } else {
+        this.scaler.observe({ at: now, load: Math.max(queued + inFlight, this.inFlightPeak) });
+      }
       this.inFlightPeak = inFlight;
       const heldMin = await this.claimMinSlots();
       const live = this.live();

@@ -85,7 +85,14 @@ export function buildServer(agent: Agent): FastifyInstance {
   app.get("/v1/apps/:app", async (request) => {
     const { app: name } = parse(appParams, request.params, "params");
     const record = agent.apps.get(name);
-    return { name: record.name, version: record.version, deployedAt: record.deployedAt, digest: record.digest, spec: agent.redacted(record.spec) };
+    return {
+      name: record.name,
+      version: record.version,
+      deployedAt: record.deployedAt,
+      digest: record.digest,
+      bundles: record.bundles,
+      spec: agent.redacted(record.spec),
+    };
   });
   app.delete("/v1/apps/:app", async (request) => {
     const { app: name } = parse(appParams, request.params, "params");
@@ -199,6 +206,8 @@ async function followLogs(
     stop();
     unregister();
     out.end();
+    // A hijacked response is not an idle keep-alive connection: close it, or agent.stop() waits for it.
+    request.raw.socket?.destroy();
   };
   request.raw.on("close", end);
   unregister = agent.onStop(end);
