@@ -96,7 +96,7 @@ describe("kiln preview / deploy <program-dir>", () => {
             cpu.request: 0.125 -> 0.5
             maxContainers: 2 -> 4
             retries.maxRetries: 0 -> 2
-            code: (changed) -> <sha>
+            code: <sha> -> <sha>
         + dict cache
         + schedule nightly
         3 to add, 2 to change, 1 to remove"
@@ -117,7 +117,7 @@ describe("kiln preview / deploy <program-dir>", () => {
     await writeFile(join(dir, "functions.ts"), FUNCTIONS_V1);
     await writeFile(join(dir, "model.ts"), MODEL.replace("text.length", "text.length + 1"));
     const result = await kiln(["preview", dir], { env });
-    expect(normalize(result.stdout)).toBe(["app demo on http://AGENT (version 1):", "  ~ function model", "      code: (changed) -> <sha>", "  0 to add, 1 to change, 0 to remove"].join("\n"));
+    expect(normalize(result.stdout)).toBe(["app demo on http://AGENT (version 1):", "  ~ function model", "      code: <sha> -> <sha>", "  0 to add, 1 to change, 0 to remove"].join("\n"));
     await writeFile(join(dir, "model.ts"), MODEL);
   });
 
