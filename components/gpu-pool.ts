@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_AGENT_URL } from "../runtime/client/index.js";
 import { MaximaSchema, type Maxima, type SpecIssue, MAX_GPUS_PER_CONTAINER } from "../runtime/spec/index.js";
+import { isHttpUrl } from "../provider/state.js";
 import { kilnEvaluator } from "./program-root.js";
 import { TARGET_KINDS, targetKindProblem, type GpuPoolTarget } from "./targets.js";
 import { componentError, known, labelOf, UNKNOWN, unknownArgs, zodIssues } from "./validate.js";
@@ -94,16 +95,6 @@ export function validateGpuPoolArgs(name: string, args: GpuPoolArgs, evaluator: 
     maxima: allKnown && parsed.success ? parsed.data : undefined,
     gpuType: gpuType === UNKNOWN ? undefined : gpuType === undefined ? null : gpuType.toUpperCase(),
   };
-}
-
-function isHttpUrl(value: unknown): boolean {
-  if (typeof value !== "string") return false;
-  try {
-    const url = new URL(value);
-    return url.protocol === "http:" || url.protocol === "https:";
-  } catch {
-    return false;
-  }
 }
 
 export class GpuPool extends pulumi.ComponentResource {
