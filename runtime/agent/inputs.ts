@@ -2,7 +2,7 @@
  * What an input is while it waits in a function's queue, and where its outcome goes.
  * Store keys and channels for inputs live here, in one place.
  */
-import type { Outcome, StreamItem } from "../protocol.js";
+import type { CallInfo, Outcome, StreamItem } from "../protocol.js";
 
 export type InputKind = "call" | "spawn" | "stream" | "map";
 
@@ -71,3 +71,18 @@ export interface StoredResult {
 }
 
 export type { Outcome, StreamItem };
+
+/** A new call's record and the input that carries it: one shape for the router and the scheduler. */
+export function newCall(
+  id: string,
+  kind: Exclude<InputKind, "map">,
+  app: string,
+  fn: string,
+  args: string,
+): { call: CallInfo; input: InputEnvelope } {
+  const now = Date.now();
+  return {
+    call: { id, app, function: fn, kind, status: "pending", createdAt: new Date(now).toISOString(), attempts: 0 },
+    input: { id, kind, app, fn, args, attempt: 0, platformAttempt: 0, createdAt: now },
+  };
+}

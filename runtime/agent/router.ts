@@ -23,7 +23,7 @@ import { checkPayloadSize } from "../serde.js";
 import { MAX_MAP_INFLIGHT, MAX_PENDING_INPUTS, MAX_SPAWN_PENDING_INPUTS, MAX_TOTAL_INPUTS } from "../spec/index.js";
 import type { Store } from "../store/store.js";
 import type { AppRegistry } from "./apps.js";
-import { channels, keys, type InputEnvelope, type InputKind, type StoredResult } from "./inputs.js";
+import { channels, keys, newCall, type InputEnvelope, type InputKind, type StoredResult } from "./inputs.js";
 import { statusOf, type OutcomeWriter } from "./outcomes.js";
 
 interface MapRecord {
@@ -62,17 +62,8 @@ export class Router {
     this.apps.function(app, fn);
     checkPayloadSize(body.args, "the arguments");
     const kind: InputKind = body.mode === "stream" ? "stream" : body.spawn ? "spawn" : "call";
-    const id = `fc-${randomUUID()}`;
-    const call: CallInfo = {
-      id,
-      app,
-      function: fn,
-      kind,
-      status: "pending",
-      createdAt: new Date().toISOString(),
-      attempts: 0,
-    };
-    const input: InputEnvelope = { id, kind, app, fn, args: body.args, attempt: 0, platformAttempt: 0, createdAt: Date.now() };
+    const { call, input } = newCall(`fc-${randomUUID()}`, kind, app, fn, body.args);
+    const id = call.id;
     const waiting = body.waitMs > 0 && kind !== "stream";
     // Subscribed before the input exists: its outcome cannot be announced unheard.
     const announced = waiting ? await this.listen(id) : null;

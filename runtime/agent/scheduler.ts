@@ -37,7 +37,7 @@ import type { CallInfo, ScheduleRun, ScheduleStatus } from "../protocol.js";
 import { encode } from "../serde.js";
 import { MAX_SPAWN_PENDING_INPUTS, periodSeconds, type CompiledAppSpec, type CompiledScheduleSpec } from "../spec/index.js";
 import type { Store } from "../store/store.js";
-import { keys, type InputEnvelope, type StoredResult } from "./inputs.js";
+import { keys, newCall, type StoredResult } from "./inputs.js";
 import type { OutcomeWriter } from "./outcomes.js";
 
 export const SCHEDULER_LOCK = "scheduler";
@@ -293,18 +293,7 @@ export class Scheduler {
    */
   private async fire(app: string, name: string, spec: CompiledScheduleSpec, tickAt: number): Promise<string | null> {
     const id = tickCallId(app, name, tickAt);
-    const createdAt = new Date().toISOString();
-    const call: CallInfo = { id, app, function: spec.function, kind: "spawn", status: "pending", createdAt, attempts: 0 };
-    const input: InputEnvelope = {
-      id,
-      kind: "spawn",
-      app,
-      fn: spec.function,
-      args: encode(spec.args),
-      attempt: 0,
-      platformAttempt: 0,
-      createdAt: Date.now(),
-    };
+    const { call, input } = newCall(id, "spawn", app, spec.function, encode(spec.args));
     const queue = keys.spawnQueue(app, spec.function);
     const payload = JSON.stringify(input);
     if (!(await this.store.set(keys.call(id), JSON.stringify(call), { ifAbsent: true }))) {
