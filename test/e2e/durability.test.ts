@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { connect } from "../../runtime/client/index.js";
+import { connect, type Kiln } from "../../runtime/client/index.js";
 import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, portOf, startChildAgent, type ChildAgent } from "./harness.js";
@@ -28,59 +28,56 @@ async function killHard(agent: ChildAgent): Promise<void> {
   await agent.exited;
 }
 
+/** A child agent on a fresh state dir, with the fixture app deployed. */
+async function startDeployed(): Promise<{ stateDir: string; first: ChildAgent; kiln: Kiln }> {
+  const stateDir = await mkdtemp(join(tmpdir(), "kiln-kill9-"));
+  dirs.push(stateDir);
+  const first = await startChildAgent(stateDir);
+  children.push(first);
+  const kiln = await connect({ url: first.url, token: first.token });
+  await deployFixture(kiln);
+  return { stateDir, first, kiln };
+}
+
+/** A new agent on the same state dir and port as the one that was killed. */
+async function restartOn(stateDir: string, first: ChildAgent): Promise<Kiln> {
+  const second = await startChildAgent(stateDir, portOf(first.url));
+  children.push(second);
+  return connect({ url: second.url, token: second.token });
+}
+
 describe("kill -9", () => {
   it("right after spawn() returned: the app and the spawned calls survive and complete after restart", async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), "kiln-kill9-"));
-    dirs.push(stateDir);
-    const first = await startChildAgent(stateDir);
-    children.push(first);
-    const kiln = await connect({ url: first.url, token: first.token });
-    await deployFixture(kiln);
+    const { stateDir, first, kiln } = await startDeployed();
     const sleep = kiln.function<typeof h.sleep>("e2e", "sleep");
     const calls = await Promise.all(Array.from({ length: 5 }, (_, i) => sleep.spawn(50, `value-${i}`)));
     await killHard(first);
 
-    const second = await startChildAgent(stateDir, portOf(first.url));
-    children.push(second);
-    const again = await connect({ url: second.url, token: second.token });
+    const again = await restartOn(stateDir, first);
     expect((await again.apps()).map((a) => a.name)).toEqual(["e2e"]);
     const results = await Promise.all(calls.map((c) => again.functionCall<string>(c.id).get({ timeoutMs: 20_000 })));
     expect(results).toEqual(["value-0", "value-1", "value-2", "value-3", "value-4"]);
   });
 
   it("mid-run: an input that was running when the agent died runs again (platform retry) and completes", async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), "kiln-kill9-"));
-    dirs.push(stateDir);
-    const first = await startChildAgent(stateDir);
-    children.push(first);
-    const kiln = await connect({ url: first.url, token: first.token });
-    await deployFixture(kiln);
+    const { stateDir, first, kiln } = await startDeployed();
     const call = await kiln.function<typeof h.sleep>("e2e", "sleep").spawn(1_500, "finished");
     const deadline = Date.now() + 10_000;
     while ((await call.status()) !== "running" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     expect(await call.status()).toBe("running");
     await killHard(first);
 
-    const second = await startChildAgent(stateDir, portOf(first.url));
-    children.push(second);
-    const again = await connect({ url: second.url, token: second.token });
+    const again = await restartOn(stateDir, first);
     expect(await again.functionCall<string>(call.id).get({ timeoutMs: 20_000 })).toBe("finished");
     expect((await again.functionCall(call.id).info()).attempts).toBe(2);
   });
 
   it("a finished call's result is still there after a restart", async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), "kiln-kill9-"));
-    dirs.push(stateDir);
-    const first = await startChildAgent(stateDir);
-    children.push(first);
-    const kiln = await connect({ url: first.url, token: first.token });
-    await deployFixture(kiln);
+    const { stateDir, first, kiln } = await startDeployed();
     const call = await kiln.function<typeof h.add>("e2e", "add").spawn(20, 22);
     expect(await call.get({ timeoutMs: 10_000 })).toBe(42);
     await killHard(first);
-    const second = await startChildAgent(stateDir, portOf(first.url));
-    children.push(second);
-    const again = await connect({ url: second.url, token: second.token });
+    const again = await restartOn(stateDir, first);
     expect(await again.functionCall<number>(call.id).get({ timeoutMs: 1_000 })).toBe(42);
     expect(await again.functionCall(call.id).status()).toBe("succeeded");
   });

@@ -31,11 +31,15 @@ export const RECOVER_LIMIT = 1000;
 /** Queues handled per sweep pass. */
 export const SWEEP_LIMIT = 100;
 
-const PRELUDE = `
+/** The server's clock in ms: every script decides on Redis's time, so agents' clocks may drift. */
+const NOW_MS = `
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+`;
+
+const PRELUDE = `${NOW_MS}
 
 local function qkeys(base)
   return { ready = KEYS[base], delayed = KEYS[base + 1], claimed = KEYS[base + 2], payload = KEYS[base + 3],
@@ -447,11 +451,7 @@ export const HASH_PARTS = ["v", "d", "x"] as const;
 /** Expired fields dropped per call (the rest are counted as absent until a later call drops them). */
 export const HASH_PURGE_LIMIT = 1000;
 
-const HASH_PRELUDE = `
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+const HASH_PRELUDE = `${NOW_MS}
 
 local function purge(v, d, x, now)
   local gone = redis.call('ZRANGEBYSCORE', d, '-inf', now, 'LIMIT', 0, ${HASH_PURGE_LIMIT})
