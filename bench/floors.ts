@@ -1,8 +1,8 @@
 /**
  * Floors: what each kiln measurement would cost with nothing but its transport.
  *
- * - HTTP echo: a plain `node:http` server on 127.0.0.1:0 answering a small JSON POST, called with
- *   the global `fetch` (undici, keep-alive) that the kiln client uses, request shaped like
+ * - HTTP echo: a plain `node:http` server on 127.0.0.1:0 answering a small JSON POST, called the
+ *   way the kiln client calls (undici `request` on a keep-alive pool), request shaped like
  *   `.remote()`'s (bearer header, JSON body).
  * - IPC echo: one child forked like a kiln worker (`serialization: "advanced"`, stdio piped, an
  *   IPC channel), echoing worker-protocol messages with a window of in-flight inputs, as the agent
@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Pool } from "undici";
 import type { FromWorker, ToWorker } from "../runtime/worker/protocol.js";
 import { encode } from "../runtime/serde.js";
 
@@ -52,21 +53,24 @@ export async function startHttpEcho(): Promise<HttpEcho> {
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   const base = `http://127.0.0.1:${port}/`;
+  const pool = new Pool(new URL(base).origin, { keepAliveTimeout: 30_000 });
   return {
     async call(): Promise<void> {
       // What AgentHttp.request does for `.remote()`: URL, bearer header, JSON body, text, parse.
       const target = new URL("/v1/apps/bench/functions/noop/calls", base);
       const body = JSON.stringify({ args: encode([]), waitMs: 50_000 });
-      const response = await fetch(target, {
+      const response = await pool.request({
         method: "POST",
+        path: target.pathname + target.search,
         headers: { authorization: "Bearer floor", "content-type": "application/json" },
         body,
       });
-      const text = await response.text();
-      if (!response.ok) throw new Error(`echo server answered ${response.status}`);
+      const text = await response.body.text();
+      if (response.statusCode !== 200) throw new Error(`echo server answered ${response.statusCode}`);
       JSON.parse(text);
     },
     close(): void {
+      void pool.close();
       server.closeAllConnections();
       server.close();
     },

@@ -38,7 +38,7 @@ function area(frame: CallFrame): string {
   if (kiln?.[1]) return kiln[1].replace(/\/[^/]+\.js$/, "");
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg?.[1]) return `npm:${pkg[1]}`;
-  if (url.startsWith("node:internal/deps/undici")) return "undici (fetch)";
+  if (url.startsWith("node:internal/deps/undici")) return "undici (bundled fetch)";
   if (url.startsWith("node:")) return url.replace(/^node:internal\//, "node:").split("/").slice(0, 2).join("/");
   return url === "" ? "(native)" : url;
 }

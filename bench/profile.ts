@@ -11,7 +11,7 @@
  *   node dist/bench/profile.js bullmq [--count 3000]   (BullMQ add + waitUntilFinished, then addBulk of 10,000, on a redis-server started here)
  *   node dist/bench/profile.js batching [--fn batched|unbatched] [--redis]   (the bench's batching run with a timeline: calls in, batches run, results out)
  *   node --cpu-prof --cpu-prof-dir=/tmp/kiln-prof dist/bench/profile.js remote
- *   common flags: --warmup N (calls before measuring, default 300: the fetch JIT needs ~3000 to settle),
+ *   common flags: --warmup N (calls before measuring, default 300: the HTTP client's JIT needs thousands to settle),
  *   --experiment stub-router (Router.call answers at once: the HTTP layer alone),
  *   --experiment no-mark-running (skip OutcomeWriter.markRunning before the input is sent),
  *   --experiment no-await-unsubscribe (a call's response does not wait for the store's unsubscribe),
@@ -276,12 +276,12 @@ async function httpLayers(count: number): Promise<void> {
   });
   servers.push({ name: "fastify + token hook + zod (as server.ts)", app: kilnLike });
   const urls = await Promise.all(servers.map(async ({ app }) => app.listen({ host: "127.0.0.1", port: 0 })));
-  // Two rounds: the first one also warms undici's fetch path up; the second is the one to read.
+  // Two rounds: the first one also warms undici's request path up; the second is the one to read.
   for (let round = 1; round <= 2; round++) {
     console.log(`HTTP leg alone, AgentHttp client, x${count}, round ${round}:`);
     const echo = await httpEchoFloor({ warmup: 300, count, deadlineMs: 60_000, progress: () => undefined });
     const e = summarize(echo);
-    console.log(`  ${"node:http echo (the bench floor, raw fetch)".padEnd(44)} p50 ${e.p50.toFixed(3)} ms, mean ${e.mean.toFixed(3)} ms`);
+    console.log(`  ${"node:http echo (the bench floor, undici request)".padEnd(44)} p50 ${e.p50.toFixed(3)} ms, mean ${e.mean.toFixed(3)} ms`);
     for (const [i, { name }] of servers.entries()) {
       const http = new AgentHttp(`${urls[i]}/`, token);
       const call = (): Promise<unknown> =>

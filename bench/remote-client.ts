@@ -1,7 +1,7 @@
 /**
  * A client process of the batching benchmark: forked by bench/batching.ts, it connects to the
  * agent through the built client (dist/runtime/client), warms up with `count` concurrent calls
- * of a no-op function (fetch's JIT, and `count` keep-alive connections to the agent that the
+ * of a no-op function (the HTTP client's JIT, and `count` keep-alive connections to the agent that the
  * measured calls then reuse) and `targetWarmup` concurrent calls of the measured function (so it
  * has a container up and its bundle loaded), says "ready", and on "go" makes `count` single `.remote(i)` calls
  * at once (all in flight together), then reports what came back: how many, how many wrong, and

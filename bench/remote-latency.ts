@@ -5,9 +5,9 @@
  * (the HTTP echo floor; on Redis, BullMQ and kiln on the embedded store).
  *
  * The callers are interleaved in blocks, after a warm-up of each: they share one process and one
- * `fetch` (undici), whose JIT warm-up alone moves a round trip by 2x (0.45 -> 0.23 ms over the
- * first few thousand calls on the reference machine), and the box's load drifts, so measuring one
- * after the other would flatter whichever runs second.
+ * HTTP client library (undici), whose JIT warm-up moves a round trip a lot over the first few
+ * thousand calls, and the box's load drifts, so measuring one after the other would flatter
+ * whichever runs second.
  */
 import type { Kiln } from "../runtime/client/index.js";
 import type { HttpEcho, Progress } from "./floors.js";

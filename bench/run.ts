@@ -2,7 +2,7 @@
  * `npm run bench`: starts an embedded agent (temp state dir, port 0, 8 cores of capacity), deploys
  * the fixtures and measures, each beside a floor or a baseline taken in the same run:
  *
- * 1. warm `.remote()` latency (p50 / p99)        vs an HTTP keep-alive echo with the same fetch
+ * 1. warm `.remote()` latency (p50 / p99)        vs an HTTP keep-alive echo, same client (undici)
  * 2. `.map()` throughput of 10,000 no-op inputs   vs a worker IPC echo (window of 1,000)
  * 3. cold start, zero containers to first result  vs fork() of a trivial script to its first message
  * 4. Redis (issue 7), on one redis-server started here (skipped, with a note, when none is

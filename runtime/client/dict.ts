@@ -24,7 +24,7 @@ import { InvalidError, PayloadTooLargeError } from "../errors.js";
 import type { DictEntriesResponse, DictInfo } from "../protocol.js";
 import { decode, encode, formatBytes } from "../serde.js";
 import { MAX_DICT_KEY_BYTES, MAX_DICT_UPDATE_ENTRIES, MAX_DICT_VALUE_BYTES } from "../spec/limits.js";
-import type { AgentHttp } from "./http.js";
+import type { AgentHttp, HttpMethod } from "./http.js";
 
 export interface DictPutOptions {
   /** Leave an existing entry as it is (`put` then returns false). */
@@ -64,7 +64,7 @@ export class Dict<K = unknown, V = unknown> {
     return `/v1/dicts/${encodeURIComponent(this.ref)}`;
   }
 
-  private async request<T>(method: string, op: string, body?: unknown, query?: Record<string, string | number>): Promise<T> {
+  private async request<T>(method: HttpMethod, op: string, body?: unknown, query?: Record<string, string | number>): Promise<T> {
     if (this.options.ensure) {
       this.ready ??= this.options.ensure().then(
         () => undefined,

@@ -21,7 +21,7 @@ import { MAX_WAIT_MS, type QueueInfo } from "../protocol.js";
 import { decode, encode } from "../serde.js";
 import { MAX_QUEUE_GET_MANY, MAX_QUEUE_ITEM_BYTES, MAX_QUEUE_MAX_PARTITION_ITEMS } from "../spec/limits.js";
 import { checkSize } from "./dict.js";
-import type { AgentHttp } from "./http.js";
+import type { AgentHttp, HttpMethod } from "./http.js";
 
 export interface QueuePartitionOptions {
   /** The partition; the default partition without one. */
@@ -64,7 +64,7 @@ export class Queue<T = unknown> {
     return `/v1/queues/${encodeURIComponent(this.ref)}`;
   }
 
-  private async request<R>(method: string, op: string, body?: unknown, query?: Record<string, string | number | boolean | undefined>): Promise<R> {
+  private async request<R>(method: HttpMethod, op: string, body?: unknown, query?: Record<string, string | number | boolean | undefined>): Promise<R> {
     if (this.options.ensure) {
       this.ready ??= this.options.ensure().then(
         () => undefined,
