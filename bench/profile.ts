@@ -14,7 +14,6 @@
  *   common flags: --warmup N (calls before measuring, default 300: the HTTP client's JIT needs thousands to settle),
  *   --experiment stub-router (Router.call answers at once: the HTTP layer alone),
  *   --experiment no-mark-running (skip OutcomeWriter.markRunning before the input is sent),
- *   --experiment no-await-unsubscribe (a call's response does not wait for the store's unsubscribe),
  *   --experiment auto-pipelining (with --redis: ioredis enableAutoPipelining on the store's command connection)
  *   node dist/bench/profile-summary.js /tmp/kiln-prof/<file>.cpuprofile
  *
@@ -139,6 +138,8 @@ const STORE_METHODS = [
   "enqueue",
   "claim",
   "complete",
+  "settle",
+  "apply",
   "release",
   "renew",
   "remove",
@@ -425,15 +426,6 @@ async function main(): Promise<void> {
       if (!cmd) throw new Error("--experiment auto-pipelining needs --redis");
       cmd.options.enableAutoPipelining = true;
     }
-    if (args.experiments.includes("no-await-unsubscribe")) {
-      // What if a call's response did not wait for UNSUBSCRIBE of its done channel (sent after)?
-      const storeHolder = agent.store as unknown as { subscribe: (channel: string, listener: (m: string) => void) => Promise<() => Promise<void>> };
-      const subscribe = storeHolder.subscribe.bind(agent.store);
-      storeHolder.subscribe = async (channel, listener) => {
-        const unsubscribe = await subscribe(channel, listener);
-        return async () => void unsubscribe().catch(() => undefined);
-      };
-    }
     for (const [name, meter] of storeOps) instrument(agent.store, name, meter, undefined, name);
     // The embedded store's append-only log (a private field): count its flushes (one writeSync each).
     const log = (agent.store as unknown as { log: { flush: () => void } | null }).log;
@@ -481,12 +473,11 @@ async function main(): Promise<void> {
       const samples: number[] = [];
       const segments = { "client -> Router.call": [] as number[], "Router.call -> WorkerProcess.run": [] as number[], "WorkerProcess.run (IPC + handler)": [] as number[], "run done -> Router.call returns": [] as number[], "Router.call returns -> client has result": [] as number[] };
       const storeSteps: Record<string, number[]> = {
-        "Router.call -> subscribe resolved": [],
-        "subscribe -> set + enqueue resolved": [],
+        "Router.call -> set + enqueue resolved": [],
         "enqueue -> claim resolved (wake + claim)": [],
         "claim -> WorkerProcess.run": [],
-        "run done -> publish resolved (result set + publish)": [],
-        "publish -> Router.call returns (message + unsubscribe)": [],
+        "run done -> settle resolved (ack + result + publish)": [],
+        "settle -> Router.call returns (hand-over or message)": [],
       };
       const started = performance.now();
       for (let i = 0; i < args.count; i++) {
@@ -500,12 +491,11 @@ async function main(): Promise<void> {
         segments["run done -> Router.call returns"].push(marks.routerOut - marks.runOut);
         segments["Router.call returns -> client has result"].push(t1 - marks.routerOut);
         const at = (name: string): number => storeDone.get(name) ?? Number.NaN;
-        storeSteps["Router.call -> subscribe resolved"]?.push(at("subscribe") - marks.routerIn);
-        storeSteps["subscribe -> set + enqueue resolved"]?.push(Math.max(at("enqueue"), at("set") > marks.runIn ? 0 : at("set")) - at("subscribe"));
+        storeSteps["Router.call -> set + enqueue resolved"]?.push(Math.max(at("enqueue"), at("set") > marks.runIn ? 0 : at("set")) - marks.routerIn);
         storeSteps["enqueue -> claim resolved (wake + claim)"]?.push(at("claim") - at("enqueue"));
         storeSteps["claim -> WorkerProcess.run"]?.push(marks.runIn - at("claim"));
-        storeSteps["run done -> publish resolved (result set + publish)"]?.push(at("publish") - marks.runOut);
-        storeSteps["publish -> Router.call returns (message + unsubscribe)"]?.push(marks.routerOut - at("publish"));
+        storeSteps["run done -> settle resolved (ack + result + publish)"]?.push(at("settle") - marks.runOut);
+        storeSteps["settle -> Router.call returns (hand-over or message)"]?.push(marks.routerOut - at("settle"));
       }
       wallMs = performance.now() - started;
       units = args.count;

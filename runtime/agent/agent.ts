@@ -18,6 +18,7 @@ import { HostCapacity } from "./capacity.js";
 import { channels } from "./inputs.js";
 import { LogBook } from "./logs.js";
 import { OutcomeWriter } from "./outcomes.js";
+import { Replies } from "./replies.js";
 import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
 import { buildServer } from "./server.js";
 import { KILN_VERSION } from "../version.js";
@@ -111,10 +112,12 @@ export class Agent {
       options.store ??
       (redisUrl ? await openStore({ kind: "redis", url: redisUrl }) : await openStore({ kind: "embedded", dir: join(stateDir, "store") }));
     const limits: RouterLimits = { ...DEFAULT_ROUTER_LIMITS, resultTtlMs: RESULT_TTL_MS, ...options.limits };
-    const outcomes = new OutcomeWriter(store, limits.resultTtlMs);
+    const id = `agent-${randomUUID().slice(0, 8)}`;
+    const replies = new Replies(store, id);
+    await replies.start();
+    const outcomes = new OutcomeWriter(store, limits.resultTtlMs, replies);
     const logs = new LogBook(stateDir, options.echoLogs ?? null);
     const capacity = new HostCapacity(options.cpu ?? availableParallelism());
-    const id = `agent-${randomUUID().slice(0, 8)}`;
     // Mounts and cgroups a killed predecessor on this state dir left behind.
     const leftovers = await reclaimStateDir(stateDir);
     await recordAgentId(stateDir, id);
@@ -148,7 +151,7 @@ export class Agent {
       ...options.maxima,
     };
     const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), maxima);
-    const router = new Router(store, apps, outcomes, limits);
+    const router = new Router(store, apps, outcomes, replies, limits);
     const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl);
     agent.enforcementNotice = notice;
     const appLookup = { spec: (app: string) => apps.get(app).spec };
@@ -174,6 +177,7 @@ export class Agent {
       address = await agent.server.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 7070 });
     } catch (error) {
       // Release what was opened (the embedded store locks its directory) before reporting.
+      await replies.stop();
       await sandboxes.close();
       await logs.close();
       if (!options.store) await store.close();
@@ -295,6 +299,7 @@ export class Agent {
       await this.apps.stopAll(options.graceMs ?? 0);
       for (const hook of this.stopHooks) hook();
       await this.unsubscribeCancel?.();
+      await this.router.stop();
       await this.store.delete(`${HOST_PREFIX}${this.id}`).catch(() => false);
       await this.server.close();
       await this.sandboxes.close();

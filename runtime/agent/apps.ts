@@ -262,8 +262,7 @@ export class AppRegistry {
       if (claims.length === 0) return;
       for (const claim of claims) {
         const input = JSON.parse(claim.payload) as InputEnvelope;
-        await this.outcomes.deliver(input, { ok: false, error });
-        await this.store.complete(claim);
+        await this.outcomes.settle(claim, input, { ok: false, error });
       }
     }
   }

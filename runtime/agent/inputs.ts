@@ -28,6 +28,13 @@ export interface InputEnvelope {
   idx?: number;
   /** The last platform failure, reported if platform retries run out. */
   lastPlatformError?: string;
+  /** The agent whose caller waits for the outcome (see replies.ts); absent when nobody waits. */
+  replyTo?: string;
+}
+
+/** A call's stored record: what `GET /v1/calls/:id` shows, plus where a waiting caller listens. */
+export interface StoredCall extends CallInfo {
+  replyTo?: string;
 }
 
 export const keys = {
@@ -61,6 +68,8 @@ export const keys = {
 
 export const channels = {
   done: (id: string) => `done:${id}`,
+  /** Outcomes for the `.remote()` callers waiting on one agent (replies.ts). */
+  reply: (agentId: string) => `reply:${agentId}`,
   cancel: "cancel",
   apps: "apps",
 } as const;
@@ -72,17 +81,22 @@ export interface StoredResult {
 
 export type { Outcome, StreamItem };
 
-/** A new call's record and the input that carries it: one shape for the router and the scheduler. */
+/**
+ * A new call's record and the input that carries it: one shape for the router and the scheduler.
+ * `replyTo`: the agent whose caller waits for the outcome, if one does.
+ */
 export function newCall(
   id: string,
   kind: Exclude<InputKind, "map">,
   app: string,
   fn: string,
   args: string,
-): { call: CallInfo; input: InputEnvelope } {
+  replyTo?: string,
+): { call: StoredCall; input: InputEnvelope } {
   const now = Date.now();
+  const reply = replyTo === undefined ? {} : { replyTo };
   return {
-    call: { id, app, function: fn, kind, status: "pending", createdAt: new Date(now).toISOString(), attempts: 0 },
-    input: { id, kind, app, fn, args, attempt: 0, platformAttempt: 0, createdAt: now },
+    call: { id, app, function: fn, kind, status: "pending", createdAt: new Date(now).toISOString(), attempts: 0, ...reply },
+    input: { id, kind, app, fn, args, attempt: 0, platformAttempt: 0, createdAt: now, ...reply },
   };
 }

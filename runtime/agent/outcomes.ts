@@ -1,22 +1,41 @@
 /**
- * Writes an input's outcome where its caller looks for it, before the input is acknowledged:
- * a result key for calls (kept `resultTtlMs`), the map's output list for map inputs, the stream
- * list for generators. Then announces it on the call's channel.
+ * Writes an input's outcome where its caller looks for it: a result key for calls (kept
+ * `resultTtlMs`, and the call's record expires with it), the map's output list for map inputs,
+ * the stream list for generators; then announces it on the call's channel and, for a waiting
+ * `.remote()`, on its caller's agent's reply channel (replies.ts).
  *
- * Results are written first-writer-wins (`ifAbsent`), so an input delivered twice (a lease that
- * lapsed) never shows its caller two different results.
+ * An input run from a claim is settled in one store step with its ack (`Store.settle`): fenced,
+ * so an agent whose lease lapsed (paused, partitioned) writes nothing, and first-writer-wins
+ * (`guard`), so an outcome stored by someone else first (a cancel) stands.
  */
 import type { CallInfo, MapOutput, Outcome, StreamItem } from "../protocol.js";
-import type { Store } from "../store/store.js";
-import { channels, keys, type InputEnvelope, type StoredResult } from "./inputs.js";
+import type { ClaimRef, Effects, SettleResult, Store } from "../store/store.js";
+import { channels, keys, type InputEnvelope, type StoredCall, type StoredResult } from "./inputs.js";
+import { Replies } from "./replies.js";
 
 /** Map outputs and stream items nobody reads expire this long after the last write. */
 export const LIST_TTL_MS = 60 * 60 * 1000;
 
+/** Settles sent to the store in one round trip, at most. */
+const SETTLE_BATCH_MAX = 256;
+
+interface PendingSettle {
+  claim: ClaimRef;
+  input: InputEnvelope;
+  outcome: Outcome;
+  effects: Effects;
+  resolve(result: SettleResult): void;
+  reject(error: unknown): void;
+}
+
 export class OutcomeWriter {
+  private readonly settling: PendingSettle[] = [];
+  private flushing = false;
+
   constructor(
     private readonly store: Store,
     private readonly resultTtlMs: number,
+    private readonly replies: Replies,
   ) {}
 
   /**
@@ -26,12 +45,11 @@ export class OutcomeWriter {
    */
   async markRunning(input: InputEnvelope): Promise<void> {
     if (input.kind === "map" || input.kind === "call") return;
-    await this.updateCall(input.id, (call) => ({
-      ...call,
-      status: "running",
-      startedAt: call.startedAt ?? new Date().toISOString(),
-      attempts: call.attempts + 1,
-    }));
+    const raw = await this.store.get(keys.call(input.id));
+    if (raw === null) return;
+    const call = JSON.parse(raw) as StoredCall;
+    const next: StoredCall = { ...call, status: "running", startedAt: call.startedAt ?? new Date().toISOString(), attempts: call.attempts + 1 };
+    await this.store.set(keys.call(input.id), JSON.stringify(next));
   }
 
   async streamItem(input: InputEnvelope, value: string): Promise<void> {
@@ -41,42 +59,85 @@ export class OutcomeWriter {
     await this.store.publish(channels.done(input.id), "item");
   }
 
-  /** Store the outcome for the caller. Returns false when another delivery already did. */
-  async deliver(input: InputEnvelope, outcome: Outcome): Promise<boolean> {
-    if (input.kind === "map") {
-      const output: MapOutput = { idx: input.idx ?? 0, ...outcome };
-      await this.store.listPush(keys.mapOutputs(input.mapId ?? ""), [JSON.stringify(output)], { ttlMs: LIST_TTL_MS });
-      await this.store.incr(keys.mapInFlight(input.mapId ?? ""), -1, { min: 0 });
-      await this.store.publish(channels.done(`map:${input.mapId}`), "out");
-      return true;
-    }
-    const stored: StoredResult = { outcome, finishedAt: Date.now() };
-    const first = await this.store.set(keys.result(input.id), JSON.stringify(stored), {
-      ttlMs: this.resultTtlMs,
-      ifAbsent: true,
+  /**
+   * Settle a claimed input: ack, store and announce its outcome in one step (nothing when stale).
+   * The first settle goes to the store at once; those that come while it is in flight go
+   * together in the next (one round trip for many map outputs, no wait for a lone call).
+   */
+  settle(claim: ClaimRef, input: InputEnvelope, outcome: Outcome): Promise<SettleResult> {
+    return new Promise<SettleResult>((resolve, reject) => {
+      this.settling.push({ claim, input, outcome, effects: this.effects(input, outcome), resolve, reject });
+      if (!this.flushing) void this.flush();
     });
-    if (!first) return false;
-    if (input.kind === "stream") {
-      const end: StreamItem = outcome.ok ? { t: "end" } : { t: "err", error: outcome.error };
-      await this.store.listPush(keys.stream(input.id), [JSON.stringify(end)], { ttlMs: LIST_TTL_MS });
-    }
-    if (input.kind !== "call") {
-      const status = statusOf(outcome);
-      await this.updateCall(input.id, (call) => ({ ...call, status, finishedAt: new Date().toISOString() }), this.resultTtlMs);
-    }
-    // The message carries the stored result, so a waiting request needs no read-back.
-    await this.store.publish(channels.done(input.id), JSON.stringify(stored));
-    return true;
   }
 
-  private async updateCall(id: string, change: (call: CallInfo) => CallInfo, ttlMs?: number): Promise<void> {
-    const raw = await this.store.get(keys.call(id));
-    if (raw === null) return;
-    const next = change(JSON.parse(raw) as CallInfo);
-    await this.store.set(keys.call(id), JSON.stringify(next), ttlMs === undefined ? {} : { ttlMs });
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.settling.length > 0) {
+        const batch = this.settling.splice(0, SETTLE_BATCH_MAX);
+        try {
+          const results = await this.store.settleMany(batch.map(({ claim, effects }) => ({ claim, effects })));
+          batch.forEach((entry, i) => {
+            const result = results[i] ?? "stale";
+            if (result === "applied") this.handOver(entry.input, entry.outcome);
+            entry.resolve(result);
+          });
+        } catch (error) {
+          for (const entry of batch) entry.reject(error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Store and announce an outcome with no claim (a cancelled pending input, a refused run). False when one was stored first. */
+  async deliver(input: InputEnvelope, outcome: Outcome): Promise<boolean> {
+    const applied = await this.store.apply(this.effects(input, outcome));
+    if (applied) this.handOver(input, outcome);
+    return applied;
+  }
+
+  /** The writes that store and announce `outcome` (see Effects in store.ts). */
+  private effects(input: InputEnvelope, outcome: Outcome): Effects {
+    if (input.kind === "map") {
+      const mapId = input.mapId ?? "";
+      const output: MapOutput = { idx: input.idx ?? 0, ...outcome };
+      return {
+        push: [{ key: keys.mapOutputs(mapId), values: [JSON.stringify(output)], ttlMs: LIST_TTL_MS }],
+        incr: [{ key: keys.mapInFlight(mapId), by: -1, min: 0 }],
+        publish: [{ channel: channels.done(`map:${mapId}`), message: "out" }],
+      };
+    }
+    const stored: StoredResult = { outcome, finishedAt: Date.now() };
+    const text = JSON.stringify(stored);
+    const publish = [{ channel: channels.done(input.id), message: text }];
+    if (input.replyTo !== undefined && input.replyTo !== this.replies.agentId) {
+      publish.push({ channel: channels.reply(input.replyTo), message: Replies.message(input.id, stored) });
+    }
+    const end: StreamItem = outcome.ok ? { t: "end" } : { t: "err", error: outcome.error };
+    return {
+      guard: { key: keys.result(input.id), value: text, ttlMs: this.resultTtlMs },
+      // The record keeps its last status; getCall and status read the final one from the result.
+      expire: [{ key: keys.call(input.id), ttlMs: this.resultTtlMs }],
+      ...(input.kind === "stream" ? { push: [{ key: keys.stream(input.id), values: [JSON.stringify(end)], ttlMs: LIST_TTL_MS }] } : {}),
+      publish,
+    };
+  }
+
+  /** A caller waiting on this agent gets the outcome in process (nothing was published for it). */
+  private handOver(input: InputEnvelope, outcome: Outcome): void {
+    if (input.replyTo === this.replies.agentId) this.replies.resolve(input.id, outcome);
   }
 }
 
 export function statusOf(outcome: Outcome): "succeeded" | "failed" | "cancelled" {
   return outcome.ok ? "succeeded" : outcome.error.code === "CANCELLED" ? "cancelled" : "failed";
+}
+
+/** A call's status as callers see it: the record's, or the stored result's once there is one. */
+export function callStatus(call: CallInfo, result: StoredResult | null): CallInfo {
+  if (result === null || (call.status !== "pending" && call.status !== "running")) return call;
+  return { ...call, status: statusOf(result.outcome), finishedAt: new Date(result.finishedAt).toISOString() };
 }

@@ -600,10 +600,11 @@ export class FunctionPool {
 
   private async finish(claim: Claim, input: InputEnvelope, outcome: Outcome): Promise<void> {
     try {
-      await this.ctx.outcomes.deliver(input, outcome);
-      const held = await this.ctx.store.complete(claim);
+      const settled = await this.ctx.outcomes.settle(claim, input, outcome);
       const cancelled = !outcome.ok && outcome.error.code === "CANCELLED";
-      if (!held && !cancelled) this.system(`input ${input.id} finished after its lease lapsed; the first stored result stands`);
+      if (settled === "stale" && !cancelled) {
+        this.system(`input ${input.id} finished after its claim was taken (lease lapsed, or cancelled); its result was dropped`);
+      }
     } catch (error) {
       this.system(`could not store the outcome of ${input.id}: ${(error as Error).message}; it will be retried`);
       await this.ctx.store.release(claim, { front: true }).catch(() => false);

@@ -23,8 +23,9 @@ import { checkPayloadSize } from "../serde.js";
 import { MAX_MAP_INFLIGHT, MAX_PENDING_INPUTS, MAX_SPAWN_PENDING_INPUTS, MAX_TOTAL_INPUTS } from "../spec/index.js";
 import type { Store } from "../store/store.js";
 import type { AppRegistry } from "./apps.js";
-import { channels, keys, newCall, type InputEnvelope, type InputKind, type StoredResult } from "./inputs.js";
-import { statusOf, type OutcomeWriter } from "./outcomes.js";
+import { channels, keys, newCall, type InputEnvelope, type InputKind, type StoredCall, type StoredResult } from "./inputs.js";
+import { callStatus, statusOf, type OutcomeWriter } from "./outcomes.js";
+import type { Replies } from "./replies.js";
 
 interface MapRecord {
   id: string;
@@ -53,8 +54,14 @@ export class Router {
     private readonly store: Store,
     private readonly apps: AppRegistry,
     private readonly outcomes: OutcomeWriter,
+    private readonly replies: Replies,
     private readonly limits: RouterLimits,
   ) {}
+
+  /** Stop listening for outcomes (agent shutdown). */
+  async stop(): Promise<void> {
+    await this.replies.stop();
+  }
 
   // ---- calls ----------------------------------------------------------------------------------
 
@@ -62,24 +69,23 @@ export class Router {
     this.apps.function(app, fn);
     checkPayloadSize(body.args, "the arguments");
     const kind: InputKind = body.mode === "stream" ? "stream" : body.spawn ? "spawn" : "call";
-    const { call, input } = newCall(`fc-${randomUUID()}`, kind, app, fn, body.args);
-    const id = call.id;
     const waiting = body.waitMs > 0 && kind !== "stream";
-    // Subscribed before the input exists: its outcome cannot be announced unheard.
-    const announced = waiting ? await this.listen(id) : null;
+    const { call, input } = newCall(`fc-${randomUUID()}`, kind, app, fn, body.args, waiting ? this.replies.agentId : undefined);
+    const id = call.id;
+    // Listening before the input exists: its outcome cannot arrive unheard.
+    const expecting = waiting ? this.replies.expect(id) : null;
     try {
-      await Promise.all([this.store.set(keys.call(id), JSON.stringify(call)), this.enqueue(input)]);
-    } catch (error) {
-      await announced?.stop();
-      await this.store.delete(keys.call(id));
-      throw error;
-    }
-    if (!announced) return { callId: id };
-    try {
-      const outcome = (await announced.wait(body.waitMs)) ?? (await this.readResult(id))?.outcome;
+      try {
+        await Promise.all([this.store.set(keys.call(id), JSON.stringify(call)), this.enqueue(input)]);
+      } catch (error) {
+        await this.store.delete(keys.call(id));
+        throw error;
+      }
+      if (!expecting) return { callId: id };
+      const outcome = (await expecting.wait(body.waitMs)) ?? (await this.readResult(id))?.outcome;
       return outcome ? { callId: id, outcome } : { callId: id };
     } finally {
-      await announced.stop();
+      expecting?.stop();
     }
   }
 
@@ -111,13 +117,9 @@ export class Router {
     if (raw === null || raw === undefined) {
       throw new NotFoundError(`function call ${id} does not exist (or its result expired after the retention period)`);
     }
-    const call = JSON.parse(raw) as CallInfo;
-    if (result && (call.status === "pending" || call.status === "running")) {
-      // `.remote()` calls do not rewrite their record when they finish: the result says how it ended.
-      const stored = JSON.parse(result) as StoredResult;
-      return { ...call, status: statusOf(stored.outcome), finishedAt: new Date(stored.finishedAt).toISOString() };
-    }
-    return call;
+    // The record keeps its last status (a finished input does not rewrite it): the result says how it ended.
+    const { replyTo: _, ...call } = JSON.parse(raw) as StoredCall;
+    return callStatus(call, result ? (JSON.parse(result) as StoredResult) : null);
   }
 
   /** The call's outcome, waiting up to `waitMs` for it. */
@@ -138,27 +140,31 @@ export class Router {
     }
   }
 
-  /** Cancel a call: a pending input is removed, a running one's worker is killed. */
+  /**
+   * Cancel a call: its input is removed from the queue and the cancellation stored as its outcome
+   * (first writer wins: a call that finished just before keeps its result); a running input's
+   * worker is killed, and its late result is dropped (its claim is gone).
+   */
   async cancel(id: string, killRunning: (inputId: string) => Promise<void>): Promise<CallInfo> {
+    const raw = await this.store.get(keys.call(id));
     const call = await this.getCall(id);
     if (call.status === "succeeded" || call.status === "failed" || call.status === "cancelled") return call;
     const queue = call.kind === "spawn" ? keys.spawnQueue(call.app, call.function) : keys.queue(call.app, call.function);
     const where = await this.store.remove(queue, id);
-    if (where === "pending" || where === null) {
-      const input: InputEnvelope = {
-        id,
-        kind: call.kind,
-        app: call.app,
-        fn: call.function,
-        args: "",
-        attempt: 0,
-        platformAttempt: 0,
-        createdAt: Date.parse(call.createdAt),
-      };
-      await this.outcomes.deliver(input, { ok: false, error: toWire(new CancelledError(`call ${id} was cancelled`)) });
-    } else {
-      await killRunning(id);
-    }
+    const replyTo = raw === null ? undefined : (JSON.parse(raw) as StoredCall).replyTo;
+    const input: InputEnvelope = {
+      id,
+      kind: call.kind,
+      app: call.app,
+      fn: call.function,
+      args: "",
+      attempt: 0,
+      platformAttempt: 0,
+      createdAt: Date.parse(call.createdAt),
+      ...(replyTo === undefined ? {} : { replyTo }),
+    };
+    await this.outcomes.deliver(input, { ok: false, error: toWire(new CancelledError(`call ${id} was cancelled`)) });
+    if (where === "claimed") await killRunning(id);
     return this.getCall(id);
   }
 
@@ -191,12 +197,20 @@ export class Router {
     const map = await this.getMap(mapId);
     this.apps.function(map.app, map.fn);
     const n = body.items.length;
-    // Room in this map's in-flight window, taken for the whole batch or item by item.
+    // Room in this map's in-flight window: the whole batch, or what is left of the window (a few
+    // tries: outputs free room meanwhile, and the caller sends the rest later anyway).
+    const inFlight = keys.mapInFlight(mapId);
+    const max = this.limits.maxMapInFlight;
     let room = n;
-    if ((await this.store.incr(keys.mapInFlight(mapId), n, { max: this.limits.maxMapInFlight })) === null) {
+    if ((await this.store.incr(inFlight, n, { max })) === null) {
       room = 0;
-      while (room < n && (await this.store.incr(keys.mapInFlight(mapId), 1, { max: this.limits.maxMapInFlight })) !== null) {
-        room += 1;
+      for (let tries = 0; tries < 5; tries++) {
+        const want = Math.min(n, max - Number((await this.store.get(inFlight)) ?? 0));
+        if (want <= 0) break;
+        if ((await this.store.incr(inFlight, want, { max })) !== null) {
+          room = want;
+          break;
+        }
       }
     }
     let accepted = 0;
@@ -204,20 +218,15 @@ export class Router {
     try {
       const items = body.items.slice(0, room);
       for (const item of items) checkPayloadSize(item.args, `the arguments of input ${item.idx}`);
-      // All at once, so the store writes them in one flush; then keep what was accepted a prefix.
+      // One store step for the whole batch; what it accepts is a prefix.
       const createdAt = Date.now();
-      const results = await Promise.allSettled(
-        items.map((item) =>
-          this.enqueue({ id: `${mapId}.${item.idx}`, kind: "map", app: map.app, fn: map.fn, args: item.args, attempt: 0, platformAttempt: 0, createdAt, mapId, idx: item.idx }),
-        ),
-      );
-      const firstRefused = results.findIndex((r) => r.status === "rejected");
-      accepted = firstRefused === -1 ? items.length : firstRefused;
-      if (firstRefused !== -1) {
-        refused = toWire((results[firstRefused] as PromiseRejectedResult).reason);
-        const queue = keys.queue(map.app, map.fn);
-        await Promise.all(items.slice(accepted).map((item, i) => (results[accepted + i]?.status === "fulfilled" ? this.store.remove(queue, `${mapId}.${item.idx}`) : null)));
-      }
+      const work = items.map((item) => {
+        const input: InputEnvelope = { id: `${mapId}.${item.idx}`, kind: "map", app: map.app, fn: map.fn, args: item.args, attempt: 0, platformAttempt: 0, createdAt, mapId, idx: item.idx };
+        return { id: input.id, payload: JSON.stringify(input) };
+      });
+      const result = await this.store.enqueueMany(keys.queue(map.app, map.fn), work, { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal });
+      accepted = result.accepted;
+      if (result.refused) refused = toWire(this.refusal(map.app, map.fn, false, result.refused));
       if (!refused && room < n) {
         refused = toWire(
           new ResourceExhaustedError(
@@ -229,7 +238,7 @@ export class Router {
     } catch (error) {
       refused = toWire(error);
     }
-    if (accepted < n) await this.store.incr(keys.mapInFlight(mapId), -(room - accepted), { min: 0 });
+    if (accepted < room) await this.store.incr(inFlight, -(room - accepted), { min: 0 });
     return refused ? { accepted, refused } : { accepted };
   }
 
@@ -268,19 +277,23 @@ export class Router {
       { id: input.id, payload: JSON.stringify(input) },
       spawn ? { maxPending: this.limits.maxSpawnPending } : { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal },
     );
-    if (result.ok) return;
-    const what = `${input.app}.${input.fn}`;
-    if (result.reason === "pending") {
+    if (!result.ok) throw this.refusal(input.app, input.fn, spawn, result);
+  }
+
+  /** The error for an input a queue's cap refused. */
+  private refusal(app: string, fn: string, spawn: boolean, refused: { reason: "pending" | "total"; count: number }): ResourceExhaustedError {
+    const what = `${app}.${fn}`;
+    if (refused.reason === "pending") {
       const limit = spawn ? this.limits.maxSpawnPending : this.limits.maxPending;
-      throw new ResourceExhaustedError(
-        `${what} already has ${result.count} pending ${spawn ? "spawned " : ""}inputs, the limit of ${limit}; ` +
+      return new ResourceExhaustedError(
+        `${what} already has ${refused.count} pending ${spawn ? "spawned " : ""}inputs, the limit of ${limit}; ` +
           "wait for some to finish (or raise maxContainers so they drain faster) and retry",
-        { details: { limit, count: result.count, kind: "pending" } },
+        { details: { limit, count: refused.count, kind: "pending" } },
       );
     }
-    throw new ResourceExhaustedError(
-      `${what} already has ${result.count} inputs pending or running, the limit of ${this.limits.maxTotal}; retry later`,
-      { details: { limit: this.limits.maxTotal, count: result.count, kind: "total" } },
+    return new ResourceExhaustedError(
+      `${what} already has ${refused.count} inputs pending or running, the limit of ${this.limits.maxTotal}; retry later`,
+      { details: { limit: this.limits.maxTotal, count: refused.count, kind: "total" } },
     );
   }
 }

@@ -38,7 +38,7 @@ import { encode } from "../serde.js";
 import { MAX_SPAWN_PENDING_INPUTS, periodSeconds, type CompiledAppSpec, type CompiledScheduleSpec } from "../spec/index.js";
 import type { Store } from "../store/store.js";
 import { keys, newCall, type StoredResult } from "./inputs.js";
-import type { OutcomeWriter } from "./outcomes.js";
+import { callStatus, type OutcomeWriter } from "./outcomes.js";
 
 export const SCHEDULER_LOCK = "scheduler";
 /** Runs kept in a schedule's state for status. */
@@ -365,7 +365,7 @@ export class Scheduler {
             callId: run.callId,
             tickAt: new Date(run.tickAt).toISOString(),
             firedAt: new Date(run.firedAt).toISOString(),
-            status: call?.status ?? "expired",
+            status: call === null ? "expired" : callStatus(call, result).status,
             ...(result && !result.outcome.ok ? { error: result.outcome.error.message } : {}),
             ...(run.catchUp ? { catchUp: true } : {}),
           };

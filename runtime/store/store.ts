@@ -13,11 +13,12 @@
  * namespace them (`app:`, `call:`, `q:` ...).
  *
  * Deliberately not promised:
- * - No transactions across calls. Each call is atomic on its own; cross-key invariants are kept by
- *   the caller (an input is completed before its result is announced, not atomically with it).
+ * - No general transactions. Each call is atomic on its own; `complete` and `apply` take a fixed
+ *   set of writes ({@link Effects}) so an input's ack, its result and its announcement happen in
+ *   one step (`settle`). Other cross-key invariants are kept by the caller.
  * - Work queues are at-least-once: a claim whose lease lapses goes back to pending and may be
- *   delivered again. Fencing (`fence`) lets the holder of a newer claim win; results written by a
- *   stale claimer must be rejected by checking `complete()`'s return value.
+ *   delivered again. Fencing (`fence`) lets the holder of a newer claim win; results written
+ *   through `settle(claim, effects)` by a stale claimer are dropped.
  * - Notifications are best effort and not durable: a subscriber that was not subscribed when a
  *   message was published misses it. Waiters must re-read state after subscribing.
  * - FIFO order holds per queue for items that are never released; a released item goes to the
@@ -76,6 +77,12 @@ export interface EnqueueOptions {
 
 export type EnqueueResult = { ok: true } | { ok: false; reason: "pending" | "total"; count: number };
 
+/** `accepted`: how many of the items, from the first, are queued (or were already); `refused`: why the next one was not. */
+export interface EnqueueManyResult {
+  accepted: number;
+  refused?: { reason: "pending" | "total"; count: number };
+}
+
 export interface WorkItem {
   /** Unique within the queue; enqueueing an id already present (pending or claimed) is a no-op. */
   id: string;
@@ -117,6 +124,27 @@ export interface ReleaseOptions {
   /** Replace the payload (e.g. with an incremented attempt counter). */
   payload?: string;
 }
+
+/**
+ * Writes applied together, atomically, in this order: `guard`, `push`, `incr`, `expire`, then
+ * `publish` once they are stored. `settle(claim, effects)` applies them only when the claim is
+ * still held, so a result written this way is fenced; `apply(effects)` applies them with no claim.
+ * This is how an input's outcome is stored and announced in one store round trip.
+ */
+export interface Effects {
+  /** Set only when absent; when the key exists (someone settled first), nothing else is applied. */
+  guard?: { key: string; value: string; ttlMs?: number };
+  /** Append to lists (the list expires `ttlMs` after this push when given, as in `listPush`). */
+  push?: readonly { key: string; values: readonly string[]; ttlMs?: number }[];
+  /** Move counters as `incr` does (the key keeps its TTL); a step that would go below `min` is skipped. */
+  incr?: readonly { key: string; by: number; min?: number }[];
+  /** Give existing keys (or lists) a TTL; a missing key is left missing. */
+  expire?: readonly { key: string; ttlMs: number }[];
+  /** Messages published after the writes, when they were applied. */
+  publish?: readonly { channel: string; message: string }[];
+}
+
+export type SettleResult = "applied" | "guarded" | "stale";
 
 export interface QueueStats {
   pending: number;
@@ -203,6 +231,11 @@ export interface Store {
   // ---- work queues with leases ------------------------------------------------------------
   enqueue(queue: string, item: WorkItem, options?: EnqueueOptions): Promise<EnqueueResult>;
   /**
+   * Enqueue `items` in order in one atomic step, each as `enqueue` would; the first one refused
+   * (a cap) stops it, and nothing after it is queued.
+   */
+  enqueueMany(queue: string, items: readonly WorkItem[], options?: EnqueueOptions): Promise<EnqueueManyResult>;
+  /**
    * Move up to `max` items from pending to claimed, atomically, each with a lease of `leaseMs`.
    * `queues` are tried in order (the first non-empty wins). Blocks up to `waitMs` for the first.
    */
@@ -211,6 +244,14 @@ export interface Store {
   renew(claims: readonly ClaimRef[], leaseMs: number): Promise<boolean[]>;
   /** Finish a claim (ack). False when the claim is stale: the item was re-delivered or removed. */
   complete(claim: ClaimRef): Promise<boolean>;
+  /**
+   * Finish a claim and apply `effects` in the same atomic step: "applied"; "guarded" when the
+   * claim was finished but the effects' guard found its key (nothing else written); "stale" when
+   * the claim is no longer held (nothing finished, written or published).
+   */
+  settle(claim: ClaimRef, effects: Effects): Promise<SettleResult>;
+  /** `settle` for each entry, in order, in one round trip (each entry atomic on its own). */
+  settleMany(entries: readonly { claim: ClaimRef; effects: Effects }[]): Promise<SettleResult[]>;
   /** Give a claimed item back to pending. False when the claim is stale. */
   release(claim: ClaimRef, options?: ReleaseOptions): Promise<boolean>;
   /** Remove an item whether pending or claimed (cancel). Returns where it was. */
@@ -253,6 +294,10 @@ export interface Store {
   partitionClear(group: string, partition: string): Promise<number>;
   /** Drop every partition of the group; returns how many values they held. */
   partitionDrop(group: string): Promise<number>;
+
+  // ---- several writes at once -------------------------------------------------------------
+  /** Apply `effects` atomically. False when `guard` found its key (nothing else was applied). */
+  apply(effects: Effects): Promise<boolean>;
 
   // ---- locks with fencing -----------------------------------------------------------------
   /** Take or re-take (same owner) a lock for `ttlMs`. Returns a fencing token, or null if held by another. */

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { OutcomeWriter } from "../../runtime/agent/outcomes.js";
+import { Replies } from "../../runtime/agent/replies.js";
 import { Scheduler, dueTicks, tickCallId, type SchedulerOptions } from "../../runtime/agent/scheduler.js";
 import { keys, type InputEnvelope } from "../../runtime/agent/inputs.js";
 import type { CallInfo } from "../../runtime/protocol.js";
@@ -84,7 +85,7 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
   function scheduler(options: Partial<SchedulerOptions> = {}): Scheduler {
     const s = new Scheduler({
       store,
-      outcomes: new OutcomeWriter(store, DAY),
+      outcomes: new OutcomeWriter(store, DAY, new Replies(store, `agent-${schedulers.length}`)),
       owner: `agent-${schedulers.length}`,
       clock,
       onError: (error) => {

@@ -249,6 +249,33 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxTotal: 3 })).toEqual({ ok: true });
       });
 
+      it("enqueueMany queues in order and stops at the first item a cap refuses", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "b", payload: "old" });
+        const items = ["a", "b", "c", "d", "e"].map((id) => ({ id, payload: id }));
+        // "b" is already there: accepted, unchanged; the cap of 3 pending refuses "d" and stops there.
+        expect(await store.enqueueMany(q, items, { maxPending: 3 })).toEqual({ accepted: 3, refused: { reason: "pending", count: 3 } });
+        const claims = await store.claim([q], { ...lease, max: 10 });
+        expect(claims.map((c) => [c.id, c.payload])).toEqual([["b", "old"], ["a", "a"], ["c", "c"]]);
+        expect(await store.enqueueMany(q, [{ id: "f", payload: "" }], { maxTotal: 3 })).toEqual({ accepted: 0, refused: { reason: "total", count: 3 } });
+        expect(await store.enqueueMany(q, [])).toEqual({ accepted: 0 });
+        expect(await store.enqueueMany(q, [{ id: "g", payload: "" }, { id: "h", payload: "" }])).toEqual({ accepted: 2 });
+        expect(await store.stats(q)).toEqual({ pending: 2, claimed: 3, delayed: 0 });
+      });
+
+      it("enqueueMany hands items to a blocked claimer, and delayMs delays them all", async () => {
+        const q = `${ns}q`;
+        const waiting = store.claim([q], { ...lease, max: 2, waitMs: 10_000 });
+        await sleep(30);
+        expect(await store.enqueueMany(q, ["a", "b", "c"].map((id) => ({ id, payload: id })))).toEqual({ accepted: 3 });
+        expect((await waiting).map((c) => c.id)).toEqual(["a", "b"]);
+        expect(await store.enqueueMany(q, [{ id: "d", payload: "" }, { id: "e", payload: "" }], { delayMs: 100 })).toEqual({ accepted: 2 });
+        expect(await store.stats(q)).toEqual({ pending: 3, claimed: 2, delayed: 2 });
+        let later: Claim[] = [];
+        await eventually(async () => (later = [...later, ...(await store.claim([q], { ...lease, max: 10 }))]).length === 3, 3000, "the delayed items");
+        expect(later.map((c) => c.id)).toEqual(["c", "d", "e"]);
+      });
+
       it("caps hold under concurrent enqueues", async () => {
         const q = `${ns}q`;
         const results = await Promise.all(
@@ -291,6 +318,34 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const got = await Promise.all(waiters);
         expect(got.map((claims) => claims.length)).toEqual([1, 1, 1]);
         expect(new Set(got.flat().map((c) => c.id)).size).toBe(3);
+      });
+
+      it("an enqueue refused at maxTotal leaves a blocked claimer waiting; the next accepted one reaches it", async () => {
+        const q = `${ns}q`;
+        await store.enqueue(q, { id: "held", payload: "" });
+        const [held] = await store.claim([q], lease);
+        const waiting = store.claim([q], { ...lease, waitMs: 10_000 });
+        await sleep(30);
+        expect(await store.enqueue(q, { id: "refused", payload: "" }, { maxTotal: 1 })).toEqual({ ok: false, reason: "total", count: 1 });
+        await sleep(30);
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
+        expect(await store.complete(ref(held!))).toBe(true);
+        expect(await store.enqueue(q, { id: "accepted", payload: "p" }, { maxTotal: 1 })).toEqual({ ok: true });
+        expect((await waiting).map((c) => [c.id, c.payload, c.deliveries])).toEqual([["accepted", "p", 0]]);
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
+      });
+
+      it("an item enqueued while a claimer waits is claimed once, with the queue's FIFO order kept", async () => {
+        const q = `${ns}q`;
+        const waiting = store.claim([q], { ...lease, max: 10, waitMs: 10_000 });
+        await sleep(30);
+        await Promise.all(["a", "b", "c"].map((id) => store.enqueue(q, { id, payload: id })));
+        const first = await waiting;
+        expect(first.length).toBeGreaterThan(0);
+        const rest = await store.claim([q], { ...lease, max: 10 });
+        const ids = [...first, ...rest].map((c) => c.id);
+        expect(ids).toEqual(["a", "b", "c"]);
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 3, delayed: 0 });
       });
 
       it("a blocking claim is woken when a delay ends", async () => {
@@ -917,6 +972,135 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.partitionStats(g)).toEqual({ partitions: 0, items: 0 });
         expect(await store.partitionLength(`${ns}other`, "a")).toBe(1);
         expect(await store.partitionDrop(g)).toBe(0);
+      });
+    });
+
+    describe("effects (settle, apply)", () => {
+      it("settle completes, applies every write and publishes after, in one step", async () => {
+        const q = `${ns}q`;
+        const heard: string[] = [];
+        await store.subscribe(`${ns}done`, (m) => heard.push(m));
+        await store.set(`${ns}record`, "r");
+        await store.incr(`${ns}count`, 5);
+        await store.enqueue(q, { id: "x", payload: "p" });
+        const [claim] = await store.claim([q], lease);
+        const settled = await store.settle(ref(claim!), {
+          guard: { key: `${ns}result`, value: "42", ttlMs: 60_000 },
+          push: [{ key: `${ns}out`, values: ["a", "b"], ttlMs: 60_000 }],
+          incr: [{ key: `${ns}count`, by: -1, min: 0 }],
+          expire: [{ key: `${ns}record`, ttlMs: 60_000 }, { key: `${ns}missing`, ttlMs: 60_000 }],
+          publish: [{ channel: `${ns}done`, message: "finished" }],
+        });
+        expect(settled).toBe("applied");
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+        expect(await store.get(`${ns}result`)).toBe("42");
+        expect(await store.listPop(`${ns}out`, { max: 10 })).toEqual(["a", "b"]);
+        expect(await store.get(`${ns}count`)).toBe("4");
+        const ttl = await store.ttl(`${ns}record`);
+        expect(ttl).not.toBeNull();
+        expect(ttl!).toBeGreaterThan(50_000);
+        expect(await store.get(`${ns}missing`)).toBeNull();
+        await eventually(() => heard.length === 1, 3000, "the announcement");
+        expect(heard).toEqual(["finished"]);
+      });
+
+      it("a stale claim writes and publishes nothing", async () => {
+        const q = `${ns}q`;
+        const heard: string[] = [];
+        await store.subscribe(`${ns}done`, (m) => heard.push(m));
+        await store.enqueue(q, { id: "x", payload: "p" });
+        const [first] = await store.claim([q], { owner: "a", leaseMs: 100 });
+        let second: Claim[] = [];
+        await eventually(async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000, "redelivery");
+        const late = await store.settle(ref(first!), {
+          guard: { key: `${ns}result`, value: "late" },
+          push: [{ key: `${ns}out`, values: ["late"] }],
+          publish: [{ channel: `${ns}done`, message: "late" }],
+        });
+        expect(late).toBe("stale");
+        expect(await store.get(`${ns}result`)).toBeNull();
+        expect(await store.listLength(`${ns}out`)).toBe(0);
+        expect(await store.settle(ref(second[0]!), { guard: { key: `${ns}result`, value: "fresh" }, publish: [{ channel: `${ns}done`, message: "fresh" }] })).toBe("applied");
+        expect(await store.get(`${ns}result`)).toBe("fresh");
+        await eventually(() => heard.length >= 1, 3000, "the announcement");
+        await sleep(50);
+        expect(heard).toEqual(["fresh"]);
+      });
+
+      it("a guard that finds its key stops the rest; the claim is still completed", async () => {
+        const q = `${ns}q`;
+        const heard: string[] = [];
+        await store.subscribe(`${ns}done`, (m) => heard.push(m));
+        await store.set(`${ns}result`, "first");
+        await store.enqueue(q, { id: "x", payload: "p" });
+        const [claim] = await store.claim([q], lease);
+        expect(
+          await store.settle(ref(claim!), {
+            guard: { key: `${ns}result`, value: "second" },
+            push: [{ key: `${ns}out`, values: ["second"] }],
+            publish: [{ channel: `${ns}done`, message: "second" }],
+          }),
+        ).toBe("guarded");
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+        expect(await store.get(`${ns}result`)).toBe("first");
+        expect(await store.listLength(`${ns}out`)).toBe(0);
+        await sleep(50);
+        expect(heard).toEqual([]);
+      });
+
+      it("settleMany settles each entry on its own, in order, across queues", async () => {
+        const [q1, q2] = [`${ns}q1`, `${ns}q2`];
+        const heard: string[] = [];
+        await store.subscribe(`${ns}done`, (m) => heard.push(m));
+        await store.set(`${ns}r-b`, "taken");
+        await store.enqueue(q1, { id: "a", payload: "" });
+        await store.enqueue(q1, { id: "b", payload: "" });
+        await store.enqueue(q2, { id: "c", payload: "" });
+        const [a, b] = await store.claim([q1], { ...lease, max: 2 });
+        const [c] = await store.claim([q2], lease);
+        expect(await store.complete(ref(c!))).toBe(true); // c's claim is now stale
+        const entry = (claim: Claim, id: string) => ({
+          claim: ref(claim),
+          effects: { guard: { key: `${ns}r-${id}`, value: id }, push: [{ key: `${ns}out`, values: [id] }], publish: [{ channel: `${ns}done`, message: id }] },
+        });
+        expect(await store.settleMany([entry(a!, "a"), entry(b!, "b"), entry(c!, "c")])).toEqual(["applied", "guarded", "stale"]);
+        expect(await store.stats(q1)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+        expect(await store.getMany([`${ns}r-a`, `${ns}r-b`, `${ns}r-c`])).toEqual(["a", "taken", null]);
+        expect(await store.listPop(`${ns}out`, { max: 10 })).toEqual(["a"]);
+        await eventually(() => heard.length === 1, 3000, "the announcement");
+        await sleep(50);
+        expect(heard).toEqual(["a"]);
+        expect(await store.settleMany([])).toEqual([]);
+      });
+
+      it("apply writes without a claim and says whether the guard let it", async () => {
+        const heard: string[] = [];
+        await store.subscribe(`${ns}done`, (m) => heard.push(m));
+        const effects = {
+          guard: { key: `${ns}result`, value: "v", ttlMs: 60_000 },
+          incr: [{ key: `${ns}n`, by: 2 }],
+          publish: [{ channel: `${ns}done`, message: "m" }],
+        };
+        expect(await store.apply(effects)).toBe(true);
+        expect(await store.apply(effects)).toBe(false);
+        expect(await store.get(`${ns}n`)).toBe("2");
+        await eventually(() => heard.length === 1, 3000, "the announcement");
+        await sleep(50);
+        expect(heard).toEqual(["m"]);
+        // incr below min is skipped, the rest goes on; a counter keeps its TTL.
+        await store.set(`${ns}c`, "0", { ttlMs: 60_000 });
+        expect(await store.apply({ incr: [{ key: `${ns}c`, by: -1, min: 0 }, { key: `${ns}d`, by: 3 }] })).toBe(true);
+        expect(await store.get(`${ns}c`)).toBe("0");
+        expect(await store.ttl(`${ns}c`)).not.toBeNull();
+        expect(await store.get(`${ns}d`)).toBe("3");
+      });
+
+      it("refuses bad values with InvalidError, writing nothing", async () => {
+        await expect(store.apply({ guard: { key: `${ns}k`, value: "v", ttlMs: 0 } })).rejects.toBeInstanceOf(InvalidError);
+        await expect(store.apply({ incr: [{ key: `${ns}n`, by: 1.5 }] })).rejects.toBeInstanceOf(InvalidError);
+        await store.set(`${ns}text`, "abc");
+        await expect(store.apply({ incr: [{ key: `${ns}text`, by: 1 }] })).rejects.toBeInstanceOf(InvalidError);
+        expect(await store.get(`${ns}k`)).toBeNull();
       });
     });
 

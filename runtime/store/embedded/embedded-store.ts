@@ -19,7 +19,11 @@
  */
 import { systemClock, type Clock, type Timer } from "../../clock.js";
 import { InvalidError, UnavailableError, messageOf } from "../../errors.js";
+import { checkEffects } from "../effects.js";
 import type {
+  Effects,
+  EnqueueManyResult,
+  SettleResult,
   Claim,
   ClaimOptions,
   ClaimRef,
@@ -201,15 +205,7 @@ export class EmbeddedStore implements Store {
     this.check();
     if (!Number.isSafeInteger(by)) throw new InvalidError(`incr: by must be an integer, got ${by}`);
     const entry = this.live(key);
-    let current = 0;
-    if (entry !== undefined) {
-      const text = stringOf(entry);
-      current = Number(text);
-      if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(current)) {
-        throw new InvalidError(`incr: key ${JSON.stringify(key)} does not hold an integer`);
-      }
-    }
-    const next = current + by;
+    const next = (entry === undefined ? 0 : integerOf(key, entry)) + by;
     if ((options.max !== undefined && next > options.max) || (options.min !== undefined && next < options.min)) {
       await this.durable();
       return null;
@@ -222,27 +218,39 @@ export class EmbeddedStore implements Store {
   // ---- work queues ------------------------------------------------------------------------
 
   async enqueue(queue: string, item: WorkItem, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    const { refused } = await this.enqueueMany(queue, [item], options);
+    return refused ? { ok: false, ...refused } : { ok: true };
+  }
+
+  async enqueueMany(queue: string, items: readonly WorkItem[], options: EnqueueOptions = {}): Promise<EnqueueManyResult> {
     this.check();
     const delayMs = nonNegative("delayMs", options.delayMs ?? 0);
     this.catchUp();
-    const state = this.state.queues.get(queue);
-    let result: EnqueueResult = { ok: true };
-    if (!state?.items.has(item.id)) {
-      const pending = state?.pending ?? 0;
-      const total = pending + (state?.claimed ?? 0);
-      if (options.maxPending !== undefined && pending >= options.maxPending) {
-        result = { ok: false, reason: "pending", count: pending };
-      } else if (options.maxTotal !== undefined && total >= options.maxTotal) {
-        result = { ok: false, reason: "total", count: total };
-      } else {
+    let accepted = 0;
+    let refused: EnqueueManyResult["refused"];
+    for (const item of items) {
+      const state = this.state.queues.get(queue);
+      if (!state?.items.has(item.id)) {
+        const pending = state?.pending ?? 0;
+        const total = pending + (state?.claimed ?? 0);
+        if (options.maxPending !== undefined && pending >= options.maxPending) {
+          refused = { reason: "pending", count: pending };
+          break;
+        }
+        if (options.maxTotal !== undefined && total >= options.maxTotal) {
+          refused = { reason: "total", count: total };
+          break;
+        }
         const readyAt = delayMs > 0 ? this.clock.now() + delayMs : undefined;
         this.write({ op: "enq", q: queue, id: item.id, p: item.payload, r: readyAt });
-        if (readyAt === undefined) this.wakeClaimers(queue);
-        else this.trackItem(this.state.item(queue, item.id)!);
+        if (readyAt !== undefined) this.trackItem(this.state.item(queue, item.id)!);
       }
+      accepted += 1;
     }
+    // Claimers see the step whole, as on Redis.
+    if (delayMs === 0 && accepted > 0) this.wakeClaimers(queue);
     await this.durable();
-    return result;
+    return refused ? { accepted, refused } : { accepted };
   }
 
   async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
@@ -299,6 +307,27 @@ export class EmbeddedStore implements Store {
     if (item) this.write({ op: "done", q: claim.queue, id: claim.id });
     await this.durable();
     return item !== null;
+  }
+
+  async settle(claim: ClaimRef, effects: Effects): Promise<SettleResult> {
+    const [result] = await this.settleMany([{ claim, effects }]);
+    return result!;
+  }
+
+  async settleMany(entries: readonly { claim: ClaimRef; effects: Effects }[]): Promise<SettleResult[]> {
+    this.check();
+    for (const { effects } of entries) checkEffects(effects);
+    this.catchUp();
+    const results = entries.map(({ claim, effects }): SettleResult => {
+      if (!this.held(claim)) return "stale";
+      this.write({ op: "done", q: claim.queue, id: claim.id });
+      return this.applyNow(effects) ? "applied" : "guarded";
+    });
+    await this.durable();
+    entries.forEach(({ effects }, i) => {
+      if (results[i] === "applied") this.announce(effects);
+    });
+    return results;
   }
 
   async release(claim: ClaimRef, options: ReleaseOptions = {}): Promise<boolean> {
@@ -644,10 +673,62 @@ export class EmbeddedStore implements Store {
     return held;
   }
 
+  // ---- several writes at once -------------------------------------------------------------
+
+  async apply(effects: Effects): Promise<boolean> {
+    this.check();
+    checkEffects(effects);
+    const applied = this.applyNow(effects);
+    await this.durable();
+    if (applied) this.announce(effects);
+    return applied;
+  }
+
+  /** The writes of `effects`, now (one tick, so atomic); false when the guard found its key. */
+  private applyNow(effects: Effects): boolean {
+    const now = this.clock.now();
+    if (effects.guard) {
+      const { key, value, ttlMs } = effects.guard;
+      if (this.live(key) !== undefined) return false;
+      this.write({ op: "set", k: key, v: value, x: ttlMs === undefined ? undefined : now + ttlMs });
+      this.trackKey(this.state.keys.get(key)!);
+    }
+    for (const { key, values, ttlMs } of effects.push ?? []) {
+      const entry = this.live(key);
+      if (entry !== undefined) listOf(entry);
+      if (values.length === 0) continue;
+      this.write({ op: "lpush", k: key, vs: values, x: ttlMs === undefined ? undefined : now + ttlMs });
+      this.trackKey(this.state.keys.get(key)!);
+      this.wakePoppers(key);
+    }
+    for (const { key, by, min } of effects.incr ?? []) {
+      const entry = this.live(key);
+      const next = (entry === undefined ? 0 : integerOf(key, entry)) + by;
+      if (min !== undefined && next < min) continue;
+      this.write({ op: "set", k: key, v: String(next), x: entry?.expiresAt ?? undefined });
+    }
+    for (const { key, ttlMs } of effects.expire ?? []) {
+      const entry = this.live(key);
+      if (entry === undefined) continue;
+      if (typeof entry.value === "string") this.write({ op: "set", k: key, v: entry.value, x: now + ttlMs });
+      else this.write({ op: "lpush", k: key, vs: [], x: now + ttlMs });
+      this.trackKey(this.state.keys.get(key)!);
+    }
+    return true;
+  }
+
+  private announce(effects: Effects): void {
+    for (const { channel, message } of effects.publish ?? []) this.deliver(channel, message);
+  }
+
   // ---- notifications ----------------------------------------------------------------------
 
   async publish(channel: string, message: string): Promise<void> {
     this.check();
+    this.deliver(channel, message);
+  }
+
+  private deliver(channel: string, message: string): void {
     const listeners = this.channels.get(channel);
     if (!listeners) return;
     for (const listener of [...listeners]) {
@@ -963,6 +1044,16 @@ export class EmbeddedStore implements Store {
       }
     }
   }
+}
+
+/** The integer a counter key holds; InvalidError when it holds something else. */
+function integerOf(key: string, entry: KeyEntry): number {
+  const text = stringOf(entry);
+  const value = Number(text);
+  if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(value)) {
+    throw new InvalidError(`incr: key ${JSON.stringify(key)} does not hold an integer`);
+  }
+  return value;
 }
 
 function stringOf(entry: KeyEntry): string {

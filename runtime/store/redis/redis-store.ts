@@ -44,6 +44,9 @@ import type {
   Claim,
   ClaimOptions,
   ClaimRef,
+  Effects,
+  SettleResult,
+  EnqueueManyResult,
   EnqueueOptions,
   EnqueueResult,
   HashReadOptions,
@@ -62,6 +65,7 @@ import type {
   Unsubscribe,
   WorkItem,
 } from "../store.js";
+import { checkEffects } from "../effects.js";
 import * as lua from "./scripts.js";
 
 export interface RedisStoreOptions {
@@ -105,8 +109,11 @@ const TRANSIENT_CODES = new Set(["LOADING", "BUSY", "MASTERDOWN", "READONLY", "T
 const SCRIPTS = {
   kilnEnqueue: lua.ENQUEUE,
   kilnClaim: lua.CLAIM,
+  kilnEnqueueClaim: lua.ENQUEUE_CLAIM,
   kilnRenew: lua.RENEW,
   kilnComplete: lua.COMPLETE,
+  kilnSettle: lua.SETTLE,
+  kilnApply: lua.APPLY,
   kilnRelease: lua.RELEASE,
   kilnRemove: lua.REMOVE,
   kilnStats: lua.STATS,
@@ -133,6 +140,16 @@ const SCRIPTS = {
 
 type ScriptName = keyof typeof SCRIPTS;
 type Arg = string | number;
+/** ENQUEUE's reply: [accepted], or [accepted, reason, count]. */
+type EnqueueReply = [number, string?, number?];
+/** CLAIM's reply: [index, 0, id, payload, fence, deliveries, ...], or [0, dueInMs]. */
+type ClaimReply = (string | number | null)[];
+
+function enqueueResult(reply: EnqueueReply): EnqueueManyResult {
+  const accepted = Number(reply[0]);
+  if (reply[1] === undefined) return { accepted };
+  return { accepted, refused: { reason: reply[1] === "pending" ? "pending" : "total", count: Number(reply[2]) } };
+}
 
 interface ClaimWaiter {
   readonly queues: readonly string[];
@@ -312,6 +329,11 @@ export class RedisStore implements Store {
   // ---- work queues ------------------------------------------------------------------------
 
   async enqueue(queue: string, item: WorkItem, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    const { refused } = await this.enqueueMany(queue, [item], options);
+    return refused ? { ok: false, ...refused } : { ok: true };
+  }
+
+  async enqueueMany(queue: string, items: readonly WorkItem[], options: EnqueueOptions = {}): Promise<EnqueueManyResult> {
     this.check();
     const delayMs = nonNegativeInt("delayMs", options.delayMs ?? 0);
     const cap = (name: string, value: number | undefined): string => {
@@ -319,16 +341,47 @@ export class RedisStore implements Store {
       if (!Number.isFinite(value)) throw new InvalidError(`${name} must be a finite number, got ${value}`);
       return String(value);
     };
-    const reply = await this.script<[number, string?, number?]>(
+    const maxPending = cap("maxPending", options.maxPending);
+    const maxTotal = cap("maxTotal", options.maxTotal);
+    if (items.length === 0) return { accepted: 0 };
+    const pairs = items.flatMap((item) => [item.id, item.payload]);
+    // A claimer of this store waiting on the queue, and not mid-attempt: enqueue and claim for it
+    // in one script (poke runs the first attempt synchronously up to its first await).
+    const waiter = delayMs === 0 ? this.idleWaiter(queue) : null;
+    if (waiter) {
+      let enqueued: EnqueueReply | null = null;
+      let failure: unknown = null;
+      await this.poke(waiter, async () => {
+        try {
+          const keys = [this.seqKey, this.dueKey, ...waiter.queues.flatMap((name) => this.queueKeys(name))];
+          const at = waiter.queues.indexOf(queue) + 1;
+          const args = [this.wakeChannel, waiter.owner, waiter.leaseMs, waiter.max, at, maxPending, maxTotal, items.length, ...pairs, ...waiter.queues];
+          const [enqueueReply, claimReply] = await this.script<[EnqueueReply, ClaimReply]>("kilnEnqueueClaim", keys, args);
+          enqueued = enqueueReply;
+          return this.claimAttempt(waiter.queues, claimReply);
+        } catch (error) {
+          failure = error;
+          throw error;
+        }
+      });
+      if (failure !== null) throw this.fail(failure);
+      if (enqueued !== null) return enqueueResult(enqueued);
+    }
+    const reply = await this.script<EnqueueReply>(
       "kilnEnqueue",
       [...this.queueKeys(queue), this.dueKey],
-      [this.wakeChannel, queue, item.id, item.payload, delayMs, cap("maxPending", options.maxPending), cap("maxTotal", options.maxTotal)],
+      [this.wakeChannel, queue, delayMs, maxPending, maxTotal, ...pairs],
     );
-    if (reply[0] === 1) {
-      if (delayMs > 0) this.scheduleSweep(delayMs);
-      return { ok: true };
+    if (Number(reply[0]) > 0 && delayMs > 0) this.scheduleSweep(delayMs);
+    return enqueueResult(reply);
+  }
+
+  /** This store's first claimer waiting on `queue` with no attempt in flight. */
+  private idleWaiter(queue: string): ClaimWaiter | null {
+    for (const waiter of this.claimWaiters.get(queue) ?? []) {
+      if (waiter.state === "waiting" && waiter.running === null) return waiter;
     }
-    return { ok: false, reason: reply[1] === "pending" ? "pending" : "total", count: Number(reply[2]) };
+    return null;
   }
 
   async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
@@ -387,7 +440,26 @@ export class RedisStore implements Store {
   async complete(claim: ClaimRef): Promise<boolean> {
     this.check();
     const reply = await this.script<number>("kilnComplete", this.queueKeys(claim.queue), [this.wakeChannel, claim.queue, claim.id, fenceArg(claim.fence)]);
-    return reply === 1;
+    return reply !== 0;
+  }
+
+  async settle(claim: ClaimRef, effects: Effects): Promise<SettleResult> {
+    const [result] = await this.settleMany([{ claim, effects }]);
+    return result!;
+  }
+
+  async settleMany(entries: readonly { claim: ClaimRef; effects: Effects }[]): Promise<SettleResult[]> {
+    this.check();
+    if (entries.length === 0) return [];
+    const keys: string[] = [];
+    const args: Arg[] = [this.wakeChannel];
+    for (const { claim, effects } of entries) {
+      const encoded = this.encodeEffects(effects);
+      keys.push(...this.queueKeys(claim.queue), ...encoded.keys);
+      args.push(claim.queue, claim.id, fenceArg(claim.fence), encoded.keys.length, encoded.args.length, ...encoded.args);
+    }
+    const reply = await this.script<number[]>("kilnSettle", keys, args);
+    return reply.map((r) => (r === 0 ? "stale" : r === 1 ? "applied" : "guarded"));
   }
 
   async release(claim: ClaimRef, options: ReleaseOptions = {}): Promise<boolean> {
@@ -566,6 +638,39 @@ export class RedisStore implements Store {
   async partitionDrop(group: string): Promise<number> {
     this.check();
     return Number(await this.script<number>("kilnPartitionDrop", [this.partitionIndex(group)], [this.partitionPrefix(group)]));
+  }
+
+  // ---- several writes at once -------------------------------------------------------------
+
+  async apply(effects: Effects): Promise<boolean> {
+    this.check();
+    const { keys, args } = this.encodeEffects(effects);
+    return (await this.script<number>("kilnApply", keys, args)) === 1;
+  }
+
+  /** KEYS and ARGV for the EFFECTS Lua helper (scripts.ts), in its order. */
+  private encodeEffects(effects: Effects): { keys: string[]; args: Arg[] } {
+    checkEffects(effects);
+    const keys: string[] = [];
+    const args: Arg[] = [];
+    if (effects.guard) {
+      keys.push(this.key(effects.guard.key));
+      args.push("g", effects.guard.value, effects.guard.ttlMs ?? "");
+    }
+    for (const push of effects.push ?? []) {
+      keys.push(this.key(push.key));
+      args.push("p", push.ttlMs ?? "", push.values.length, ...push.values);
+    }
+    for (const step of effects.incr ?? []) {
+      keys.push(this.key(step.key));
+      args.push("i", step.by, step.min ?? "");
+    }
+    for (const expire of effects.expire ?? []) {
+      keys.push(this.key(expire.key));
+      args.push("x", expire.ttlMs);
+    }
+    for (const { channel, message } of effects.publish ?? []) args.push("m", this.channelName(channel), message);
+    return { keys, args };
   }
 
   // ---- locks ------------------------------------------------------------------------------
@@ -788,7 +893,12 @@ export class RedisStore implements Store {
   private async claimNow(queues: readonly string[], owner: string, leaseMs: number, max: number): Promise<ClaimAttempt> {
     if (queues.length === 0) return { claims: [], dueInMs: -1 };
     const keys = [this.seqKey, this.dueKey, ...queues.flatMap((queue) => this.queueKeys(queue))];
-    const reply = await this.script<(string | number | null)[]>("kilnClaim", keys, [this.wakeChannel, owner, leaseMs, max, ...queues]);
+    const reply = await this.script<ClaimReply>("kilnClaim", keys, [this.wakeChannel, owner, leaseMs, max, ...queues]);
+    return this.claimAttempt(queues, reply);
+  }
+
+  /** A CLAIM script reply as claims (see scripts.ts). */
+  private claimAttempt(queues: readonly string[], reply: ClaimReply): ClaimAttempt {
     const index = Number(reply[0]);
     if (index === 0) return { claims: [], dueInMs: Number(reply[1]) };
     const queue = queues[index - 1]!;
@@ -809,17 +919,19 @@ export class RedisStore implements Store {
    * Run a claim attempt for `waiter` (or, when one is in flight, one more right after it).
    * Resolves true when the waiter got claims. Never rejects.
    */
-  private poke(waiter: ClaimWaiter): Promise<boolean> {
+  private poke(waiter: ClaimWaiter, first?: () => Promise<ClaimAttempt>): Promise<boolean> {
     if (waiter.state !== "waiting") return Promise.resolve(false);
     if (waiter.running) {
       waiter.rerun = true;
       return waiter.running;
     }
+    let attempt = first ?? (() => this.claimNow(waiter.queues, waiter.owner, waiter.leaseMs, waiter.max));
     const running = (async (): Promise<boolean> => {
       try {
         for (;;) {
           waiter.rerun = false;
-          const { claims, dueInMs } = await this.claimNow(waiter.queues, waiter.owner, waiter.leaseMs, waiter.max);
+          const { claims, dueInMs } = await attempt();
+          attempt = () => this.claimNow(waiter.queues, waiter.owner, waiter.leaseMs, waiter.max);
           if (claims.length > 0) {
             this.settleClaimWaiter(waiter, claims);
             return true;

@@ -126,37 +126,97 @@ function script(body: string): string {
 }
 
 /**
- * KEYS: queue block, due. ARGV: wake, name, id, payload, delayMs, maxPending ('' = none), maxTotal ('' = none).
- * Returns {1} (enqueued or already present) or {0, reason, count}.
+ * Queue work shared by ENQUEUE, CLAIM and ENQUEUE_CLAIM (after `recover` of the queues involved).
+ * enqueue_into: {1} (enqueued or already present) or {0, reason, count}; enqueue_items: see ENQUEUE.
+ * take: {index, 0, id, payload, fence, deliveries, ...} from the first of `qs` with ready items,
+ * or nil when none had any.
  */
-export const ENQUEUE = script(`
+const QUEUE_OPS = `
+local function enqueue_into(q, due, name, id, payload, delay, maxPending, maxTotal, now)
+  if redis.call('HEXISTS', q.payload, id) == 1 then return { 1 } end
+  local pending = redis.call('LLEN', q.ready) + redis.call('ZCARD', q.delayed)
+  local total = pending + redis.call('ZCARD', q.claimed)
+  if maxPending ~= '' and pending >= tonumber(maxPending) then return { 0, 'pending', pending } end
+  if maxTotal ~= '' and total >= tonumber(maxTotal) then return { 0, 'total', total } end
+  redis.call('HSET', q.payload, id, payload)
+  if delay > 0 then
+    local at = now + delay
+    redis.call('ZADD', q.delayed, at, id)
+    redis.call('ZADD', due, 'LT', at, name)
+  else
+    redis.call('RPUSH', q.ready, id)
+  end
+  return { 1 }
+end
+
+-- (id, payload) pairs from ARGV[from] to ARGV[to], in order until one is refused.
+local function enqueue_items(q, due, name, delay, maxPending, maxTotal, from, to, now)
+  local accepted = 0
+  for i = from, to, 2 do
+    local result = enqueue_into(q, due, name, ARGV[i], ARGV[i + 1], delay, maxPending, maxTotal, now)
+    if result[1] == 0 then return { accepted, result[2], result[3] } end
+    accepted = accepted + 1
+  end
+  return { accepted }
+end
+
+local function take(qs, names, seq, due, owner, lease, max, now)
+  for i = 1, #qs do
+    local q = qs[i]
+    local ids = redis.call('LPOP', q.ready, max)
+    if ids then
+      local last = redis.call('INCRBY', seq, #ids)
+      local first = last - #ids + 1
+      local deadline = now + lease
+      local fences, owners, leases = {}, {}, {}
+      local out = { i, 0 }
+      for j, id in ipairs(ids) do
+        local fence = first + j - 1
+        local claims = redis.call('HINCRBY', q.claims, id, 1)
+        fences[#fences + 1] = id
+        fences[#fences + 1] = fence
+        owners[#owners + 1] = id
+        owners[#owners + 1] = owner
+        leases[#leases + 1] = deadline
+        leases[#leases + 1] = id
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGET', q.payload, id)
+        out[#out + 1] = fence
+        out[#out + 1] = claims - 1
+      end
+      redis.call('HSET', q.fence, unpack(fences))
+      redis.call('HSET', q.owner, unpack(owners))
+      redis.call('ZADD', q.claimed, unpack(leases))
+      redis.call('ZADD', due, 'LT', deadline, names[i])
+      return out
+    end
+  end
+  return nil
+end
+
+-- {0, dueInMs} for a claim that found nothing (dueInMs: -1 when nothing is delayed or claimed).
+local function nothing(qs, now)
+  local best = -1
+  for i = 1, #qs do
+    local d = next_due(qs[i], now)
+    if d >= 0 and (best < 0 or d < best) then best = d end
+  end
+  return { 0, best }
+end
+`;
+
+/**
+ * KEYS: queue block, due. ARGV: wake, name, delayMs, maxPending ('' = none), maxTotal ('' = none),
+ * then (id, payload) per item. Items go in order until one is refused (the rest are not enqueued).
+ * Returns {accepted} or {accepted, reason, count} (an id already present counts as accepted).
+ */
+export const ENQUEUE = script(`${QUEUE_OPS}
 local q = qkeys(1)
-local due = KEYS[9]
-local wake, name, id, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local delay = tonumber(ARGV[5])
 local now = now_ms()
 local before = redis.call('LLEN', q.ready)
 recover(q, now)
-local result = { 1 }
-if redis.call('HEXISTS', q.payload, id) == 0 then
-  local pending = redis.call('LLEN', q.ready) + redis.call('ZCARD', q.delayed)
-  local total = pending + redis.call('ZCARD', q.claimed)
-  if ARGV[6] ~= '' and pending >= tonumber(ARGV[6]) then
-    result = { 0, 'pending', pending }
-  elseif ARGV[7] ~= '' and total >= tonumber(ARGV[7]) then
-    result = { 0, 'total', total }
-  else
-    redis.call('HSET', q.payload, id, payload)
-    if delay > 0 then
-      local at = now + delay
-      redis.call('ZADD', q.delayed, at, id)
-      redis.call('ZADD', due, 'LT', at, name)
-    else
-      redis.call('RPUSH', q.ready, id)
-    end
-  end
-end
-notify(q, before, wake, name)
+local result = enqueue_items(q, KEYS[9], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], 6, #ARGV, now)
+notify(q, before, ARGV[1], ARGV[2])
 return result
 `);
 
@@ -165,57 +225,45 @@ return result
  * Returns {index, 0, id, payload, fence, deliveries, ...} for the first queue with ready items
  * (1-based index), or {0, dueInMs} when none had any (dueInMs: -1 when nothing is delayed or claimed).
  */
-export const CLAIM = script(`
-local seq, due = KEYS[1], KEYS[2]
-local wake, owner = ARGV[1], ARGV[2]
-local lease, max = tonumber(ARGV[3]), tonumber(ARGV[4])
+export const CLAIM = script(`${QUEUE_OPS}
 local n = (#KEYS - 2) / 8
 local now = now_ms()
-local qs, before = {}, {}
+local qs, names, before = {}, {}, {}
 for i = 1, n do
   qs[i] = qkeys(3 + (i - 1) * 8)
+  names[i] = ARGV[4 + i]
   before[i] = redis.call('LLEN', qs[i].ready)
   recover(qs[i], now)
 end
-local out = nil
+local out = take(qs, names, KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
+for i = 1, n do notify(qs[i], before[i], ARGV[1], names[i]) end
+return out or nothing(qs, now)
+`);
+
+/**
+ * Enqueue, then claim for a claimer of this store that is waiting on the queue (the agent that
+ * takes a call and has room runs it, with no wake-up round trip). KEYS: seq, due, then one queue
+ * block per claimer queue. ARGV: wake, owner, leaseMs, max, index of the enqueued queue among
+ * them (1-based), maxPending ('' = none), maxTotal ('' = none), item count, (id, payload) per
+ * item, then the queue names. Returns {enqueue reply, claim reply} as ENQUEUE and CLAIM return them.
+ */
+export const ENQUEUE_CLAIM = script(`${QUEUE_OPS}
+local n = (#KEYS - 2) / 8
+local items = tonumber(ARGV[8])
+local first_name = 9 + 2 * items
+local now = now_ms()
+local qs, names, before = {}, {}, {}
 for i = 1, n do
-  local q = qs[i]
-  local ids = redis.call('LPOP', q.ready, max)
-  if ids then
-    local last = redis.call('INCRBY', seq, #ids)
-    local first = last - #ids + 1
-    local deadline = now + lease
-    local fences, owners, leases = {}, {}, {}
-    out = { i, 0 }
-    for j, id in ipairs(ids) do
-      local fence = first + j - 1
-      local claims = redis.call('HINCRBY', q.claims, id, 1)
-      fences[#fences + 1] = id
-      fences[#fences + 1] = fence
-      owners[#owners + 1] = id
-      owners[#owners + 1] = owner
-      leases[#leases + 1] = deadline
-      leases[#leases + 1] = id
-      out[#out + 1] = id
-      out[#out + 1] = redis.call('HGET', q.payload, id)
-      out[#out + 1] = fence
-      out[#out + 1] = claims - 1
-    end
-    redis.call('HSET', q.fence, unpack(fences))
-    redis.call('HSET', q.owner, unpack(owners))
-    redis.call('ZADD', q.claimed, unpack(leases))
-    redis.call('ZADD', due, 'LT', deadline, ARGV[4 + i])
-    break
-  end
+  qs[i] = qkeys(3 + (i - 1) * 8)
+  names[i] = ARGV[first_name + i - 1]
+  before[i] = redis.call('LLEN', qs[i].ready)
+  recover(qs[i], now)
 end
-for i = 1, n do notify(qs[i], before[i], wake, ARGV[4 + i]) end
-if out then return out end
-local best = -1
-for i = 1, n do
-  local d = next_due(qs[i], now)
-  if d >= 0 and (best < 0 or d < best) then best = d end
-end
-return { 0, best }
+local e = tonumber(ARGV[5])
+local enqueued = enqueue_items(qs[e], KEYS[2], names[e], 0, ARGV[6], ARGV[7], 9, first_name - 1, now)
+local out = take(qs, names, KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
+for i = 1, n do notify(qs[i], before[i], ARGV[1], names[i]) end
+return { enqueued, out or nothing(qs, now) }
 `);
 
 /**
@@ -243,6 +291,58 @@ end
 return out
 `);
 
+/**
+ * The writes of an `Effects` (store.ts), as encoded by the store: effect keys in KEYS from index
+ * `k`, ops in ARGV from index `a` to `last`, each op a letter and its arguments:
+ * - g value ttl('' = none)     guard: SET NX (PX); when the key exists, stop and return 0
+ * - p ttl('' = keep) n v1..vn  RPUSH the values, then PEXPIRE
+ * - i by min('' = none)        add to an integer key (KEEPTTL), skipped below min
+ * - x ttl                      PEXPIRE an existing key
+ * - m channel message          PUBLISH (takes no key)
+ * Returns 1 when everything was applied.
+ */
+const EFFECTS = `
+local function apply_effects(k, a, last)
+  while a <= last do
+    local op = ARGV[a]
+    if op == 'g' then
+      local set
+      if ARGV[a + 2] == '' then set = redis.call('SET', KEYS[k], ARGV[a + 1], 'NX')
+      else set = redis.call('SET', KEYS[k], ARGV[a + 1], 'PX', ARGV[a + 2], 'NX') end
+      if not set then return 0 end
+      k, a = k + 1, a + 3
+    elseif op == 'p' then
+      local n = tonumber(ARGV[a + 2])
+      for i = a + 3, a + 2 + n, 1000 do redis.call('RPUSH', KEYS[k], unpack(ARGV, i, math.min(i + 999, a + 2 + n))) end
+      if ARGV[a + 1] ~= '' and redis.call('EXISTS', KEYS[k]) == 1 then redis.call('PEXPIRE', KEYS[k], ARGV[a + 1]) end
+      k, a = k + 1, a + 3 + n
+    elseif op == 'i' then
+      local current = redis.call('GET', KEYS[k])
+      local value = 0
+      if current then
+        value = tonumber(string.match(current, '^%-?%d+$') or 'x')
+        if not value then return redis.error_reply('KILN_INVALID incr: key does not hold an integer') end
+      end
+      local nextValue = value + tonumber(ARGV[a + 1])
+      if ARGV[a + 2] == '' or nextValue >= tonumber(ARGV[a + 2]) then
+        local text = string.format('%.0f', nextValue)
+        if current then redis.call('SET', KEYS[k], text, 'KEEPTTL') else redis.call('SET', KEYS[k], text) end
+      end
+      k, a = k + 1, a + 3
+    elseif op == 'x' then
+      redis.call('PEXPIRE', KEYS[k], ARGV[a + 1])
+      k, a = k + 1, a + 2
+    elseif op == 'm' then
+      redis.call('PUBLISH', ARGV[a + 1], ARGV[a + 2])
+      a = a + 3
+    else
+      return redis.error_reply('KILN_INVALID effects: unknown op ' .. tostring(op))
+    end
+  end
+  return 1
+end
+`;
+
 /** KEYS: queue block. ARGV: wake, name, id, fence. Returns 1 when completed, 0 when stale. */
 export const COMPLETE = script(`
 local q = qkeys(1)
@@ -252,6 +352,40 @@ redis.call('ZREM', q.claimed, id)
 forget(q, id)
 return 1
 `);
+
+/**
+ * Complete claims and apply each one's effects (see EFFECTS), claim by claim. KEYS: per claim,
+ * its queue block then its effect keys. ARGV: wake, then per claim: queue name, id, fence, effect
+ * key count, effect arg count, the effect args. Returns per claim 1 (completed, effects applied),
+ * 2 (completed, their guard stopped them) or 0 (stale: nothing written).
+ */
+export const SETTLE = script(`${EFFECTS}
+local wake = ARGV[1]
+local now = now_ms()
+local out = {}
+local k, a = 1, 2
+while a <= #ARGV do
+  local name, id, fence = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local nkeys, nargs = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local q = qkeys(k)
+  local first = a + 5
+  if held(q, id, fence, now, wake, name) then
+    redis.call('ZREM', q.claimed, id)
+    forget(q, id)
+    if apply_effects(k + 8, first, first + nargs - 1) == 1 then out[#out + 1] = 1 else out[#out + 1] = 2 end
+  else
+    out[#out + 1] = 0
+  end
+  k = k + 8 + nkeys
+  a = first + nargs
+end
+return out
+`);
+
+/** KEYS: the effect keys. ARGV: the effect ops (see EFFECTS). Returns 1, or 0 when the guard found its key. */
+export const APPLY = `${EFFECTS}
+return apply_effects(1, 1, #ARGV)
+`;
 
 /**
  * KEYS: queue block, due. ARGV: wake, name, id, fence, delayMs, front (1/0), hasPayload (1/0), payload.
