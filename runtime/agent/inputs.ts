@@ -43,6 +43,8 @@ export const keys = {
   artifact: (sha: string) => `artifact:${sha}`,
   artifactMeta: (sha: string) => `artifact-meta:${sha}`,
   call: (id: string) => `call:${id}`,
+  /** A spawned call's or stream's attempts so far ({@link CallRun}); the record itself is written once. */
+  callRun: (id: string) => `call-run:${id}`,
   result: (id: string) => `result:${id}`,
   stream: (id: string) => `stream:${id}`,
   map: (id: string) => `map:${id}`,
@@ -73,6 +75,12 @@ export const channels = {
   cancel: "cancel",
   apps: "apps",
 } as const;
+
+/** When a call's first attempt started, and how many have. */
+export interface CallRun {
+  startedAt: string;
+  attempts: number;
+}
 
 export interface StoredResult {
   outcome: Outcome;

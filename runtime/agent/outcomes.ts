@@ -10,7 +10,7 @@
  */
 import type { CallInfo, MapOutput, Outcome, StreamItem } from "../protocol.js";
 import type { ClaimRef, Effects, SettleResult, Store } from "../store/store.js";
-import { channels, keys, type InputEnvelope, type StoredCall, type StoredResult } from "./inputs.js";
+import { channels, keys, type CallRun, type InputEnvelope, type StoredResult } from "./inputs.js";
 import { Replies } from "./replies.js";
 
 /** Map outputs and stream items nobody reads expire this long after the last write. */
@@ -39,17 +39,16 @@ export class OutcomeWriter {
   ) {}
 
   /**
-   * Record that an attempt started. Map inputs have no call record; `.remote()` calls keep
-   * theirs lean (their caller waits on the outcome, and getCall derives the final status from
-   * the result), so only spawned calls and streams track `running` and attempts.
+   * Record that an attempt started (beside the call's record, which is written once, so nothing
+   * here can undo its expiry). Map inputs have no call record; `.remote()` calls keep theirs lean
+   * (their caller waits on the outcome), so only spawned calls and streams track attempts.
    */
   async markRunning(input: InputEnvelope): Promise<void> {
     if (input.kind === "map" || input.kind === "call") return;
-    const raw = await this.store.get(keys.call(input.id));
-    if (raw === null) return;
-    const call = JSON.parse(raw) as StoredCall;
-    const next: StoredCall = { ...call, status: "running", startedAt: call.startedAt ?? new Date().toISOString(), attempts: call.attempts + 1 };
-    await this.store.set(keys.call(input.id), JSON.stringify(next));
+    const raw = await this.store.get(keys.callRun(input.id));
+    const before = raw === null ? null : (JSON.parse(raw) as CallRun);
+    const run: CallRun = { startedAt: before?.startedAt ?? new Date().toISOString(), attempts: (before?.attempts ?? 0) + 1 };
+    await this.store.set(keys.callRun(input.id), JSON.stringify(run), { ttlMs: this.resultTtlMs });
   }
 
   async streamItem(input: InputEnvelope, value: string): Promise<void> {
@@ -119,8 +118,11 @@ export class OutcomeWriter {
     const end: StreamItem = outcome.ok ? { t: "end" } : { t: "err", error: outcome.error };
     return {
       guard: { key: keys.result(input.id), value: text, ttlMs: this.resultTtlMs },
-      // The record keeps its last status; getCall and status read the final one from the result.
-      expire: [{ key: keys.call(input.id), ttlMs: this.resultTtlMs }],
+      // The record is never rewritten; getCall and status read the final state from the result.
+      expire: [
+        { key: keys.call(input.id), ttlMs: this.resultTtlMs },
+        { key: keys.callRun(input.id), ttlMs: this.resultTtlMs },
+      ],
       ...(input.kind === "stream" ? { push: [{ key: keys.stream(input.id), values: [JSON.stringify(end)], ttlMs: LIST_TTL_MS }] } : {}),
       publish,
     };
@@ -136,8 +138,9 @@ export function statusOf(outcome: Outcome): "succeeded" | "failed" | "cancelled"
   return outcome.ok ? "succeeded" : outcome.error.code === "CANCELLED" ? "cancelled" : "failed";
 }
 
-/** A call's status as callers see it: the record's, or the stored result's once there is one. */
-export function callStatus(call: CallInfo, result: StoredResult | null): CallInfo {
-  if (result === null || (call.status !== "pending" && call.status !== "running")) return call;
-  return { ...call, status: statusOf(result.outcome), finishedAt: new Date(result.finishedAt).toISOString() };
+/** A call as callers see it: its record, with its attempts and its stored result when there are. */
+export function callStatus(call: CallInfo, result: StoredResult | null, run: CallRun | null): CallInfo {
+  const ran: CallInfo = run ? { ...call, status: "running", startedAt: run.startedAt, attempts: run.attempts } : call;
+  if (result === null) return ran;
+  return { ...ran, status: statusOf(result.outcome), finishedAt: new Date(result.finishedAt).toISOString() };
 }

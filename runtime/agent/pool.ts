@@ -466,7 +466,11 @@ export class FunctionPool {
         this.system(`container ${id} ready in ${container.coldStartMs} ms`, id);
         this.wakeup.notify();
       },
-      (error: Error) => {
+      async (error: Error) => {
+        // Killed on purpose while starting (its input was cancelled or timed out, the agent is
+        // stopping): not a failed start, so no start backoff for the next input.
+        const exit = await proc.exited;
+        if (exit.killedFor === "cancel" || exit.killedFor === "timeout" || exit.killedFor === "stop") return;
         this.startFailures += 1;
         this.failureStreak += 1;
         this.lastStartError = error.message;

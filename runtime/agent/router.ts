@@ -23,7 +23,7 @@ import { checkPayloadSize } from "../serde.js";
 import { MAX_MAP_INFLIGHT, MAX_PENDING_INPUTS, MAX_SPAWN_PENDING_INPUTS, MAX_TOTAL_INPUTS } from "../spec/index.js";
 import type { Store } from "../store/store.js";
 import type { AppRegistry } from "./apps.js";
-import { channels, keys, newCall, type InputEnvelope, type InputKind, type StoredCall, type StoredResult } from "./inputs.js";
+import { channels, keys, newCall, type CallRun, type InputEnvelope, type InputKind, type StoredCall, type StoredResult } from "./inputs.js";
 import { callStatus, statusOf, type OutcomeWriter } from "./outcomes.js";
 import type { Replies } from "./replies.js";
 
@@ -113,13 +113,13 @@ export class Router {
   }
 
   async getCall(id: string): Promise<CallInfo> {
-    const [raw, result] = await this.store.getMany([keys.call(id), keys.result(id)]);
+    const [raw, result, run] = await this.store.getMany([keys.call(id), keys.result(id), keys.callRun(id)]);
     if (raw === null || raw === undefined) {
       throw new NotFoundError(`function call ${id} does not exist (or its result expired after the retention period)`);
     }
-    // The record keeps its last status (a finished input does not rewrite it): the result says how it ended.
+    // The record is written once: its attempts and the result say where it is.
     const { replyTo: _, ...call } = JSON.parse(raw) as StoredCall;
-    return callStatus(call, result ? (JSON.parse(result) as StoredResult) : null);
+    return callStatus(call, result ? (JSON.parse(result) as StoredResult) : null, run ? (JSON.parse(run) as CallRun) : null);
   }
 
   /** The call's outcome, waiting up to `waitMs` for it. */

@@ -37,7 +37,7 @@ import type { CallInfo, ScheduleRun, ScheduleStatus } from "../protocol.js";
 import { encode } from "../serde.js";
 import { MAX_SPAWN_PENDING_INPUTS, periodSeconds, type CompiledAppSpec, type CompiledScheduleSpec } from "../spec/index.js";
 import type { Store } from "../store/store.js";
-import { keys, newCall, type StoredResult } from "./inputs.js";
+import { keys, newCall, type CallRun, type StoredResult } from "./inputs.js";
 import { callStatus, type OutcomeWriter } from "./outcomes.js";
 
 export const SCHEDULER_LOCK = "scheduler";
@@ -346,7 +346,7 @@ export class Scheduler {
       const next = ephemeral ? null : current !== null ? dueTicks(schedule, current, now).next : firstTickAfter(schedule, now);
       const runs = state?.runs ?? [];
       const ids = runs.map((run) => run.callId);
-      const raws = ids.length === 0 ? [] : await this.store.getMany(ids.flatMap((id) => [keys.call(id), keys.result(id)]));
+      const raws = ids.length === 0 ? [] : await this.store.getMany(ids.flatMap((id) => [keys.call(id), keys.result(id), keys.callRun(id)]));
       out.push({
         name,
         function: schedule.function,
@@ -357,15 +357,15 @@ export class Scheduler {
         nextTickAt: next === null ? null : new Date(next).toISOString(),
         lastTickAt: state?.lastTickAt == null ? null : new Date(state.lastTickAt).toISOString(),
         runs: runs.map((run, i): ScheduleRun => {
-          const callRaw = raws[2 * i] ?? null;
-          const resultRaw = raws[2 * i + 1] ?? null;
+          const [callRaw, resultRaw, runRaw] = [raws[3 * i] ?? null, raws[3 * i + 1] ?? null, raws[3 * i + 2] ?? null];
           const call = callRaw === null ? null : (JSON.parse(callRaw) as CallInfo);
           const result = resultRaw === null ? null : (JSON.parse(resultRaw) as StoredResult);
+          const attempts = runRaw === null ? null : (JSON.parse(runRaw) as CallRun);
           return {
             callId: run.callId,
             tickAt: new Date(run.tickAt).toISOString(),
             firedAt: new Date(run.firedAt).toISOString(),
-            status: call === null ? "expired" : callStatus(call, result).status,
+            status: call === null ? "expired" : callStatus(call, result, attempts).status,
             ...(result && !result.outcome.ok ? { error: result.outcome.error.message } : {}),
             ...(run.catchUp ? { catchUp: true } : {}),
           };

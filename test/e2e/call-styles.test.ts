@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError, type FunctionCall } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
-import { deployFixture, startAgent, type Harness } from "./harness.js";
+import { deployFixture, startAgent, waitFor, type Harness } from "./harness.js";
 
 let harness: Harness;
 
@@ -126,6 +126,40 @@ describe("spawn and FunctionCall", () => {
       await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "CancelledError" });
       expect(await call.status()).toBe("cancelled");
     }
+  });
+
+  it("a waiting .remote() cancelled by its id ends at once with CancelledError; its late result is dropped", async () => {
+    const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
+    const before = new Set(await harness.agent.store.keys("call:"));
+    const started = Date.now();
+    const waiting = sleep.remote(1_500, "late").then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+    const key = await waitFor("the call's record", async () => (await harness.agent.store.keys("call:")).find((k) => !before.has(k)));
+    const call = harness.kiln.functionCall(key.slice("call:".length));
+    await waitFor("the input to be claimed", async () => ((await harness.agent.store.stats("q:e2e:sleep")).claimed > 0 ? true : undefined));
+    await call.cancel();
+    expect(await waiting).toMatchObject({ error: { name: "CancelledError" } });
+    expect(Date.now() - started).toBeLessThan(1_400);
+    expect(await call.status()).toBe("cancelled");
+    await expect(call.get({ timeoutMs: 3_000 })).rejects.toMatchObject({ name: "CancelledError" });
+  });
+
+  it("a finished call's record expires with its result (none is kept forever)", async () => {
+    const add = harness.kiln.function<typeof h.add>("e2e", "add");
+    const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
+    expect(await add.remote(1, 1)).toBe(2);
+    expect(await (await sleep.spawn(1, "s")).get({ timeoutMs: 10_000 })).toBe("s");
+    const store = harness.agent.store;
+    let finished = 0;
+    for (const key of await store.keys("call:")) {
+      const id = key.slice("call:".length);
+      if ((await store.get(`result:${id}`)) === null) continue;
+      finished += 1;
+      expect(await store.ttl(key), `${key} has a result but no TTL`).not.toBeNull();
+    }
+    expect(finished).toBeGreaterThanOrEqual(2);
   });
 
   it("an unknown call id is a NotFoundError", async () => {
