@@ -4,6 +4,9 @@
  * - HTTP echo: a plain `node:http` server on 127.0.0.1:0 answering a small JSON POST, called the
  *   way the kiln client calls (undici `request` on a keep-alive pool), request shaped like
  *   `.remote()`'s (bearer header, JSON body).
+ * - Two-hop echo: the HTTP echo whose server, before answering, sends the input to an IPC echo
+ *   child and waits for it: the two hops a `.remote()` makes (caller -> agent -> container),
+ *   with no store and no scheduling.
  * - IPC echo: one child forked like a kiln worker (`serialization: "advanced"`, stdio piped, an
  *   IPC channel), echoing worker-protocol messages with a window of in-flight inputs, as the agent
  *   pipelines a map's inputs to a container with `maxInputs` slots.
@@ -73,6 +76,57 @@ export async function startHttpEcho(): Promise<HttpEcho> {
       void pool.close();
       server.closeAllConnections();
       server.close();
+    },
+  };
+}
+
+/** The two-hop echo: HTTP to a server that forwards each input to an IPC echo child and answers with its reply. */
+export async function startTwoHopEcho(): Promise<HttpEcho> {
+  const child = forkEcho();
+  await firstMessage(child, 10_000);
+  const waiting = new Map<string, (message: FromWorker) => void>();
+  child.on("message", (message: FromWorker) => {
+    if (message.t === "result") waiting.get(message.id)?.(message);
+  });
+  let next = 0;
+  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { args: string };
+      const id = `two-hop.${next++}`;
+      waiting.set(id, (message) => {
+        waiting.delete(id);
+        const text = JSON.stringify({ callId: id, outcome: message.t === "result" && message.ok ? { ok: true, value: message.value } : { ok: false } });
+        response.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+        response.end(text);
+      });
+      const input: ToWorker = { t: "input", id, args: body.args, mode: "value" };
+      child.send(input);
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  const pool = new Pool(`http://127.0.0.1:${port}`, { keepAliveTimeout: 30_000 });
+  return {
+    async call(): Promise<void> {
+      const response = await pool.request({
+        method: "POST",
+        path: "/v1/apps/bench/functions/noop/calls",
+        headers: { authorization: "Bearer floor", "content-type": "application/json" },
+        body: JSON.stringify({ args: encode([]), waitMs: 50_000 }),
+      });
+      const text = await response.body.text();
+      if (response.statusCode !== 200) throw new Error(`two-hop echo server answered ${response.statusCode}`);
+      JSON.parse(text);
+    },
+    close(): void {
+      void pool.close();
+      server.closeAllConnections();
+      server.close();
+      void stopChild(child);
     },
   };
 }

@@ -139,6 +139,8 @@ const STORE_METHODS = [
   "claim",
   "complete",
   "settle",
+  "settleMany",
+  "enqueueMany",
   "apply",
   "release",
   "renew",

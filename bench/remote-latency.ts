@@ -2,7 +2,7 @@
  * Warm call latency, sequential calls timed one by one: `.remote()` of a no-op handler on a
  * container that is already up (HTTP POST with `waitMs`, the agent enqueues, the pool dispatches
  * over IPC, the outcome is stored and announced, the response comes back), beside other callers
- * (the HTTP echo floor; on Redis, BullMQ and kiln on the embedded store).
+ * (the HTTP echo and two-hop echo floors; on Redis, BullMQ and kiln on the embedded store).
  *
  * The callers are interleaved in blocks, after a warm-up of each: they share one process and one
  * HTTP client library (undici), whose JIT warm-up moves a round trip a lot over the first few
@@ -14,7 +14,10 @@ import type { HttpEcho, Progress } from "./floors.js";
 
 export interface RemoteLatencyResult {
   kiln: number[];
+  /** The HTTP echo. */
   floor: number[];
+  /** The two-hop echo (HTTP, then IPC to a child). */
+  twoHop: number[];
 }
 
 /** A caller of `.remote()` on a no-op function, checking what comes back. */
@@ -58,8 +61,12 @@ export async function measureRemoteLatency(
   kiln: Kiln,
   target: { app: string; fn: string },
   echo: HttpEcho,
+  twoHop: HttpEcho,
   options: { warmup: number; count: number; block: number; deadlineMs: number; progress: Progress },
 ): Promise<RemoteLatencyResult> {
-  const [kilnSamples = [], floorSamples = []] = await measureInterleaved([noopRemote(kiln, target), () => echo.call()], options);
-  return { kiln: kilnSamples, floor: floorSamples };
+  const [kilnSamples = [], floorSamples = [], twoHopSamples = []] = await measureInterleaved(
+    [noopRemote(kiln, target), () => echo.call(), () => twoHop.call()],
+    options,
+  );
+  return { kiln: kilnSamples, floor: floorSamples, twoHop: twoHopSamples };
 }

@@ -2,7 +2,8 @@
  * `npm run bench`: starts an embedded agent (temp state dir, port 0, 8 cores of capacity), deploys
  * the fixtures and measures, each beside a floor or a baseline taken in the same run:
  *
- * 1. warm `.remote()` latency (p50 / p99)        vs an HTTP keep-alive echo, same client (undici)
+ * 1. warm `.remote()` latency (p50 / p99)        vs an HTTP keep-alive echo, same client (undici), and
+ *                                                  vs a two-hop echo (HTTP, then IPC to a forked child)
  * 2. `.map()` throughput of 10,000 no-op inputs   vs a worker IPC echo (window of 1,000)
  * 3. cold start, zero containers to first result  vs fork() of a trivial script to its first message
  * 4. Redis (issue 7), on one redis-server started here (skipped, with a note, when none is
@@ -29,7 +30,7 @@ import { measureBatching } from "./batching.js";
 import { startBullmq } from "./bullmq.js";
 import { measureBurst } from "./burst.js";
 import { measureColdStart } from "./cold-start.js";
-import { forkFloor, ipcEchoFloor, parallelForkFloor, startHttpEcho } from "./floors.js";
+import { forkFloor, ipcEchoFloor, parallelForkFloor, startHttpEcho, startTwoHopEcho } from "./floors.js";
 import { measureMapThroughput, type MapThroughputResult } from "./map-throughput.js";
 import { redisServerVersion, startBenchRedis } from "./redis-server.js";
 import { measureInterleaved, measureRemoteLatency, noopRemote } from "./remote-latency.js";
@@ -91,7 +92,7 @@ interface RedisComparison {
   version: string;
   concurrency: number;
   rounds: { embedded: MapThroughputResult; redis: MapThroughputResult; bullmq: MapThroughputResult }[];
-  latency: { redis: number[]; bullmq: number[]; embedded: number[] };
+  latency: { redis: number[]; bullmq: number[]; bullmqSandboxed: number[]; embedded: number[] };
 }
 
 /**
@@ -118,7 +119,9 @@ async function compareOnRedis(
   const concurrency = (fixtureFn?.maxContainers ?? 1) * (fixtureFn?.maxInputs ?? 1);
   const bull = await startBullmq(redis.url, { concurrency });
   cleanups.push(() => bull.close());
-  console.log(`redis: BullMQ queue + worker (concurrency ${concurrency}) on the same server`);
+  const bullSandboxed = await startBullmq(redis.url, { concurrency: 1, sandboxed: true, queueName: "kiln-bench-sandboxed" });
+  cleanups.push(() => bullSandboxed.close());
+  console.log(`redis: BullMQ queue + worker (concurrency ${concurrency}), and a sandboxed one (processor in a child process), on the same server`);
 
   const m = CONFIG.redis.map;
   const quiet = (): void => undefined;
@@ -134,15 +137,23 @@ async function compareOnRedis(
     console.log(`redis map round ${round}/${m.rounds}: embedded ${perSecond(embedded.perSecond)}, Redis ${perSecond(onRedis.perSecond)}, BullMQ ${perSecond(bullmq.perSecond)}`);
   }
   const r = CONFIG.redis.remote;
-  console.log(`redis remote latency: 0/${r.count} (kiln on Redis, BullMQ add + waitUntilFinished, kiln embedded; warm-up ${r.warmup} of each, blocks of ${r.block})`);
-  const [redisLat = [], bullLat = [], embeddedLat = []] = await measureInterleaved(
-    [noopRemote(kilnRedis, target), () => bull.call(), noopRemote(kiln, target)],
+  console.log(
+    `redis remote latency: 0/${r.count} (kiln on Redis, BullMQ add + waitUntilFinished in process and sandboxed, kiln embedded; warm-up ${r.warmup} of each, blocks of ${r.block})`,
+  );
+  const [redisLat = [], bullLat = [], sandboxedLat = [], embeddedLat = []] = await measureInterleaved(
+    [noopRemote(kilnRedis, target), () => bull.call(), () => bullSandboxed.call(), noopRemote(kiln, target)],
     { ...r, progress: progress("redis remote latency") },
   );
   await bull.close();
+  await bullSandboxed.close();
   await agent.stop();
   await redis.stop();
-  return { version: redis.version, concurrency, rounds, latency: { redis: redisLat, bullmq: bullLat, embedded: embeddedLat } };
+  return {
+    version: redis.version,
+    concurrency,
+    rounds,
+    latency: { redis: redisLat, bullmq: bullLat, bullmqSandboxed: sandboxedLat, embedded: embeddedLat },
+  };
 }
 
 function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
@@ -158,8 +169,9 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
   const mapsComplete = complete((x) => x.embedded) && complete((x) => x.redis) && complete((x) => x.bullmq);
   const kr = summarize(c.latency.redis);
   const bq = summarize(c.latency.bullmq);
+  const bs = summarize(c.latency.bullmqSandboxed);
   const ke = summarize(c.latency.embedded);
-  const latComplete = kr.count === r.count && bq.count === r.count && ke.count === r.count;
+  const latComplete = kr.count === r.count && bq.count === r.count && bs.count === r.count && ke.count === r.count;
   const rows: Row[] = [
     {
       metric: `Redis: map() 10,000 no-op, kiln on Redis vs BullMQ (median of ${m.rounds})`,
@@ -178,6 +190,14 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
       pass: latComplete && kr.p50 <= bq.p50,
     },
     { metric: `Redis: remote() p99, kiln on Redis vs BullMQ (n=${kr.count})`, kiln: ms(kr.p99), floor: `${ms(bq.p99)} BullMQ`, ratio: ratio(kr.p99 / bq.p99), target: "-", pass: null },
+    {
+      metric: `Redis: remote() p50 / p99, kiln on Redis vs BullMQ sandboxed (n=${kr.count})`,
+      kiln: `${ms(kr.p50)} / ${ms(kr.p99)}`,
+      floor: `${ms(bs.p50)} / ${ms(bs.p99)} BullMQ sandboxed`,
+      ratio: `${ratio(kr.p50 / bs.p50)} / ${ratio(kr.p99 / bs.p99)}`,
+      target: "<= 1x (p50)",
+      pass: latComplete && kr.p50 <= bs.p50,
+    },
     {
       metric: `Redis: map() 10,000 no-op, kiln on Redis vs embedded (median of ${m.rounds})`,
       kiln: perSecond(mapRedis),
@@ -198,8 +218,9 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
   const notes = [
     `Redis: one redis-server ${c.version} on a free loopback port, no RDB, no AOF, used in turn by a second kiln agent on the Redis store (\`redisUrl\`, same noop fixture) and BullMQ, nothing else (the embedded agent does not use it). ` +
       `map(): ${m.rounds} rounds of (kiln embedded, kiln on Redis, BullMQ), ${m.count} each, warm-up ${m.warmup} each in round 1; jobs/s per round: embedded ${list((x) => x.embedded)}; Redis ${list((x) => x.redis)}; BullMQ ${list((x) => x.bullmq)}.`,
-    `BullMQ: Queue + Worker (concurrency ${c.concurrency} = kiln's maxContainers x maxInputs; processor \`job => job.data\` in this process, so no IPC, unlike a kiln container) + QueueEvents, default job options; throughput: addBulk of ${m.count} jobs, done at the worker's last \`completed\` event (the consumer's view, which favours BullMQ: kiln's figure includes returning every output to the caller); latency: queue.add() then job.waitUntilFinished(queueEvents).`,
-    `Redis remote(): ${r.warmup} warm-up calls of each, then ${r.count} sequential calls of each of kiln on Redis, BullMQ, kiln embedded, interleaved in blocks of ${r.block}; means: Redis ${ms(kr.mean)}, BullMQ ${ms(bq.mean)}, embedded ${ms(ke.mean)}.`,
+    `BullMQ: Queue + Worker (concurrency ${c.concurrency} = kiln's maxContainers x maxInputs; processor \`job => job.data\` in this process, so no IPC, unlike a kiln container) + QueueEvents, default job options; throughput: addBulk of ${m.count} jobs, done at the worker's last \`completed\` event (the consumer's view, which favours BullMQ: kiln's figure includes returning every output to the caller); latency: queue.add() then job.waitUntilFinished(queueEvents). ` +
+      `BullMQ sandboxed: the same with the processor in a child process (bench/bullmq-processor.ts, concurrency 1), BullMQ's own isolation, as kiln runs a handler in a container process; its producer still talks to Redis directly, where a kiln caller goes through the agent's HTTP API.`,
+    `Redis remote(): ${r.warmup} warm-up calls of each, then ${r.count} sequential calls of each of kiln on Redis, BullMQ, BullMQ sandboxed, kiln embedded, interleaved in blocks of ${r.block}; means: Redis ${ms(kr.mean)}, BullMQ ${ms(bq.mean)}, BullMQ sandboxed ${ms(bs.mean)}, embedded ${ms(ke.mean)}.`,
   ];
   return { rows, notes };
 }
@@ -228,12 +249,16 @@ async function main(): Promise<void> {
     console.log(`deployed ${app}.noop (maxContainers 1, maxInputs 1000) on ${agent.url}`);
 
     // 1. warm .remote() latency (the first warm-up call starts the container), floor interleaved
-    console.log(`remote latency + http echo floor: 0/${CONFIG.remote.count} (warm-up ${CONFIG.remote.warmup} of each, blocks of ${CONFIG.remote.block})`);
+    console.log(`remote latency + echo floors: 0/${CONFIG.remote.count} (warm-up ${CONFIG.remote.warmup} of each, blocks of ${CONFIG.remote.block})`);
     const echoServer = await startHttpEcho();
-    const latency = await measureRemoteLatency(kiln, target, echoServer, {
+    const twoHopServer = await startTwoHopEcho();
+    const latency = await measureRemoteLatency(kiln, target, echoServer, twoHopServer, {
       ...CONFIG.remote,
-      progress: progress("remote latency + http echo floor"),
-    }).finally(() => echoServer.close());
+      progress: progress("remote latency + echo floors"),
+    }).finally(() => {
+      echoServer.close();
+      twoHopServer.close();
+    });
 
     // 2. .map() throughput
     console.log(`map throughput: 0/${CONFIG.map.count} (warm-up map of ${CONFIG.map.warmup})`);
@@ -284,6 +309,7 @@ async function main(): Promise<void> {
     // ---- table
     const lat = summarize(latency.kiln);
     const echo = summarize(latency.floor);
+    const twoHop = summarize(latency.twoHop);
     const coldMedian = median(cold.map((s) => s.totalMs));
     const readyMedian = median(cold.flatMap((s) => (s.containerReadyMs === null ? [] : [s.containerReadyMs])));
     const forkMedian = median(forks);
@@ -299,6 +325,14 @@ async function main(): Promise<void> {
         pass: lat.count === CONFIG.remote.count && lat.p50 <= TARGETS.remoteP50Ratio * echo.p50,
       },
       { metric: `remote() warm latency p99 (n=${lat.count})`, kiln: ms(lat.p99), floor: ms(echo.p99), ratio: ratio(lat.p99 / echo.p99), target: "-", pass: null },
+      {
+        metric: `remote() warm latency p50 / p99 vs the two hops alone (HTTP, then IPC)`,
+        kiln: `${ms(lat.p50)} / ${ms(lat.p99)}`,
+        floor: `${ms(twoHop.p50)} / ${ms(twoHop.p99)} two-hop echo`,
+        ratio: `${ratio(lat.p50 / twoHop.p50)} / ${ratio(lat.p99 / twoHop.p99)}`,
+        target: "-",
+        pass: null,
+      },
       {
         metric: `map() throughput (${map.inputs.toLocaleString("en-US")} inputs)`,
         kiln: perSecond(map.perSecond),
@@ -368,7 +402,8 @@ async function main(): Promise<void> {
     const notes = [
       `agents: started with \`cpu: ${CONFIG.agentCpu}\` (cores handed out to containers) so that host capacity does not cap the burst below maxContainers ${b.maxContainers} on a ${host.cores}-core box; containers request the default 0.125 core and mostly sleep.`,
       `fixture: bench/fixtures/app.json, handler \`noop(x) => x ?? null\`, maxContainers 1, maxInputs 1000; embedded store (default) with its log in a temp dir; agent and client in one process, as in the demo.`,
-      `remote(): ${CONFIG.remote.warmup} warm-up calls of each, then ${lat.count} sequential kiln calls and ${echo.count} floor round trips in alternating blocks of ${CONFIG.remote.block}; kiln mean ${ms(lat.mean)}, min ${ms(lat.min)}, max ${ms(lat.max)}; floor mean ${ms(echo.mean)}, min ${ms(echo.min)}, max ${ms(echo.max)}.`,
+      `remote(): ${CONFIG.remote.warmup} warm-up calls of each, then ${lat.count} sequential kiln calls, ${echo.count} HTTP echo and ${twoHop.count} two-hop echo round trips in alternating blocks of ${CONFIG.remote.block}; kiln mean ${ms(lat.mean)}, min ${ms(lat.min)}, max ${ms(lat.max)}; HTTP echo mean ${ms(echo.mean)}, min ${ms(echo.min)}, max ${ms(echo.max)}; two-hop echo mean ${ms(twoHop.mean)}. ` +
+        "Both echoes use kiln's HTTP client (undici request, keep-alive); the two-hop server forwards each body to a child forked like a kiln worker and answers with its reply.",
       `map(): warm-up map of ${CONFIG.map.warmup}, then ${map.inputs} inputs in ${(map.ms / 1000).toFixed(2)} s (first input pulled to last output yielded); IPC echo floor ${ipc.messages} messages in ${(ipc.ms / 1000).toFixed(2)} s, window ${CONFIG.map.window}, serialization "advanced".`,
       `cold start samples (ms, caller side): ${cold.map((s) => s.totalMs.toFixed(0)).join(", ")}; agent-reported container ready (fork to worker "ready"), median ${ms(readyMedian)}; deploy (not counted) median ${ms(median(cold.map((s) => s.deployMs)))}; fork floor samples: ${forks.map((f) => f.toFixed(0)).join(", ")}.`,
       ...(redis?.notes ?? ["Redis rows skipped: redis-server is not installed (apt-get install redis-server)."]),

@@ -48,23 +48,10 @@ export class Replies {
 
   /** Listen for `id`'s outcome; call before its input is queued, so it cannot arrive unheard. */
   expect(id: string): Expecting {
-    let outcome: Outcome | null = null;
-    let wake: () => void = () => undefined;
-    this.waiting.set(id, (arrived) => {
-      outcome = arrived;
-      wake();
-    });
+    const arrival = awaitable<Outcome>();
+    this.waiting.set(id, arrival.deliver);
     return {
-      wait: async (ms) => {
-        if (outcome) return outcome;
-        let timer: NodeJS.Timeout | undefined;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          timer = setTimeout(resolve, ms);
-        });
-        clearTimeout(timer);
-        return outcome;
-      },
+      wait: arrival.wait,
       stop: () => {
         this.waiting.delete(id);
       },
@@ -83,4 +70,26 @@ export class Replies {
   static message(id: string, result: StoredResult): string {
     return JSON.stringify({ id, result } satisfies ReplyMessage);
   }
+}
+
+/** A value that arrives at most once, and a bounded wait for it (null when it did not come in time). */
+export function awaitable<T>(): { deliver(value: T): void; wait(ms: number): Promise<T | null> } {
+  let value: T | null = null;
+  let wake: () => void = () => undefined;
+  return {
+    deliver: (arrived) => {
+      value ??= arrived;
+      wake();
+    },
+    wait: async (ms) => {
+      if (value !== null) return value;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, ms);
+      });
+      clearTimeout(timer);
+      return value;
+    },
+  };
 }

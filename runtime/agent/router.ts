@@ -25,7 +25,7 @@ import type { Store } from "../store/store.js";
 import type { AppRegistry } from "./apps.js";
 import { channels, keys, newCall, type CallRun, type InputEnvelope, type InputKind, type StoredCall, type StoredResult } from "./inputs.js";
 import { callStatus, statusOf, type OutcomeWriter } from "./outcomes.js";
-import type { Replies } from "./replies.js";
+import { awaitable, type Replies } from "./replies.js";
 
 interface MapRecord {
   id: string;
@@ -91,25 +91,11 @@ export class Router {
 
   /** Subscribe to a call's outcome announcement (the stored result travels in the message). */
   private async listen(id: string): Promise<{ wait(ms: number): Promise<Outcome | null>; stop(): Promise<void> }> {
-    let outcome: Outcome | null = null;
-    let wake: () => void = () => undefined;
+    const arrival = awaitable<Outcome>();
     const unsubscribe = await this.store.subscribe(channels.done(id), (message) => {
-      if (message.startsWith("{")) outcome = (JSON.parse(message) as StoredResult).outcome;
-      wake();
+      if (message.startsWith("{")) arrival.deliver((JSON.parse(message) as StoredResult).outcome);
     });
-    return {
-      wait: async (ms) => {
-        if (outcome) return outcome;
-        let timer: NodeJS.Timeout | undefined;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          timer = setTimeout(resolve, ms);
-        });
-        clearTimeout(timer);
-        return outcome;
-      },
-      stop: unsubscribe,
-    };
+    return { wait: arrival.wait, stop: unsubscribe };
   }
 
   async getCall(id: string): Promise<CallInfo> {

@@ -12,6 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FromWorker, InputMode, RemoteErrorInfo, ToWorker } from "../worker/protocol.js";
 import { WORKER_ENV } from "../worker/protocol.js";
+import { Outbox, unbatch, type Batch } from "../worker/outbox.js";
 import type { WorkerSandbox } from "./sandbox.js";
 import { wrapFork } from "./spawn-wrapper.js";
 
@@ -186,16 +187,18 @@ export class WorkerProcess {
         this.finish({ code, signal, killedFor: this.killedFor, ...(this.stderrTail ? { stderrTail: this.stderrTail } : {}) });
       });
     });
-    child.on("message", (message: FromWorker) => {
-      switch (message.t) {
-        case "ready":
-          this.resolveReady(message.loadMs);
-          return;
-        case "start-failed":
-          this.rejectReady(new WorkerStartError(`${message.error.name}: ${message.error.message}`, message.error));
-          return;
-        default:
-          this.onMessage(message);
+    child.on("message", (arrived: Batch<FromWorker>) => {
+      for (const message of unbatch(arrived)) {
+        switch (message.t) {
+          case "ready":
+            this.resolveReady(message.loadMs);
+            break;
+          case "start-failed":
+            this.rejectReady(new WorkerStartError(`${message.error.name}: ${message.error.message}`, message.error));
+            break;
+          default:
+            this.onMessage(message);
+        }
       }
     });
   }
@@ -275,10 +278,17 @@ export class WorkerProcess {
 
   private post(message: ToWorker): void {
     if (!this.child?.connected) return;
+    this.outbox.post(message);
+  }
+
+  /** Messages to the worker, batched while a send is in flight (outbox.ts). */
+  private readonly outbox = new Outbox<ToWorker>((message, done) => {
+    if (!this.child?.connected) return done(null);
     this.child.send(message, (error) => {
       if (error && this.alive) this.kill("ipc-error");
+      done(error);
     });
-  }
+  });
 
   private onMessage(message: FromWorker): void {
     switch (message.t) {

@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { decode, encodeBounded } from "../serde.js";
 import type { FromWorker, RemoteErrorInfo, ToWorker } from "./protocol.js";
 import { WORKER_ENV } from "./protocol.js";
+import { Outbox, unbatch, type Batch } from "./outbox.js";
 
 type Handler = (...args: unknown[]) => unknown;
 
@@ -20,8 +21,13 @@ interface Loaded {
 
 const currentInput = new AsyncLocalStorage<string>();
 
+const outbox = new Outbox<FromWorker>((message, done) => {
+  if (!process.send) return done(null);
+  process.send(message, undefined, undefined, (error: Error | null) => done(error));
+});
+
 function send(message: FromWorker): void {
-  process.send?.(message);
+  outbox.post(message);
 }
 
 function errorInfo(error: unknown): RemoteErrorInfo {
@@ -145,27 +151,31 @@ async function main(): Promise<void> {
     loaded = await load();
   } catch (error) {
     // Exit once the message is out, whatever timers the handler's module left behind.
-    process.send?.({ t: "start-failed", error: errorInfo(error) } satisfies FromWorker, () => process.exit(1));
+    outbox.post({ t: "start-failed", error: errorInfo(error) }, () => process.exit(1));
     return;
   }
-  process.on("message", (message: ToWorker) => {
-    if (message.t === "input") {
-      void run(loaded, message.id, message.args, message.mode);
-    } else if (message.t === "batch") {
-      void runBatch(loaded, message.id, message.items);
-    } else if (message.t === "shutdown") {
-      void (async () => {
-        try {
-          await loaded.exit?.();
-        } finally {
-          process.disconnect?.();
-          process.exit(0);
-        }
-      })();
-    }
+  process.on("message", (arrived: Batch<ToWorker>) => {
+    for (const message of unbatch(arrived)) receive(loaded, message);
   });
   process.on("disconnect", () => process.exit(0));
   send({ t: "ready", loadMs: performance.now() - started });
+}
+
+function receive(loaded: Loaded, message: ToWorker): void {
+  if (message.t === "input") {
+    void run(loaded, message.id, message.args, message.mode);
+  } else if (message.t === "batch") {
+    void runBatch(loaded, message.id, message.items);
+  } else if (message.t === "shutdown") {
+    void (async () => {
+      try {
+        await loaded.exit?.();
+      } finally {
+        process.disconnect?.();
+        process.exit(0);
+      }
+    })();
+  }
 }
 
 void main();

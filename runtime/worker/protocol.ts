@@ -2,7 +2,9 @@
  * Messages between the agent and a worker process, over the Node IPC channel (`serialization:
  * "advanced"`, so encoded payload strings are not escaped a second time).
  *
- * Arguments and results stay in their serde-encoded form; the agent never decodes them.
+ * Arguments and results stay in their serde-encoded form; the agent never decodes them. Either
+ * side may send several messages as one `{ t: "many", messages }` (outbox.ts) while a send is in
+ * flight; the receiver handles them in order.
  */
 
 /** How the caller consumes the input: one value, or a stream of yielded values. */
