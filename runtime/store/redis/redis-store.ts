@@ -451,12 +451,13 @@ export class RedisStore implements Store {
   async settleMany(entries: readonly { claim: ClaimRef; effects: Effects }[]): Promise<SettleResult[]> {
     this.check();
     if (entries.length === 0) return [];
-    const keys: string[] = [];
-    const args: Arg[] = [this.wakeChannel];
+    const queues = [...new Set(entries.map(({ claim }) => claim.queue))];
+    const keys: string[] = queues.flatMap((queue) => this.queueKeys(queue));
+    const args: Arg[] = [this.wakeChannel, queues.length, ...queues];
     for (const { claim, effects } of entries) {
       const encoded = this.encodeEffects(effects);
-      keys.push(...this.queueKeys(claim.queue), ...encoded.keys);
-      args.push(claim.queue, claim.id, fenceArg(claim.fence), encoded.keys.length, encoded.args.length, ...encoded.args);
+      keys.push(...encoded.keys);
+      args.push(queues.indexOf(claim.queue) + 1, claim.id, fenceArg(claim.fence), encoded.keys.length, encoded.args.length, ...encoded.args);
     }
     const reply = await this.script<number[]>("kilnSettle", keys, args);
     return reply.map((r) => (r === 0 ? "stale" : r === 1 ? "applied" : "guarded"));

@@ -354,29 +354,31 @@ return 1
 `);
 
 /**
- * Complete claims and apply each one's effects (see EFFECTS), claim by claim. KEYS: per claim,
- * its queue block then its effect keys. ARGV: wake, then per claim: queue name, id, fence, effect
- * key count, effect arg count, the effect args. Returns per claim 1 (completed, effects applied),
- * 2 (completed, their guard stopped them) or 0 (stale: nothing written).
+ * Complete claims and apply each one's effects (see EFFECTS), claim by claim. KEYS: one queue
+ * block per queue involved, then each claim's effect keys in turn. ARGV: wake, queue count, the
+ * queue names, then per claim: its queue's index (1-based), id, fence, effect key count, effect
+ * arg count, the effect args. Returns per claim 1 (completed, effects applied), 2 (completed,
+ * their guard stopped them) or 0 (stale: nothing written).
  */
 export const SETTLE = script(`${EFFECTS}
 local wake = ARGV[1]
+local nq = tonumber(ARGV[2])
 local now = now_ms()
 local out = {}
-local k, a = 1, 2
+local k, a = 1 + 8 * nq, 3 + nq
 while a <= #ARGV do
-  local name, id, fence = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local qi, id, fence = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
   local nkeys, nargs = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  local q = qkeys(k)
+  local q = qkeys(1 + 8 * (qi - 1))
   local first = a + 5
-  if held(q, id, fence, now, wake, name) then
+  if held(q, id, fence, now, wake, ARGV[2 + qi]) then
     redis.call('ZREM', q.claimed, id)
     forget(q, id)
-    if apply_effects(k + 8, first, first + nargs - 1) == 1 then out[#out + 1] = 1 else out[#out + 1] = 2 end
+    if apply_effects(k, first, first + nargs - 1) == 1 then out[#out + 1] = 1 else out[#out + 1] = 2 end
   else
     out[#out + 1] = 0
   end
-  k = k + 8 + nkeys
+  k = k + nkeys
   a = first + nargs
 end
 return out
