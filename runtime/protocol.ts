@@ -20,6 +20,7 @@ import {
   MIN_EPHEMERAL_TTL_MS,
   MIN_QUEUE_PARTITION_TTL_S,
 } from "./spec/limits.js";
+import type { Maxima } from "./spec/maxima.js";
 
 export const API_VERSION = "v1";
 /** The longest one request holds for an outcome; clients poll again after it. */
@@ -243,6 +244,8 @@ export interface HostStatus {
   startedAt: string;
   seenAt: string;
   capacity: { cpu: number; cpuUsed: number };
+  /** What this host can give one container (deploys check each function fits some host). */
+  maxima?: Maxima;
   /** `<app>.<fn>` -> this host's containers of it. */
   functions: Record<string, { containers: number; busy: number; inFlight: number }>;
   draining: boolean;

@@ -18,6 +18,7 @@ import { HostCapacity } from "./capacity.js";
 import { channels } from "./inputs.js";
 import { LogBook } from "./logs.js";
 import { OutcomeWriter } from "./outcomes.js";
+import type { HostMaxima } from "./placement.js";
 import { Replies } from "./replies.js";
 import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
 import { buildServer } from "./server.js";
@@ -101,6 +102,7 @@ export class Agent {
     readonly sandboxes: SandboxHost,
     private readonly options: AgentOptions,
     private readonly poolContextUrl: { value: string },
+    private readonly maxima: Maxima,
   ) {}
 
   static async start(options: AgentOptions): Promise<Agent> {
@@ -150,9 +152,14 @@ export class Agent {
       gpusPerContainer: sandboxes.gpus.status().total,
       ...options.maxima,
     };
-    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), maxima);
+    // Filled in once the agent exists: the other live hosts' maxima, for deploy-time placement.
+    const hostsRef: { agent: Agent | null } = { agent: null };
+    const otherHosts = async (): Promise<HostMaxima[]> =>
+      ((await hostsRef.agent?.hosts()) ?? []).flatMap((h) => (h.id !== id && h.maxima && !h.draining ? [{ host: h.id, maxima: h.maxima }] : []));
+    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), maxima, otherHosts);
     const router = new Router(store, apps, outcomes, replies, limits);
-    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl);
+    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl, maxima);
+    hostsRef.agent = agent;
     agent.enforcementNotice = notice;
     const appLookup = { spec: (app: string) => apps.get(app).spec };
     agent.ephemerals = new Ephemerals(store);
@@ -223,6 +230,7 @@ export class Agent {
       startedAt: this.startedAt.toISOString(),
       seenAt: new Date().toISOString(),
       capacity: { cpu: this.capacity.total, cpuUsed: Number(this.capacity.inUse.toFixed(3)) },
+      maxima: this.maxima,
       functions,
       draining: this.draining,
     };

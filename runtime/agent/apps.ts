@@ -12,10 +12,11 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidError, NotFoundError, toWire } from "../errors.js";
 import type { AppSummary, ArtifactBody, DeployBody } from "../protocol.js";
-import { canonicalJson, compileAppSpec, type CompiledAppSpec, type CompiledFunctionSpec, type Maxima } from "../spec/index.js";
+import { canonicalJson, type CompiledAppSpec, type CompiledFunctionSpec, type Maxima } from "../spec/index.js";
 import type { Store } from "../store/store.js";
 import { channels, keys, type InputEnvelope } from "./inputs.js";
 import type { OutcomeWriter } from "./outcomes.js";
+import { compileForCluster, type HostMaxima } from "./placement.js";
 import { FunctionPool, type FunctionRuntime, type PoolContext } from "./pool.js";
 
 export interface AppRecord {
@@ -50,6 +51,8 @@ export class AppRegistry {
     private readonly outcomes: OutcomeWriter,
     private readonly bundleDir: string,
     private readonly maxima: Maxima,
+    /** The other live hosts of the cluster and what each can give one container (placement.ts). */
+    private readonly otherHosts: () => Promise<HostMaxima[]> = async () => [],
   ) {}
 
   /**
@@ -93,7 +96,7 @@ export class AppRegistry {
   }
 
   async deploy(name: string, body: DeployBody): Promise<{ app: AppSummary; changed: boolean }> {
-    const spec = compileAppSpec(body.spec, { maxima: this.maxima });
+    const spec = compileForCluster(body.spec, { host: this.poolContext.agentId, maxima: this.maxima }, await this.otherHosts());
     if (spec.name !== name) {
       throw new InvalidError(`name: the spec names app '${spec.name}' but was deployed as '${name}'`);
     }

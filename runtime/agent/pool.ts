@@ -335,6 +335,10 @@ export class FunctionPool {
       return false;
     }
     const cpu = rt.spec.cpu.request;
+    if (cpu > this.ctx.capacity.total) {
+      this.blocked = `too big for this host (needs ${cpu} cores, it has ${this.ctx.capacity.total}): hosts that fit it run its inputs`;
+      return false;
+    }
     if (!this.ctx.capacity.canFit(cpu)) {
       const free = Math.max(0, this.ctx.capacity.total - this.ctx.capacity.inUse);
       this.blocked = `waiting for capacity: needs ${cpu} cpu, ${free.toFixed(3)} of ${this.ctx.capacity.total} free`;

@@ -37,10 +37,10 @@ suite("three agents on one redis-server", () => {
   const agents: ChildAgent[] = [];
   const dirs: string[] = [];
 
-  async function startAgent(): Promise<ChildAgent> {
+  async function startAgent(env: Record<string, string> = {}): Promise<ChildAgent> {
     const dir = await mkdtemp(join(tmpdir(), "kiln-cluster-"));
     dirs.push(dir);
-    const agent = await startChildAgent(dir, 0, { KILN_REDIS_URL: redis.url, KILN_TOKEN: TOKEN });
+    const agent = await startChildAgent(dir, 0, { KILN_REDIS_URL: redis.url, KILN_TOKEN: TOKEN, ...env });
     agents.push(agent);
     return agent;
   }
@@ -108,6 +108,29 @@ suite("three agents on one redis-server", () => {
     expect(Date.now() - started).toBeLessThan(60_000);
     // More than one agent did the work.
     expect(new Set(out.map((r) => r.ppid)).size).toBeGreaterThan(1);
+  });
+
+  it("a function too big for the agent that takes the deploy runs on a host it fits; one that fits no single host is refused", async () => {
+    const small = await startAgent({ KILN_TEST_AGENT_CPU: "1", KILN_GPUS: "A100:2" });
+    const big = await startAgent({ KILN_TEST_AGENT_CPU: "4", KILN_GPUS: "none" });
+    const kiln = await client(small);
+    await waitFor("both hosts advertised", async () => ((await kiln.status()).hosts.length === 2 ? true : undefined));
+    await deployFixture(kiln, (spec) => {
+      (spec["functions"] as Record<string, Record<string, unknown>>)["where"]!["cpu"] = 3;
+    });
+    const where = kiln.function<typeof h.whereSlept>("e2e", "where");
+    const ran = await where.remote(1, "big");
+    expect(ran.tag).toBe("big");
+    expect(ran.ppid).toBe(big.child.pid);
+    // The small host says why it runs none of them.
+    const smallWhere = (await kiln.status()).apps[0]?.functions.find((f) => f.name === "where");
+    expect(smallWhere?.blocked).toMatch(/too big for this host \(needs 3 cores, it has 1\)/);
+    // 3 cores and 2 GPUs: the big host has the cores, the small one the GPUs; neither has both.
+    await expect(
+      deployFixture(kiln, (spec) => {
+        Object.assign((spec["functions"] as Record<string, Record<string, unknown>>)["where"]!, { cpu: 3, gpu: "A100:2" });
+      }),
+    ).rejects.toThrow(/functions\.where: no single host can run one container of it/);
   });
 
   it("a spawned call whose agent died completes on another agent", async () => {
