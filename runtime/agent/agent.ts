@@ -129,6 +129,13 @@ export class Agent {
       log: (line) => logs.append({ app: "-", function: "-", callId: null, containerId: "-", stream: "system", text: `${line}\n` }),
     });
     const notice = sandboxNotice(await sandboxes.status(), leftovers);
+    // Per-container maxima: what this host can give one container, unless configured.
+    const maxima: Maxima = {
+      cpu: capacity.total,
+      memoryMiB: Math.floor(totalmem() / 2 ** 20),
+      gpusPerContainer: sandboxes.gpus.status().total,
+      ...options.maxima,
+    };
     const agentUrl = { value: "" };
     const poolContext = {
       store,
@@ -143,15 +150,9 @@ export class Agent {
       sandboxes,
       scratchDir: join(stateDir, "scratch"),
       leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
+      maxima,
     };
     await mkdir(poolContext.scratchDir, { recursive: true });
-    // Per-container maxima: what this host can give one container, unless configured.
-    const maxima: Maxima = {
-      cpu: capacity.total,
-      memoryMiB: Math.floor(totalmem() / 2 ** 20),
-      gpusPerContainer: sandboxes.gpus.status().total,
-      ...options.maxima,
-    };
     // Filled in once the agent exists: the other live hosts' maxima, for deploy-time placement.
     const hostsRef: { agent: Agent | null } = { agent: null };
     const otherHosts = async (): Promise<HostMaxima[]> =>

@@ -31,7 +31,7 @@ import {
 import type { Sandbox, SandboxHost } from "../containers/sandbox.js";
 import type { OomVerdict } from "../containers/oom.js";
 import type { ContainerStatus, FunctionStatus, Outcome } from "../protocol.js";
-import { PLATFORM_RETRIES, retryDelayMs, type CompiledFunctionSpec } from "../spec/index.js";
+import { PLATFORM_RETRIES, retryDelayMs, type CompiledFunctionSpec, type Maxima } from "../spec/index.js";
 import type { Claim, Store } from "../store/store.js";
 import { Autoscaler, type ScalingDecision, type ScalingSettings } from "./autoscaler.js";
 import type { HostCapacity, Need } from "./capacity.js";
@@ -67,6 +67,8 @@ export interface PoolContext {
   sandboxes: SandboxHost;
   scratchDir: string;
   leaseMs: number;
+  /** What this host can give one container: a function asking more runs on other hosts. */
+  maxima: Maxima;
 }
 
 /** One slot's work: a single input, or a batch of inputs for a batched function. */
@@ -335,8 +337,9 @@ export class FunctionPool {
       return false;
     }
     const cpu = rt.spec.cpu.request;
-    if (cpu > this.ctx.capacity.total) {
-      this.blocked = `too big for this host (needs ${cpu} cores, it has ${this.ctx.capacity.total}): hosts that fit it run its inputs`;
+    const tooBig = this.tooBigForHost();
+    if (tooBig !== null) {
+      this.blocked = `too big for this host (${tooBig}): hosts that fit it run its inputs`;
       return false;
     }
     if (!this.ctx.capacity.canFit(cpu)) {
@@ -353,6 +356,18 @@ export class FunctionPool {
     }
     this.blocked = null;
     return true;
+  }
+
+  /** What the function asks for one container beyond this host's maxima, or null when it fits. */
+  private tooBigForHost(): string | null {
+    const { cpu, memory } = this.runtime.spec;
+    const { maxima, capacity } = this.ctx;
+    const cores = Math.min(maxima.cpu ?? Number.POSITIVE_INFINITY, capacity.total);
+    const over = [
+      cpu.request > cores ? `needs ${cpu.request} cores, it has ${cores}` : null,
+      maxima.memoryMiB !== undefined && memory.request > maxima.memoryMiB ? `needs ${memory.request} MiB, it has ${maxima.memoryMiB}` : null,
+    ].filter((reason): reason is string => reason !== null);
+    return over.length === 0 ? null : over.join("; ");
   }
 
   /** Containers of the current version that take work (starting or ready). */
