@@ -525,16 +525,22 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect((await store.claim([q], lease))[0]!.payload).toBe(payload);
       });
 
-      it("property: any interleaving of enqueue/claim/complete/release loses and duplicates nothing", async () => {
+      it("property: any interleaving of enqueue/claim/complete/settle/release loses and duplicates nothing", async () => {
         type Op =
           | { t: "enqueue" }
+          | { t: "enqueueMany"; n: number }
+          | { t: "waitClaim"; max: number }
+          | { t: "settle"; i: number }
           | { t: "duplicate"; i: number }
           | { t: "claim"; max: number }
           | { t: "complete"; i: number }
           | { t: "release"; i: number; front: boolean }
           | { t: "stale"; i: number };
         const op: fc.Arbitrary<Op> = fc.oneof(
-          { arbitrary: fc.constant<Op>({ t: "enqueue" }), weight: 4 },
+          { arbitrary: fc.constant<Op>({ t: "enqueue" }), weight: 3 },
+          fc.record({ t: fc.constant("enqueueMany" as const), n: fc.integer({ min: 1, max: 3 }) }),
+          fc.record({ t: fc.constant("waitClaim" as const), max: fc.integer({ min: 1, max: 3 }) }),
+          { arbitrary: fc.record({ t: fc.constant("settle" as const), i: fc.nat() }), weight: 2 },
           fc.record({ t: fc.constant("duplicate" as const), i: fc.nat() }),
           { arbitrary: fc.record({ t: fc.constant("claim" as const), max: fc.integer({ min: 1, max: 4 }) }), weight: 3 },
           { arbitrary: fc.record({ t: fc.constant("complete" as const), i: fc.nat() }), weight: 3 },
@@ -545,8 +551,10 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await fc.assert(
           fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { maxLength: 25 }), async (batches) => {
             const q = `${ns}prop-${run++}`;
+            const out = `${q}:out`;
             const enqueued: string[] = [];
             const completed: string[] = [];
+            const settled: string[] = [];
             let held: Claim[] = [];
             const stale: ClaimRef[] = [];
             let next = 0;
@@ -556,6 +564,30 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
                   const id = `i${next++}`;
                   enqueued.push(id);
                   expect(await store.enqueue(q, { id, payload: id })).toEqual({ ok: true });
+                  return;
+                }
+                case "enqueueMany": {
+                  const ids = Array.from({ length: o.n }, () => `i${next++}`);
+                  enqueued.push(...ids);
+                  expect(await store.enqueueMany(q, ids.map((id) => ({ id, payload: id })))).toEqual({ accepted: o.n });
+                  return;
+                }
+                case "waitClaim": {
+                  // Blocks briefly: an enqueue in the same batch may hand it items in its own step.
+                  const claims = await store.claim([q], { ...lease, max: o.max, waitMs: 30 });
+                  for (const c of claims) expect(c.payload).toBe(c.id);
+                  held.push(...claims);
+                  return;
+                }
+                case "settle": {
+                  if (held.length === 0) return;
+                  const c = held[o.i % held.length]!;
+                  const result = await store.settle(ref(c), { push: [{ key: out, values: [c.id] }] });
+                  if (result === "applied") {
+                    completed.push(c.id);
+                    settled.push(c.id);
+                    held = held.filter((h) => h !== c);
+                  } else expect(result).toBe("stale");
                   return;
                 }
                 case "duplicate": {
@@ -615,6 +647,8 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
             expect(new Set(present).size).toBe(present.length);
             expect(present.filter((id) => completed.includes(id))).toEqual([]);
             expect([...completed, ...present].sort()).toEqual([...enqueued].sort());
+            // Each settled item wrote its effects exactly once.
+            expect((await store.listPop(out, { max: 1000 })).sort()).toEqual([...settled].sort());
             await store.dropQueue(q);
           }),
           { numRuns: 60 },
