@@ -263,10 +263,8 @@ export class AppRegistry {
     for (;;) {
       const claims = await this.store.claim(queues, { owner: "app-delete", leaseMs: 60_000, max: 1000, waitMs: 0 });
       if (claims.length === 0) return;
-      for (const claim of claims) {
-        const input = JSON.parse(claim.payload) as InputEnvelope;
-        await this.outcomes.settle(claim, input, { ok: false, error });
-      }
+      // Together, so the outcome writer settles them in few store round trips.
+      await Promise.all(claims.map((claim) => this.outcomes.settle(claim, JSON.parse(claim.payload) as InputEnvelope, { ok: false, error })));
     }
   }
 }

@@ -99,13 +99,18 @@ export class Router {
   }
 
   async getCall(id: string): Promise<CallInfo> {
+    return (await this.readCall(id)).info;
+  }
+
+  /** A call as callers see it, and where its waiting caller listens. */
+  private async readCall(id: string): Promise<{ info: CallInfo; replyTo: string | undefined }> {
     const [raw, result, run] = await this.store.getMany([keys.call(id), keys.result(id), keys.callRun(id)]);
     if (raw === null || raw === undefined) {
       throw new NotFoundError(`function call ${id} does not exist (or its result expired after the retention period)`);
     }
     // The record is written once: its attempts and the result say where it is.
-    const { replyTo: _, ...call } = JSON.parse(raw) as StoredCall;
-    return callStatus(call, result ? (JSON.parse(result) as StoredResult) : null, run ? (JSON.parse(run) as CallRun) : null);
+    const { replyTo, ...call } = JSON.parse(raw) as StoredCall;
+    return { info: callStatus(call, result ? (JSON.parse(result) as StoredResult) : null, run ? (JSON.parse(run) as CallRun) : null), replyTo };
   }
 
   /** The call's outcome, waiting up to `waitMs` for it. */
@@ -132,12 +137,10 @@ export class Router {
    * worker is killed, and its late result is dropped (its claim is gone).
    */
   async cancel(id: string, killRunning: (inputId: string) => Promise<void>): Promise<CallInfo> {
-    const raw = await this.store.get(keys.call(id));
-    const call = await this.getCall(id);
+    const { info: call, replyTo } = await this.readCall(id);
     if (call.status === "succeeded" || call.status === "failed" || call.status === "cancelled") return call;
     const queue = call.kind === "spawn" ? keys.spawnQueue(call.app, call.function) : keys.queue(call.app, call.function);
     const where = await this.store.remove(queue, id);
-    const replyTo = raw === null ? undefined : (JSON.parse(raw) as StoredCall).replyTo;
     const input: InputEnvelope = {
       id,
       kind: call.kind,

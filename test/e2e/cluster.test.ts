@@ -153,13 +153,15 @@ suite("three agents on one redis-server", () => {
     const b = await startAgent();
     const kilnB = await client(b);
     await deployFixture(kilnB);
-    const call = await kilnB.function<typeof h.whereSlept>("e2e", "where").spawn(1_000, "fenced");
+    // Long enough that b is frozen well before its worker finishes (even on a loaded machine).
+    const call = await kilnB.function<typeof h.whereSlept>("e2e", "where").spawn(3_000, "fenced");
     await waitFor("the call to run on b", async () => ((await call.status()) === "running" ? true : undefined));
+    b.child.kill("SIGSTOP");
     const c = await startAgent();
     const kilnC = await client(c);
-    b.child.kill("SIGSTOP");
     // b's lease (2 s) lapses; c recovers the input and runs it again.
     const first = await kilnC.functionCall<Where>(call.id).get({ timeoutMs: 30_000 });
+    expect(first.ppid).toBe(c.child.pid);
     b.child.kill("SIGCONT");
     // b wakes with its own (late) result: it finds its claim gone, and the stored result stands.
     await waitFor(
@@ -169,7 +171,10 @@ suite("three agents on one redis-server", () => {
         return lines.some((l) => /lost the lease|lease lapsed/.test(l.text)) ? true : undefined;
       },
       15_000,
-    );
+    ).catch(async (error: unknown) => {
+      const { lines } = await kilnB.http.request<{ lines: { text: string }[] }>("GET", "/v1/apps/e2e/logs", { query: { function: "where" } });
+      throw new Error(`${(error as Error).message}; b's log:\n${lines.map((l) => l.text.trimEnd()).join("\n")}`);
+    });
     const again = await kilnC.functionCall<Where>(call.id).get({ timeoutMs: 5_000 });
     expect(again).toEqual(first);
   });
