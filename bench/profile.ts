@@ -496,8 +496,8 @@ async function main(): Promise<void> {
         storeSteps["Router.call -> set + enqueue resolved"]?.push(Math.max(at("enqueue"), at("set") > marks.runIn ? 0 : at("set")) - marks.routerIn);
         storeSteps["enqueue -> claim resolved (wake + claim)"]?.push(at("claim") - at("enqueue"));
         storeSteps["claim -> WorkerProcess.run"]?.push(marks.runIn - at("claim"));
-        storeSteps["run done -> settle resolved (ack + result + publish)"]?.push(at("settle") - marks.runOut);
-        storeSteps["settle -> Router.call returns (hand-over or message)"]?.push(marks.routerOut - at("settle"));
+        storeSteps["run done -> settle resolved (ack + result + publish)"]?.push(at("settleMany") - marks.runOut);
+        storeSteps["settle -> Router.call returns (hand-over or message)"]?.push(marks.routerOut - at("settleMany"));
       }
       wallMs = performance.now() - started;
       units = args.count;
