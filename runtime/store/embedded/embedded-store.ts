@@ -19,7 +19,7 @@
  */
 import { systemClock, type Clock, type Timer } from "../../clock.js";
 import { InvalidError, UnavailableError, messageOf } from "../../errors.js";
-import { checkEffects } from "../effects.js";
+import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom } from "../checks.js";
 import type {
   Effects,
   EnqueueManyResult,
@@ -256,7 +256,7 @@ export class EmbeddedStore implements Store {
   async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
     this.check();
     const leaseMs = positive("leaseMs", options.leaseMs);
-    const max = count("max", options.max ?? 1);
+    const max = atLeastOne("max", options.max ?? 1);
     const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
     const signal = options.signal;
     if (signal?.aborted) return [];
@@ -397,7 +397,7 @@ export class EmbeddedStore implements Store {
 
   async listPop(key: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = count("max", options.max ?? 1);
+    const max = atLeastOne("max", options.max ?? 1);
     const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
     const signal = options.signal;
     if (signal?.aborted) return [];
@@ -519,7 +519,7 @@ export class EmbeddedStore implements Store {
   async hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage> {
     this.check();
     if (!/^\d+$/.test(cursor)) throw new InvalidError(`hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`);
-    const n = countOf("count", count);
+    const n = atLeastOne("count", count);
     const state = this.state.hashes.get(hash);
     if (!state) {
       await this.durable();
@@ -584,7 +584,7 @@ export class EmbeddedStore implements Store {
 
   async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = countOf("max", options.max ?? 1);
+    const max = atLeastOne("max", options.max ?? 1);
     const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
     const signal = options.signal;
     if (signal?.aborted) return [];
@@ -602,7 +602,7 @@ export class EmbeddedStore implements Store {
   async partitionRange(group: string, partition: string, start: number, count: number): Promise<string[]> {
     this.check();
     const from = atLeastZero("start", start);
-    const n = countOf("count", count);
+    const n = atLeastOne("count", count);
     const values = this.livePartition(group, partition)?.items.slice(from, n) ?? [];
     await this.durable();
     return values;
@@ -1066,31 +1066,9 @@ function listOf(entry: KeyEntry): Deque<string> {
   return entry.value;
 }
 
-function positive(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value > 0)) throw new InvalidError(`${name} must be a positive number of milliseconds, got ${value}`);
-  return value;
-}
-
-function nonNegative(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value >= 0)) throw new InvalidError(`${name} must be a non-negative number of milliseconds, got ${value}`);
-  return value;
-}
-
-function count(name: string, value: number): number {
-  if (!(Number.isSafeInteger(value) && value >= 1)) throw new InvalidError(`${name} must be an integer >= 1, got ${value}`);
-  return value;
-}
-
-const countOf = count;
-
 /** The least a read must move a field's deadline to be logged: 1 % of idleMs, at least 1 s, at most 10 %. */
 function touchStep(idleMs: number): number {
   return Math.min(Math.max(1000, idleMs / 100), idleMs / 10);
-}
-
-function atLeastZero(name: string, value: number): number {
-  if (!(Number.isSafeInteger(value) && value >= 0)) throw new InvalidError(`${name} must be an integer >= 0, got ${value}`);
-  return value;
 }
 
 /** Where blocked pops of a partition wait (beside list keys, which never start with NUL). */
@@ -1098,18 +1076,3 @@ function partitionWaitKey(group: string, partition: string): string {
   return `\u0000${group}\u0000${partition}`;
 }
 
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (!set) {
-    set = new Set();
-    map.set(key, set);
-  }
-  set.add(value);
-}
-
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
-}

@@ -65,7 +65,7 @@ import type {
   Unsubscribe,
   WorkItem,
 } from "../store.js";
-import { checkEffects } from "../effects.js";
+import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom } from "../checks.js";
 import * as lua from "./scripts.js";
 
 export interface RedisStoreOptions {
@@ -387,7 +387,7 @@ export class RedisStore implements Store {
   async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
     this.check();
     const leaseMs = positiveInt("leaseMs", options.leaseMs);
-    const max = count("max", options.max ?? 1);
+    const max = atLeastOne("max", options.max ?? 1);
     const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
     const signal = options.signal;
     if (signal?.aborted) return [];
@@ -525,7 +525,7 @@ export class RedisStore implements Store {
 
   async listPop(key: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = count("max", options.max ?? 1);
+    const max = atLeastOne("max", options.max ?? 1);
     const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
     const signal = options.signal;
     if (signal?.aborted) return [];
@@ -573,7 +573,7 @@ export class RedisStore implements Store {
   async hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage> {
     this.check();
     if (!/^\d+$/.test(cursor)) throw new InvalidError(`hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`);
-    const n = countOf("count", count);
+    const n = atLeastOne("count", count);
     const [next, ...rows] = await this.script<string[]>("kilnHashScan", this.hashKeys(hash).slice(0, 2), [cursor, n]);
     const entries: [string, string][] = [];
     for (let i = 0; i + 1 < rows.length; i += 2) entries.push([String(rows[i]), String(rows[i + 1])]);
@@ -603,7 +603,7 @@ export class RedisStore implements Store {
 
   async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = countOf("max", options.max ?? 1);
+    const max = atLeastOne("max", options.max ?? 1);
     const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
     const signal = options.signal;
     if (signal?.aborted) return [];
@@ -616,7 +616,7 @@ export class RedisStore implements Store {
   async partitionRange(group: string, partition: string, start: number, count: number): Promise<string[]> {
     this.check();
     const from = atLeastZero("start", start);
-    const n = countOf("count", count);
+    const n = atLeastOne("count", count);
     return this.exec(() => this.cmd.lrange(this.partitionKey(group, partition), from, from + n - 1));
   }
 
@@ -1227,49 +1227,12 @@ async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void>
   clearTimeout(timer);
 }
 
-function positive(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value > 0)) throw new InvalidError(`${name} must be a positive number of milliseconds, got ${value}`);
-  return value;
-}
-
 /** Redis takes whole milliseconds: round a fractional duration up (never to 0). */
 function positiveInt(name: string, value: number): number {
   return Math.ceil(positive(name, value));
-}
-
-function nonNegative(name: string, value: number): number {
-  if (!(Number.isFinite(value) && value >= 0)) throw new InvalidError(`${name} must be a non-negative number of milliseconds, got ${value}`);
-  return value;
 }
 
 function nonNegativeInt(name: string, value: number): number {
   return Math.ceil(nonNegative(name, value));
 }
 
-function count(name: string, value: number): number {
-  if (!(Number.isSafeInteger(value) && value >= 1)) throw new InvalidError(`${name} must be an integer >= 1, got ${value}`);
-  return value;
-}
-
-const countOf = count;
-
-function atLeastZero(name: string, value: number): number {
-  if (!(Number.isSafeInteger(value) && value >= 0)) throw new InvalidError(`${name} must be an integer >= 0, got ${value}`);
-  return value;
-}
-
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (!set) {
-    set = new Set();
-    map.set(key, set);
-  }
-  set.add(value);
-}
-
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
-}
