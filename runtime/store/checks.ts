@@ -60,3 +60,12 @@ export function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   set.delete(value);
   if (set.size === 0) map.delete(key);
 }
+
+/** A blocking read's options, checked: at most `max` (>= 1), waiting up to `waitMs`, until `signal`. */
+export function waitOptions(options: { max?: number; waitMs?: number; signal?: AbortSignal | undefined }): {
+  max: number;
+  waitMs: number;
+  signal: AbortSignal | undefined;
+} {
+  return { max: atLeastOne("max", options.max ?? 1), waitMs: nonNegative("waitMs", options.waitMs ?? 0), signal: options.signal };
+}

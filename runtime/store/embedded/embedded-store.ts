@@ -19,7 +19,7 @@
  */
 import { systemClock, type Clock, type Timer } from "../../clock.js";
 import { InvalidError, UnavailableError, messageOf } from "../../errors.js";
-import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom } from "../checks.js";
+import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom, waitOptions } from "../checks.js";
 import type {
   Effects,
   EnqueueManyResult,
@@ -256,9 +256,7 @@ export class EmbeddedStore implements Store {
   async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
     this.check();
     const leaseMs = positive("leaseMs", options.leaseMs);
-    const max = atLeastOne("max", options.max ?? 1);
-    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
-    const signal = options.signal;
+    const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
     this.catchUp();
     const claims = this.take(queues, options.owner, leaseMs, max);
@@ -397,9 +395,7 @@ export class EmbeddedStore implements Store {
 
   async listPop(key: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = atLeastOne("max", options.max ?? 1);
-    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
-    const signal = options.signal;
+    const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
     const entry = this.live(key);
     if (entry !== undefined) listOf(entry);
@@ -584,9 +580,7 @@ export class EmbeddedStore implements Store {
 
   async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = atLeastOne("max", options.max ?? 1);
-    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
-    const signal = options.signal;
+    const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
     const take = (n: number): string[] => this.popPartition(group, partition, n);
     const values = take(max);

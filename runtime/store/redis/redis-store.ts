@@ -65,7 +65,7 @@ import type {
   Unsubscribe,
   WorkItem,
 } from "../store.js";
-import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom } from "../checks.js";
+import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom, waitOptions } from "../checks.js";
 import * as lua from "./scripts.js";
 
 export interface RedisStoreOptions {
@@ -387,9 +387,7 @@ export class RedisStore implements Store {
   async claim(queues: readonly string[], options: ClaimOptions): Promise<Claim[]> {
     this.check();
     const leaseMs = positiveInt("leaseMs", options.leaseMs);
-    const max = atLeastOne("max", options.max ?? 1);
-    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
-    const signal = options.signal;
+    const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
     if (waitMs === 0) return (await this.claimNow(queues, options.owner, leaseMs, max)).claims;
     return new Promise<Claim[]>((resolve, reject) => {
@@ -525,9 +523,7 @@ export class RedisStore implements Store {
 
   async listPop(key: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = atLeastOne("max", options.max ?? 1);
-    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
-    const signal = options.signal;
+    const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
     const k = this.key(key);
     const values = await this.exec(() => this.cmd.lpop(k, max));
@@ -603,9 +599,7 @@ export class RedisStore implements Store {
 
   async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
-    const max = atLeastOne("max", options.max ?? 1);
-    const waitMs = nonNegative("waitMs", options.waitMs ?? 0);
-    const signal = options.signal;
+    const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
     const k = this.partitionKey(group, partition);
     const values = await this.exec(() => this.cmd.lpop(k, max));
