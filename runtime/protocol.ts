@@ -21,6 +21,7 @@ import {
   MIN_QUEUE_PARTITION_TTL_S,
 } from "./spec/limits.js";
 import type { Maxima } from "./spec/maxima.js";
+import type { GpuOffer } from "./containers/gpus.js";
 
 export const API_VERSION = "v1";
 /** The longest one request holds for an outcome; clients poll again after it. */
@@ -246,6 +247,8 @@ export interface HostStatus {
   capacity: { cpu: number; cpuUsed: number };
   /** What this host can give one container (deploys check each function fits some host). */
   maxima?: Maxima;
+  /** This host's GPUs by model (empty: none); deploys check a requested GPU type is on some host. */
+  gpus?: GpuOffer[];
   /** `<app>.<fn>` -> this host's containers of it. */
   functions: Record<string, { containers: number; busy: number; inFlight: number }>;
   draining: boolean;

@@ -24,6 +24,7 @@ import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
 import { buildServer } from "./server.js";
 import { KILN_VERSION } from "../version.js";
 import { SandboxHost } from "../containers/sandbox.js";
+import { gpuOffers, type GpuOffer } from "../containers/gpus.js";
 import { reclaimStateDir, recordAgentId } from "../containers/reclaim.js";
 import type { Clock } from "../clock.js";
 import { Dicts } from "./data/dicts.js";
@@ -103,6 +104,7 @@ export class Agent {
     private readonly options: AgentOptions,
     private readonly poolContextUrl: { value: string },
     private readonly maxima: Maxima,
+    private readonly gpus: GpuOffer[],
   ) {}
 
   static async start(options: AgentOptions): Promise<Agent> {
@@ -156,10 +158,13 @@ export class Agent {
     // Filled in once the agent exists: the other live hosts' maxima, for deploy-time placement.
     const hostsRef: { agent: Agent | null } = { agent: null };
     const otherHosts = async (): Promise<HostMaxima[]> =>
-      ((await hostsRef.agent?.hosts()) ?? []).flatMap((h) => (h.id !== id && h.maxima && !h.draining ? [{ host: h.id, maxima: h.maxima }] : []));
-    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), maxima, otherHosts);
+      ((await hostsRef.agent?.hosts()) ?? []).flatMap((h) =>
+        h.id !== id && h.maxima && !h.draining ? [{ host: h.id, maxima: h.maxima, ...(h.gpus ? { gpus: h.gpus } : {}) }] : [],
+      );
+    const gpus = gpuOffers(sandboxes.gpus.all);
+    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), { maxima, gpus }, otherHosts);
     const router = new Router(store, apps, outcomes, replies, limits);
-    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl, maxima);
+    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl, maxima, gpus);
     hostsRef.agent = agent;
     agent.enforcementNotice = notice;
     const appLookup = { spec: (app: string) => apps.get(app).spec };
@@ -232,6 +237,7 @@ export class Agent {
       seenAt: new Date().toISOString(),
       capacity: { cpu: this.capacity.total, cpuUsed: Number(this.capacity.inUse.toFixed(3)) },
       maxima: this.maxima,
+      gpus: this.gpus,
       functions,
       draining: this.draining,
     };

@@ -12,7 +12,7 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidError, NotFoundError, toWire } from "../errors.js";
 import type { AppSummary, ArtifactBody, DeployBody } from "../protocol.js";
-import { canonicalJson, type CompiledAppSpec, type CompiledFunctionSpec, type Maxima } from "../spec/index.js";
+import { canonicalJson, type CompiledAppSpec, type CompiledFunctionSpec } from "../spec/index.js";
 import type { Store } from "../store/store.js";
 import { channels, keys, type InputEnvelope } from "./inputs.js";
 import type { OutcomeWriter } from "./outcomes.js";
@@ -50,7 +50,8 @@ export class AppRegistry {
     private readonly poolContext: PoolContext,
     private readonly outcomes: OutcomeWriter,
     private readonly bundleDir: string,
-    private readonly maxima: Maxima,
+    /** What this host can give one container, and its GPUs by model (placement.ts). */
+    private readonly own: Omit<HostMaxima, "host">,
     /** The other live hosts of the cluster and what each can give one container (placement.ts). */
     private readonly otherHosts: () => Promise<HostMaxima[]> = async () => [],
   ) {}
@@ -96,7 +97,7 @@ export class AppRegistry {
   }
 
   async deploy(name: string, body: DeployBody): Promise<{ app: AppSummary; changed: boolean }> {
-    const spec = compileForCluster(body.spec, { host: this.poolContext.agentId, maxima: this.maxima }, await this.otherHosts());
+    const spec = compileForCluster(body.spec, { host: this.poolContext.agentId, ...this.own }, await this.otherHosts());
     if (spec.name !== name) {
       throw new InvalidError(`name: the spec names app '${spec.name}' but was deployed as '${name}'`);
     }

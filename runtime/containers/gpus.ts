@@ -132,6 +132,34 @@ export function gpuMatches(type: string, device: Pick<GpuDevice, "name" | "memor
   });
 }
 
+/** What a host advertises of its GPUs: each device model (name and memory) and how many it has. */
+export interface GpuOffer {
+  name: string;
+  memoryMiB: number;
+  count: number;
+}
+
+/** Group devices by model (name and memory), in device order. */
+export function gpuOffers(devices: readonly Pick<GpuDevice, "name" | "memoryMiB">[]): GpuOffer[] {
+  const offers: GpuOffer[] = [];
+  for (const device of devices) {
+    const same = offers.find((o) => o.name === device.name && o.memoryMiB === device.memoryMiB);
+    if (same) same.count += 1;
+    else offers.push({ name: device.name, memoryMiB: device.memoryMiB, count: 1 });
+  }
+  return offers;
+}
+
+/** How many of the offered devices are of `type` (by `gpuMatches`): one container may get that many. */
+export function matchingGpuCount(type: string, offers: readonly GpuOffer[]): number {
+  return offers.reduce((n, offer) => n + (gpuMatches(type, offer) ? offer.count : 0), 0);
+}
+
+/** "2 x NVIDIA A100-SXM4-80GB, 1 x H100", or "no GPUs". */
+export function describeGpuOffers(offers: readonly GpuOffer[]): string {
+  return offers.length === 0 ? "no GPUs" : offers.map((o) => `${o.count} x ${o.name}`).join(", ");
+}
+
 export interface DiscoverOptions {
   env?: NodeJS.ProcessEnv;
   /** Runs nvidia-smi; injectable for tests. Resolves stdout, rejects when absent or failing. */
@@ -298,9 +326,6 @@ export class GpuAllocator {
   }
 
   private describe(): string {
-    if (this.devices.length === 0) return "no GPUs";
-    const counts = new Map<string, number>();
-    for (const d of this.devices) counts.set(d.name, (counts.get(d.name) ?? 0) + 1);
-    return [...counts].map(([name, n]) => `${n} x ${name}`).join(", ");
+    return describeGpuOffers(gpuOffers(this.devices));
   }
 }

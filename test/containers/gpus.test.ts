@@ -1,6 +1,16 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { discoverGpus, GpuAllocator, gpuMatches, parseFakeGpus, parseNvidiaSmi, type GpuDevice } from "../../runtime/containers/gpus.js";
+import {
+  describeGpuOffers,
+  discoverGpus,
+  GpuAllocator,
+  gpuMatches,
+  gpuOffers,
+  matchingGpuCount,
+  parseFakeGpus,
+  parseNvidiaSmi,
+  type GpuDevice,
+} from "../../runtime/containers/gpus.js";
 import { InvalidError } from "../../runtime/errors.js";
 import { parseGpuOption } from "../../runtime/spec/index.js";
 
@@ -167,5 +177,23 @@ describe("allocator", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("offers (what a host advertises for deploy-time placement)", () => {
+  it("groups devices by model and counts the ones of a type by the allocator's matching rule", () => {
+    const offers = gpuOffers(parseNvidiaSmi(SMI));
+    expect(offers).toEqual([
+      { name: "NVIDIA A100-SXM4-80GB", memoryMiB: 81920, count: 1 },
+      { name: "NVIDIA A100-SXM4-40GB", memoryMiB: 40960, count: 1 },
+      { name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559, count: 1 },
+    ]);
+    expect(matchingGpuCount("A100", offers)).toBe(2);
+    expect(matchingGpuCount("A100-80GB", offers)).toBe(1);
+    expect(matchingGpuCount("H100", offers)).toBe(1);
+    expect(matchingGpuCount("A10", offers)).toBe(0);
+    expect(matchingGpuCount("any", offers)).toBe(3);
+    expect(describeGpuOffers(gpuOffers(parseFakeGpus("A100-80GB:2,H100:1")))).toBe("2 x A100-80GB, 1 x H100");
+    expect(describeGpuOffers([])).toBe("no GPUs");
   });
 });

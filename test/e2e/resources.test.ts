@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OutOfMemoryError } from "../../runtime/client/index.js";
+import { InvalidError, NotFoundError, OutOfMemoryError } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, startAgent, waitFor, type Harness } from "./harness.js";
 
@@ -56,6 +56,31 @@ describe("GPUs", () => {
     await onGpu.remote(10); // onGpu keeps idle containers (scaledownWindow 60 s) holding the GPUs
     const result = await other.remote(10);
     expect(result.visible).toMatch(/^GPU-/);
+  });
+
+  it("a GPU type this host lacks is refused at deploy (400) naming the field and the host's GPUs; a fallback to a type it has is accepted", async () => {
+    const app = "e2e-gpu-types";
+    const deploy = (gpu: string | string[]) =>
+      deployFixture(harness.kiln, (spec) => {
+        spec["name"] = app;
+        spec["functions"] = { embed: { handler: "./handlers.ts#gpuHolder", gpu } };
+      });
+    try {
+      const error = await deploy("H100:2").catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidError);
+      expect((error as InvalidError).status).toBe(400);
+      const message = (error as Error).message;
+      expect(message).toContain("functions.embed.gpu: no live host can give one container 2 x H100");
+      expect(message).toContain(`${harness.agent.id} 2 x A100-80GB`);
+      expect(message).toContain('Ask for a GPU type a host has (e.g. "any:2"), or add a host with 2 x H100');
+      // Nothing was stored.
+      await expect(harness.kiln.http.request("GET", `/v1/apps/${app}`)).rejects.toBeInstanceOf(NotFoundError);
+      const accepted = await deploy(["H100:2", "A100:2"]);
+      expect(accepted.app.name).toBe(app);
+      expect((await deploy("A100-80GB:2")).changed).toBe(true);
+    } finally {
+      await harness.kiln.http.request("DELETE", `/v1/apps/${app}`).catch(() => undefined);
+    }
   });
 });
 
