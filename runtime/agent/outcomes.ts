@@ -31,6 +31,8 @@ interface PendingSettle {
 export class OutcomeWriter {
   private readonly settling: PendingSettle[] = [];
   private flushing = false;
+  /** A flush is scheduled for the end of this turn (after an early hand-over). */
+  private flushQueued = false;
 
   constructor(
     private readonly store: Store,
@@ -62,11 +64,30 @@ export class OutcomeWriter {
    * Settle a claimed input: ack, store and announce its outcome in one step (nothing when stale).
    * The first settle goes to the store at once; those that come while it is in flight go
    * together in the next (one round trip for many map outputs, no wait for a lone call).
+   *
+   * `held`: the caller knows the claim is still its own (within the trusted part of its lease),
+   * so no other delivery can have run or settled the input: a `.remote()` caller waiting on this
+   * agent gets the outcome now, while the store step is under way, instead of a store round trip
+   * later. The input stays claimed until that step acks it, so if this agent dies in between the
+   * input runs again elsewhere (at-least-once, as for any crash before the ack) and its result is
+   * stored for nobody. Without `held`, the caller gets the outcome only once it is stored.
    */
-  settle(claim: ClaimRef, input: InputEnvelope, outcome: Outcome): Promise<SettleResult> {
+  settle(claim: ClaimRef, input: InputEnvelope, outcome: Outcome, options: { held?: boolean } = {}): Promise<SettleResult> {
+    const handedOver = options.held === true && this.handOver(input, outcome);
     return new Promise<SettleResult>((resolve, reject) => {
       this.settling.push({ claim, input, outcome, effects: this.effects(input, outcome), resolve, reject });
-      if (!this.flushing) void this.flush();
+      if (this.flushing || this.flushQueued) return;
+      if (!handedOver || process.env["KILN_X"] === "sync") {
+        void this.flush();
+        return;
+      }
+      // The caller's reply goes out first (it runs in this turn's microtasks); the store step
+      // right after, before any new I/O is read.
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        if (!this.flushing) void this.flush();
+      });
     });
   }
 
@@ -128,9 +149,9 @@ export class OutcomeWriter {
     };
   }
 
-  /** A caller waiting on this agent gets the outcome in process (nothing was published for it). */
-  private handOver(input: InputEnvelope, outcome: Outcome): void {
-    if (input.replyTo === this.replies.agentId) this.replies.resolve(input.id, outcome);
+  /** A caller waiting on this agent gets the outcome in process (nothing was published for it). True when one was waiting. */
+  private handOver(input: InputEnvelope, outcome: Outcome): boolean {
+    return input.replyTo === this.replies.agentId && this.replies.resolve(input.id, outcome);
   }
 }
 

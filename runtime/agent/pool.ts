@@ -44,6 +44,13 @@ import { Wakeup } from "./wakeup.js";
 const MAX_START_BACKOFF_MS = 30_000;
 const CLAIM_WAIT_MS = 2_000;
 const SCALING_TICK_MS = 1_000;
+/**
+ * A claim is trusted as still this agent's for this share of its lease, counted from before the
+ * claim (or renewal) was asked for: the store started the lease later than that, and the slack
+ * covers clocks that run at slightly different rates. Within it, a waiting caller on this agent
+ * is handed its outcome before the store step that settles it returns (see OutcomeWriter.settle).
+ */
+const TRUSTED_LEASE_SHARE = 0.75;
 
 /** What the pool runs: one deployed version of one function. */
 export interface FunctionRuntime {
@@ -79,6 +86,12 @@ interface Work {
   batch: boolean;
   cancelled: boolean;
   timedOut: boolean;
+  /**
+   * Until when (performance.now()) its claims are surely still held: the start of the claim or
+   * of the last renewal that confirmed them, plus the trusted share of the lease. -Infinity once
+   * a renewal found one taken.
+   */
+  trustedUntil: number;
 }
 
 interface Container {
@@ -277,12 +290,14 @@ export class FunctionPool {
         continue;
       }
       try {
+        // Before the claim is asked for: the store starts each lease later than this.
+        const askedAt = performance.now();
         if (rt.spec.batched) {
           const claims = await this.claimBatch(rt.spec.batched.maxBatchSize, rt.spec.batched.waitMs);
-          if (claims.length > 0) await this.place(claims, true);
+          if (claims.length > 0) await this.place(claims, true, askedAt);
         } else {
           const claims = await this.claim(free + growth, CLAIM_WAIT_MS);
-          for (const claim of claims) await this.place([claim], false);
+          for (const claim of claims) await this.place([claim], false, askedAt);
         }
       } catch (error) {
         if (this.stopped) return;
@@ -376,12 +391,20 @@ export class FunctionPool {
     return [...this.containers.values()].filter((c) => c.version === version && c.state !== "draining");
   }
 
-  private async place(claims: Claim[], batch: boolean): Promise<void> {
+  private async place(claims: Claim[], batch: boolean, askedAt: number): Promise<void> {
     if (this.stopped) {
       for (const claim of claims) void this.handBack(claim, JSON.parse(claim.payload) as InputEnvelope);
       return;
     }
-    const work: Work = { id: `w-${randomUUID().slice(0, 8)}`, claims: [], inputs: [], batch, cancelled: false, timedOut: false };
+    const work: Work = {
+      id: `w-${randomUUID().slice(0, 8)}`,
+      claims: [],
+      inputs: [],
+      batch,
+      cancelled: false,
+      timedOut: false,
+      trustedUntil: this.trustedFrom(askedAt),
+    };
     for (const claim of claims) {
       const input = JSON.parse(claim.payload) as InputEnvelope;
       // Claims that lapsed (the agent holding them died) count as platform attempts; claims
@@ -391,7 +414,7 @@ export class FunctionPool {
         input.platformAttempt += lapses;
         input.lastPlatformError = "the agent running it stopped";
       }
-      if (input.platformAttempt > PLATFORM_RETRIES) void this.finish(claim, input, platformExhausted(input));
+      if (input.platformAttempt > PLATFORM_RETRIES) void this.finish(claim, input, platformExhausted(input), false);
       else {
         work.claims.push(claim);
         work.inputs.push(input);
@@ -572,9 +595,14 @@ export class FunctionPool {
         const claim = work.claims[i] as Claim;
         // A stream that already yielded is not retried: its caller saw part of it.
         const settlement = yielded ? noRetry(settlements[i] as Settlement) : (settlements[i] as Settlement);
-        return this.conclude(claim, input, settlement);
+        return this.conclude(claim, input, settlement, work);
       }),
     );
+  }
+
+  /** Until when a lease asked for (or renewed) at `askedAt` is surely still held. */
+  private trustedFrom(askedAt: number): number {
+    return askedAt + this.ctx.leaseMs * TRUSTED_LEASE_SHARE;
   }
 
   /** Why the work ended when the worker did not answer: cancel, timeout, start failure or crash. */
@@ -603,9 +631,10 @@ export class FunctionPool {
   }
 
   /** Apply a settlement: deliver, or retry (user retries with backoff, platform retries at the front). */
-  private async conclude(claim: Claim, input: InputEnvelope, settlement: Settlement): Promise<void> {
+  private async conclude(claim: Claim, input: InputEnvelope, settlement: Settlement, work: Work): Promise<void> {
     if (this.stopped && settlement.kind === "platform-failure") return; // handed back by stop()
-    if (settlement.kind === "outcome") return this.finish(claim, input, settlement.outcome);
+    const held = performance.now() < work.trustedUntil;
+    if (settlement.kind === "outcome") return this.finish(claim, input, settlement.outcome, held);
     if (settlement.kind === "user-failure") {
       if (!settlement.noRetry && input.attempt < this.runtime.spec.retries.maxRetries) {
         const delayMs = retryDelayMs(this.runtime.spec.retries, input.attempt + 1);
@@ -613,17 +642,18 @@ export class FunctionPool {
         await this.ctx.store.release(claim, { front: false, delayMs, payload: JSON.stringify(next) });
         return;
       }
-      return this.finish(claim, input, errorOutcome(settlement.error));
+      return this.finish(claim, input, errorOutcome(settlement.error), held);
     }
     const next: InputEnvelope = { ...input, platformAttempt: input.platformAttempt + 1, lastPlatformError: settlement.message };
-    if (next.platformAttempt > PLATFORM_RETRIES) return this.finish(claim, next, platformExhausted(next));
+    if (next.platformAttempt > PLATFORM_RETRIES) return this.finish(claim, next, platformExhausted(next), held);
     this.system(`input ${input.id}: ${settlement.message}; platform retry ${next.platformAttempt}/${PLATFORM_RETRIES}`);
     await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) });
   }
 
-  private async finish(claim: Claim, input: InputEnvelope, outcome: Outcome): Promise<void> {
+  /** `held`: the claim is surely still this agent's (its waiting caller may have the outcome at once). */
+  private async finish(claim: Claim, input: InputEnvelope, outcome: Outcome, held: boolean): Promise<void> {
     try {
-      const settled = await this.ctx.outcomes.settle(claim, input, outcome);
+      const settled = await this.ctx.outcomes.settle(claim, input, outcome, { held });
       const cancelled = !outcome.ok && outcome.error.code === "CANCELLED";
       if (settled === "stale" && !cancelled) {
         this.system(`input ${input.id} finished after its claim was taken (lease lapsed, or cancelled); its result was dropped`);
@@ -646,10 +676,18 @@ export class FunctionPool {
     const held = [...this.holding.entries()];
     try {
       const claims = held.map(([id, h]) => h.work.claims[h.work.inputs.findIndex((i) => i.id === id)] as Claim);
+      const askedAt = performance.now();
       const alive = await this.ctx.store.renew(claims, this.ctx.leaseMs);
+      const renewed = new Set<Work>();
+      const lost = new Set<Work>();
       alive.forEach((ok, i) => {
-        if (!ok) this.system(`lost the lease on input ${held[i]?.[0]}; another delivery may run it`);
+        const [id, h] = held[i] ?? [];
+        if (!h) return;
+        (ok ? renewed : lost).add(h.work);
+        if (!ok) this.system(`lost the lease on input ${id}; another delivery may run it`);
       });
+      for (const work of renewed) if (!lost.has(work)) work.trustedUntil = Math.max(work.trustedUntil, this.trustedFrom(askedAt));
+      for (const work of lost) work.trustedUntil = Number.NEGATIVE_INFINITY;
     } catch (error) {
       this.system(`lease renewal failed: ${(error as Error).message}`);
     }

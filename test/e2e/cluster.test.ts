@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { connect, UnavailableError, type Kiln } from "../../runtime/client/index.js";
+import { connect, InvalidError, UnavailableError, type Kiln } from "../../runtime/client/index.js";
 import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
 import { redisServerBinary, startRedisServer, type RedisServer } from "../store/redis-server.js";
 import type * as h from "./fixtures/handlers.js";
@@ -133,6 +133,34 @@ suite("three agents on one redis-server", () => {
     ).rejects.toThrow(/functions\.where: no single host can run one container of it/);
   });
 
+  it("a GPU type no live host has is refused through any agent, listing each host's GPUs; a type another host has is accepted", async () => {
+    const withGpus = await startAgent({ KILN_GPUS: "A100-80GB:2" });
+    const without = await startAgent({ KILN_GPUS: "none" });
+    const [kilnGpus, kilnPlain] = [await client(withGpus), await client(without)];
+    const hosts = await waitFor("both hosts advertised", async () => {
+      const seen = (await kilnPlain.status()).hosts;
+      return seen.length === 2 ? seen : undefined;
+    });
+    const idOf = (agent: ChildAgent) => hosts.find((h) => h.url === agent.url)?.id ?? "?";
+    const gpu = (value: string | string[]) => (spec: Record<string, unknown>) => {
+      (spec["functions"] as Record<string, Record<string, unknown>>)["where"]!["gpu"] = value;
+    };
+    for (const kiln of [kilnGpus, kilnPlain]) {
+      const error = await deployFixture(kiln, gpu("H100:2")).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidError);
+      const message = (error as Error).message;
+      expect(message).toContain("functions.where.gpu: no live host can give one container 2 x H100");
+      expect(message).toContain(`${idOf(withGpus)} 2 x A100-80GB`);
+      expect(message).toContain(`${idOf(without)} no GPUs`);
+      expect(message).toContain("or add a host with 2 x H100");
+    }
+    // Through the agent without GPUs: the other host has the fallback's type.
+    const accepted = await deployFixture(kilnPlain, gpu(["H100:2", "A100:2"]));
+    expect(accepted.app.name).toBe("e2e");
+    const where = kilnPlain.function<typeof h.whereSlept>("e2e", "where");
+    expect((await where.remote(1, "on-a100")).ppid).toBe(withGpus.child.pid);
+  });
+
   it("a spawned call whose agent died completes on another agent", async () => {
     const b = await startAgent();
     const kilnB = await client(b);
@@ -177,6 +205,38 @@ suite("three agents on one redis-server", () => {
     });
     const again = await kilnC.functionCall<Where>(call.id).get({ timeoutMs: 5_000 });
     expect(again).toEqual(first);
+  });
+
+  it("a .remote() waiting on an agent frozen past its lease gets the result of the delivery that holds it, not the frozen agent's late one", async () => {
+    const b = await startAgent();
+    const kilnB = await client(b);
+    await deployFixture(kilnB);
+    const whereB = kilnB.function<typeof h.whereSlept>("e2e", "where");
+    // The caller waits on b, and b runs the input: b hands outcomes to its own callers in process.
+    const pending = whereB.remote(3_000, "remote-fenced");
+    const fnOf = async (kiln: Kiln) => (await kiln.status()).apps[0]?.functions.find((f) => f.name === "where");
+    // Running in b's (ready) container, so b's worker finishes it while b is frozen.
+    await waitFor("the input to run on b", async () =>
+      (await fnOf(kilnB))?.containers.some((ct) => ct.state === "ready" && ct.inFlight > 0) ? true : undefined,
+    );
+    b.child.kill("SIGSTOP");
+    const frozenAt = Date.now();
+    const c = await startAgent();
+    const kilnC = await client(c);
+    // b's lease (2 s) lapses and c runs the input again (3 s). b wakes once its own worker (not
+    // frozen) has finished, while c still runs it, so b reads its worker's result before anything
+    // from Redis: b must see that the claim is no longer surely its own, and neither store nor
+    // hand over that result.
+    await waitFor(
+      "c to run the input, and b's worker to have finished",
+      async () =>
+        Date.now() - frozenAt > 3_500 && (await fnOf(kilnC))?.containers.some((ct) => ct.state === "ready" && ct.inFlight > 0) ? true : undefined,
+      30_000,
+    );
+    b.child.kill("SIGCONT");
+    const result = await pending;
+    expect(result.tag).toBe("remote-fenced");
+    expect(result.ppid).toBe(c.child.pid);
   });
 
   it("Redis restarted mid-run with AOF: calls fail fast while it is down, then resume; nothing acknowledged is lost", async () => {

@@ -193,6 +193,37 @@ suite("RedisStore", () => {
       expect(latencies[4]!).toBeLessThan(500);
     });
 
+    it("a claimer whose last attempt left the queue drained waits without asking again, and still hears of every new item", async () => {
+      const [a, b] = await agents();
+      const stats = new Redis(server.url);
+      try {
+        /** Claim-script work on the server since the last reset (LLEN runs in every claim attempt, not in the sweep's index scan). */
+        const claimWork = async (): Promise<number> => Number(/cmdstat_llen:calls=(\d+)/.exec(await stats.info("commandstats"))?.[1] ?? 0);
+        expect(await b.claim(["q", "q2"], { ...lease, waitMs: 0 })).toEqual([]);
+        await stats.config("RESETSTAT");
+        // Nothing was heard since that attempt found both queues empty: the waiter asks nothing.
+        const first = b.claim(["q2", "q"], { ...lease, waitMs: 10_000 });
+        await sleep(100);
+        expect(await claimWork()).toBe(0);
+        // An item from another agent reaches it through the wake-up.
+        await a.enqueue("q", { id: "x", payload: "1" });
+        expect((await first).map((c) => c.id)).toEqual(["x"]);
+        // Enqueued before the claim is made, its wake-up possibly not heard yet: still claimed at once.
+        await a.enqueue("q", { id: "y", payload: "2" });
+        const started = performance.now();
+        expect((await b.claim(["q", "q2"], { ...lease, waitMs: 5_000 })).map((c) => c.id)).toEqual(["y"]);
+        expect(performance.now() - started).toBeLessThan(500);
+        // A delayed item publishes nothing when queued: it is claimed when its delay ends.
+        const queuedAt = Date.now();
+        await a.enqueue("q2", { id: "z", payload: "3" }, { delayMs: 200 });
+        expect((await b.claim(["q", "q2"], { ...lease, waitMs: 5_000 })).map((c) => c.id)).toEqual(["z"]);
+        expect(Date.now() - queuedAt).toBeGreaterThanOrEqual(190);
+        expect(Date.now() - queuedAt).toBeLessThan(1_500);
+      } finally {
+        stats.disconnect();
+      }
+    });
+
     it("blocked claimers in two agents share a burst: every item once", async () => {
       const [a, b] = await agents();
       const waiting: Promise<Claim[]>[] = [];

@@ -189,6 +189,19 @@ interface ClaimAttempt {
   claims: Claim[];
   /** ms until the earliest delay or lease among the queues ends; -1 when none. */
   dueInMs: number;
+  /** No ready item was left in any of the queues when the attempt ran. */
+  drained: boolean;
+}
+
+/**
+ * A set of queues a claim attempt left with no ready item: until a wake-up for one of them is
+ * heard (or the subscriber reconnects, or `dueAt` passes), a claimer may wait without asking.
+ */
+interface Drained {
+  /** {@link RedisStore.wakeMark} when the attempt was sent. */
+  mark: string;
+  /** clock.now() when the earliest delay or lease among them ends; Infinity when none. */
+  dueAt: number;
 }
 
 export class RedisStore implements Store {
@@ -216,6 +229,11 @@ export class RedisStore implements Store {
   private readonly idleBlocking: Redis[] = [];
   private readonly popWaiters = new Set<PopWaiter>();
   private readonly claimWaiters = new Map<string, Set<ClaimWaiter>>();
+  /** Wake-ups heard per queue; `wakeEpoch` moves for every queue when the subscriber reconnects. */
+  private readonly wakesHeard = new Map<string, number>();
+  private wakeEpoch = 0;
+  /** By {@link queueSetKey}: queue sets the last claim attempt on them left with nothing ready. */
+  private readonly drained = new Map<string, Drained>();
   /** Queues with a wake-up round in progress, and those that got another wake-up meanwhile. */
   private readonly rounds = new Set<string>();
   private readonly roundAgain = new Set<string>();
@@ -356,9 +374,11 @@ export class RedisStore implements Store {
           const keys = [this.seqKey, this.dueKey, ...waiter.queues.flatMap((name) => this.queueKeys(name))];
           const at = waiter.queues.indexOf(queue) + 1;
           const args = [this.wakeChannel, waiter.owner, waiter.leaseMs, waiter.max, at, maxPending, maxTotal, items.length, ...pairs, ...waiter.queues];
-          const [enqueueReply, claimReply] = await this.script<[EnqueueReply, ClaimReply]>("kilnEnqueueClaim", keys, args);
-          enqueued = enqueueReply;
-          return this.claimAttempt(waiter.queues, claimReply);
+          return await this.attempt(waiter.queues, async () => {
+            const [enqueueReply, claimReply] = await this.script<[EnqueueReply, ClaimReply]>("kilnEnqueueClaim", keys, args);
+            enqueued = enqueueReply;
+            return claimReply;
+          });
         } catch (error) {
           failure = error;
           throw error;
@@ -410,7 +430,12 @@ export class RedisStore implements Store {
       for (const queue of queues) addTo(this.claimWaiters, queue, waiter);
       waiter.deadline = this.clock.setTimeout(() => this.stopClaimWaiter(waiter), waitMs);
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      void this.poke(waiter);
+      // The last attempt on these queues left nothing ready and no wake-up came since: nothing to
+      // ask for until one comes (or the re-check). A waiting agent's next call is then an
+      // enqueue-and-claim, not a claim that finds nothing first.
+      const dueInMs = this.stillDrained(queues);
+      if (dueInMs === null) void this.poke(waiter);
+      else this.armRecheck(waiter, dueInMs);
     });
   }
 
@@ -781,6 +806,7 @@ export class RedisStore implements Store {
     this.sub.on("message", (channel: string, message: string) => this.onMessage(channel, message));
     // After a reconnect (ioredis re-subscribes), wake-ups may have been missed while it was away.
     this.sub.on("ready", () => {
+      this.wakeEpoch += 1;
       for (const queue of [...this.claimWaiters.keys()]) this.wake(queue);
     });
     await this.sub.subscribe(this.wakeChannel);
@@ -886,16 +912,44 @@ export class RedisStore implements Store {
   // ---- blocked claims ---------------------------------------------------------------------
 
   private async claimNow(queues: readonly string[], owner: string, leaseMs: number, max: number): Promise<ClaimAttempt> {
-    if (queues.length === 0) return { claims: [], dueInMs: -1 };
+    if (queues.length === 0) return { claims: [], dueInMs: -1, drained: true };
     const keys = [this.seqKey, this.dueKey, ...queues.flatMap((queue) => this.queueKeys(queue))];
-    const reply = await this.script<ClaimReply>("kilnClaim", keys, [this.wakeChannel, owner, leaseMs, max, ...queues]);
-    return this.claimAttempt(queues, reply);
+    return this.attempt(queues, () => this.script<ClaimReply>("kilnClaim", keys, [this.wakeChannel, owner, leaseMs, max, ...queues]));
+  }
+
+  /** Run a claim script on `queues` and note whether it left them drained. */
+  private async attempt(queues: readonly string[], run: () => Promise<ClaimReply>): Promise<ClaimAttempt> {
+    const mark = this.wakeMark(queues);
+    const attempt = this.claimAttempt(queues, await run());
+    const key = queueSetKey(queues);
+    if (attempt.drained) this.drained.set(key, { mark, dueAt: attempt.dueInMs < 0 ? Infinity : this.clock.now() + attempt.dueInMs });
+    else this.drained.delete(key);
+    return attempt;
+  }
+
+  /** What has been heard that could have made `queues` claimable: wake-ups for them, reconnects. */
+  private wakeMark(queues: readonly string[]): string {
+    return `${this.wakeEpoch}:${queues.map((queue) => this.wakesHeard.get(queue) ?? 0).join(",")}`;
+  }
+
+  /**
+   * ms until something among `queues` is due, when the last attempt on them left nothing ready
+   * and nothing was heard since (a wake-up is published whenever a ready list goes from empty to
+   * non-empty, in any agent); null when they must be asked.
+   */
+  private stillDrained(queues: readonly string[]): number | null {
+    const drained = this.drained.get(queueSetKey(queues));
+    if (!drained || drained.mark !== this.wakeMark(queues)) return null;
+    const dueInMs = drained.dueAt - this.clock.now();
+    if (dueInMs <= 0) return null;
+    return Number.isFinite(dueInMs) ? dueInMs : -1;
   }
 
   /** A CLAIM script reply as claims (see scripts.ts). */
   private claimAttempt(queues: readonly string[], reply: ClaimReply): ClaimAttempt {
     const index = Number(reply[0]);
-    if (index === 0) return { claims: [], dueInMs: Number(reply[1]) };
+    if (index === 0) return { claims: [], dueInMs: Number(reply[1]), drained: true };
+    const left = Number(reply[1]);
     const queue = queues[index - 1]!;
     const claims: Claim[] = [];
     for (let i = 2; i + 3 < reply.length; i += 4) {
@@ -907,7 +961,7 @@ export class RedisStore implements Store {
         deliveries: Number(reply[i + 3]),
       });
     }
-    return { claims, dueInMs: -1 };
+    return left === -2 ? { claims, dueInMs: -1, drained: false } : { claims, dueInMs: left, drained: true };
   }
 
   /**
@@ -1013,6 +1067,7 @@ export class RedisStore implements Store {
 
   private onMessage(channel: string, message: string): void {
     if (channel === this.wakeChannel) {
+      this.wakesHeard.set(message, (this.wakesHeard.get(message) ?? 0) + 1);
       this.wake(message);
       return;
     }
@@ -1230,3 +1285,7 @@ function nonNegativeInt(name: string, value: number): number {
   return Math.ceil(nonNegative(name, value));
 }
 
+/** One key for a set of queues, whatever order a claimer names them in. */
+function queueSetKey(queues: readonly string[]): string {
+  return [...queues].sort().join("\n");
+}

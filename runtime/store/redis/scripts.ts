@@ -203,6 +203,15 @@ local function nothing(qs, now)
   end
   return { 0, best }
 end
+
+-- What a claim that took items left: -2 when some queue still has ready items, else the
+-- dueInMs of nothing() (the claimer may wait for a wake-up instead of asking again).
+local function left_after(qs, now)
+  for i = 1, #qs do
+    if redis.call('LLEN', qs[i].ready) > 0 then return -2 end
+  end
+  return nothing(qs, now)[2]
+end
 `;
 
 /**
@@ -222,8 +231,9 @@ return result
 
 /**
  * KEYS: seq, due, then one queue block per queue. ARGV: wake, owner, leaseMs, max, then the queue names.
- * Returns {index, 0, id, payload, fence, deliveries, ...} for the first queue with ready items
- * (1-based index), or {0, dueInMs} when none had any (dueInMs: -1 when nothing is delayed or claimed).
+ * Returns {index, left, id, payload, fence, deliveries, ...} for the first queue with ready items
+ * (1-based index; left: -2 when ready items remain in some queue, else the dueInMs below), or
+ * {0, dueInMs} when none had any (dueInMs: -1 when nothing is delayed or claimed).
  */
 export const CLAIM = script(`${QUEUE_OPS}
 local n = (#KEYS - 2) / 8
@@ -237,6 +247,7 @@ for i = 1, n do
 end
 local out = take(qs, names, KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
 for i = 1, n do notify(qs[i], before[i], ARGV[1], names[i]) end
+if out then out[2] = left_after(qs, now) end
 return out or nothing(qs, now)
 `);
 
@@ -263,6 +274,7 @@ local e = tonumber(ARGV[5])
 local enqueued = enqueue_items(qs[e], KEYS[2], names[e], 0, ARGV[6], ARGV[7], 9, first_name - 1, now)
 local out = take(qs, names, KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
 for i = 1, n do notify(qs[i], before[i], ARGV[1], names[i]) end
+if out then out[2] = left_after(qs, now) end
 return { enqueued, out or nothing(qs, now) }
 `);
 
