@@ -77,7 +77,7 @@ export class OutcomeWriter {
     return new Promise<SettleResult>((resolve, reject) => {
       this.settling.push({ claim, input, outcome, effects: this.effects(input, outcome), resolve, reject });
       if (this.flushing || this.flushQueued) return;
-      if (!handedOver || process.env["KILN_X"] === "sync") {
+      if (!handedOver) {
         void this.flush();
         return;
       }

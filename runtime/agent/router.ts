@@ -75,12 +75,8 @@ export class Router {
     // Listening before the input exists: its outcome cannot arrive unheard.
     const expecting = waiting ? this.replies.expect(id) : null;
     try {
-      try {
-        await Promise.all([this.store.set(keys.call(id), JSON.stringify(call)), this.enqueue(input)]);
-      } catch (error) {
-        await this.store.delete(keys.call(id));
-        throw error;
-      }
+      // The call's record is written in the same store step as its input, and only with it.
+      await this.enqueue(input, [{ key: keys.call(id), value: JSON.stringify(call) }]);
       if (!expecting) return { callId: id };
       const outcome = (await expecting.wait(body.waitMs)) ?? (await this.readResult(id))?.outcome;
       return outcome ? { callId: id, outcome } : { callId: id };
@@ -258,13 +254,15 @@ export class Router {
 
   // ---- queueing ---------------------------------------------------------------------------------
 
-  private async enqueue(input: InputEnvelope): Promise<void> {
+  private async enqueue(input: InputEnvelope, records: { key: string; value: string }[]): Promise<void> {
     const spawn = input.kind === "spawn";
     const queue = spawn ? keys.spawnQueue(input.app, input.fn) : keys.queue(input.app, input.fn);
     const result = await this.store.enqueue(
       queue,
       { id: input.id, payload: JSON.stringify(input) },
-      spawn ? { maxPending: this.limits.maxSpawnPending } : { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal },
+      spawn
+        ? { maxPending: this.limits.maxSpawnPending, records }
+        : { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal, records },
     );
     if (!result.ok) throw this.refusal(input.app, input.fn, spawn, result);
   }

@@ -73,6 +73,12 @@ export interface EnqueueOptions {
   maxTotal?: number;
   /** Make the item claimable only after this many milliseconds (retry backoff). */
   delayMs?: number;
+  /**
+   * Keys set (no TTL) in the same atomic step, only when the (first) item is accepted: a record
+   * that exists exactly when its input was queued, at no extra round trip. Nothing is written
+   * when the item is refused.
+   */
+  records?: readonly { key: string; value: string }[];
 }
 
 export type EnqueueResult = { ok: true } | { ok: false; reason: "pending" | "total"; count: number };

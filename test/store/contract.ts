@@ -276,6 +276,26 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(later.map((c) => c.id)).toEqual(["c", "d", "e"]);
       });
 
+      it("records are set with an accepted enqueue, and not with a refused one", async () => {
+        const q = `${ns}q`;
+        const first = await store.enqueue(q, { id: "a", payload: "A" }, { maxPending: 1, records: [{ key: `${ns}call:a`, value: "record a" }] });
+        expect(first).toEqual({ ok: true });
+        expect(await store.get(`${ns}call:a`)).toBe("record a");
+        expect(await store.ttl(`${ns}call:a`)).toBeNull();
+        const refused = await store.enqueue(q, { id: "b", payload: "B" }, { maxPending: 1, records: [{ key: `${ns}call:b`, value: "record b" }] });
+        expect(refused).toEqual({ ok: false, reason: "pending", count: 1 });
+        expect(await store.get(`${ns}call:b`)).toBeNull();
+        // The same through a waiting claimer (the store may enqueue and claim in one step), and with a delay.
+        expect((await store.claim([q], { ...lease, waitMs: 0 })).map((c) => c.id)).toEqual(["a"]);
+        const waiting = store.claim([q], { ...lease, waitMs: 5_000 });
+        await sleep(20);
+        await store.enqueue(q, { id: "c", payload: "C" }, { records: [{ key: `${ns}call:c`, value: "record c" }] });
+        expect((await waiting).map((c) => c.id)).toEqual(["c"]);
+        expect(await store.get(`${ns}call:c`)).toBe("record c");
+        await store.enqueue(q, { id: "d", payload: "D" }, { delayMs: 50, records: [{ key: `${ns}call:d`, value: "record d" }] });
+        expect(await store.get(`${ns}call:d`)).toBe("record d");
+      });
+
       it("caps hold under concurrent enqueues", async () => {
         const q = `${ns}q`;
         const results = await Promise.all(

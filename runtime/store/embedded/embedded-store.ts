@@ -247,6 +247,12 @@ export class EmbeddedStore implements Store {
       }
       accepted += 1;
     }
+    if (accepted > 0) {
+      for (const record of options.records ?? []) {
+        this.write({ op: "set", k: record.key, v: record.value, x: undefined });
+        this.trackKey(this.state.keys.get(record.key)!);
+      }
+    }
     // Claimers see the step whole, as on Redis.
     if (delayMs === 0 && accepted > 0) this.wakeClaimers(queue);
     await this.durable();

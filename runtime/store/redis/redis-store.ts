@@ -363,6 +363,9 @@ export class RedisStore implements Store {
     const maxTotal = cap("maxTotal", options.maxTotal);
     if (items.length === 0) return { accepted: 0 };
     const pairs = items.flatMap((item) => [item.id, item.payload]);
+    const records = options.records ?? [];
+    const recordKeys = records.map((record) => this.key(record.key));
+    const recordValues = records.map((record) => record.value);
     // A claimer of this store waiting on the queue, and not mid-attempt: enqueue and claim for it
     // in one script (poke runs the first attempt synchronously up to its first await).
     const waiter = delayMs === 0 ? this.idleWaiter(queue) : null;
@@ -371,9 +374,12 @@ export class RedisStore implements Store {
       let failure: unknown = null;
       await this.poke(waiter, async () => {
         try {
-          const keys = [this.seqKey, this.dueKey, ...waiter.queues.flatMap((name) => this.queueKeys(name))];
+          const keys = [this.seqKey, this.dueKey, ...waiter.queues.flatMap((name) => this.queueKeys(name)), ...recordKeys];
           const at = waiter.queues.indexOf(queue) + 1;
-          const args = [this.wakeChannel, waiter.owner, waiter.leaseMs, waiter.max, at, maxPending, maxTotal, items.length, ...pairs, ...waiter.queues];
+          const args = [
+            this.wakeChannel, waiter.owner, waiter.leaseMs, waiter.max, at, maxPending, maxTotal, items.length, records.length,
+            ...pairs, ...waiter.queues, ...recordValues,
+          ];
           return await this.attempt(waiter.queues, async () => {
             const [enqueueReply, claimReply] = await this.script<[EnqueueReply, ClaimReply]>("kilnEnqueueClaim", keys, args);
             enqueued = enqueueReply;
@@ -389,8 +395,8 @@ export class RedisStore implements Store {
     }
     const reply = await this.script<EnqueueReply>(
       "kilnEnqueue",
-      [...this.queueKeys(queue), this.dueKey],
-      [this.wakeChannel, queue, delayMs, maxPending, maxTotal, ...pairs],
+      [...this.queueKeys(queue), this.dueKey, ...recordKeys],
+      [this.wakeChannel, queue, delayMs, maxPending, maxTotal, records.length, ...recordValues, ...pairs],
     );
     if (Number(reply[0]) > 0 && delayMs > 0) this.scheduleSweep(delayMs);
     return enqueueResult(reply);

@@ -204,6 +204,12 @@ local function nothing(qs, now)
   return { 0, best }
 end
 
+-- The r records (keys from KEYS[k + 1], values from ARGV[a + 1]) when an enqueue accepted its first item.
+local function write_records(result, k, a, r)
+  if result[1] < 1 then return end
+  for j = 1, r do redis.call('SET', KEYS[k + j], ARGV[a + j]) end
+end
+
 -- What a claim that took items left: -2 when some queue still has ready items, else the
 -- dueInMs of nothing() (the claimer may wait for a wake-up instead of asking again).
 local function left_after(qs, now)
@@ -215,16 +221,20 @@ end
 `;
 
 /**
- * KEYS: queue block, due. ARGV: wake, name, delayMs, maxPending ('' = none), maxTotal ('' = none),
- * then (id, payload) per item. Items go in order until one is refused (the rest are not enqueued).
- * Returns {accepted} or {accepted, reason, count} (an id already present counts as accepted).
+ * KEYS: queue block, due, then the record keys. ARGV: wake, name, delayMs, maxPending ('' = none),
+ * maxTotal ('' = none), record count r, the r record values, then (id, payload) per item. Items go
+ * in order until one is refused (the rest are not enqueued); the records are set when the first
+ * is accepted. Returns {accepted} or {accepted, reason, count} (an id already present counts as
+ * accepted).
  */
 export const ENQUEUE = script(`${QUEUE_OPS}
 local q = qkeys(1)
 local now = now_ms()
+local r = tonumber(ARGV[6])
 local before = redis.call('LLEN', q.ready)
 recover(q, now)
-local result = enqueue_items(q, KEYS[9], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], 6, #ARGV, now)
+local result = enqueue_items(q, KEYS[9], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], 7 + r, #ARGV, now)
+write_records(result, 9, 6, r)
 notify(q, before, ARGV[1], ARGV[2])
 return result
 `);
@@ -253,15 +263,16 @@ return out or nothing(qs, now)
 
 /**
  * Enqueue, then claim for a claimer of this store that is waiting on the queue (the agent that
- * takes a call and has room runs it, with no wake-up round trip). KEYS: seq, due, then one queue
- * block per claimer queue. ARGV: wake, owner, leaseMs, max, index of the enqueued queue among
- * them (1-based), maxPending ('' = none), maxTotal ('' = none), item count, (id, payload) per
- * item, then the queue names. Returns {enqueue reply, claim reply} as ENQUEUE and CLAIM return them.
+ * takes a call and has room runs it, with no wake-up round trip). KEYS: seq, due, one queue block
+ * per claimer queue, then the record keys. ARGV: wake, owner, leaseMs, max, index of the enqueued
+ * queue among them (1-based), maxPending ('' = none), maxTotal ('' = none), item count, record
+ * count r, (id, payload) per item, the queue names, then the r record values (set as ENQUEUE sets
+ * them). Returns {enqueue reply, claim reply} as ENQUEUE and CLAIM return them.
  */
 export const ENQUEUE_CLAIM = script(`${QUEUE_OPS}
-local n = (#KEYS - 2) / 8
-local items = tonumber(ARGV[8])
-local first_name = 9 + 2 * items
+local items, r = tonumber(ARGV[8]), tonumber(ARGV[9])
+local n = (#KEYS - 2 - r) / 8
+local first_name = 10 + 2 * items
 local now = now_ms()
 local qs, names, before = {}, {}, {}
 for i = 1, n do
@@ -271,7 +282,8 @@ for i = 1, n do
   recover(qs[i], now)
 end
 local e = tonumber(ARGV[5])
-local enqueued = enqueue_items(qs[e], KEYS[2], names[e], 0, ARGV[6], ARGV[7], 9, first_name - 1, now)
+local enqueued = enqueue_items(qs[e], KEYS[2], names[e], 0, ARGV[6], ARGV[7], 10, first_name - 1, now)
+write_records(enqueued, 2 + 8 * n, first_name + n - 1, r)
 local out = take(qs, names, KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
 for i = 1, n do notify(qs[i], before[i], ARGV[1], names[i]) end
 if out then out[2] = left_after(qs, now) end
