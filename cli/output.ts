@@ -5,6 +5,7 @@
 import { inspect } from "node:util";
 import { CommanderError } from "commander";
 import { InvalidError, KilnError } from "../runtime/errors.js";
+import { describeGpuOffers, type GpuOffer } from "../runtime/containers/gpus.js";
 import type { LogLine } from "../runtime/protocol.js";
 
 /** Usage errors (bad flags, bad arguments, invalid specs) exit 2; everything else 1. */
@@ -64,6 +65,32 @@ export function table(rows: readonly (readonly string[])[], options: TableOption
     });
     return `${options.indent ?? ""}${cells.join("  ")}`.trimEnd();
   });
+}
+
+// ---- GPUs ---------------------------------------------------------------------------------------
+
+/** A device as the agent's status reports it: its model and who holds it (null: free). */
+export interface HeldGpu {
+  name: string;
+  memoryMiB: number;
+  holder: string | null;
+}
+
+/**
+ * A host's GPUs for its status line: `GPUs 2 x A100-80GB` (the inventory), or with `devices` (the
+ * host's own allocation) `GPUs 2 x A100-80GB (1 free, 1 in use)` per model. Null for a host
+ * without GPUs, so its line says nothing about them.
+ */
+export function formatHostGpus(offers: readonly GpuOffer[] | undefined, devices?: readonly HeldGpu[]): string | null {
+  if (!offers || offers.length === 0) return null;
+  const usage = devices ? offers.map((offer) => devices.filter((d) => d.name === offer.name && d.memoryMiB === offer.memoryMiB)) : null;
+  // Allocation that does not add up to the inventory (another host's devices): the inventory only.
+  if (!usage || usage.some((held, i) => held.length !== offers[i]?.count)) return `GPUs ${describeGpuOffers(offers)}`;
+  const parts = offers.map((offer, i) => {
+    const free = (usage[i] ?? []).filter((d) => d.holder === null).length;
+    return `${describeGpuOffers([offer])} (${free} free, ${offer.count - free} in use)`;
+  });
+  return `GPUs ${parts.join(", ")}`;
 }
 
 // ---- values -------------------------------------------------------------------------------------

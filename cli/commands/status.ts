@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import type { AgentStatus, FunctionStatus } from "../../runtime/protocol.js";
 import { openKiln, withConnectionOptions, type ConnectionFlags } from "../connection.js";
-import { oneLine, table } from "../output.js";
+import { gpuOffers } from "../../runtime/containers/gpus.js";
+import { formatHostGpus, oneLine, table } from "../output.js";
 
 interface StatusFlags extends ConnectionFlags {
   json?: boolean;
@@ -27,6 +28,14 @@ export function formatStatus(status: AgentStatus): string[] {
     `agent ${agent.url}  version ${agent.version}  store ${agent.store}  cpu ${agent.capacity.cpuUsed}/${agent.capacity.cpu} used  id ${agent.id}  up since ${agent.startedAt}`,
   ];
   const e = status.enforcement;
+  const hosts = status.hosts ?? [];
+  // This host's devices and who holds them; other hosts advertise their inventory only.
+  const held = e?.gpus.devices;
+  if (hosts.length <= 1) {
+    const offers = hosts.find((h) => h.id === agent.id)?.gpus ?? (held ? gpuOffers(held) : undefined);
+    const gpus = formatHostGpus(offers, held);
+    if (gpus) lines.push(`host: ${gpus}`);
+  }
   if (e) {
     const controllers = Object.entries(e.controllers).map(([name, version]) => `${name} ${version}`).join(", ");
     lines.push(
@@ -35,14 +44,16 @@ export function formatStatus(status: AgentStatus): string[] {
     );
     if (e.disk.message && e.disk.pressure) lines.push(`  ${e.disk.message}`);
   }
-  const hosts = status.hosts ?? [];
   if (hosts.length > 1) {
     lines.push(`cluster: ${hosts.length} agents on store ${agent.store}`);
     for (const host of hosts) {
       const containers = Object.values(host.functions).reduce((n, f) => n + f.containers, 0);
       const busy = Object.values(host.functions).reduce((n, f) => n + f.busy, 0);
+      const here = host.id === agent.id;
+      const gpus = formatHostGpus(host.gpus, here ? held : undefined);
       lines.push(
-        `  ${host.id === agent.id ? "*" : " "} ${host.url}  cpu ${host.capacity.cpuUsed}/${host.capacity.cpu}  containers ${containers} (${busy} busy)${host.draining ? "  draining" : ""}`,
+        `  ${here ? "*" : " "} ${host.url}  cpu ${host.capacity.cpuUsed}/${host.capacity.cpu}  containers ${containers} (${busy} busy)` +
+          `${gpus ? `  ${gpus}` : ""}${host.draining ? "  draining" : ""}`,
       );
     }
   }

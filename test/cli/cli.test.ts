@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../runtime/agent/agent.js";
 import { connect } from "../../runtime/client/index.js";
 import type { AgentStatus } from "../../runtime/protocol.js";
+import { openStore, type Store } from "../../runtime/store/index.js";
 import { KILN_VERSION } from "../../runtime/version.js";
 import { HELLO_SPEC, freePort, kiln, kilnChild, linesOf, waitFor } from "./helpers.js";
 
@@ -17,9 +18,22 @@ let stateDir: string;
 let conn: string[];
 let firstDeploy: Awaited<ReturnType<typeof kiln>>;
 
+/** Start an agent whose sandbox host sees `gpus` as its devices (KILN_GPUS, read once at start). */
+async function startWithGpus(gpus: string, start: () => Promise<Agent>): Promise<Agent> {
+  const before = process.env["KILN_GPUS"];
+  process.env["KILN_GPUS"] = gpus;
+  try {
+    return await start();
+  } finally {
+    if (before === undefined) delete process.env["KILN_GPUS"];
+    else process.env["KILN_GPUS"] = before;
+  }
+}
+
 beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), "kiln-cli-test-"));
-  agent = await Agent.start({ stateDir, port: 0 });
+  // No GPUs, even on a machine that has some: the status lines below say nothing about GPUs.
+  agent = await startWithGpus("none", () => Agent.start({ stateDir, port: 0 }));
   conn = ["--url", agent.url, "--token", agent.token];
   firstDeploy = await kiln(["deploy", "--spec", HELLO_SPEC, ...conn]);
 }, 60_000);
@@ -173,6 +187,9 @@ describe("kiln status", () => {
       expect(row?.length).toBe(header?.length); // numbers right-aligned under their headers
     }
     expect(lines.find((line) => line.trimStart().startsWith("square "))).toMatch(/^ {2}square\s+[12]\s+0\s+0\s+[12]\s+0\s+0\s+0\s+0\s+[12]\s+0$/);
+    // A host without GPUs: no host line, nothing about GPUs beyond the limits line's count.
+    expect(result.stdout).not.toMatch(/^host:/m);
+    expect(result.stdout).not.toContain("GPUs");
   });
 
   it("--json prints the raw status", async () => {
@@ -182,6 +199,65 @@ describe("kiln status", () => {
     expect(status.agent.url).toBe(agent.url);
     const hello = status.apps.find((app) => app.name === "hello");
     expect(hello?.functions.map((fn) => fn.name).sort()).toEqual(["add", "countdown", "embed", "fail", "rich", "slow", "square", "sumOfSquares"]);
+  });
+});
+
+describe("kiln status: each host's GPUs", () => {
+  let root: string;
+  let store: Store;
+  let gpuAgent: Agent;
+  let plainAgent: Agent | undefined;
+  const status = async (on: Agent) => {
+    const result = await kiln(["status", "--url", on.url, "--token", on.token]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    return result.stdout.split("\n");
+  };
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "kiln-cli-gpus-"));
+    // One store for both agents (as Redis would be): each sees the other in its cluster view.
+    store = await openStore({ kind: "embedded", dir: join(root, "store") });
+    gpuAgent = await startWithGpus("A100-80GB:2", () => Agent.start({ stateDir: join(root, "gpu"), port: 0, store, token: "gpu-test" }));
+    // One warm container holding one of the two A100s.
+    await writeFile(join(root, "held.ts"), "export function held(): string {\n  return \"held\";\n}\n");
+    const spec = join(root, "app.json");
+    await writeFile(spec, JSON.stringify({ name: "gpus", functions: { held: { handler: "./held.ts#held", gpu: "A100", minContainers: 1 } } }));
+    const deployed = await kiln(["deploy", "--spec", spec, "--url", gpuAgent.url, "--token", gpuAgent.token]);
+    expect(deployed.exitCode, deployed.stderr).toBe(0);
+    const client = await connect({ url: gpuAgent.url, token: gpuAgent.token });
+    await waitFor("the warm container to hold a GPU", async () => (await client.status()).enforcement.gpus.free === 1, 30_000);
+  }, 60_000);
+
+  afterAll(async () => {
+    await plainAgent?.stop();
+    await gpuAgent?.stop();
+    await store?.close();
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it("a single agent: a host line with its GPUs by type, free and in use", async () => {
+    const lines = await status(gpuAgent);
+    expect(lines.filter((line) => line.startsWith("host:"))).toEqual(["host: GPUs 2 x A100-80GB (1 free, 1 in use)"]);
+    expect(lines.some((line) => line.startsWith("cluster:"))).toBe(false);
+  });
+
+  it("a cluster: each host line names its GPUs (free and in use for this host, the inventory for others); none for a host without", async () => {
+    plainAgent = await startWithGpus("none", () => Agent.start({ stateDir: join(root, "plain"), port: 0, store, token: "gpu-test" }));
+    const plain = plainAgent;
+    await waitFor("both hosts in the cluster view", async () => (await status(plain)).some((line) => line.startsWith("cluster: 2 agents")), 20_000);
+    const hostLine = (lines: string[], agentUrl: string) => lines.find((line) => line.slice(4).startsWith(`${agentUrl}  `));
+
+    const throughPlain = await status(plain);
+    expect(throughPlain.some((line) => line.startsWith("host:"))).toBe(false);
+    expect(hostLine(throughPlain, gpuAgent.url)).toMatch(new RegExp(`^ {4}${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB$`));
+    expect(hostLine(throughPlain, plain.url)).toMatch(new RegExp(`^ {2}\\* ${escape(plain.url)} {2}cpu \\S+ {2}containers 0 \\(0 busy\\)$`));
+
+    const throughGpu = await status(gpuAgent);
+    expect(hostLine(throughGpu, gpuAgent.url)).toMatch(
+      new RegExp(`^ {2}\\* ${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB \\(1 free, 1 in use\\)$`),
+    );
+    expect(hostLine(throughGpu, plain.url)).not.toContain("GPUs");
   });
 });
 
