@@ -31,8 +31,6 @@ interface PendingSettle {
 export class OutcomeWriter {
   private readonly settling: PendingSettle[] = [];
   private flushing = false;
-  /** A flush is scheduled for the end of this turn (after an early hand-over). */
-  private flushQueued = false;
 
   constructor(
     private readonly store: Store,
@@ -73,21 +71,13 @@ export class OutcomeWriter {
    * stored for nobody. Without `held`, the caller gets the outcome only once it is stored.
    */
   settle(claim: ClaimRef, input: InputEnvelope, outcome: Outcome, options: { held?: boolean } = {}): Promise<SettleResult> {
-    const handedOver = options.held === true && this.handOver(input, outcome);
+    if (options.held === true) this.handOver(input, outcome);
     return new Promise<SettleResult>((resolve, reject) => {
       this.settling.push({ claim, input, outcome, effects: this.effects(input, outcome), resolve, reject });
-      if (this.flushing || this.flushQueued) return;
-      if (!handedOver) {
-        void this.flush();
-        return;
-      }
-      // The caller's reply goes out first (it runs in this turn's microtasks); the store step
-      // right after, before any new I/O is read.
-      this.flushQueued = true;
-      setImmediate(() => {
-        this.flushQueued = false;
-        if (!this.flushing) void this.flush();
-      });
+      // With no store step in flight it is written at once, before the reply handed over above
+      // leaves this agent (that goes out in later microtasks): the caller's next question, to
+      // any agent, finds the call settled. Otherwise it goes with the next batch.
+      if (!this.flushing) void this.flush();
     });
   }
 
@@ -149,9 +139,9 @@ export class OutcomeWriter {
     };
   }
 
-  /** A caller waiting on this agent gets the outcome in process (nothing was published for it). True when one was waiting. */
-  private handOver(input: InputEnvelope, outcome: Outcome): boolean {
-    return input.replyTo === this.replies.agentId && this.replies.resolve(input.id, outcome);
+  /** A caller waiting on this agent gets the outcome in process (nothing was published for it). */
+  private handOver(input: InputEnvelope, outcome: Outcome): void {
+    if (input.replyTo === this.replies.agentId) this.replies.resolve(input.id, outcome);
   }
 }
 

@@ -58,13 +58,12 @@ export class Replies {
     };
   }
 
-  /** Hand `id`'s outcome to its waiting caller on this agent, if there is one (true when there was). */
-  resolve(id: string, outcome: Outcome): boolean {
+  /** Hand `id`'s outcome to its waiting caller on this agent, if there is one. */
+  resolve(id: string, outcome: Outcome): void {
     const waiter = this.waiting.get(id);
-    if (!waiter) return false;
+    if (!waiter) return;
     this.waiting.delete(id);
     waiter(outcome);
-    return true;
   }
 
   /** The message the finishing agent publishes on `reply:<replyTo>`. */
