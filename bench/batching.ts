@@ -6,10 +6,7 @@
  * ready) to the last process's last result. The handler reports the batch each input rode in, so the mean batch size is
  * inputs / distinct batches. Run once on the batched function, once on the same work unbatched.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { forkBench, killAll, nextMessage } from "./child.js";
 import type { Progress } from "./floors.js";
 import type { FromClient, ToClient } from "./remote-client.js";
 
@@ -23,35 +20,6 @@ export interface BatchingResult {
   processMs: number[];
   /** performance.now() at "go" (this process's clock). */
   goAt: number;
-}
-
-/** The compiled client process, whether this runs from dist/ or from source. */
-function clientPath(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith(".js")) return join(dirname(here), "remote-client.js");
-  return resolve(dirname(here), "..", "dist", "bench", "remote-client.js");
-}
-
-function nextMessage(child: ChildProcess, what: string, timeoutMs: number): Promise<FromClient> {
-  return new Promise((resolveMessage, rejectMessage) => {
-    let stderr = "";
-    const onData = (chunk: Buffer): void => void (stderr += chunk.toString());
-    child.stderr?.on("data", onData);
-    const finish = (error: Error | null, message?: FromClient): void => {
-      clearTimeout(timer);
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-      child.stderr?.off("data", onData);
-      if (error) rejectMessage(error);
-      else if (message?.t === "error") rejectMessage(new Error(`client process failed: ${message.message}`));
-      else resolveMessage(message as FromClient);
-    };
-    const onMessage = (message: FromClient): void => finish(null, message);
-    const onExit = (code: number | null): void => finish(new Error(`client process exited (code ${code}) before ${what}${stderr ? `:\n${stderr}` : ""}`));
-    const timer = setTimeout(() => finish(new Error(`client process: no ${what} within ${timeoutMs} ms`)), timeoutMs);
-    child.on("message", onMessage);
-    child.once("exit", onExit);
-  });
 }
 
 export async function measureBatching(
@@ -68,14 +36,11 @@ export async function measureBatching(
 ): Promise<BatchingResult> {
   const warm = options.warmup ? [options.warmup.app, options.warmup.fn, String(options.warmup.targetCalls)] : [];
   const children = Array.from({ length: options.processes }, (_, p) =>
-    fork(clientPath(), [agent.url, agent.token, target.app, target.fn, String(options.perProcess), String(p * options.perProcess), ...warm], {
-      execArgv: [],
-      stdio: ["ignore", "ignore", "pipe", "ipc"],
-    }),
+    forkBench("remote-client.js", [agent.url, agent.token, target.app, target.fn, String(options.perProcess), String(p * options.perProcess), ...warm]),
   );
   try {
-    await Promise.all(children.map((child) => nextMessage(child, '"ready"', 30_000)));
-    const dones = children.map((child) => nextMessage(child, "its results", options.deadlineMs));
+    await Promise.all(children.map((child) => nextMessage<FromClient>(child, '"ready"', 30_000)));
+    const dones = children.map((child) => nextMessage<FromClient>(child, "its results", options.deadlineMs));
     const started = performance.now();
     for (const child of children) child.send({ t: "go" } satisfies ToClient);
     let finished = 0;
@@ -99,13 +64,6 @@ export async function measureBatching(
     }
     return { calls, ms, perSecond: (calls / ms) * 1000, batches: batches.size, meanBatchSize: calls / batches.size, processMs, goAt: started };
   } finally {
-    await Promise.all(
-      children.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = once(child, "exit");
-        child.kill("SIGKILL");
-        await exited;
-      }),
-    );
+    await killAll(children);
   }
 }

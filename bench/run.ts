@@ -8,7 +8,9 @@
  * 3. cold start, zero containers to first result  vs fork() of a trivial script to its first message
  * 4. Redis (issue 7), on one redis-server started here (skipped, with a note, when none is
  *    installed): kiln with a second agent on the Redis store vs BullMQ vs kiln on the embedded
- *    store, `.map()` of 10,000 no-op inputs (jobs/s) and warm `.remote()` latency (p50 / p99)
+ *    store, `.map()` of 10,000 no-op inputs (jobs/s) and warm `.remote()` latency (p50 / p99),
+ *    with the caller in this process, then with callers in their own processes (kiln's caller
+ *    -> agent; BullMQ's producer -> a Worker process)
  * 5. burst (issue 5): 0 -> 500 inputs of a 100 ms handler with maxContainers 8: time to 8
  *    containers started and running, completion vs the ideal 500 x 100 ms / 8; then idle: last
  *    input to zero containers vs scaledownWindow (2 s) + 1 s
@@ -27,6 +29,7 @@ import { Agent } from "../runtime/agent/agent.js";
 import { connect, type Kiln } from "../runtime/client/index.js";
 import { deployApp } from "../runtime/deploy/deploy.js";
 import { measureBatching } from "./batching.js";
+import { measureApartLatency } from "./apart-latency.js";
 import { startBullmq } from "./bullmq.js";
 import { measureBurst } from "./burst.js";
 import { measureColdStart } from "./cold-start.js";
@@ -93,6 +96,8 @@ interface RedisComparison {
   concurrency: number;
   rounds: { embedded: MapThroughputResult; redis: MapThroughputResult; bullmq: MapThroughputResult }[];
   latency: { redis: number[]; bullmq: number[]; bullmqSandboxed: number[]; embedded: number[] };
+  /** The caller in its own process: kiln's through the agent, BullMQ's producer beside a Worker process. */
+  apart: { kiln: number[]; bullmq: number[] };
 }
 
 /**
@@ -146,6 +151,16 @@ async function compareOnRedis(
   );
   await bull.close();
   await bullSandboxed.close();
+  console.log(`redis remote latency, callers in their own processes: 0/${r.count} (kiln caller -> agent; BullMQ producer -> Worker process)`);
+  const apart = await measureApartLatency({
+    agent: { url: agent.url, token: agent.token },
+    target,
+    redisUrl: redis.url,
+    queue: "kiln-bench-apart",
+    concurrency,
+    ...r,
+    progress: progress("redis remote latency, callers apart"),
+  });
   await agent.stop();
   await redis.stop();
   return {
@@ -153,6 +168,7 @@ async function compareOnRedis(
     concurrency,
     rounds,
     latency: { redis: redisLat, bullmq: bullLat, bullmqSandboxed: sandboxedLat, embedded: embeddedLat },
+    apart,
   };
 }
 
@@ -172,6 +188,9 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
   const bs = summarize(c.latency.bullmqSandboxed);
   const ke = summarize(c.latency.embedded);
   const latComplete = kr.count === r.count && bq.count === r.count && bs.count === r.count && ke.count === r.count;
+  const ak = summarize(c.apart.kiln);
+  const ab = summarize(c.apart.bullmq);
+  const apartComplete = ak.count === r.count && ab.count === r.count;
   const rows: Row[] = [
     {
       metric: `Redis: map() 10,000 no-op, kiln on Redis vs BullMQ (median of ${m.rounds})`,
@@ -199,6 +218,14 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
       pass: latComplete && kr.p50 <= bs.p50,
     },
     {
+      metric: `Redis: remote() p50 / p99, callers in their own processes, kiln vs BullMQ (n=${ak.count})`,
+      kiln: `${ms(ak.p50)} / ${ms(ak.p99)}`,
+      floor: `${ms(ab.p50)} / ${ms(ab.p99)} BullMQ`,
+      ratio: `${ratio(ak.p50 / ab.p50)} / ${ratio(ak.p99 / ab.p99)}`,
+      target: "<= 1x (p50)",
+      pass: apartComplete && ak.p50 <= ab.p50,
+    },
+    {
       metric: `Redis: map() 10,000 no-op, kiln on Redis vs embedded (median of ${m.rounds})`,
       kiln: perSecond(mapRedis),
       floor: `${perSecond(mapEmbedded)} embedded`,
@@ -220,7 +247,11 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
       `map(): ${m.rounds} rounds of (kiln embedded, kiln on Redis, BullMQ), ${m.count} each, warm-up ${m.warmup} each in round 1; jobs/s per round: embedded ${list((x) => x.embedded)}; Redis ${list((x) => x.redis)}; BullMQ ${list((x) => x.bullmq)}.`,
     `BullMQ: Queue + Worker (concurrency ${c.concurrency} = kiln's maxContainers x maxInputs; processor \`job => job.data\` in this process, so no IPC, unlike a kiln container) + QueueEvents, default job options; throughput: addBulk of ${m.count} jobs, done at the worker's last \`completed\` event (the consumer's view, which favours BullMQ: kiln's figure includes returning every output to the caller); latency: queue.add() then job.waitUntilFinished(queueEvents). ` +
       `BullMQ sandboxed: the same with the processor in a child process (bench/bullmq-processor.ts, concurrency 1), BullMQ's own isolation, as kiln runs a handler in a container process; its producer still talks to Redis directly, where a kiln caller goes through the agent's HTTP API.`,
-    `Redis remote(): ${r.warmup} warm-up calls of each, then ${r.count} sequential calls of each of kiln on Redis, BullMQ, BullMQ sandboxed, kiln embedded, interleaved in blocks of ${r.block}; means: Redis ${ms(kr.mean)}, BullMQ ${ms(bq.mean)}, BullMQ sandboxed ${ms(bs.mean)}, embedded ${ms(ke.mean)}.`,
+    `Redis remote(): ${r.warmup} warm-up calls of each, then ${r.count} sequential calls of each of kiln on Redis, BullMQ, BullMQ sandboxed, kiln embedded, interleaved in blocks of ${r.block}; means: Redis ${ms(kr.mean)}, BullMQ ${ms(bq.mean)}, BullMQ sandboxed ${ms(bs.mean)}, embedded ${ms(ke.mean)}. ` +
+      "In these rows the caller shares this process with the agent (kiln) or with the Worker (BullMQ), so their work is serialized on one thread.",
+    `Redis remote(), callers in their own processes (bench/apart-latency.ts), as an API server calls a function: kiln's caller process (the built client) -> the agent on Redis (this process) -> the container; ` +
+      `BullMQ's producer process (queue.add + waitUntilFinished on QueueEvents) -> Redis -> a Worker process (bench/bullmq-worker.ts, concurrency ${c.concurrency}, processor \`job => job.data\`, queue kiln-bench-apart). ` +
+      `${r.warmup} warm-up calls of each, then ${r.count} of each in alternating blocks of ${r.block}; means: kiln ${ms(ak.mean)}, BullMQ ${ms(ab.mean)}.`,
   ];
   return { rows, notes };
 }

@@ -31,6 +31,8 @@ interface PendingSettle {
 export class OutcomeWriter {
   private readonly settling: PendingSettle[] = [];
   private flushing = false;
+  /** A flush is due at the end of this turn (after an early hand-over). */
+  private flushQueued = false;
 
   constructor(
     private readonly store: Store,
@@ -71,13 +73,23 @@ export class OutcomeWriter {
    * stored for nobody. Without `held`, the caller gets the outcome only once it is stored.
    */
   settle(claim: ClaimRef, input: InputEnvelope, outcome: Outcome, options: { held?: boolean } = {}): Promise<SettleResult> {
-    if (options.held === true) this.handOver(input, outcome);
+    const handedOver = options.held === true && this.handOver(input, outcome);
     return new Promise<SettleResult>((resolve, reject) => {
       this.settling.push({ claim, input, outcome, effects: this.effects(input, outcome), resolve, reject });
-      // With no store step in flight it is written at once, before the reply handed over above
-      // leaves this agent (that goes out in later microtasks): the caller's next question, to
-      // any agent, finds the call settled. Otherwise it goes with the next batch.
-      if (!this.flushing) void this.flush();
+      if (this.flushing || this.flushQueued) return;
+      if (!handedOver) {
+        void this.flush();
+        return;
+      }
+      // The reply handed over goes out first (in this turn's microtasks), the store step at the
+      // end of this event-loop turn: the caller does not wait for its encoding and write. The
+      // client's `.remote()` does not expose the call's id; a raw HTTP caller that asks about
+      // the call within that turn may still see it running.
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        if (!this.flushing) void this.flush();
+      });
     });
   }
 
@@ -139,9 +151,9 @@ export class OutcomeWriter {
     };
   }
 
-  /** A caller waiting on this agent gets the outcome in process (nothing was published for it). */
-  private handOver(input: InputEnvelope, outcome: Outcome): void {
-    if (input.replyTo === this.replies.agentId) this.replies.resolve(input.id, outcome);
+  /** A caller waiting on this agent gets the outcome in process (nothing was published for it). True when one was waiting. */
+  private handOver(input: InputEnvelope, outcome: Outcome): boolean {
+    return input.replyTo === this.replies.agentId && this.replies.resolve(input.id, outcome);
   }
 }
 

@@ -58,12 +58,13 @@ export class Replies {
     };
   }
 
-  /** Hand `id`'s outcome to its waiting caller on this agent, if there is one. */
-  resolve(id: string, outcome: Outcome): void {
+  /** Hand `id`'s outcome to its waiting caller on this agent, if there is one (true when there was). */
+  resolve(id: string, outcome: Outcome): boolean {
     const waiter = this.waiting.get(id);
-    if (!waiter) return;
+    if (!waiter) return false;
     this.waiting.delete(id);
     waiter(outcome);
+    return true;
   }
 
   /** The message the finishing agent publishes on `reply:<replyTo>`. */
