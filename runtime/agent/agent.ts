@@ -15,7 +15,7 @@ import type { Store } from "../store/store.js";
 import { AppRegistry } from "./apps.js";
 import { loadOrCreateToken } from "./auth.js";
 import { HostCapacity } from "./capacity.js";
-import { channels } from "./inputs.js";
+import { channels, registries } from "./inputs.js";
 import { LogBook } from "./logs.js";
 import { OutcomeWriter } from "./outcomes.js";
 import type { HostMaxima } from "./placement.js";
@@ -31,14 +31,14 @@ import { Dicts } from "./data/dicts.js";
 import { Queues } from "./data/queues.js";
 import { Ephemerals, dropRemovedData } from "./data/refs.js";
 import { Scheduler } from "./scheduler.js";
+import { Registry, migrateLegacyKeys } from "./registry.js";
 
 /** How often the scheduler's leader deletes ephemeral dicts and queues whose owner is gone. */
 const EPHEMERAL_SWEEP_MS = 10_000;
 
 /** How often an agent re-reads the deployed apps from the store (other agents' deploys). */
 const APP_RECONCILE_MS = 5_000;
-/** Hosts advertise themselves under this prefix every HOST_ADVERTISE_MS, expiring after HOST_TTL_MS. */
-const HOST_PREFIX = "host:";
+/** Hosts advertise themselves in `registries.hosts` every HOST_ADVERTISE_MS, expiring after HOST_TTL_MS. */
 const HOST_ADVERTISE_MS = 2_000;
 const HOST_TTL_MS = 10_000;
 const DEFAULT_LEASE_MS = 6_000;
@@ -83,6 +83,8 @@ export class Agent {
   private reconcile: NodeJS.Timeout | null = null;
   private advertiser: NodeJS.Timeout | null = null;
   private draining = false;
+  /** Every live agent's advertisement, this one's included (`registries.hosts`). */
+  private readonly hostRegistry: Registry;
   /** How limits are enforced here, one line for the `kiln agent` terminal (louder in fallback). */
   enforcementNotice = "";
   url = "";
@@ -105,7 +107,9 @@ export class Agent {
     private readonly poolContextUrl: { value: string },
     private readonly maxima: Maxima,
     private readonly gpus: GpuOffer[],
-  ) {}
+  ) {
+    this.hostRegistry = new Registry(store, registries.hosts);
+  }
 
   static async start(options: AgentOptions): Promise<Agent> {
     const stateDir = resolve(options.stateDir);
@@ -115,6 +119,13 @@ export class Agent {
     const store =
       options.store ??
       (redisUrl ? await openStore({ kind: "redis", url: redisUrl }) : await openStore({ kind: "embedded", dir: join(stateDir, "store") }));
+    // Records an agent of the old layout kept as plain keys move into their registries first.
+    try {
+      await migrateLegacyKeys(store);
+    } catch (error) {
+      if (!options.store) await store.close();
+      throw error;
+    }
     const limits: RouterLimits = { ...DEFAULT_ROUTER_LIMITS, resultTtlMs: RESULT_TTL_MS, ...options.limits };
     const id = `agent-${randomUUID().slice(0, 8)}`;
     const replies = new Replies(store, id);
@@ -241,13 +252,12 @@ export class Agent {
       functions,
       draining: this.draining,
     };
-    await this.store.set(`${HOST_PREFIX}${this.id}`, JSON.stringify(host), { ttlMs: HOST_TTL_MS });
+    await this.hostRegistry.put(this.id, JSON.stringify(host), { ttlMs: HOST_TTL_MS });
   }
 
   async hosts(): Promise<HostStatus[]> {
-    const names = await this.store.keys(HOST_PREFIX);
-    const raws = await this.store.getMany(names);
-    return raws.flatMap((raw) => (raw === null ? [] : [JSON.parse(raw) as HostStatus])).sort((a, b) => a.url.localeCompare(b.url));
+    const raws = await this.hostRegistry.entries();
+    return [...raws.values()].map((raw) => JSON.parse(raw) as HostStatus).sort((a, b) => a.url.localeCompare(b.url));
   }
 
   async status(): Promise<AgentStatus> {
@@ -315,7 +325,7 @@ export class Agent {
       for (const hook of this.stopHooks) hook();
       await this.unsubscribeCancel?.();
       await this.router.stop();
-      await this.store.delete(`${HOST_PREFIX}${this.id}`).catch(() => false);
+      await this.hostRegistry.delete(this.id).catch(() => false);
       await this.server.close();
       await this.sandboxes.close();
       await this.logs.close();

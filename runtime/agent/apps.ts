@@ -14,10 +14,11 @@ import { InvalidError, NotFoundError, toWire } from "../errors.js";
 import type { AppSummary, ArtifactBody, DeployBody } from "../protocol.js";
 import { canonicalJson, type CompiledAppSpec, type CompiledFunctionSpec } from "../spec/index.js";
 import type { Store } from "../store/store.js";
-import { channels, keys, type InputEnvelope } from "./inputs.js";
+import { channels, keys, registries, type InputEnvelope } from "./inputs.js";
 import type { OutcomeWriter } from "./outcomes.js";
 import { compileForCluster, type HostMaxima } from "./placement.js";
 import { FunctionPool, type FunctionRuntime, type PoolContext } from "./pool.js";
+import { Registry } from "./registry.js";
 
 export interface AppRecord {
   name: string;
@@ -42,6 +43,8 @@ export interface ArtifactMeta {
 export class AppRegistry {
   private readonly apps = new Map<string, AppRecord>();
   private readonly pools = new Map<string, Map<string, FunctionPool>>();
+  /** The stored app records, by name (`registries.apps`). */
+  private readonly records: Registry;
   /** Set by the agent: drops removed dicts' and queues' data, wakes the scheduler. */
   onChange: AppChangeHook | null = null;
 
@@ -54,22 +57,28 @@ export class AppRegistry {
     private readonly own: Omit<HostMaxima, "host">,
     /** The other live hosts of the cluster and what each can give one container (placement.ts). */
     private readonly otherHosts: () => Promise<HostMaxima[]> = async () => [],
-  ) {}
+  ) {
+    this.records = new Registry(store, registries.apps);
+  }
 
   /**
    * Bring the local pools in step with the apps in the store: at start, and periodically, so
    * deploys and deletes made through other agents reach this one.
    */
   async load(): Promise<void> {
-    const names = await this.store.keys(keys.appPrefix);
-    const stored = new Set(names.map((key) => key.slice(keys.appPrefix.length)));
-    for (const name of stored) await this.refresh(name);
+    const stored = await this.records.entries();
+    for (const [name, raw] of stored) {
+      // Unchanged apps cost nothing more; others are re-read, as the listing is not a snapshot.
+      const local = this.apps.get(name);
+      if (local && sameVersion(local, raw)) continue;
+      await this.refresh(name);
+    }
     for (const name of [...this.apps.keys()]) if (!stored.has(name)) await this.refresh(name);
   }
 
   /** Re-read one app from the store: activate a newer version, or stop it if it was deleted. */
   async refresh(name: string): Promise<void> {
-    const raw = await this.store.get(keys.app(name));
+    const raw = await this.records.get(name);
     const local = this.apps.get(name);
     if (raw === null) {
       if (!local) return;
@@ -113,7 +122,7 @@ export class AppRegistry {
       .update(canonicalJson(ephemeral ? { spec, bundles, ephemeral } : { spec, bundles }))
       .digest("hex");
     // The stored record, not this agent's copy: another agent may have deployed since.
-    const storedRaw = await this.store.get(keys.app(name));
+    const storedRaw = await this.records.get(name);
     const previous = storedRaw === null ? this.apps.get(name) : (JSON.parse(storedRaw) as AppRecord);
     if (previous && previous.digest === digest) {
       if (this.apps.get(name)?.digest !== digest) await this.activate(previous);
@@ -128,7 +137,7 @@ export class AppRegistry {
       bundles,
       ...(ephemeral ? { ephemeral } : {}),
     };
-    await this.store.set(keys.app(name), JSON.stringify(record));
+    await this.records.put(name, JSON.stringify(record));
     await this.activate(record);
     await this.onChange?.(name, previous ?? null, record);
     await this.store.publish(channels.apps, name);
@@ -175,7 +184,7 @@ export class AppRegistry {
   async delete(name: string, graceMs: number): Promise<void> {
     const record = this.get(name);
     this.apps.delete(name);
-    await this.store.delete(keys.app(name));
+    await this.records.delete(name);
     await this.store.publish(channels.apps, name);
     await this.onChange?.(name, record, null);
     const pools = this.pools.get(name) ?? new Map<string, FunctionPool>();
@@ -293,6 +302,16 @@ export function containerVersion(bundleSha: string, spec: CompiledFunctionSpec):
     secrets: spec.secrets,
   };
   return createHash("sha256").update(canonicalJson(shape)).digest("hex").slice(0, 12);
+}
+
+/** Whether a stored record (raw JSON) is the version `local` runs; an unreadable one is not. */
+function sameVersion(local: AppRecord, raw: string): boolean {
+  try {
+    const stored = JSON.parse(raw) as Pick<AppRecord, "digest" | "version">;
+    return stored.digest === local.digest && stored.version === local.version;
+  } catch {
+    return false;
+  }
 }
 
 function summarize(record: AppRecord): AppSummary {

@@ -38,8 +38,6 @@ export interface StoredCall extends CallInfo {
 }
 
 export const keys = {
-  app: (name: string) => `app:${name}`,
-  appPrefix: "app:",
   artifact: (sha: string) => `artifact:${sha}`,
   artifactMeta: (sha: string) => `artifact-meta:${sha}`,
   call: (id: string) => `call:${id}`,
@@ -59,14 +57,30 @@ export const keys = {
   /** Named dicts and queues: their settings. */
   namedDict: (name: string) => `named-dict:${name}`,
   namedQueue: (name: string) => `named-queue:${name}`,
-  /** Ephemeral dicts and queues: the record, and the key whose TTL their owner's heartbeats renew. */
-  ephemeral: (id: string) => `ephemeral:${id}`,
-  ephemeralPrefix: "ephemeral:",
+  /** Ephemeral dicts and queues: the key whose TTL their owner's heartbeats renew (records: `registries`). */
   ephemeralLive: (id: string) => `ephemeral-live:${id}`,
-  /** A schedule's state (anchor, last tick, recent runs). */
-  schedule: (app: string, name: string) => `schedule:${app}:${name}`,
-  schedulePrefix: "schedule:",
 } as const;
+
+/**
+ * The store hashes of the small registries agents list (registry.ts): listing one never scans the
+ * store's keyspace. Fields: an app's name, an agent's id, {@link scheduleField}, an ephemeral
+ * object's id.
+ */
+export const registries = {
+  /** Deployed apps: the app record (apps.ts `AppRecord`). */
+  apps: "registry:apps",
+  /** Live agents: each one's advertisement (`HostStatus`), with a TTL its advertiser renews. */
+  hosts: "registry:hosts",
+  /** Schedule state (anchor, last tick, recent runs; scheduler.ts `ScheduleState`). */
+  schedules: "registry:schedules",
+  /** Ephemeral dicts and queues: their record (refs.ts). */
+  ephemeral: "registry:ephemeral",
+} as const;
+
+/** A schedule's field in `registries.schedules`. */
+export function scheduleField(app: string, name: string): string {
+  return `${app}:${name}`;
+}
 
 export const channels = {
   done: (id: string) => `done:${id}`,

@@ -11,9 +11,9 @@
  *   (a second leader during a lease hand-over, the same agent after a restart) finds it and does
  *   not. The run is a spawned call, so it follows the function's retries, and a failing run
  *   changes nothing for later ticks.
- * - Per schedule, a state record (`keys.schedule`) keeps the reference instant ticks are counted
- *   from (`since`: the last tick handled, or when the timing was first seen), the period anchor
- *   and the latest runs (for `kiln status`). Cron ticks are found by iterating forward from
+ * - Per schedule, a state record (in the `registries.schedules` registry) keeps the reference
+ *   instant ticks are counted from (`since`: the last tick handled, or when the timing was first
+ *   seen), the period anchor and the latest runs (for `kiln status`). Cron ticks are found by iterating forward from
  *   `since` with cron-parser in the schedule's zone, so DST is handled by cron-parser: a
  *   local time skipped in spring fires at the next valid time, one repeated in autumn fires once.
  * - Missed ticks: on each pass the latest tick in `(since, now]` is on time when at most `graceMs`
@@ -37,8 +37,9 @@ import type { CallInfo, ScheduleRun, ScheduleStatus } from "../protocol.js";
 import { encode } from "../serde.js";
 import { MAX_SPAWN_PENDING_INPUTS, periodSeconds, type CompiledAppSpec, type CompiledScheduleSpec } from "../spec/index.js";
 import type { Store } from "../store/store.js";
-import { keys, newCall, type CallRun, type StoredResult } from "./inputs.js";
+import { keys, newCall, registries, scheduleField, type CallRun, type StoredResult } from "./inputs.js";
 import { callStatus, type OutcomeWriter } from "./outcomes.js";
+import { Registry } from "./registry.js";
 
 export const SCHEDULER_LOCK = "scheduler";
 /** Runs kept in a schedule's state for status. */
@@ -102,6 +103,10 @@ export class Scheduler {
   private readonly maxSpawnPending: number;
   private readonly onError: (error: unknown) => void;
   private readonly taskRuns = new Map<LeaderTask, number>();
+  /** The deployed apps' records (written by apps.ts). */
+  private readonly apps: Registry;
+  /** Each schedule's state, by {@link scheduleField}. */
+  private readonly states: Registry;
 
   private timer: Timer | null = null;
   private running: Promise<void> | null = null;
@@ -114,6 +119,8 @@ export class Scheduler {
 
   constructor(private readonly options: SchedulerOptions) {
     this.store = options.store;
+    this.apps = new Registry(options.store, registries.apps);
+    this.states = new Registry(options.store, registries.schedules);
     this.clock = options.clock ?? systemClock;
     this.leaseMs = options.leaseMs ?? 10_000;
     this.pollMs = options.pollMs ?? 2_000;
@@ -242,7 +249,7 @@ export class Scheduler {
     let earliest: number | null = null;
     for (const app of apps) {
       for (const [name, spec] of Object.entries(app.spec.schedules ?? {})) {
-        live.add(keys.schedule(app.name, name));
+        live.add(scheduleField(app.name, name));
         if (app.ephemeral) continue;
         // A lost lease ends the term: the next leader goes on from the state written so far.
         if (!(await this.stillLeads(term))) return null;
@@ -251,25 +258,25 @@ export class Scheduler {
       }
     }
     // Forget the state of schedules (and apps) that are gone.
-    for (const key of await this.store.keys(keys.schedulePrefix)) if (!live.has(key)) await this.store.delete(key);
+    for (const field of (await this.states.entries()).keys()) if (!live.has(field)) await this.states.delete(field);
     return earliest;
   }
 
   /** Handle one schedule: fire its due tick (if on time, or caught up); returns its next tick. */
   private async handle(app: string, name: string, spec: CompiledScheduleSpec): Promise<number | null> {
     const now = this.clock.now();
-    const key = keys.schedule(app, name);
+    const key = scheduleField(app, name);
     const timing = timingOf(spec);
     let state = await this.readState(key);
     if (state === null || state.timing !== timing) {
       const fresh: ScheduleState = { timing, since: now, anchor: now, lastTickAt: state?.lastTickAt ?? null, runs: state?.runs ?? [] };
       if (state === null) {
         // Two leaders in a hand-over agree on the first anchor.
-        await this.store.set(key, JSON.stringify(fresh), { ifAbsent: true });
+        await this.states.add(key, JSON.stringify(fresh));
         state = (await this.readState(key)) ?? fresh;
       } else {
         state = fresh;
-        await this.store.set(key, JSON.stringify(state));
+        await this.states.put(key, JSON.stringify(state));
       }
     }
     const { latest, next } = dueTicks(spec, state, now);
@@ -283,7 +290,7 @@ export class Scheduler {
     }
     state.since = latest;
     state.lastTickAt = latest;
-    await this.store.set(key, JSON.stringify(state));
+    await this.states.put(key, JSON.stringify(state));
     return next;
   }
 
@@ -316,17 +323,14 @@ export class Scheduler {
     return id;
   }
 
-  private async readState(key: string): Promise<ScheduleState | null> {
-    const raw = await this.store.get(key);
+  private async readState(field: string): Promise<ScheduleState | null> {
+    const raw = await this.states.get(field);
     return raw === null ? null : (JSON.parse(raw) as ScheduleState);
   }
 
   private async loadApps(): Promise<StoredApp[]> {
-    const names = await this.store.keys(keys.appPrefix);
-    const raws = await this.store.getMany(names);
     const apps: StoredApp[] = [];
-    for (const raw of raws) {
-      if (raw === null) continue;
+    for (const raw of (await this.apps.entries()).values()) {
       try {
         apps.push(JSON.parse(raw) as StoredApp);
       } catch (error) {
@@ -341,7 +345,7 @@ export class Scheduler {
     const out: ScheduleStatus[] = [];
     const now = this.clock.now();
     for (const [name, schedule] of Object.entries(spec.schedules ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const state = await this.readState(keys.schedule(app, name));
+      const state = await this.readState(scheduleField(app, name));
       const current = state !== null && state.timing === timingOf(schedule) ? state : null;
       const next = ephemeral ? null : current !== null ? dueTicks(schedule, current, now).next : firstTickAfter(schedule, now);
       const runs = state?.runs ?? [];

@@ -8,7 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { OutcomeWriter } from "../../runtime/agent/outcomes.js";
 import { Replies } from "../../runtime/agent/replies.js";
 import { Scheduler, dueTicks, tickCallId, type SchedulerOptions } from "../../runtime/agent/scheduler.js";
-import { keys, type InputEnvelope } from "../../runtime/agent/inputs.js";
+import { keys, registries, scheduleField, type InputEnvelope } from "../../runtime/agent/inputs.js";
+import { Registry } from "../../runtime/agent/registry.js";
 import type { CallInfo } from "../../runtime/protocol.js";
 import { decode } from "../../runtime/serde.js";
 import { compileAppSpec, type CompiledScheduleSpec } from "../../runtime/spec/index.js";
@@ -99,7 +100,7 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
   }
 
   async function deploy(record: ReturnType<typeof appRecord>): Promise<void> {
-    await store.set(keys.app(record.name), JSON.stringify(record));
+    await new Registry(store, registries.apps).put(record.name, JSON.stringify(record));
     for (const s of schedulers) s.poke();
     await settle();
   }
@@ -196,11 +197,12 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     await deploy(appRecord("rs", { every: { function: "tick", period: { minutes: 10 } } }));
     await runUntil(t0 + 10 * 60_000 + 1_000);
     expect(await fired("rs", "every")).toEqual([t0 + 600_000]);
-    const stateBefore = await store.get(keys.schedule("rs", "every"));
+    const states = new Registry(store, registries.schedules);
+    const stateBefore = await states.get(scheduleField("rs", "every"));
     await first.stop();
     // A crash after the call record but before the state: put back the state of before the tick.
     const state = JSON.parse(stateBefore!) as { since: number; lastTickAt: number | null; runs: unknown[] };
-    await store.set(keys.schedule("rs", "every"), JSON.stringify({ ...state, since: t0, lastTickAt: null, runs: [] }));
+    await states.put(scheduleField("rs", "every"), JSON.stringify({ ...state, since: t0, lastTickAt: null, runs: [] }));
     scheduler();
     await settle();
     await runUntil(t0 + 10 * 60_000 + 5_000);
@@ -321,10 +323,11 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     await deploy(appRecord("gone", { every: { function: "tick", period: { seconds: 10 } } }));
     await runUntil(t0 + 80_000);
     expect((await fired("gone", "every")).length).toBeGreaterThan(0);
-    await store.delete(keys.app("gone"));
+    expect(await new Registry(store, registries.schedules).get(scheduleField("gone", "every"))).not.toBeNull();
+    await new Registry(store, registries.apps).delete("gone");
     s.poke();
     await runUntil(t0 + 90_000);
-    expect(await store.get(keys.schedule("gone", "every"))).toBeNull();
+    expect(await new Registry(store, registries.schedules).get(scheduleField("gone", "every"))).toBeNull();
   });
 
   it("a refused submission (spawn queue full) is a failed run in status; later ticks still fire", async () => {

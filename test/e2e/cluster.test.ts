@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect, InvalidError, UnavailableError, type Kiln } from "../../runtime/client/index.js";
 import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
+import { registries } from "../../runtime/agent/inputs.js";
 import { redisServerBinary, startRedisServer, type RedisServer } from "../store/redis-server.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, startChildAgent, waitFor, type ChildAgent } from "./harness.js";
@@ -67,6 +68,8 @@ suite("three agents on one redis-server", () => {
     const { RedisStore } = await import("../../runtime/store/redis/index.js");
     const store = await RedisStore.open({ url: redis.url });
     for (const key of await store.keys("")) await store.delete(key);
+    // The registries (apps, hosts, schedules, ephemeral objects) are hashes, which `keys` does not list.
+    for (const hash of Object.values(registries)) await store.hashDrop(hash);
     await store.close();
   });
 

@@ -6,7 +6,8 @@
  *   what the app declares. Their data is dropped when the app is deleted or a redeploy removes them.
  * - Named ones have a settings record in the store, written once (`set ifAbsent`) by the first
  *   `createIfMissing`, so every agent on a shared store agrees on them.
- * - Ephemeral ones have a record and a liveness key whose TTL the owner's heartbeats renew; the
+ * - Ephemeral ones have a record (in the `registries.ephemeral` registry, so the sweep lists them
+ *   without scanning the store) and a liveness key whose TTL the owner's heartbeats renew; the
  *   scheduler's leader sweeps those whose liveness lapsed ({@link Ephemerals.sweep}).
  *
  * Not promised: a heartbeat that arrives after the TTL lapsed but before the sweep revives the
@@ -18,7 +19,8 @@ import { formatDataRef, parseDataRef, type DataRef } from "../../protocol.js";
 import type { CompiledAppSpec } from "../../spec/index.js";
 import { DEFAULT_EPHEMERAL_TTL_MS } from "../../spec/limits.js";
 import type { Store } from "../../store/store.js";
-import { keys } from "../inputs.js";
+import { keys, registries } from "../inputs.js";
+import { Registry } from "../registry.js";
 
 /** What data services need of the deployed apps. */
 export interface AppLookup {
@@ -41,19 +43,24 @@ export interface NamedRecord<S> {
 }
 
 export class Ephemerals {
-  constructor(private readonly store: Store) {}
+  /** The records, by id. */
+  private readonly records: Registry;
+
+  constructor(private readonly store: Store) {
+    this.records = new Registry(store, registries.ephemeral);
+  }
 
   async create(kind: DataKind, ttlMs = DEFAULT_EPHEMERAL_TTL_MS): Promise<{ ref: string; ttlMs: number }> {
     const id = randomUUID();
     const record: EphemeralRecord = { kind, createdAt: new Date().toISOString(), ttlMs };
-    await this.store.set(keys.ephemeral(id), JSON.stringify(record));
+    await this.records.put(id, JSON.stringify(record));
     await this.store.set(keys.ephemeralLive(id), "1", { ttlMs });
     return { ref: formatDataRef({ kind: "ephemeral", id }), ttlMs };
   }
 
   /** The record of a live ephemeral object of `kind`, or NotFoundError. */
   async get(id: string, kind: DataKind): Promise<EphemeralRecord> {
-    const [raw, live] = await this.store.getMany([keys.ephemeral(id), keys.ephemeralLive(id)]);
+    const [raw, live] = await Promise.all([this.records.get(id), this.store.get(keys.ephemeralLive(id))]);
     const record = raw == null ? null : (JSON.parse(raw) as EphemeralRecord);
     if (record === null || record.kind !== kind) throw new NotFoundError(`ephemeral ${kind} ${id} does not exist (closed, or deleted after its owner stopped sending heartbeats)`);
     if (live == null) throw new NotFoundError(`ephemeral ${kind} ${id} expired: its owner sent no heartbeat for ${record.ttlMs} ms`);
@@ -61,7 +68,7 @@ export class Ephemerals {
   }
 
   async heartbeat(id: string): Promise<{ ttlMs: number }> {
-    const raw = await this.store.get(keys.ephemeral(id));
+    const raw = await this.records.get(id);
     if (raw === null) throw new NotFoundError(`ephemeral object ${id} does not exist (closed, or deleted after its owner stopped sending heartbeats)`);
     const record = JSON.parse(raw) as EphemeralRecord;
     await this.store.set(keys.ephemeralLive(id), "1", { ttlMs: record.ttlMs });
@@ -70,7 +77,7 @@ export class Ephemerals {
 
   /** Delete an ephemeral object and its data. Returns whether it existed. */
   async delete(id: string): Promise<boolean> {
-    const raw = await this.store.get(keys.ephemeral(id));
+    const raw = await this.records.get(id);
     if (raw === null) return false;
     await this.drop(id, JSON.parse(raw) as EphemeralRecord);
     return true;
@@ -78,14 +85,15 @@ export class Ephemerals {
 
   /** Delete every ephemeral object whose owner stopped heartbeating. Returns how many. */
   async sweep(): Promise<number> {
-    const names = await this.store.keys(keys.ephemeralPrefix);
-    if (names.length === 0) return 0;
-    const ids = names.map((name) => name.slice(keys.ephemeralPrefix.length));
+    const records = await this.records.entries();
+    if (records.size === 0) return 0;
+    const ids = [...records.keys()];
     const live = await this.store.getMany(ids.map((id) => keys.ephemeralLive(id)));
     let dropped = 0;
     for (const [i, id] of ids.entries()) {
       if (live[i] !== null) continue;
-      const raw = await this.store.get(keys.ephemeral(id));
+      // Re-read: one closed since the listing has nothing left to drop.
+      const raw = await this.records.get(id);
       if (raw === null) continue;
       await this.drop(id, JSON.parse(raw) as EphemeralRecord);
       dropped++;
@@ -98,7 +106,7 @@ export class Ephemerals {
     if (record.kind === "dict") await this.store.hashDrop(keys.dictHash(ref));
     else await this.store.partitionDrop(keys.queueGroup(ref));
     await this.store.delete(keys.ephemeralLive(id));
-    await this.store.delete(keys.ephemeral(id));
+    await this.records.delete(id);
   }
 }
 
