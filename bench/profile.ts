@@ -475,7 +475,7 @@ async function main(): Promise<void> {
       const samples: number[] = [];
       const segments = { "client -> Router.call": [] as number[], "Router.call -> WorkerProcess.run": [] as number[], "WorkerProcess.run (IPC + handler)": [] as number[], "run done -> Router.call returns": [] as number[], "Router.call returns -> client has result": [] as number[] };
       const storeSteps: Record<string, number[]> = {
-        "Router.call -> set + enqueue resolved": [],
+        "Router.call -> enqueue (+ record) resolved": [],
         "enqueue -> claim resolved (wake + claim)": [],
         "claim -> WorkerProcess.run": [],
         "run done -> settle resolved (ack + result + publish)": [],
@@ -493,7 +493,7 @@ async function main(): Promise<void> {
         segments["run done -> Router.call returns"].push(marks.routerOut - marks.runOut);
         segments["Router.call returns -> client has result"].push(t1 - marks.routerOut);
         const at = (name: string): number => storeDone.get(name) ?? Number.NaN;
-        storeSteps["Router.call -> set + enqueue resolved"]?.push(Math.max(at("enqueue"), at("set") > marks.runIn ? 0 : at("set")) - marks.routerIn);
+        storeSteps["Router.call -> enqueue (+ record) resolved"]?.push(Math.max(at("enqueue"), at("set") > marks.runIn ? 0 : at("set")) - marks.routerIn);
         storeSteps["enqueue -> claim resolved (wake + claim)"]?.push(at("claim") - at("enqueue"));
         storeSteps["claim -> WorkerProcess.run"]?.push(marks.runIn - at("claim"));
         storeSteps["run done -> settle resolved (ack + result + publish)"]?.push(at("settleMany") - marks.runOut);
