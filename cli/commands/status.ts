@@ -29,7 +29,7 @@ export function formatStatus(status: AgentStatus): string[] {
   ];
   const e = status.enforcement;
   const hosts = status.hosts ?? [];
-  // This host's devices and who holds them; other hosts advertise their inventory only.
+  // This host's devices and who holds them (other hosts advertise how many of theirs are free).
   const held = e?.gpus.devices;
   if (hosts.length <= 1) {
     const offers = hosts.find((h) => h.id === agent.id)?.gpus ?? (held ? gpuOffers(held) : undefined);

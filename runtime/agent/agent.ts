@@ -234,6 +234,15 @@ export class Agent {
     return this.apps.allPools().some((pool) => pool.cancel(inputId));
   }
 
+  /** This host's GPUs by model, with how many no container holds now. */
+  private gpusWithFree(): GpuOffer[] {
+    const devices = this.sandboxes.gpus.status().devices;
+    return this.gpus.map((offer) => ({
+      ...offer,
+      free: devices.filter((d) => d.holder === null && d.name === offer.name && d.memoryMiB === offer.memoryMiB).length,
+    }));
+  }
+
   /** Advertise this host in the store: the cluster view of `kiln status` on any agent. */
   private async advertise(): Promise<void> {
     const functions: HostStatus["functions"] = {};
@@ -248,7 +257,7 @@ export class Agent {
       seenAt: new Date().toISOString(),
       capacity: { cpu: this.capacity.total, cpuUsed: Number(this.capacity.inUse.toFixed(3)) },
       maxima: this.maxima,
-      gpus: this.gpus,
+      gpus: this.gpusWithFree(),
       functions,
       draining: this.draining,
     };

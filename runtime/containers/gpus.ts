@@ -137,6 +137,8 @@ export interface GpuOffer {
   name: string;
   memoryMiB: number;
   count: number;
+  /** How many of them no container holds, when the host says (its advertisement, for `kiln status`). */
+  free?: number;
 }
 
 /** Group devices by model (name and memory), in device order. */

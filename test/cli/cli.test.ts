@@ -242,7 +242,7 @@ describe("kiln status: each host's GPUs", () => {
     expect(lines.some((line) => line.startsWith("cluster:"))).toBe(false);
   });
 
-  it("a cluster: each host line names its GPUs (free and in use for this host, the inventory for others); none for a host without", async () => {
+  it("a cluster: each host line names its GPUs with how many are free and in use, through any agent; none for a host without", async () => {
     plainAgent = await startWithGpus("none", () => Agent.start({ stateDir: join(root, "plain"), port: 0, store, token: "gpu-test" }));
     const plain = plainAgent;
     await waitFor("both hosts in the cluster view", async () => (await status(plain)).some((line) => line.startsWith("cluster: 2 agents")), 20_000);
@@ -250,7 +250,10 @@ describe("kiln status: each host's GPUs", () => {
 
     const throughPlain = await status(plain);
     expect(throughPlain.some((line) => line.startsWith("host:"))).toBe(false);
-    expect(hostLine(throughPlain, gpuAgent.url)).toMatch(new RegExp(`^ {4}${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB$`));
+    // The other host's allocation as it advertised it.
+    expect(hostLine(throughPlain, gpuAgent.url)).toMatch(
+      new RegExp(`^ {4}${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB \\(1 free, 1 in use\\)$`),
+    );
     expect(hostLine(throughPlain, plain.url)).toMatch(new RegExp(`^ {2}\\* ${escape(plain.url)} {2}cpu \\S+ {2}containers 0 \\(0 busy\\)$`));
 
     const throughGpu = await status(gpuAgent);
