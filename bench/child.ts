@@ -1,6 +1,7 @@
 /**
  * Helpers for the bench's child processes (client processes, a BullMQ worker): where their
- * compiled scripts are, and waiting for their next IPC message with a bound.
+ * compiled scripts are, waiting for their next IPC message with a bound, and (in a child) sending
+ * one to the parent.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -44,6 +45,11 @@ export function nextMessage<M extends { t: string }>(child: ChildProcess, what: 
     child.on("message", onMessage);
     child.once("exit", onExit);
   });
+}
+
+/** In a child: send `message` to the bench; resolves once it is written (at once without a parent). */
+export function sendToParent(message: { t: string }): Promise<void> {
+  return new Promise((resolveSent) => process.send?.(message, () => resolveSent()) ?? resolveSent());
 }
 
 /** SIGKILL the children still running and wait for them to go. */

@@ -13,13 +13,12 @@
  */
 import { Queue, QueueEvents } from "bullmq";
 import { connect } from "../runtime/client/index.js";
+import { sendToParent } from "./child.js";
 
 export type ToCaller = { t: "run"; count: number };
 export type FromCaller = { t: "ready" } | { t: "samples"; ms: number[] } | { t: "error"; message: string };
 
-function send(message: FromCaller): Promise<void> {
-  return new Promise((resolveSent) => process.send?.(message, () => resolveSent()) ?? resolveSent());
-}
+const send = (message: FromCaller): Promise<void> => sendToParent(message);
 
 async function caller(argv: string[]): Promise<() => Promise<void>> {
   const [kind, ...rest] = argv;

@@ -34,7 +34,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { z } from "zod";
 import { Agent } from "../runtime/agent/agent.js";
-import { tokenMatches } from "../runtime/agent/auth.js";
+import { tokenMatcher } from "../runtime/agent/auth.js";
 import { AgentHttp } from "../runtime/client/http.js";
 import { callBody } from "../runtime/protocol.js";
 import { OutcomeWriter } from "../runtime/agent/outcomes.js";
@@ -268,8 +268,9 @@ async function httpLayers(count: number): Promise<void> {
   bare.post("/v1/apps/:app/functions/:fn/calls", async () => answer);
   servers.push({ name: "fastify, bare route", app: bare });
   const kilnLike = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 });
+  const authorized = tokenMatcher(token);
   kilnLike.addHook("onRequest", async (request) => {
-    if (!tokenMatches(request.headers.authorization, token)) throw new Error("unauthenticated");
+    if (!authorized(request.headers.authorization)) throw new Error("unauthenticated");
   });
   const fnParams = z.object({ app: z.string().min(1), fn: z.string().min(1) });
   kilnLike.post("/v1/apps/:app/functions/:fn/calls", async (request) => {

@@ -10,6 +10,7 @@
  *   argv: <agent url> <token> <app> <fn> <count> <first input> [<warm-up app> <warm-up fn> <targetWarmup>]
  */
 import { connect } from "../runtime/client/index.js";
+import { sendToParent } from "./child.js";
 
 export type ToClient = { t: "go" };
 export type FromClient =
@@ -23,9 +24,7 @@ interface Echoed {
   size: number;
 }
 
-function send(message: FromClient): Promise<void> {
-  return new Promise((resolveSent) => process.send?.(message, () => resolveSent()) ?? resolveSent());
-}
+const send = (message: FromClient): Promise<void> => sendToParent(message);
 
 async function main(): Promise<void> {
   const [url, token, app, fn, countText, firstText, warmApp, warmFn, targetWarmText] = process.argv.slice(2);

@@ -69,29 +69,15 @@ export function table(rows: readonly (readonly string[])[], options: TableOption
 
 // ---- GPUs ---------------------------------------------------------------------------------------
 
-/** A device as the agent's status reports it: its model and who holds it (null: free). */
-export interface HeldGpu {
-  name: string;
-  memoryMiB: number;
-  holder: string | null;
-}
-
 /**
- * A host's GPUs for its status line: `GPUs 2 x A100-80GB (1 free, 1 in use)` per model, from
- * `devices` (the answering host's own allocation) or from the `free` counts a host advertises;
- * the inventory alone (`GPUs 2 x A100-80GB`) when neither is known (an older agent). Null for a
- * host without GPUs, so its line says nothing about them.
+ * A host's GPUs for its status line: `GPUs 2 x A100-80GB (1 free, 1 in use)` per model, or the
+ * inventory alone (`GPUs 2 x A100-80GB`) when the host did not say how many are free (an older
+ * agent). Null for a host without GPUs, so its line says nothing about them.
  */
-export function formatHostGpus(offers: readonly GpuOffer[] | undefined, devices?: readonly HeldGpu[]): string | null {
+export function formatHostGpus(offers: readonly GpuOffer[] | undefined): string | null {
   if (!offers || offers.length === 0) return null;
-  const usage = devices ? offers.map((offer) => devices.filter((d) => d.name === offer.name && d.memoryMiB === offer.memoryMiB)) : null;
-  // This host's own devices when they add up to its inventory, else what the host advertised.
-  const free =
-    usage && usage.every((held, i) => held.length === offers[i]?.count)
-      ? usage.map((held) => held.filter((d) => d.holder === null).length)
-      : offers.map((offer) => offer.free);
-  if (free.some((n) => n === undefined)) return `GPUs ${describeGpuOffers(offers)}`;
-  const parts = offers.map((offer, i) => `${describeGpuOffers([offer])} (${free[i] ?? 0} free, ${offer.count - (free[i] ?? 0)} in use)`);
+  if (offers.some((offer) => offer.free === undefined)) return `GPUs ${describeGpuOffers(offers)}`;
+  const parts = offers.map((offer) => `${describeGpuOffers([offer])} (${offer.free ?? 0} free, ${offer.count - (offer.free ?? 0)} in use)`);
   return `GPUs ${parts.join(", ")}`;
 }
 

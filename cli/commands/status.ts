@@ -29,11 +29,10 @@ export function formatStatus(status: AgentStatus): string[] {
   ];
   const e = status.enforcement;
   const hosts = status.hosts ?? [];
-  // This host's devices and who holds them (other hosts advertise how many of theirs are free).
-  const held = e?.gpus.devices;
+  // This host's GPUs as they are held now; other hosts' as they last advertised them (<= 2 s ago).
+  const own = e ? gpuOffers(e.gpus.devices) : hosts.find((h) => h.id === agent.id)?.gpus;
   if (hosts.length <= 1) {
-    const offers = hosts.find((h) => h.id === agent.id)?.gpus ?? (held ? gpuOffers(held) : undefined);
-    const gpus = formatHostGpus(offers, held);
+    const gpus = formatHostGpus(own);
     if (gpus) lines.push(`host: ${gpus}`);
   }
   if (e) {
@@ -50,7 +49,7 @@ export function formatStatus(status: AgentStatus): string[] {
       const containers = Object.values(host.functions).reduce((n, f) => n + f.containers, 0);
       const busy = Object.values(host.functions).reduce((n, f) => n + f.busy, 0);
       const here = host.id === agent.id;
-      const gpus = formatHostGpus(host.gpus, here ? held : undefined);
+      const gpus = formatHostGpus(here ? own : host.gpus);
       lines.push(
         `  ${here ? "*" : " "} ${host.url}  cpu ${host.capacity.cpuUsed}/${host.capacity.cpu}  containers ${containers} (${busy} busy)` +
           `${gpus ? `  ${gpus}` : ""}${host.draining ? "  draining" : ""}`,

@@ -24,7 +24,7 @@ import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
 import { buildServer } from "./server.js";
 import { KILN_VERSION } from "../version.js";
 import { SandboxHost } from "../containers/sandbox.js";
-import { gpuOffers, type GpuOffer } from "../containers/gpus.js";
+import { gpuOffers } from "../containers/gpus.js";
 import { reclaimStateDir, recordAgentId } from "../containers/reclaim.js";
 import type { Clock } from "../clock.js";
 import { Dicts } from "./data/dicts.js";
@@ -106,7 +106,6 @@ export class Agent {
     private readonly options: AgentOptions,
     private readonly poolContextUrl: { value: string },
     private readonly maxima: Maxima,
-    private readonly gpus: GpuOffer[],
   ) {
     this.hostRegistry = new Registry(store, registries.hosts);
   }
@@ -175,7 +174,7 @@ export class Agent {
     const gpus = gpuOffers(sandboxes.gpus.all);
     const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), { maxima, gpus }, otherHosts);
     const router = new Router(store, apps, outcomes, replies, limits);
-    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl, maxima, gpus);
+    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl, maxima);
     hostsRef.agent = agent;
     agent.enforcementNotice = notice;
     const appLookup = { spec: (app: string) => apps.get(app).spec };
@@ -234,15 +233,6 @@ export class Agent {
     return this.apps.allPools().some((pool) => pool.cancel(inputId));
   }
 
-  /** This host's GPUs by model, with how many no container holds now. */
-  private gpusWithFree(): GpuOffer[] {
-    const devices = this.sandboxes.gpus.status().devices;
-    return this.gpus.map((offer) => ({
-      ...offer,
-      free: devices.filter((d) => d.holder === null && d.name === offer.name && d.memoryMiB === offer.memoryMiB).length,
-    }));
-  }
-
   /** Advertise this host in the store: the cluster view of `kiln status` on any agent. */
   private async advertise(): Promise<void> {
     const functions: HostStatus["functions"] = {};
@@ -257,7 +247,8 @@ export class Agent {
       seenAt: new Date().toISOString(),
       capacity: { cpu: this.capacity.total, cpuUsed: Number(this.capacity.inUse.toFixed(3)) },
       maxima: this.maxima,
-      gpus: this.gpusWithFree(),
+      // By model, with how many no container holds now.
+      gpus: gpuOffers(this.sandboxes.gpus.status().devices),
       functions,
       draining: this.draining,
     };

@@ -22,23 +22,16 @@ export async function loadOrCreateToken(stateDir: string, fromEnv: string | unde
   return (await readFile(path, "utf8")).trim();
 }
 
-/** The token's digest, computed once per token (an agent has one): every request compares with it. */
-const tokenDigests = new Map<string, Buffer>();
-
-function digestOf(token: string): Buffer {
-  let digest = tokenDigests.get(token);
-  if (digest === undefined) {
-    digest = createHash("sha256").update(token).digest();
-    if (tokenDigests.size >= 16) tokenDigests.clear();
-    tokenDigests.set(token, digest);
-  }
-  return digest;
-}
-
-/** Constant-time comparison of a presented `Authorization` header with the token. */
-export function tokenMatches(header: string | undefined, token: string): boolean {
-  if (!header?.startsWith("Bearer ")) return false;
-  // Hash both sides so the comparison takes the same time whatever the lengths.
-  const presented = createHash("sha256").update(header.slice("Bearer ".length)).digest();
-  return timingSafeEqual(presented, digestOf(token));
+/**
+ * A constant-time check of a presented `Authorization` header against `token`, whose digest is
+ * computed once here rather than on every request.
+ */
+export function tokenMatcher(token: string): (header: string | undefined) => boolean {
+  const expected = createHash("sha256").update(token).digest();
+  return (header) => {
+    if (!header?.startsWith("Bearer ")) return false;
+    // Hash both sides so the comparison takes the same time whatever the lengths.
+    const presented = createHash("sha256").update(header.slice("Bearer ".length)).digest();
+    return timingSafeEqual(presented, expected);
+  };
 }

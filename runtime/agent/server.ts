@@ -21,7 +21,7 @@ import {
 import { decode, encode } from "../serde.js";
 import type { Agent } from "./agent.js";
 import { registerDataRoutes } from "./routes-data.js";
-import { tokenMatches } from "./auth.js";
+import { tokenMatcher } from "./auth.js";
 
 /** Large enough for a map chunk or a bundle; each input is checked against the 2 MiB inline limit. */
 const BODY_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -41,6 +41,7 @@ const deleteQuery = z.object({ graceMs: z.coerce.number().int().min(0).max(86_40
 
 export function buildServer(agent: Agent): FastifyInstance {
   const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, requestTimeout: 0, keepAliveTimeout: 65_000 });
+  const authorized = tokenMatcher(agent.token);
 
   app.setErrorHandler((error: unknown, _request, reply) => {
     if (error instanceof KilnError) return reply.status(error.status).send({ error: toWire(error) });
@@ -58,7 +59,7 @@ export function buildServer(agent: Agent): FastifyInstance {
 
   app.addHook("onRequest", async (request) => {
     if (request.url === "/healthz" || request.url.startsWith("/web/")) return;
-    if (!tokenMatches(request.headers.authorization, agent.token)) {
+    if (!authorized(request.headers.authorization)) {
       throw new UnauthenticatedError(
         "missing or wrong bearer token: pass KILN_TOKEN (or read it from the agent's state dir, <state-dir>/token)",
       );
@@ -174,7 +175,7 @@ export function buildServer(agent: Agent): FastifyInstance {
   app.route({
     method: ["GET", "POST"],
     url: "/web/:app/:fn",
-    handler: async (request, reply) => webEndpoint(agent, request, reply),
+    handler: async (request, reply) => webEndpoint(agent, authorized, request, reply),
   });
 
   return app;
@@ -214,14 +215,19 @@ async function followLogs(
   return reply;
 }
 
-async function webEndpoint(agent: Agent, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+async function webEndpoint(
+  agent: Agent,
+  authorized: (header: string | undefined) => boolean,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<unknown> {
   const { app: name, fn } = parse(fnParams, request.params, "params");
   const spec = agent.apps.function(name, fn);
   if (!spec.webEndpoint) throw new InvalidError(`${name}.${fn} is not a web endpoint (set webEndpoint in its spec)`);
   if (request.method !== spec.webEndpoint.method) {
     return reply.status(405).send({ error: toWire(new InvalidError(`${name}.${fn} accepts ${spec.webEndpoint.method} only`)) });
   }
-  if (!spec.webEndpoint.public && !tokenMatches(request.headers.authorization, agent.token)) {
+  if (!spec.webEndpoint.public && !authorized(request.headers.authorization)) {
     throw new UnauthenticatedError(`${name}.${fn} is a private web endpoint: send 'Authorization: Bearer <token>', or set webEndpoint.public`);
   }
   const argument = request.method === "GET" ? { ...(request.query as object) } : request.body;

@@ -141,13 +141,20 @@ export interface GpuOffer {
   free?: number;
 }
 
-/** Group devices by model (name and memory), in device order. */
-export function gpuOffers(devices: readonly Pick<GpuDevice, "name" | "memoryMiB">[]): GpuOffer[] {
+/**
+ * Group devices by model (name and memory), in device order. Devices that say who holds them
+ * (`holder`, null when free: the allocator's status) also count the free ones.
+ */
+export function gpuOffers(devices: readonly (Pick<GpuDevice, "name" | "memoryMiB"> & { holder?: string | null })[]): GpuOffer[] {
   const offers: GpuOffer[] = [];
   for (const device of devices) {
-    const same = offers.find((o) => o.name === device.name && o.memoryMiB === device.memoryMiB);
-    if (same) same.count += 1;
-    else offers.push({ name: device.name, memoryMiB: device.memoryMiB, count: 1 });
+    let offer = offers.find((o) => o.name === device.name && o.memoryMiB === device.memoryMiB);
+    if (!offer) {
+      offer = { name: device.name, memoryMiB: device.memoryMiB, count: 0, ...(device.holder === undefined ? {} : { free: 0 }) };
+      offers.push(offer);
+    }
+    offer.count += 1;
+    if (device.holder === null && offer.free !== undefined) offer.free += 1;
   }
   return offers;
 }

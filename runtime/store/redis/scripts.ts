@@ -210,13 +210,16 @@ local function write_records(result, k, a, r)
   for j = 1, r do redis.call('SET', KEYS[k + j], ARGV[a + j]) end
 end
 
--- What a claim that took items left: -2 when some queue still has ready items, else the
--- dueInMs of nothing() (the claimer may wait for a wake-up instead of asking again).
-local function left_after(qs, now)
+-- A claim's reply: take()'s, with what it left in place of the 0 (-2 when some queue still has
+-- ready items, else the dueInMs of nothing(): the claimer may wait for a wake-up instead of
+-- asking again), or nothing() when it took none.
+local function claim_reply(out, qs, now)
+  if not out then return nothing(qs, now) end
   for i = 1, #qs do
-    if redis.call('LLEN', qs[i].ready) > 0 then return -2 end
+    if redis.call('LLEN', qs[i].ready) > 0 then out[2] = -2 return out end
   end
-  return nothing(qs, now)[2]
+  out[2] = nothing(qs, now)[2]
+  return out
 end
 `;
 
@@ -257,8 +260,7 @@ for i = 1, n do
 end
 local out = take(qs, names, KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
 for i = 1, n do notify(qs[i], before[i], ARGV[1], names[i]) end
-if out then out[2] = left_after(qs, now) end
-return out or nothing(qs, now)
+return claim_reply(out, qs, now)
 `);
 
 /**
@@ -286,8 +288,7 @@ local enqueued = enqueue_items(qs[e], KEYS[2], names[e], 0, ARGV[6], ARGV[7], 10
 write_records(enqueued, 2 + 8 * n, first_name + n - 1, r)
 local out = take(qs, names, KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), now)
 for i = 1, n do notify(qs[i], before[i], ARGV[1], names[i]) end
-if out then out[2] = left_after(qs, now) end
-return { enqueued, out or nothing(qs, now) }
+return { enqueued, claim_reply(out, qs, now) }
 `);
 
 /**
