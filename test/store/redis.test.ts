@@ -224,6 +224,28 @@ suite("RedisStore", () => {
       }
     });
 
+    it("a drained queue set stays drained whatever the order its claimer names the queues in", async () => {
+      const [a, b] = await agents();
+      const stats = new Redis(server.url);
+      try {
+        // A wake-up heard for q but not q2: the two queues' counts differ.
+        const first = b.claim(["q", "q2"], { ...lease, waitMs: 5_000 });
+        await sleep(20);
+        await a.enqueue("q", { id: "x", payload: "1" });
+        expect((await first).map((c) => c.id)).toEqual(["x"]);
+        expect(await b.claim(["q", "q2"], { ...lease, waitMs: 0 })).toEqual([]);
+        await stats.config("RESETSTAT");
+        // The pool alternates the order; the set is the same and nothing was heard since.
+        const second = b.claim(["q2", "q"], { ...lease, waitMs: 10_000 });
+        await sleep(100);
+        expect(Number(/cmdstat_llen:calls=(\d+)/.exec(await stats.info("commandstats"))?.[1] ?? 0)).toBe(0);
+        await a.enqueue("q", { id: "y", payload: "2" });
+        expect((await second).map((c) => c.id)).toEqual(["y"]);
+      } finally {
+        stats.disconnect();
+      }
+    });
+
     it("blocked claimers in two agents share a burst: every item once", async () => {
       const [a, b] = await agents();
       const waiting: Promise<Claim[]>[] = [];

@@ -933,9 +933,12 @@ export class RedisStore implements Store {
     return attempt;
   }
 
-  /** What has been heard that could have made `queues` claimable: wake-ups for them, reconnects. */
+  /**
+   * What has been heard that could have made `queues` claimable: wake-ups for them, reconnects.
+   * The same whatever the order of `queues` (a claimer alternates it).
+   */
   private wakeMark(queues: readonly string[]): string {
-    return `${this.wakeEpoch}:${queues.map((queue) => this.wakesHeard.get(queue) ?? 0).join(",")}`;
+    return `${this.wakeEpoch}:${[...queues].sort().map((queue) => this.wakesHeard.get(queue) ?? 0).join(",")}`;
   }
 
   /**
