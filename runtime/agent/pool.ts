@@ -296,7 +296,7 @@ export class FunctionPool {
           const claims = await this.claimBatch(rt.spec.batched.maxBatchSize, rt.spec.batched.waitMs);
           if (claims.length > 0) await this.place(claims, true, askedAt);
         } else {
-          const claims = await this.claim(free + growth, CLAIM_WAIT_MS);
+          const claims = await this.claim(free + growth, CLAIM_WAIT_MS, true);
           for (const claim of claims) await this.place([claim], false, askedAt);
         }
       } catch (error) {
@@ -307,7 +307,7 @@ export class FunctionPool {
     }
   }
 
-  private claim(max: number, waitMs: number): Promise<Claim[]> {
+  private claim(max: number, waitMs: number, eager = false): Promise<Claim[]> {
     const rt = this.runtime;
     const queues = [keys.queue(rt.app, rt.fn), keys.spawnQueue(rt.app, rt.fn)];
     if (this.preferSpawn) queues.reverse();
@@ -318,6 +318,9 @@ export class FunctionPool {
       max,
       waitMs,
       signal: this.abort.signal,
+      // A waiting caller's input may start before the store has recorded it, when a container is
+      // ready to take it at once (place() picks that one).
+      eager: eager ? () => this.readyRoom() : undefined,
     });
   }
 
@@ -383,6 +386,15 @@ export class FunctionPool {
       maxima.memoryMiB !== undefined && memory.request > maxima.memoryMiB ? `needs ${memory.request} MiB, it has ${maxima.memoryMiB}` : null,
     ].filter((reason): reason is string => reason !== null);
     return over.length === 0 ? null : over.join("; ");
+  }
+
+  /** Whether a ready container of the current version has a free slot. */
+  private readyRoom(): boolean {
+    const { version, spec } = this.runtime;
+    for (const c of this.containers.values()) {
+      if (c.version === version && c.state === "ready" && c.work.size < spec.maxInputs) return true;
+    }
+    return false;
   }
 
   /** Containers of the current version that take work (starting or ready). */
@@ -633,6 +645,7 @@ export class FunctionPool {
   /** Apply a settlement: deliver, or retry (user retries with backoff, platform retries at the front). */
   private async conclude(claim: Claim, input: InputEnvelope, settlement: Settlement, work: Work): Promise<void> {
     if (this.stopped && settlement.kind === "platform-failure") return; // handed back by stop()
+    if (!(await this.recorded(claim, input))) return;
     const held = performance.now() < work.trustedUntil;
     if (settlement.kind === "outcome") return this.finish(claim, input, settlement.outcome, held);
     if (settlement.kind === "user-failure") {
@@ -664,8 +677,25 @@ export class FunctionPool {
     }
   }
 
+  /**
+   * Whether an eager hand-over's claim is recorded (at once for any other claim). When it could
+   * not be, the caller was told so (the enqueue failed) or the queued copy runs: this run's
+   * outcome is dropped.
+   */
+  private async recorded(claim: Claim, input: InputEnvelope): Promise<boolean> {
+    if (!claim.recorded) return true;
+    try {
+      await claim.recorded;
+      return true;
+    } catch (error) {
+      this.system(`input ${input.id} was started before the store recorded it, and the store could not: ${(error as Error).message}; its outcome is dropped`);
+      return false;
+    }
+  }
+
   /** Give a claimed input back to the front of its queue, unrun: not a failure. */
   private async handBack(claim: Claim, input: InputEnvelope): Promise<void> {
+    if (!(await this.recorded(claim, input))) return;
     const next: InputEnvelope = { ...input, returned: (input.returned ?? 0) + 1 };
     await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) }).catch(() => false);
   }
@@ -673,9 +703,11 @@ export class FunctionPool {
   private async heartbeat(): Promise<void> {
     await this.renewSlots();
     if (this.holding.size === 0) return;
-    const held = [...this.holding.entries()];
+    // Eager hand-overs not yet recorded have no fence to renew: their lease starts when they are.
+    const held = [...this.holding.entries()].filter(([id, h]) => !claimOf(h.work, id).recorded);
+    if (held.length === 0) return;
     try {
-      const claims = held.map(([id, h]) => h.work.claims[h.work.inputs.findIndex((i) => i.id === id)] as Claim);
+      const claims = held.map(([id, h]) => claimOf(h.work, id));
       const askedAt = performance.now();
       const alive = await this.ctx.store.renew(claims, this.ctx.leaseMs);
       const renewed = new Set<Work>();
@@ -843,6 +875,10 @@ export class FunctionPool {
       text: `${text}\n`,
     });
   }
+}
+
+function claimOf(work: Work, inputId: string): Claim {
+  return work.claims[work.inputs.findIndex((i) => i.id === inputId)] as Claim;
 }
 
 function scalingSettings(spec: CompiledFunctionSpec): ScalingSettings {

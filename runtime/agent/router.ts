@@ -76,7 +76,8 @@ export class Router {
     const expecting = waiting ? this.replies.expect(id) : null;
     try {
       // The call's record is written in the same store step as its input, and only with it.
-      await this.enqueue(input, [{ key: keys.call(id), value: JSON.stringify(call) }]);
+      // A caller waiting here lets a free container on this agent start it while the store records it.
+      await this.enqueue(input, [{ key: keys.call(id), value: JSON.stringify(call) }], expecting !== null && kind === "call");
       if (!expecting) return { callId: id };
       const outcome = (await expecting.wait(body.waitMs)) ?? (await this.readResult(id))?.outcome;
       return outcome ? { callId: id, outcome } : { callId: id };
@@ -254,7 +255,7 @@ export class Router {
 
   // ---- queueing ---------------------------------------------------------------------------------
 
-  private async enqueue(input: InputEnvelope, records: { key: string; value: string }[]): Promise<void> {
+  private async enqueue(input: InputEnvelope, records: { key: string; value: string }[], eager = false): Promise<void> {
     const spawn = input.kind === "spawn";
     const queue = spawn ? keys.spawnQueue(input.app, input.fn) : keys.queue(input.app, input.fn);
     const result = await this.store.enqueue(
@@ -262,7 +263,7 @@ export class Router {
       { id: input.id, payload: JSON.stringify(input) },
       spawn
         ? { maxPending: this.limits.maxSpawnPending, records }
-        : { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal, records },
+        : { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal, records, eager },
     );
     if (!result.ok) throw this.refusal(input.app, input.fn, spawn, result);
   }

@@ -79,6 +79,14 @@ export interface EnqueueOptions {
    * when the item is refused.
    */
   records?: readonly { key: string; value: string }[];
+  /**
+   * A single item with no delay may go straight to an `eager` claimer of this store that is
+   * waiting on the queue: the claimer gets it at once, before the store has recorded anything, and
+   * starts the work while the store records the item as claimed by it (see {@link Claim.recorded}).
+   * Such an item never waits in the queue, so `maxPending` and `maxTotal` do not apply to it.
+   * Stores that cannot hand over early ignore this.
+   */
+  eager?: boolean;
 }
 
 export type EnqueueResult = { ok: true } | { ok: false; reason: "pending" | "total"; count: number };
@@ -101,6 +109,14 @@ export interface Claim extends WorkItem {
   fence: number;
   /** How many times this item has been claimed before this claim (0 on the first delivery). */
   deliveries: number;
+  /**
+   * Present only on an eager hand-over (EnqueueOptions.eager) that the store has not recorded yet:
+   * resolves once it has (`fence` is then set, and the store removes this field), rejects when it
+   * could not (the store failed, or the id was already queued: the queued copy runs instead). Until
+   * it resolves, the claimer may run the work but must not settle, release or renew the claim, nor
+   * hand its outcome to anyone.
+   */
+  recorded?: Promise<void>;
 }
 
 export interface ClaimOptions {
@@ -114,6 +130,11 @@ export interface ClaimOptions {
   waitMs?: number;
   /** Abort the wait early (returns what was claimed so far, possibly nothing). */
   signal?: AbortSignal;
+  /**
+   * Asked when an eager enqueue (see EnqueueOptions.eager) finds this claimer waiting: whether it
+   * can start an item at once (a free slot is ready now). Without it the claimer takes none.
+   */
+  eager?: () => boolean;
 }
 
 export interface ClaimRef {

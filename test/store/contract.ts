@@ -296,6 +296,31 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.get(`${ns}call:d`)).toBe("record d");
       });
 
+      it("an eager enqueue reaches an eager waiting claimer as a claim it can settle once recorded; with no such claimer it queues", async () => {
+        const q = `${ns}q`;
+        const waiting = store.claim([q], { ...lease, waitMs: 5_000, eager: () => true });
+        await sleep(20);
+        const enqueued = store.enqueue(q, { id: "a", payload: "A" }, { eager: true, records: [{ key: `${ns}call:a`, value: "record a" }] });
+        const [claim] = await waiting;
+        expect(claim).toMatchObject({ queue: q, id: "a", payload: "A", deliveries: 0 });
+        // A store that hands over early says when the claim is recorded; until then it has no fence.
+        await claim!.recorded;
+        expect(claim!.recorded).toBeUndefined();
+        expect(claim!.fence).toBeGreaterThan(0);
+        expect(await enqueued).toEqual({ ok: true });
+        expect(await store.get(`${ns}call:a`)).toBe("record a");
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
+        expect(await store.renew([claim!], 30_000)).toEqual([true]);
+        expect(await store.settle(claim!, { guard: { key: `${ns}result:a`, value: "done" } })).toBe("applied");
+        expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+        // Nobody eager is waiting: the item is queued as any other, and a plain claim of it is recorded already.
+        expect(await store.enqueue(q, { id: "b", payload: "B" }, { eager: true })).toEqual({ ok: true });
+        expect(await store.stats(q)).toEqual({ pending: 1, claimed: 0, delayed: 0 });
+        const [plain] = await store.claim([q], { ...lease, waitMs: 0, eager: () => true });
+        expect(plain).toMatchObject({ id: "b", deliveries: 0 });
+        expect(plain!.recorded).toBeUndefined();
+      });
+
       it("caps hold under concurrent enqueues", async () => {
         const q = `${ns}q`;
         const results = await Promise.all(

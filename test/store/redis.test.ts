@@ -246,6 +246,54 @@ suite("RedisStore", () => {
       }
     });
 
+    it("an eager hand-over reaches the claimer before the server answers, is recorded as its claim past the caps, and yields to a queued copy", async () => {
+      const [a, b] = await agents();
+      const waiting = a.claim(["q", "q2"], { ...lease, waitMs: 5_000, eager: () => true });
+      await sleep(20);
+      const order: string[] = [];
+      let unrecordedAtDelivery = false;
+      const delivered = waiting.then((claims) => {
+        unrecordedAtDelivery = claims[0]?.recorded !== undefined;
+        order.push("claim");
+        return claims;
+      });
+      const enqueued = a.enqueue("q", { id: "x", payload: "p" }, { eager: true }).then((result) => {
+        order.push("enqueue");
+        return result;
+      });
+      const [claim] = await delivered;
+      expect(await enqueued).toEqual({ ok: true });
+      expect(order).toEqual(["claim", "enqueue"]);
+      expect(unrecordedAtDelivery).toBe(true);
+      await claim!.recorded;
+      const held = await b.listClaims("q");
+      expect(held).toEqual([expect.objectContaining({ id: "x", owner: "agent-a", fence: claim!.fence })]);
+      expect(held[0]!.leaseLeftMs).toBeGreaterThan(25_000);
+      // It never waits in the queue, so the caps do not refuse it; a queued item is refused.
+      const second = a.claim(["q"], { ...lease, waitMs: 5_000, eager: () => true });
+      await sleep(20);
+      expect(await a.enqueue("q", { id: "y", payload: "p" }, { eager: true, maxTotal: 1, maxPending: 1 })).toEqual({ ok: true });
+      const [taken] = await second;
+      await taken!.recorded;
+      expect(await b.stats("q")).toEqual({ pending: 0, claimed: 2, delayed: 0 });
+      expect(await b.enqueue("q", { id: "z", payload: "p" }, { maxTotal: 2 })).toEqual({ ok: false, reason: "total", count: 2 });
+      // A claimer that cannot start an item at once now takes none: the item is queued.
+      const busy = a.claim(["q"], { ...lease, waitMs: 5_000, eager: () => false });
+      await sleep(20);
+      expect(await a.enqueue("q", { id: "w", payload: "p" }, { eager: true })).toEqual({ ok: true });
+      const [plain] = await busy;
+      expect(plain).toMatchObject({ id: "w", deliveries: 0 });
+      expect(plain!.recorded).toBeUndefined();
+      // The same id again while its first copy is held: nothing is written, the hand-over is void.
+      const third = a.claim(["q"], { ...lease, waitMs: 5_000, eager: () => true });
+      await sleep(20);
+      expect(await a.enqueue("q", { id: "x", payload: "again" }, { eager: true })).toEqual({ ok: true });
+      const [duplicate] = await third;
+      await expect(duplicate!.recorded).rejects.toThrow(/already queued/);
+      expect((await b.listClaims("q")).find((c) => c.id === "x")?.fence).toBe(claim!.fence);
+      expect(await b.stats("q")).toEqual({ pending: 0, claimed: 3, delayed: 0 });
+    });
+
     it("blocked claimers in two agents share a burst: every item once", async () => {
       const [a, b] = await agents();
       const waiting: Promise<Claim[]>[] = [];
@@ -447,6 +495,32 @@ suite("RedisStore", () => {
         expect(Date.now() - started).toBeLessThan(2000);
         frozen.resume();
         expect(await eventually(() => store.get("k").then((v) => v ?? undefined), 10_000, "the server to answer again")).toBe("v");
+      } finally {
+        frozen.resume();
+        await store.close();
+      }
+    });
+
+    it("an eager hand-over the frozen server cannot record: the enqueue fails with UnavailableError, the claim is void, and the item it did record later comes back", async () => {
+      const store = await RedisStore.open({ url: frozen.url, prefix: `kiln-test-${randomUUID()}:`, commandTimeoutMs: 300 });
+      try {
+        const waiting = store.claim(["q"], { owner: "agent-a", leaseMs: 500, waitMs: 5_000, eager: () => true });
+        await sleep(20);
+        frozen.pause();
+        const enqueued = store.enqueue("q", { id: "x", payload: "p" }, { eager: true }).catch((e: unknown) => e);
+        const [claim] = await waiting;
+        expect(claim).toMatchObject({ id: "x" });
+        await expect(claim!.recorded).rejects.toBeInstanceOf(UnavailableError);
+        expect(await enqueued).toBeInstanceOf(UnavailableError);
+        frozen.resume();
+        // The script reached the server before it froze and ran when it woke: its lease lapses
+        // unrenewed, and the item is delivered again. Nothing is lost.
+        const [again] = await eventually(
+          () => store.claim(["q"], { owner: "agent-b", leaseMs: 30_000, waitMs: 1_000 }).then((c) => (c.length > 0 ? c : undefined)),
+          10_000,
+          "the item to come back",
+        );
+        expect(again).toMatchObject({ id: "x", payload: "p", deliveries: 1 });
       } finally {
         frozen.resume();
         await store.close();

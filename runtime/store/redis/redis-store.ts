@@ -110,6 +110,7 @@ const SCRIPTS = {
   kilnEnqueue: lua.ENQUEUE,
   kilnClaim: lua.CLAIM,
   kilnEnqueueClaim: lua.ENQUEUE_CLAIM,
+  kilnEnqueueTake: lua.ENQUEUE_TAKE,
   kilnRenew: lua.RENEW,
   kilnComplete: lua.COMPLETE,
   kilnSettle: lua.SETTLE,
@@ -156,6 +157,8 @@ interface ClaimWaiter {
   readonly owner: string;
   readonly leaseMs: number;
   readonly max: number;
+  /** Whether it takes an item before the store recorded its claim, now (ClaimOptions.eager). */
+  readonly eager: (() => boolean) | undefined;
   /** waiting; stopping: asked to end while a claim attempt is in flight (its result is returned). */
   state: "waiting" | "stopping" | "done";
   /** The claim attempt in flight; resolves true when it claimed something. */
@@ -366,6 +369,8 @@ export class RedisStore implements Store {
     const records = options.records ?? [];
     const recordKeys = records.map((record) => this.key(record.key));
     const recordValues = records.map((record) => record.value);
+    const eager = options.eager && delayMs === 0 && items.length === 1 ? this.eagerWaiter(queue) : null;
+    if (eager) return this.handOver(eager, queue, items[0]!, recordKeys, recordValues);
     // A claimer of this store waiting on the queue, and not mid-attempt: enqueue and claim for it
     // in one script (poke runs the first attempt synchronously up to its first await).
     const waiter = delayMs === 0 ? this.idleWaiter(queue) : null;
@@ -402,6 +407,47 @@ export class RedisStore implements Store {
     return enqueueResult(reply);
   }
 
+  /**
+   * An eager claimer of this store idle on `queue`, when the queue is known to hold nothing ready
+   * (its last attempt drained it and no wake-up came since), so the item jumps no one; and only
+   * while the connection is up, so the recording step is not doomed from the start.
+   */
+  private eagerWaiter(queue: string): ClaimWaiter | null {
+    if (this.cmd.status !== "ready") return null;
+    const waiter = this.idleWaiter(queue);
+    return waiter?.eager?.() && this.stillDrained(waiter.queues) !== null ? waiter : null;
+  }
+
+  /**
+   * Hand `item` to `waiter` now and record it as claimed by it in the same step as its enqueue
+   * (ENQUEUE_TAKE, sent before the waiter's owner gets the claim): the work and the round trip
+   * overlap. See Claim.recorded.
+   */
+  private async handOver(
+    waiter: ClaimWaiter,
+    queue: string,
+    item: WorkItem,
+    recordKeys: readonly string[],
+    recordValues: readonly string[],
+  ): Promise<EnqueueManyResult> {
+    const claim: Claim = { queue, id: item.id, payload: item.payload, fence: 0, deliveries: 0 };
+    const fence = this.script<number>(
+      "kilnEnqueueTake",
+      [this.seqKey, this.dueKey, ...this.queueKeys(queue), ...recordKeys],
+      [waiter.owner, waiter.leaseMs, queue, item.id, item.payload, recordValues.length, ...recordValues],
+    );
+    claim.recorded = fence.then((value) => {
+      if (Number(value) <= 0) throw new InternalError(`input ${item.id} is already queued; the queued copy runs`);
+      claim.fence = Number(value);
+      delete claim.recorded;
+    });
+    claim.recorded.catch(() => {});
+    this.settleClaimWaiter(waiter, [claim]);
+    await fence;
+    // An id already queued counts as accepted, as ENQUEUE counts it.
+    return { accepted: 1 };
+  }
+
   /** This store's first claimer waiting on `queue` with no attempt in flight. */
   private idleWaiter(queue: string): ClaimWaiter | null {
     for (const waiter of this.claimWaiters.get(queue) ?? []) {
@@ -422,6 +468,7 @@ export class RedisStore implements Store {
         owner: options.owner,
         leaseMs,
         max,
+        eager: options.eager,
         state: "waiting",
         running: null,
         rerun: false,

@@ -292,6 +292,29 @@ return { enqueued, claim_reply(out, qs, now) }
 `);
 
 /**
+ * An eager hand-over (EnqueueOptions.eager): the item goes straight to claimed, held by the claimer
+ * that is already running it, without passing through the ready list (so no cap applies: it never
+ * waits). KEYS: seq, due, queue block, then the record keys. ARGV: owner, leaseMs, queue name, id,
+ * payload, record count r, the r record values. Returns the claim's fence, or 0 when the id is
+ * already in the queue (nothing written).
+ */
+export const ENQUEUE_TAKE = script(`
+local q = qkeys(3)
+local id = ARGV[4]
+if redis.call('HEXISTS', q.payload, id) == 1 then return 0 end
+local deadline = now_ms() + tonumber(ARGV[2])
+local fence = redis.call('INCR', KEYS[1])
+redis.call('HSET', q.payload, id, ARGV[5])
+redis.call('HSET', q.claims, id, 1)
+redis.call('HSET', q.fence, id, fence)
+redis.call('HSET', q.owner, id, ARGV[1])
+redis.call('ZADD', q.claimed, deadline, id)
+redis.call('ZADD', KEYS[2], 'LT', deadline, ARGV[3])
+for j = 1, tonumber(ARGV[6]) do redis.call('SET', KEYS[10 + j], ARGV[6 + j]) end
+return fence
+`);
+
+/**
  * KEYS: one queue block per queue. ARGV: wake, leaseMs, queue count, the queue names, then
  * (queue index, id, fence) per claim. Returns 1 / 0 per claim.
  */
