@@ -149,6 +149,8 @@ export class FunctionPool {
   private inFlightPeak = 0;
   /** When the pool last went from holding inputs to holding none (that is when the idle window starts). */
   private idleSince: number | null = null;
+  /** A scaling decision right when the idle window ends, rather than up to a tick later. */
+  private windowEnd: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly ctx: PoolContext,
@@ -212,6 +214,7 @@ export class FunctionPool {
     this.abort.abort();
     this.wakeup.notify();
     for (const timer of this.timers) clearInterval(timer);
+    if (this.windowEnd) clearTimeout(this.windowEnd);
     this.unregisterCapacity();
     this.unregisterGpus();
     await this.loopDone;
@@ -594,7 +597,10 @@ export class FunctionPool {
       clearTimeout(timer);
       container.work.delete(work.id);
       for (const input of work.inputs) this.holding.delete(input.id);
-      if (this.holding.size === 0) this.idleSince = Date.now();
+      if (this.holding.size === 0) {
+        this.idleSince = Date.now();
+        this.tickWhenWindowEnds();
+      }
       if (container.work.size === 0) {
         container.idleSince = Date.now();
         if (container.state === "draining") void container.proc.stop(5_000);
@@ -842,6 +848,16 @@ export class FunctionPool {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /** Decide again just after the scale-down window of the idle pool ends (a tick that finds work back does no harm). */
+  private tickWhenWindowEnds(): void {
+    if (this.windowEnd) clearTimeout(this.windowEnd);
+    this.windowEnd = setTimeout(() => {
+      this.windowEnd = null;
+      void this.tick();
+    }, this.runtime.spec.scaledownWindow * 1000 + 10);
+    this.windowEnd.unref();
   }
 
   /** Stop one idle container for another pool's sake: any for cpu, one holding GPUs for gpu. */
