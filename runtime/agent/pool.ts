@@ -299,7 +299,7 @@ export class FunctionPool {
           const claims = await this.claimBatch(rt.spec.batched.maxBatchSize, rt.spec.batched.waitMs);
           if (claims.length > 0) await this.place(claims, true, askedAt);
         } else {
-          const claims = await this.claim(free + growth, CLAIM_WAIT_MS, true);
+          const claims = await this.claim(free + growth, CLAIM_WAIT_MS);
           for (const claim of claims) await this.place([claim], false, askedAt);
         }
       } catch (error) {
@@ -310,7 +310,7 @@ export class FunctionPool {
     }
   }
 
-  private claim(max: number, waitMs: number, eager = false): Promise<Claim[]> {
+  private claim(max: number, waitMs: number): Promise<Claim[]> {
     const rt = this.runtime;
     const queues = [keys.queue(rt.app, rt.fn), keys.spawnQueue(rt.app, rt.fn)];
     if (this.preferSpawn) queues.reverse();
@@ -322,8 +322,8 @@ export class FunctionPool {
       waitMs,
       signal: this.abort.signal,
       // A waiting caller's input may start before the store has recorded it, when a container is
-      // ready to take it at once (place() picks that one).
-      eager: eager ? () => this.readyRoom() : undefined,
+      // ready to take it at once (place() picks that one). A batch waits for company anyway.
+      eager: rt.spec.batched ? undefined : () => this.readyRoom(),
     });
   }
 
