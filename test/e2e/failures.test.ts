@@ -71,7 +71,9 @@ describe("timeouts and cancellation kill the work", () => {
     const busy = harness.kiln.function("e2e", "busyLoop");
     const started = Date.now();
     await expect(busy.remote()).rejects.toMatchObject({ name: "FunctionTimeoutError", message: expect.stringContaining("timeout of 1 s") });
-    expect(Date.now() - started).toBeLessThan(8_000);
+    // Far below a hang (the call would wait out its 50 s long poll); the cold start before the 1 s
+    // timeout can take seconds on a busy 2-core CI box (another suite writes 900 MiB meanwhile).
+    expect(Date.now() - started).toBeLessThan(20_000);
     // The worker was killed: the pool holds no busy container for it.
     const status = await harness.kiln.status();
     const fn = status.apps[0]?.functions.find((f) => f.name === "busyLoop");
