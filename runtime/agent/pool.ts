@@ -429,7 +429,11 @@ export class FunctionPool {
         input.platformAttempt += lapses;
         input.lastPlatformError = "the agent running it stopped";
       }
-      if (input.platformAttempt > PLATFORM_RETRIES) void this.finish(claim, input, platformExhausted(input), false);
+      if (input.platformAttempt > PLATFORM_RETRIES) {
+        void this.recorded(claim, input).then(async (ok) => {
+          if (ok) await this.finish(claim, input, platformExhausted(input), false);
+        });
+      }
       else {
         work.claims.push(claim);
         work.inputs.push(input);
@@ -853,6 +857,7 @@ export class FunctionPool {
   /** Decide again just after the scale-down window of the idle pool ends (a tick that finds work back does no harm). */
   private tickWhenWindowEnds(): void {
     if (this.windowEnd) clearTimeout(this.windowEnd);
+    if (this.stopped) return;
     this.windowEnd = setTimeout(() => {
       this.windowEnd = null;
       void this.tick();

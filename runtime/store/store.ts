@@ -112,7 +112,8 @@ export interface Claim extends WorkItem {
   /**
    * Present only on an eager hand-over (EnqueueOptions.eager) that the store has not recorded yet:
    * resolves once it has (`fence` is then set, and the store removes this field), rejects when it
-   * could not (the store failed, or the id was already queued: the queued copy runs instead). Until
+   * did not (the store failed before recording it, or the id was already queued: the queued copy
+   * runs instead). A store whose answer was lost finds out whether it recorded it first. Until
    * it resolves, the claimer may run the work but must not settle, release or renew the claim, nor
    * hand its outcome to anyone.
    */

@@ -287,7 +287,8 @@ suite("RedisStore", () => {
       // The same id again while its first copy is held: nothing is written, the hand-over is void.
       const third = a.claim(["q"], { ...lease, waitMs: 5_000, eager: () => true });
       await sleep(20);
-      expect(await a.enqueue("q", { id: "x", payload: "again" }, { eager: true })).toEqual({ ok: true });
+      expect(await a.enqueue("q", { id: "x", payload: "again" }, { eager: true, records: [{ key: "call:x", value: "again" }] })).toEqual({ ok: true });
+      expect(await a.get("call:x")).toBe("again");
       const [duplicate] = await third;
       await expect(duplicate!.recorded).rejects.toThrow(/already queued/);
       expect((await b.listClaims("q")).find((c) => c.id === "x")?.fence).toBe(claim!.fence);
@@ -501,28 +502,56 @@ suite("RedisStore", () => {
       }
     });
 
-    it("an eager hand-over the frozen server cannot record: the enqueue fails with UnavailableError, the claim is void, and the item it did record later comes back", async () => {
+    it("an eager hand-over whose reply is lost (server frozen past the command timeout): the enqueue fails, and the claim is found once the server answers", async () => {
       const store = await RedisStore.open({ url: frozen.url, prefix: `kiln-test-${randomUUID()}:`, commandTimeoutMs: 300 });
       try {
-        const waiting = store.claim(["q"], { owner: "agent-a", leaseMs: 500, waitMs: 5_000, eager: () => true });
+        const waiting = store.claim(["q"], { owner: "agent-a", leaseMs: 10_000, waitMs: 5_000, eager: () => true });
         await sleep(20);
         frozen.pause();
         const enqueued = store.enqueue("q", { id: "x", payload: "p" }, { eager: true }).catch((e: unknown) => e);
         const [claim] = await waiting;
         expect(claim).toMatchObject({ id: "x" });
-        await expect(claim!.recorded).rejects.toBeInstanceOf(UnavailableError);
         expect(await enqueued).toBeInstanceOf(UnavailableError);
+        // The script reached the server before it froze and ran when it woke: the claim is this
+        // claimer's, so the run that already happened is settled, not repeated after the lease.
         frozen.resume();
-        // The script reached the server before it froze and ran when it woke: its lease lapses
-        // unrenewed, and the item is delivered again. Nothing is lost.
-        const [again] = await eventually(
-          () => store.claim(["q"], { owner: "agent-b", leaseMs: 30_000, waitMs: 1_000 }).then((c) => (c.length > 0 ? c : undefined)),
-          10_000,
-          "the item to come back",
-        );
-        expect(again).toMatchObject({ id: "x", payload: "p", deliveries: 1 });
+        await claim!.recorded;
+        expect(claim!.fence).toBeGreaterThan(0);
+        expect(await store.listClaims("q")).toEqual([expect.objectContaining({ id: "x", owner: "agent-a", fence: claim!.fence })]);
+        expect(await store.settle(claim!, {})).toBe("applied");
+        expect(await store.stats("q")).toEqual({ pending: 0, claimed: 0, delayed: 0 });
       } finally {
         frozen.resume();
+        await store.close();
+      }
+    });
+
+    it("an eager hand-over whose step never ran (its connection killed while the server held writes): the claim is void and nothing is queued", async () => {
+      const store = await RedisStore.open({ url: frozen.url, prefix: `kiln-test-${randomUUID()}:`, commandTimeoutMs: 2_000 });
+      const admin = new Redis(frozen.url);
+      try {
+        const waiting = store.claim(["q"], { owner: "agent-a", leaseMs: 10_000, waitMs: 5_000, eager: () => true });
+        await sleep(20);
+        await admin.client("PAUSE", 5_000, "WRITE");
+        const enqueued = store.enqueue("q", { id: "x", payload: "p" }, { eager: true }).catch((e: unknown) => e);
+        const [claim] = await waiting;
+        const held = await eventually(
+          async () => {
+            // EVALSHA, or EVAL on a server that has not seen the script yet.
+            const line = ((await admin.client("LIST")) as string).split("\n").find((l) => / cmd=eval(sha)? /.test(l));
+            return line ? /id=(\d+)/.exec(line)?.[1] : undefined;
+          },
+          2_000,
+          "the held script",
+        );
+        await admin.client("KILL", "ID", held);
+        await admin.client("UNPAUSE");
+        expect(await enqueued).toBeInstanceOf(UnavailableError);
+        await expect(claim!.recorded).rejects.toBeInstanceOf(UnavailableError);
+        expect(await store.stats("q")).toEqual({ pending: 0, claimed: 0, delayed: 0 });
+      } finally {
+        await admin.client("UNPAUSE").catch(() => undefined);
+        admin.disconnect();
         await store.close();
       }
     });

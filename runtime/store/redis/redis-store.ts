@@ -98,6 +98,8 @@ const DEFAULT_PREFIX = "kiln:";
 const DEFAULT_COMMAND_TIMEOUT_MS = 5000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 const DEFAULT_SWEEP_MS = 1000;
+/** How often a hand-over whose reply was lost asks whether it ran, while the server does not answer. */
+const HAND_OVER_RECHECK_MS = 200;
 /** Idle blocking connections kept for the next blocking pop. */
 const MAX_IDLE_BLOCKING = 4;
 /** How long `close` waits for blocked pops to unblock and connections to quit. */
@@ -111,6 +113,7 @@ const SCRIPTS = {
   kilnClaim: lua.CLAIM,
   kilnEnqueueClaim: lua.ENQUEUE_CLAIM,
   kilnEnqueueTake: lua.ENQUEUE_TAKE,
+  kilnHandedOver: lua.HANDED_OVER,
   kilnRenew: lua.RENEW,
   kilnComplete: lua.COMPLETE,
   kilnSettle: lua.SETTLE,
@@ -413,7 +416,8 @@ export class RedisStore implements Store {
    * while the connection is up, so the recording step is not doomed from the start.
    */
   private eagerWaiter(queue: string): ClaimWaiter | null {
-    if (this.cmd.status !== "ready") return null;
+    // The subscriber too: while it is away, wake-ups for items queued elsewhere go unheard.
+    if (this.cmd.status !== "ready" || this.sub.status !== "ready") return null;
     const waiter = this.idleWaiter(queue);
     return waiter?.eager?.() && this.stillDrained(waiter.queues) !== null ? waiter : null;
   }
@@ -436,16 +440,41 @@ export class RedisStore implements Store {
       [this.seqKey, this.dueKey, ...this.queueKeys(queue), ...recordKeys],
       [waiter.owner, waiter.leaseMs, queue, item.id, item.payload, recordValues.length, ...recordValues],
     );
-    claim.recorded = fence.then((value) => {
-      if (Number(value) <= 0) throw new InternalError(`input ${item.id} is already queued; the queued copy runs`);
-      claim.fence = Number(value);
-      delete claim.recorded;
-    });
+    claim.recorded = fence
+      .catch((error: unknown) => this.handedOver(queue, item.id, waiter.owner, waiter.leaseMs, error))
+      .then((value) => {
+        if (Number(value) <= 0) throw new InternalError(`input ${item.id} is already queued; the queued copy runs`);
+        claim.fence = Number(value);
+        delete claim.recorded;
+      });
     claim.recorded.catch(() => {});
     this.settleClaimWaiter(waiter, [claim]);
     await fence;
     // An id already queued counts as accepted, as ENQUEUE counts it.
     return { accepted: 1 };
+  }
+
+  /**
+   * The reply to a hand-over's ENQUEUE_TAKE never came (command timeout, dropped connection), so
+   * whether it ran is unknown. Ask (HANDED_OVER) once the server answers, for up to half the lease
+   * (nobody renews the claim meanwhile): when it did run, its fence, so the run that already
+   * happened is settled rather than repeated once the claim lapses. Throws `error` when it did not
+   * run, or when that cannot be found out in time.
+   */
+  private async handedOver(queue: string, id: string, owner: string, leaseMs: number, error: unknown): Promise<number> {
+    if (!(error instanceof UnavailableError)) throw error;
+    const deadline = this.clock.now() + leaseMs / 2;
+    while (!this.closed && this.clock.now() < deadline) {
+      try {
+        const fence = Number(await this.script<number>("kilnHandedOver", this.queueKeys(queue), [id, owner]));
+        if (fence > 0) return fence;
+        break;
+      } catch (retry) {
+        if (!(retry instanceof UnavailableError)) break;
+      }
+      await sleep(HAND_OVER_RECHECK_MS);
+    }
+    throw error;
   }
 
   /** This store's first claimer waiting on `queue` with no attempt in flight. */

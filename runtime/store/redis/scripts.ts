@@ -296,12 +296,17 @@ return { enqueued, claim_reply(out, qs, now) }
  * that is already running it, without passing through the ready list (so no cap applies: it never
  * waits). KEYS: seq, due, queue block, then the record keys. ARGV: owner, leaseMs, queue name, id,
  * payload, record count r, the r record values. Returns the claim's fence, or 0 when the id is
- * already in the queue (nothing written).
+ * already in the queue (only the records are written, as ENQUEUE writes them).
  */
 export const ENQUEUE_TAKE = script(`
 local q = qkeys(3)
 local id = ARGV[4]
-if redis.call('HEXISTS', q.payload, id) == 1 then return 0 end
+local r = tonumber(ARGV[6])
+-- An id already queued counts as accepted, as in ENQUEUE, records included.
+if redis.call('HEXISTS', q.payload, id) == 1 then
+  for j = 1, r do redis.call('SET', KEYS[10 + j], ARGV[6 + j]) end
+  return 0
+end
 local deadline = now_ms() + tonumber(ARGV[2])
 local fence = redis.call('INCR', KEYS[1])
 redis.call('HSET', q.payload, id, ARGV[5])
@@ -310,8 +315,19 @@ redis.call('HSET', q.fence, id, fence)
 redis.call('HSET', q.owner, id, ARGV[1])
 redis.call('ZADD', q.claimed, deadline, id)
 redis.call('ZADD', KEYS[2], 'LT', deadline, ARGV[3])
-for j = 1, tonumber(ARGV[6]) do redis.call('SET', KEYS[10 + j], ARGV[6 + j]) end
+for j = 1, r do redis.call('SET', KEYS[10 + j], ARGV[6 + j]) end
 return fence
+`);
+
+/**
+ * Whether a hand-over whose ENQUEUE_TAKE reply was lost did run: KEYS: queue block. ARGV: id,
+ * owner. Returns the fence of the claim when `owner` holds it on its first delivery, else 0.
+ */
+export const HANDED_OVER = script(`
+local q = qkeys(1)
+local id = ARGV[1]
+if redis.call('HGET', q.owner, id) ~= ARGV[2] or redis.call('HGET', q.claims, id) ~= '1' then return 0 end
+return tonumber(redis.call('HGET', q.fence, id))
 `);
 
 /**
