@@ -412,11 +412,11 @@ export class RedisStore implements Store {
 
   /**
    * An eager claimer of this store idle on `queue`, when the queue is known to hold nothing ready
-   * (its last attempt drained it and no wake-up came since), so the item jumps no one; and only
-   * while the connection is up, so the recording step is not doomed from the start.
+   * (its last attempt drained it and no wake-up came since), so the item jumps no one. Only while
+   * both connections are up: the command one, or the recording step is doomed from the start; the
+   * subscriber, or wake-ups for items queued elsewhere go unheard.
    */
   private eagerWaiter(queue: string): ClaimWaiter | null {
-    // The subscriber too: while it is away, wake-ups for items queued elsewhere go unheard.
     if (this.cmd.status !== "ready" || this.sub.status !== "ready") return null;
     const waiter = this.idleWaiter(queue);
     return waiter?.eager?.() && this.stillDrained(waiter.queues) !== null ? waiter : null;
