@@ -13,9 +13,10 @@
  *   changes nothing for later ticks.
  * - Per schedule, a state record (in the `registries.schedules` registry) keeps the reference
  *   instant ticks are counted from (`since`: the last tick handled, or when the timing was first
- *   seen), the period anchor and the latest runs (for `kiln status`). Cron ticks are found by iterating forward from
- *   `since` with cron-parser in the schedule's zone, so DST is handled by cron-parser: a
- *   local time skipped in spring fires at the next valid time, one repeated in autumn fires once.
+ *   seen), the period anchor and the latest runs (for `kiln status`). Cron ticks are found by
+ *   iterating forward from `since` with cron-parser in the schedule's zone, so DST is handled by
+ *   cron-parser: a local time skipped in spring fires at the next valid time, one repeated in
+ *   autumn fires once.
  * - Missed ticks: on each pass the latest tick in `(since, now]` is on time when at most `graceMs`
  *   (30 s) old, and fired; older means no scheduler ran at that moment (agent down, lease
  *   hand-over past the grace): skipped with `catchUp: 0`, fired late (only the latest) with
@@ -265,18 +266,18 @@ export class Scheduler {
   /** Handle one schedule: fire its due tick (if on time, or caught up); returns its next tick. */
   private async handle(app: string, name: string, spec: CompiledScheduleSpec): Promise<number | null> {
     const now = this.clock.now();
-    const key = scheduleField(app, name);
+    const field = scheduleField(app, name);
     const timing = timingOf(spec);
-    let state = await this.readState(key);
+    let state = await this.readState(field);
     if (state === null || state.timing !== timing) {
       const fresh: ScheduleState = { timing, since: now, anchor: now, lastTickAt: state?.lastTickAt ?? null, runs: state?.runs ?? [] };
       if (state === null) {
         // Two leaders in a hand-over agree on the first anchor.
-        await this.states.add(key, JSON.stringify(fresh));
-        state = (await this.readState(key)) ?? fresh;
+        await this.states.add(field, JSON.stringify(fresh));
+        state = (await this.readState(field)) ?? fresh;
       } else {
         state = fresh;
-        await this.states.put(key, JSON.stringify(state));
+        await this.states.put(field, JSON.stringify(state));
       }
     }
     const { latest, next } = dueTicks(spec, state, now);
@@ -290,7 +291,7 @@ export class Scheduler {
     }
     state.since = latest;
     state.lastTickAt = latest;
-    await this.states.put(key, JSON.stringify(state));
+    await this.states.put(field, JSON.stringify(state));
     return next;
   }
 
