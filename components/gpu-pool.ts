@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_AGENT_URL } from "../runtime/client/index.js";
 import { MaximaSchema, type Maxima, type SpecIssue, MAX_GPUS_PER_CONTAINER } from "../runtime/spec/index.js";
 import { isHttpUrl } from "../provider/state.js";
-import { kilnEvaluator } from "./program-root.js";
+import { kilnEvaluator } from "./program-context.js";
 import { TARGET_KINDS, targetKindProblem, type GpuPoolTarget } from "./targets.js";
 import { componentError, known, labelOf, UNKNOWN, unknownArgs, zodIssues } from "./validate.js";
 

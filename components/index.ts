@@ -16,5 +16,6 @@ export { DistributedQueue, validateQueueArgs, type DistributedQueueArgs } from "
 export { Schedule, validateScheduleArgs, type ScheduleArgs, type SchedulePeriod } from "./schedule.js";
 export { AppDeployment, type AppDeploymentArgs } from "../provider/app-deployment.js";
 export { declaredApps, clearDeclaredApps } from "./registry.js";
-export { defaultProgramRoot, setProgramContext, kilnEvaluator } from "./program-root.js";
+export { defaultProgramRoot } from "./program-root.js";
+export { setProgramContext, kilnEvaluator } from "./program-context.js";
 export type { RunContext, RunEntry } from "./run-context.js";

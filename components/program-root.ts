@@ -7,33 +7,11 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-
-// Global (not module) state, so that every copy of kiln in a process agrees.
-const ROOT = Symbol.for("kiln.components.programRoot");
-const EVALUATOR = Symbol.for("kiln.components.evaluator");
-
-type Globals = { [ROOT]?: string; [EVALUATOR]?: string };
-
-/** Set (or clear, with undefined) the program directory and the name of the evaluator (`kiln preview`). */
-export function setProgramContext(context: { root: string; evaluator: string } | undefined): void {
-  const globals = globalThis as Globals;
-  if (context === undefined) {
-    delete globals[ROOT];
-    delete globals[EVALUATOR];
-  } else {
-    globals[ROOT] = context.root;
-    globals[EVALUATOR] = context.evaluator;
-  }
-}
-
-/** The kiln command evaluating the program without the Pulumi engine ("kiln preview"), or null under the engine. */
-export function kilnEvaluator(): string | null {
-  return (globalThis as Globals)[EVALUATOR] ?? null;
-}
+import { programRootFromKiln } from "./program-context.js";
 
 /** The program's directory: set by kiln, else from Pulumi.yaml's `main`, else the project (or current) directory. */
 export function defaultProgramRoot(): string {
-  const fromKiln = (globalThis as Globals)[ROOT];
+  const fromKiln = programRootFromKiln();
   if (fromKiln !== undefined) return fromKiln;
   const projectDir = pulumiProjectDir();
   return mainDir(projectDir) ?? projectDir;

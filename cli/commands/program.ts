@@ -11,8 +11,7 @@ import { pathToFileURL } from "node:url";
 import { InvalidError, UnavailableError } from "../../runtime/errors.js";
 import { APP_DEPLOYMENT_TYPE, type AppDeploymentInputs } from "../../provider/state.js";
 import { clearDeclaredApps, declaredApps } from "../../components/registry.js";
-import { setProgramContext } from "../../components/program-root.js";
-import { registerTypeScript } from "./program-register.js";
+import { setProgramContext } from "../../components/program-context.js";
 
 /** How long a program may take to declare and resolve its apps. */
 const EVALUATION_TIMEOUT_MS = 120_000;
@@ -160,7 +159,8 @@ export async function evaluateProgram(dir: string, options: EvaluateOptions): Pr
   const notes = config.skipped.map(
     (k) => `config ${k} is encrypted: kiln cannot read it without the Pulumi CLI (set what it stands for in the environment, e.g. KILN_TOKEN)`,
   );
-  registerTypeScript();
+  // The TypeScript loader (a loader thread) and Pulumi load only when a program is evaluated.
+  (await import("./program-register.js")).registerTypeScript();
   const pulumi = await pulumiFor(project.programDir);
   const resources: EvaluatedProgram["resources"] = [];
   const deployments: { name: string; inputs: AppDeploymentInputs }[] = [];
