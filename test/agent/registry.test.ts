@@ -13,8 +13,9 @@ import { InternalError } from "../../runtime/errors.js";
 import { EmbeddedStore } from "../../runtime/store/embedded/index.js";
 import type { HashScanPage, Store } from "../../runtime/store/store.js";
 import { DATA_APP, deployData } from "../e2e/data-harness.js";
-import { startAgent, waitFor, type Harness } from "../e2e/harness.js";
-import { redisServerBinary, startRedisServer, type RedisServer } from "../store/redis-server.js";
+import { startAgent, type Harness } from "../e2e/harness.js";
+import { waitFor } from "../support/wait.js";
+import { redisPresent, startRedisServer, type RedisServer } from "../store/redis-server.js";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -25,7 +26,8 @@ interface Backend {
 
 let redis: RedisServer | null = null;
 const backends: Backend[] = [{ name: "embedded", open: () => EmbeddedStore.open() }];
-if (redisServerBinary() !== null) {
+const withRedis = redisPresent("the registries are tested against the embedded store only");
+if (withRedis) {
   backends.push({
     name: "redis",
     async open() {
@@ -33,12 +35,10 @@ if (redisServerBinary() !== null) {
       return RedisStore.open({ url: redis!.url, prefix: `kiln-test-${randomUUID()}:` });
     },
   });
-} else {
-  console.warn("redis-server is not installed: the registries are tested against the embedded store only");
 }
 
 beforeAll(async () => {
-  if (redisServerBinary() !== null) redis = await startRedisServer();
+  if (withRedis) redis = await startRedisServer();
 });
 afterAll(async () => {
   await redis?.dispose();
@@ -194,7 +194,7 @@ describe("Registry.entries", () => {
   });
 });
 
-(redisServerBinary() !== null ? describe : describe.skip)("Registry on Redis: no keyspace scans", () => {
+(withRedis ? describe : describe.skip)("Registry on Redis: no keyspace scans", () => {
   it("listing, reading and writing registries runs no SCAN, however many other keys Redis holds", async () => {
     const { RedisStore } = await import("../../runtime/store/redis/index.js");
     const store = await RedisStore.open({ url: redis!.url, prefix: `kiln-test-${randomUUID()}:` });
@@ -231,7 +231,7 @@ describe("Registry.entries", () => {
       raw.disconnect();
       await store.close();
     }
-  }, 60_000);
+  });
 
   it("an idle agent (app reconcile, scheduler, host listing, ephemeral sweep) runs no SCAN", async () => {
     const raw = new Redis(redis!.url);
@@ -261,5 +261,5 @@ describe("Registry.entries", () => {
       await harness?.close();
       raw.disconnect();
     }
-  }, 60_000);
+  });
 });

@@ -3,7 +3,8 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { HELLO_SPEC, freePort, kiln, kilnChild, waitFor } from "./helpers.js";
+import { HELLO_SPEC, freePort, kiln, kilnChild } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 
@@ -44,7 +45,7 @@ it("kiln agent serves, writes a 0600 token, echoes worker logs and exits 0 on SI
   expect(result.exitCode).toBe(0);
   expect(result.stderr).toContain("kiln agent: stopped");
   await expect(fetch(`${url}/healthz`)).rejects.toThrow();
-}, 60_000);
+});
 
 it("kiln agent on a port in use exits 1 with one line", async () => {
   const stateDir = await mkdtemp(join(tmpdir(), "kiln-cli-agent-"));

@@ -11,7 +11,8 @@ import { connect } from "../../runtime/client/index.js";
 import type { AgentStatus } from "../../runtime/protocol.js";
 import { openStore, type Store } from "../../runtime/store/index.js";
 import { KILN_VERSION } from "../../runtime/version.js";
-import { HELLO_SPEC, freePort, kiln, kilnChild, linesOf, waitFor } from "./helpers.js";
+import { HELLO_SPEC, freePort, kiln, kilnChild, linesOf } from "./helpers.js";
+import { waitFor } from "../support/wait.js";
 
 let agent: Agent;
 let stateDir: string;
@@ -36,7 +37,7 @@ beforeAll(async () => {
   agent = await startWithGpus("none", () => Agent.start({ stateDir, port: 0 }));
   conn = ["--url", agent.url, "--token", agent.token];
   firstDeploy = await kiln(["deploy", "--spec", HELLO_SPEC, ...conn]);
-}, 60_000);
+});
 
 afterAll(async () => {
   await agent?.stop();
@@ -227,7 +228,7 @@ describe("kiln status: each host's GPUs", () => {
     expect(deployed.exitCode, deployed.stderr).toBe(0);
     const client = await connect({ url: gpuAgent.url, token: gpuAgent.token });
     await waitFor("the warm container to hold a GPU", async () => (await client.status()).enforcement.gpus.free === 1, 30_000);
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await plainAgent?.stop();

@@ -40,7 +40,7 @@ export const token = pool.token;
 export const appName = square.appName;
 `),
     ));
-  }, 60_000);
+  });
 
   it("registers each component with its type token and name, and one AppDeployment", () => {
     expect(run.error).toBeNull();

@@ -7,19 +7,21 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { present } from "../support/requirements.js";
 import type { ContainerCgroup } from "../../runtime/containers/cgroups/container-cgroup.js";
 import { detectHostHierarchy } from "../../runtime/containers/cgroups/hierarchy.js";
 import { CgroupManager } from "../../runtime/containers/cgroups/manager.js";
 import { gpuDeviceRules, type CgroupLimits } from "../../runtime/containers/cgroups/settings.js";
 import { classifyExit } from "../../runtime/containers/oom.js";
 import { cgroupWrapper, rlimitCommands } from "../../runtime/containers/spawn-wrapper.js";
-import { BUSY, sleep, spawnNode, testAgentId, waitFor, within } from "./helpers.js";
+import { BUSY, sleep, spawnNode, testAgentId } from "./helpers.js";
+import { waitFor, within } from "../support/wait.js";
 
 const agentId = testAgentId();
 const logged: string[] = [];
 const manager = await CgroupManager.open({ agentId, log: (line) => logged.push(line) });
 const skip = manager.available ? null : manager.reason;
-if (skip !== null) console.warn(`skipping real cgroup tests: ${skip}`);
+const enforced = present("cgroups", skip, "the real cgroup tests are skipped");
 
 const children = new Set<ChildProcess>();
 const groups: ContainerCgroup[] = [];
@@ -54,7 +56,7 @@ afterAll(async () => {
   expect(failures).toEqual([]);
 });
 
-describe.skipIf(skip !== null)("cgroups on this host", () => {
+describe.skipIf(!enforced)("cgroups on this host", () => {
   it("uses each controller on the version its mount says", () => {
     const host = detectHostHierarchy();
     for (const [controller, version] of manager.versions) expect(host.controllers.get(controller)?.version).toBe(version);

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { present } from "../support/requirements.js";
 import { GpuAllocator } from "../../runtime/containers/gpus.js";
 import { meterSubject, UsageAccumulator, UsageMeter, type MeterSubject } from "../../runtime/containers/metering.js";
 import { Sandbox, SandboxHost } from "../../runtime/containers/sandbox.js";
@@ -98,10 +99,7 @@ describe("metering from real cgroup readings", () => {
 
   it("a sleep costs its request; a busy loop costs its usage; disk/20 sets the memory floor", async (ctx) => {
     const host = await hostPromise;
-    if (!host.cgroups.available) {
-      console.warn(`skipping: cgroups unavailable: ${host.cgroups.reason}`);
-      ctx.skip();
-    }
+    if (!present("cgroups", host.cgroups.available ? null : (host.cgroups.reason ?? "unavailable"), "the metering test is skipped")) ctx.skip();
     const prepare = async (fn: string, spec: ReturnType<typeof specWith>) => {
       const sandbox = await host.prepare({ containerId: `ct-${fn}`, app: "meter", fn, spec });
       if (!(sandbox instanceof Sandbox)) throw new Error(sandbox.message);

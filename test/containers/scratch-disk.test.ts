@@ -6,15 +6,17 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { present } from "../support/requirements.js";
 import { ScratchDisks } from "../../runtime/containers/scratch-disk.js";
 import { cgroupWrapper } from "../../runtime/containers/spawn-wrapper.js";
-import { spawnNode, within } from "./helpers.js";
+import { spawnNode } from "./helpers.js";
+import { within } from "../support/wait.js";
 
 const root = mkdtempSync(join(tmpdir(), "kiln-scratch-"));
 const notices: string[] = [];
 const disks = await ScratchDisks.open({ root, log: (line) => notices.push(line) });
 const skip = disks.enforcement === "loop-ext4" ? null : disks.notice;
-if (skip !== null) console.warn(`skipping loop-mount tests: ${skip}`);
+const loopMounts = present("loop mounts", skip, "the loop-mount tests are skipped");
 
 afterAll(async () => {
   for (const disk of disks.active) await disk.release();
@@ -48,7 +50,7 @@ async function write(dir: string, mib: number): Promise<{ writtenMiB: number; co
   return JSON.parse(out) as { writtenMiB: number; code: string | null };
 }
 
-describe.skipIf(skip !== null)("scratch disk with a kernel-enforced quota", () => {
+describe.skipIf(!loopMounts)("scratch disk with a kernel-enforced quota", () => {
   it("writes past the quota fail with ENOSPC; release unmounts and deletes", async () => {
     const disk = await disks.create("ct-small", 32);
     expect(disk.enforcement).toBe("loop-ext4");

@@ -3,15 +3,15 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { present } from "../support/requirements.js";
 import type { WorkerSandbox } from "../../runtime/containers/sandbox.js";
 import { cgroupWrapper, rlimitCommands, type SpawnWrapper } from "../../runtime/containers/spawn-wrapper.js";
 import { WorkerExitedError, WorkerProcess, WorkerStartError } from "../../runtime/containers/worker-process.js";
 import { decode, encode } from "../../runtime/serde.js";
-import { within } from "./helpers.js";
+import { within } from "../support/wait.js";
 
 const BUNDLE = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "handlers.mjs");
-const built = existsSync(join(process.cwd(), "dist", "runtime", "worker", "main.js"));
-if (!built) console.warn("skipping WorkerProcess tests: dist/runtime/worker/main.js is missing (npm run build)");
+const built = present("the built worker", existsSync(join(process.cwd(), "dist", "runtime", "worker", "main.js")) ? null : "dist/runtime/worker/main.js is missing (npm run build)");
 const workers: WorkerProcess[] = [];
 
 afterAll(async () => {

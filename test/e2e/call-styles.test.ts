@@ -3,7 +3,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError, type FunctionCall } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
-import { deployFixture, startAgent, waitFor, type Harness } from "./harness.js";
+import { deployFixture, startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 let harness: Harness;
 

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError } from "../../runtime/client/index.js";
 import { deployApp } from "../../runtime/deploy/deploy.js";
 import type * as h from "./fixtures/handlers.js";
-import { deployFixture, fixtureSpec, fixturesDir, startAgent, waitFor, type Harness } from "./harness.js";
+import { deployFixture, fixtureSpec, fixturesDir, startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 let harness: Harness;
 

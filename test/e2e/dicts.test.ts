@@ -11,7 +11,8 @@ import {
 } from "../../runtime/client/index.js";
 import { keys } from "../../runtime/agent/inputs.js";
 import { DATA_APP, deployData } from "./data-harness.js";
-import { startAgent, waitFor, type Harness } from "./harness.js";
+import { startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 let h: Harness;
 let kiln: Kiln;

@@ -13,11 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnavailableError } from "../../runtime/client/index.js";
 import { keys } from "../../runtime/agent/inputs.js";
 import { RedisStore } from "../../runtime/store/redis/index.js";
-import { redisServerBinary, startRedisServer, type RedisServer } from "../store/redis-server.js";
+import { redisPresent, startRedisServer, type RedisServer } from "../store/redis-server.js";
 import type * as h from "./fixtures/handlers.js";
-import { deployFixture, startAgent, waitFor, type Harness } from "./harness.js";
+import { deployFixture, startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
-const suite = redisServerBinary() ? describe : describe.skip;
+const suite = redisPresent() ? describe : describe.skip;
 
 suite("eager hand-over on Redis", () => {
   let redis: RedisServer;

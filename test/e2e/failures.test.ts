@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
-import { deployFixture, startAgent, waitFor, type Harness } from "./harness.js";
+import { deployFixture, startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 let harness: Harness;
 let scratch: string;

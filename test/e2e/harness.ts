@@ -46,17 +46,6 @@ export async function deployFixture(kiln: Kiln, patch: (spec: Record<string, unk
   return deployApp(kiln.http, spec, fixturesDir);
 }
 
-/** Poll `check` until it returns a value that is not undefined, or fail after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** An agent in its own process (built JS), for kill -9 tests. */
 export interface ChildAgent {
   child: ChildProcess;

@@ -7,7 +7,8 @@ import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError, NotFoundError, OutOfMemoryError } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
-import { deployFixture, startAgent, waitFor, type Harness } from "./harness.js";
+import { deployFixture, startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 let harness: Harness;
 

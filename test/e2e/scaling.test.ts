@@ -6,7 +6,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError, type FunctionStatus } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
-import { deployFixture, fixturesDir, startAgent, waitFor, type Harness } from "./harness.js";
+import { deployFixture, fixturesDir, startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 const run = promisify(execFile);
 let harness: Harness;

@@ -8,15 +8,16 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { present } from "../support/requirements.js";
 import type { Kiln, ScheduleStatus } from "../../runtime/client/index.js";
 import { FakeClock } from "../store/fake-clock.js";
-import { repoRoot, startAgent, waitFor, type Harness } from "./harness.js";
+import { repoRoot, startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 const APP = "batch-embeddings";
 const example = join(repoRoot, "examples", APP);
 const cli = join(repoRoot, "dist", "cli", "main.js");
-const present = existsSync(join(example, "index.ts")) && existsSync(cli);
-if (!present) console.warn("examples/batch-embeddings or the built CLI is missing: skipping its e2e test (npm run build)");
+const built = present("the built CLI and examples/batch-embeddings", existsSync(join(example, "index.ts")) && existsSync(cli) ? null : "missing (npm run build)");
 
 let h: Harness;
 let kiln: Kiln;
@@ -32,7 +33,7 @@ async function nightly(): Promise<ScheduleStatus> {
   return status.apps.find((a) => a.name === APP)!.schedules!.find((s) => s.name === "nightly")!;
 }
 
-(present ? describe : describe.skip)("examples/batch-embeddings", () => {
+(built ? describe : describe.skip)("examples/batch-embeddings", () => {
   beforeAll(async () => {
     clock = new FakeClock(Date.parse("2024-05-01T02:00:00Z"));
     h = await startAgent({ clock });

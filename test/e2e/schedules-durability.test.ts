@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { connect, type Kiln, type ScheduleStatus } from "../../runtime/client/index.js";
 import { EmbeddedStore } from "../../runtime/store/embedded/index.js";
 import { DATA_APP, deployData } from "./data-harness.js";
-import { ensureBuilt, portOf, startChildAgent, waitFor, type ChildAgent } from "./harness.js";
+import { ensureBuilt, portOf, startChildAgent, type ChildAgent } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 const children: ChildAgent[] = [];
 const dirs: string[] = [];
@@ -81,5 +82,5 @@ describe("kill -9 with dicts, queues and schedules", () => {
     } finally {
       await store.close();
     }
-  }, 60_000);
+  });
 });

@@ -7,12 +7,12 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Kiln } from "../../runtime/client/index.js";
 import { RedisStore } from "../../runtime/store/redis/index.js";
-import { redisServerBinary, startRedisServer, type RedisServer } from "../store/redis-server.js";
+import { redisPresent, startRedisServer, type RedisServer } from "../store/redis-server.js";
 import { DATA_APP, deployData } from "./data-harness.js";
-import { startAgent, waitFor, type Harness } from "./harness.js";
+import { startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
-const available = redisServerBinary() !== null;
-if (!available) console.warn("redis-server is not installed: skipping the three-agent schedule test");
+const available = redisPresent();
 const suite = available ? describe : describe.skip;
 
 suite("three agents on Redis", () => {

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Kiln, ScheduleStatus } from "../../runtime/client/index.js";
 import { FakeClock } from "../store/fake-clock.js";
 import { DATA_APP, dataSpec, deployData } from "./data-harness.js";
-import { startAgent, waitFor, type Harness } from "./harness.js";
+import { startAgent, type Harness } from "./harness.js";
+import { waitFor } from "../support/wait.js";
 
 const harnesses: Harness[] = [];
 

@@ -44,7 +44,7 @@ beforeAll(async () => {
   agent = await Agent.start({ stateDir, port: 0, token: `tok-${randomUUID()}` });
   env = { KILN_URL: agent.url, KILN_TOKEN: agent.token };
   dir = await makeProgram({ "index.ts": V1, "functions.ts": FUNCTIONS_V1, "model.ts": MODEL });
-}, 30_000);
+});
 
 afterAll(async () => {
   await agent?.stop();

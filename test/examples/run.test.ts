@@ -59,7 +59,7 @@ beforeAll(async () => {
   agent = await Agent.start({ stateDir, port: 0, token: `tok-${randomUUID()}` });
   env = { KILN_URL: agent.url, KILN_TOKEN: agent.token };
   dir = await makeProgram({ "index.ts": INDEX, "functions.ts": FUNCTIONS, "main.ts": MAIN, "hang.ts": HANG });
-}, 30_000);
+});
 
 afterAll(async () => {
   await agent?.stop();
@@ -94,10 +94,18 @@ describe("kiln run <program-dir> <entry>", () => {
     expect(square.exitCode).toBe(0);
     const add = await kiln(["run", dir, "::add", "2", "5"], { env });
     expect(add.stdout).toBe("7");
+    expect(runApps()).toEqual([]);
+  });
+
+  it("::fn takes an object parameter's fields as flags, and streams a generator's values", async () => {
     const area = await kiln(["run", dir, "::area", "--width", "3", "--height", "4"], { env });
     expect(area.stdout).toBe("12");
     const countdown = await kiln(["run", dir, "::countdown", "--from", "3"], { env });
     expect(countdown.stdout).toBe("3\n2\n1");
+    expect(runApps()).toEqual([]);
+  });
+
+  it("::fn refuses a flag that is no parameter (exit 2) and a function the program lacks (exit 1)", async () => {
     const wrong = await kiln(["run", dir, "::square", "--y", "3"], { env });
     expect(wrong.exitCode, wrong.stderr).toBe(2);
     expect(wrong.stderr).toContain("--y: not a parameter of square (its parameters: x)");

@@ -29,7 +29,7 @@ beforeAll(async () => {
   await writeFile(join(root2, "functions.ts"), HANDLERS_V2);
   agent = await Agent.start({ stateDir, port: 0, token: `tok-${randomUUID()}` });
   kiln = await connect({ url: agent.url, token: agent.token });
-}, 30_000);
+});
 
 afterAll(async () => {
   await agent?.stop();

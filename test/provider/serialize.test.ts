@@ -24,7 +24,7 @@ beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), "kiln-serialize-"));
   agent = await Agent.start({ stateDir, port: 0, token });
   project = await makeProgram({ "functions.ts": HANDLERS_V1 });
-}, 30_000);
+});
 
 afterAll(async () => {
   await agent?.stop();
@@ -46,7 +46,7 @@ describe("the serialized provider", () => {
     const serialized = await execa(process.execPath, [join(fixtures, "serialize-provider.mjs"), inputsFile, out], { cwd: project, reject: false, timeout: 60_000 });
     expect(serialized.stderr).toBe("");
     text = await readFile(out, "utf8");
-  }, 60_000);
+  });
 
   it("captures neither the token nor the endpoint, and imports its work at call time", () => {
     expect(text).toContain("exports.handler");

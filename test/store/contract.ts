@@ -12,6 +12,7 @@ import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidError, UnavailableError } from "../../runtime/errors.js";
 import type { Claim, ClaimRef, Store } from "../../runtime/store/store.js";
+import { waitFor } from "../support/wait.js";
 
 export interface StoreFixture {
   store: Store;
@@ -19,16 +20,6 @@ export interface StoreFixture {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Poll `check` until it returns true, failing after `timeoutMs`. */
-async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 3000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const ref = (claim: Claim): ClaimRef => ({ queue: claim.queue, id: claim.id, fence: claim.fence });
 
@@ -95,7 +86,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(remaining).not.toBeNull();
         expect(remaining!).toBeGreaterThan(0);
         expect(remaining!).toBeLessThanOrEqual(80);
-        await eventually(async () => (await store.get(key)) === null, 3000, "key to expire");
+        await waitFor("key to expire", async () => (await store.get(key)) === null, 3000);
         expect(await store.ttl(key)).toBeNull();
         expect(await store.keys(ns)).toEqual([]);
         // An expired key is absent: ifAbsent succeeds.
@@ -272,7 +263,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.enqueueMany(q, [{ id: "d", payload: "" }, { id: "e", payload: "" }], { delayMs: 100 })).toEqual({ accepted: 2 });
         expect(await store.stats(q)).toEqual({ pending: 3, claimed: 2, delayed: 2 });
         let later: Claim[] = [];
-        await eventually(async () => (later = [...later, ...(await store.claim([q], { ...lease, max: 10 }))]).length === 3, 3000, "the delayed items");
+        await waitFor("the delayed items", async () => (later = [...later, ...(await store.claim([q], { ...lease, max: 10 }))]).length === 3, 3000);
         expect(later.map((c) => c.id)).toEqual(["c", "d", "e"]);
       });
 
@@ -338,7 +329,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.stats(q)).toEqual({ pending: 2, claimed: 0, delayed: 1 });
         expect((await store.claim([q], { ...lease, max: 5 })).map((c) => c.id)).toEqual(["now"]);
         let claims: Claim[] = [];
-        await eventually(async () => (claims = await store.claim([q], lease)).length > 0, 3000, "delayed item");
+        await waitFor("delayed item", async () => (claims = await store.claim([q], lease)).length > 0, 3000);
         expect(Date.now() - started).toBeGreaterThanOrEqual(140);
         expect(claims[0]!.id).toBe("later");
         expect(await store.stats(q)).toEqual({ pending: 0, claimed: 2, delayed: 0 });
@@ -432,7 +423,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const [first] = await store.claim([q], { owner: "a", leaseMs: 100 });
         expect(first!.deliveries).toBe(0);
         let second: Claim[] = [];
-        await eventually(async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000, "redelivery");
+        await waitFor("redelivery", async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000);
         expect(second[0]).toMatchObject({ id: "x", payload: "p", deliveries: 1 });
         expect(second[0]!.fence).toBeGreaterThan(first!.fence);
         expect(await store.complete(ref(first!))).toBe(false);
@@ -457,7 +448,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.enqueue(q, { id: "z", payload: "" });
         // y lapses and goes before z.
         let order: string[] = [];
-        await eventually(async () => {
+        await waitFor("both items pending again", async () => {
           if ((await store.stats(q)).pending < 2) return false;
           order = (await store.claim([q], { ...lease, max: 2 })).map((c) => c.id);
           return true;
@@ -741,7 +732,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.listPush(key, ["b"], { ttlMs: 600 });
         await sleep(400); // past the first push's expiry, well before the second's
         if (Date.now() - lastPush < 550) expect(await store.listLength(key)).toBe(2);
-        await eventually(async () => (await store.listLength(key)) === 0, 3000, "list to expire");
+        await waitFor("list to expire", async () => (await store.listLength(key)) === 0, 3000);
         expect(await store.listPop(key)).toEqual([]);
       });
 
@@ -833,7 +824,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.hashSet(h, [["short", "s"]], { ttlMs: 150, idleMs: 60_000 });
         await store.hashSet(h, [["long", "l"]], { idleMs: 60_000 });
         expect(await store.hashGet(h, "short", { idleMs: 60_000 })).toBe("s");
-        await eventually(async () => (await store.hashGet(h, "short", { idleMs: 60_000 })) === null, 3000, "field to expire");
+        await waitFor("field to expire", async () => (await store.hashGet(h, "short", { idleMs: 60_000 })) === null, 3000);
         expect(await store.hashLength(h)).toBe(1);
         expect((await store.hashScan(h, "0", 100)).entries).toEqual([["long", "l"]]);
         expect(await store.hashDelete(h, "short")).toBeNull();
@@ -861,7 +852,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.hashGet(h, "idle")).toBeNull();
         expect(await store.hashLength(h)).toBe(1);
         // A plain read (no idleMs) does not refresh.
-        await eventually(async () => (await store.hashGet(h, "read")) === null, 3000, "unrefreshed field to expire");
+        await waitFor("unrefreshed field to expire", async () => (await store.hashGet(h, "read")) === null, 3000);
       });
 
       it("scan pages through every live field once, cursor '0' at the end", async () => {
@@ -977,7 +968,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.partitionPop(g, "p")).toEqual(["a"]);
         await sleep(400);
         if (Date.now() - lastPush < 550) expect(await store.partitionLength(g, "p")).toBe(2);
-        await eventually(async () => (await store.partitionLength(g, "p")) === 0, 3000, "partition to expire");
+        await waitFor("partition to expire", async () => (await store.partitionLength(g, "p")) === 0, 3000);
         expect(await store.partitionPop(g, "p")).toEqual([]);
         expect(await store.partitionStats(g)).toEqual({ partitions: 0, items: 0 });
         // An expired partition does not count against maxPartitions.
@@ -1022,7 +1013,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
           pushed.push(...values);
           await store.partitionPush(g, "work", values);
         }
-        await eventually(() => got.length >= pushed.length, 5000, "every item to be taken");
+        await waitFor("every item to be taken", () => got.length >= pushed.length, 5000);
         stop = true;
         await Promise.all(getters);
         expect(got).toHaveLength(pushed.length);
@@ -1071,7 +1062,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(ttl).not.toBeNull();
         expect(ttl!).toBeGreaterThan(50_000);
         expect(await store.get(`${ns}missing`)).toBeNull();
-        await eventually(() => heard.length === 1, 3000, "the announcement");
+        await waitFor("the announcement", () => heard.length === 1, 3000);
         expect(heard).toEqual(["finished"]);
       });
 
@@ -1082,7 +1073,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.enqueue(q, { id: "x", payload: "p" });
         const [first] = await store.claim([q], { owner: "a", leaseMs: 100 });
         let second: Claim[] = [];
-        await eventually(async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000, "redelivery");
+        await waitFor("redelivery", async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000);
         const late = await store.settle(ref(first!), {
           guard: { key: `${ns}result`, value: "late" },
           push: [{ key: `${ns}out`, values: ["late"] }],
@@ -1093,7 +1084,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.listLength(`${ns}out`)).toBe(0);
         expect(await store.settle(ref(second[0]!), { guard: { key: `${ns}result`, value: "fresh" }, publish: [{ channel: `${ns}done`, message: "fresh" }] })).toBe("applied");
         expect(await store.get(`${ns}result`)).toBe("fresh");
-        await eventually(() => heard.length >= 1, 3000, "the announcement");
+        await waitFor("the announcement", () => heard.length >= 1, 3000);
         await sleep(50);
         expect(heard).toEqual(["fresh"]);
       });
@@ -1138,7 +1129,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.stats(q1)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
         expect(await store.getMany([`${ns}r-a`, `${ns}r-b`, `${ns}r-c`])).toEqual(["a", "taken", null]);
         expect(await store.listPop(`${ns}out`, { max: 10 })).toEqual(["a"]);
-        await eventually(() => heard.length === 1, 3000, "the announcement");
+        await waitFor("the announcement", () => heard.length === 1, 3000);
         await sleep(50);
         expect(heard).toEqual(["a"]);
         expect(await store.settleMany([])).toEqual([]);
@@ -1155,7 +1146,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.apply(effects)).toBe(true);
         expect(await store.apply(effects)).toBe(false);
         expect(await store.get(`${ns}n`)).toBe("2");
-        await eventually(() => heard.length === 1, 3000, "the announcement");
+        await waitFor("the announcement", () => heard.length === 1, 3000);
         await sleep(50);
         expect(heard).toEqual(["m"]);
         // incr below min is skipped, the rest goes on; a counter keeps its TTL.
@@ -1202,7 +1193,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const a = await store.lock(name, "a", 100);
         expect(a).not.toBeNull();
         let b: number | null = null;
-        await eventually(async () => (b = await store.lock(name, "b", 30_000)) !== null, 3000, "lock to expire");
+        await waitFor("lock to expire", async () => (b = await store.lock(name, "b", 30_000)) !== null, 3000);
         expect(b!).toBeGreaterThan(a!);
         expect(await store.unlock(name, "a")).toBe(false);
       });
@@ -1240,7 +1231,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.subscribe(`${ns}other`, (m) => other.push(m));
         await store.publish(channel, "one");
         await store.publish(channel, "two");
-        await eventually(() => a.length === 2 && b.length === 2, 3000, "messages");
+        await waitFor("messages", () => a.length === 2 && b.length === 2, 3000);
         expect(a).toEqual(["one", "two"]);
         expect(b).toEqual(["one", "two"]);
         expect(other).toEqual([]);
@@ -1253,11 +1244,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const unsubscribe = await store.subscribe(channel, (m) => gone.push(m));
         await store.subscribe(channel, (m) => kept.push(m));
         await store.publish(channel, "before");
-        await eventually(() => gone.length === 1 && kept.length === 1);
+        await waitFor("both subscribers to hear the first message", () => gone.length === 1 && kept.length === 1);
         await unsubscribe();
         await unsubscribe(); // idempotent
         await store.publish(channel, "after");
-        await eventually(() => kept.length === 2, 3000, "the remaining subscriber");
+        await waitFor("the remaining subscriber", () => kept.length === 2, 3000);
         expect(gone).toEqual(["before"]);
       });
 
@@ -1269,7 +1260,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         });
         await store.subscribe(channel, (m) => got.push(m));
         await expect(store.publish(channel, "m")).resolves.toBeUndefined();
-        await eventually(() => got.length === 1);
+        await waitFor("the other listener to hear the message", () => got.length === 1);
       });
     });
 

@@ -2,14 +2,15 @@
  * A real `redis-server` for tests: started on a free loopback port with its own temporary
  * directory, stopped (and restartable on the same port and directory) by the test.
  *
- * `redisServerBinary()` is null when redis-server is not installed; suites then skip with a
- * printed reason (CI installs it: `apt-get install redis-server`).
+ * `redisPresent()` says whether it is installed; where it is not, suites skip with a printed reason,
+ * or fail where the run requires every component (CI installs it: `apt-get install redis-server`).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { present } from "../support/requirements.js";
 
 export interface RedisServerOptions {
   /** Append-only file with `appendfsync everysec` (survives a restart). Default false: no persistence. */
@@ -46,6 +47,11 @@ export function redisServerBinary(): string | null {
     binary = probe.status === 0 ? "redis-server" : null;
   }
   return binary;
+}
+
+/** Whether redis-server is here; see `present` for what happens when it is not. */
+export function redisPresent(skipped?: string): boolean {
+  return present("redis-server", redisServerBinary() === null ? "not installed (apt-get install redis-server)" : null, skipped);
 }
 
 /** A TCP port free on 127.0.0.1 right now. */

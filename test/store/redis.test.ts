@@ -12,11 +12,11 @@ import { InvalidError, UnavailableError } from "../../runtime/errors.js";
 import { openStore } from "../../runtime/store/index.js";
 import { RedisStore, type RedisStoreOptions } from "../../runtime/store/redis/index.js";
 import type { Claim } from "../../runtime/store/store.js";
+import { waitFor } from "../support/wait.js";
 import { storeContract } from "./contract.js";
-import { freePort, redisServerBinary, startRedisServer, type RedisServer } from "./redis-server.js";
+import { freePort, redisPresent, startRedisServer, type RedisServer } from "./redis-server.js";
 
-const available = redisServerBinary() !== null;
-if (!available) console.warn("redis-server is not installed: skipping the Redis store tests (apt-get install redis-server)");
+const available = redisPresent();
 const suite = available ? describe : describe.skip;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -25,21 +25,6 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 function ensureBuiltStore(): void {
   const built = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "runtime", "store", "redis", "index.js");
   execFileSync("test", ["-f", built]);
-}
-
-async function eventually<T>(attempt: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await attempt();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await sleep(20);
-  }
 }
 
 suite("RedisStore", () => {
@@ -168,7 +153,7 @@ suite("RedisStore", () => {
       // A third agent blocked on another queue is not involved; the sweep of any agent moves x back.
       const pending = watcher.claim(["other"], { owner: "w", leaseMs: 1000, waitMs: 3000 }).then((c) => woken.push(...c.map((x) => x.id)));
       await a.close();
-      await eventually(async () => ((await watcher.listClaims("q")).length === 0 ? true : undefined), 3000, "the sweep to recover the lapsed claim");
+      await waitFor("the sweep to recover the lapsed claim", async () => ((await watcher.listClaims("q")).length === 0 ? true : undefined), 3000);
       expect(await watcher.stats("q")).toEqual({ pending: 1, claimed: 0, delayed: 0 });
       await watcher.close();
       await pending;
@@ -330,7 +315,7 @@ suite("RedisStore", () => {
       for (let i = 0; i < n; i += 50) {
         await Promise.all(Array.from({ length: 50 }, (_, j) => three[(i + j) % 3]!.enqueue("q", { id: `i${i + j}`, payload: "" })));
       }
-      await eventually(async () => (completed.size === n ? true : undefined), 20_000, "every item to complete");
+      await waitFor("every item to complete", async () => (completed.size === n ? true : undefined), 20_000);
       stop = true;
       await Promise.all(loops);
       expect([...completed.values()].every((times) => times === 1)).toBe(true);
@@ -367,7 +352,7 @@ suite("RedisStore", () => {
       const got: string[] = [];
       await b.subscribe("ch", (m) => got.push(m));
       await a.publish("ch", "hello");
-      await eventually(async () => (got.length === 1 ? true : undefined), 3000, "the message");
+      await waitFor("the message", async () => (got.length === 1 ? true : undefined), 3000);
       expect(got).toEqual(["hello"]);
     });
 
@@ -495,7 +480,7 @@ suite("RedisStore", () => {
         expect(await pop).toBeInstanceOf(UnavailableError);
         expect(Date.now() - started).toBeLessThan(2000);
         frozen.resume();
-        expect(await eventually(() => store.get("k").then((v) => v ?? undefined), 10_000, "the server to answer again")).toBe("v");
+        expect(await waitFor("the server to answer again", () => store.get("k").then((v) => v ?? undefined), 10_000)).toBe("v");
       } finally {
         frozen.resume();
         await store.close();
@@ -535,15 +520,11 @@ suite("RedisStore", () => {
         await admin.client("PAUSE", 5_000, "WRITE");
         const enqueued = store.enqueue("q", { id: "x", payload: "p" }, { eager: true }).catch((e: unknown) => e);
         const [claim] = await waiting;
-        const held = await eventually(
-          async () => {
+        const held = await waitFor("the held script", async () => {
             // EVALSHA, or EVAL on a server that has not seen the script yet.
             const line = ((await admin.client("LIST")) as string).split("\n").find((l) => / cmd=eval(sha)? /.test(l));
             return line ? /id=(\d+)/.exec(line)?.[1] : undefined;
-          },
-          2_000,
-          "the held script",
-        );
+          }, 2_000);
         await admin.client("KILL", "ID", held);
         await admin.client("UNPAUSE");
         expect(await enqueued).toBeInstanceOf(UnavailableError);
@@ -599,7 +580,7 @@ suite("RedisStore", () => {
 
         await aof.start();
         started = Date.now();
-        expect(await eventually(() => store.get("k").then((v) => v ?? undefined), 10_000, "the store to reconnect")).toBe("v");
+        expect(await waitFor("the store to reconnect", () => store.get("k").then((v) => v ?? undefined), 10_000)).toBe("v");
         expect(Date.now() - started).toBeLessThan(10_000);
         expect(await store.get("n")).toBe("41");
         expect(await store.listPop("l", { max: 10 })).toEqual(["a", "b"]);
@@ -611,14 +592,10 @@ suite("RedisStore", () => {
         expect(rest[0]!.fence).toBeGreaterThan(token!);
         expect(await store.complete(held!)).toBe(true);
         // The subscriber re-subscribed by itself.
-        await eventually(
-          async () => {
+        await waitFor("the subscription to come back", async () => {
             await store.publish("ch", "again");
             return got.length > 0 ? true : undefined;
-          },
-          10_000,
-          "the subscription to come back",
-        );
+          }, 10_000);
         // And blocking works again, woken as before.
         const waiting = store.claim(["q2"], { owner: "agent-a", leaseMs: 1000, waitMs: 10_000 });
         await sleep(20);
