@@ -8,12 +8,13 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { InvalidError, NotFoundError, toWire } from "../errors.js";
 import type { AppSummary, ArtifactBody, DeployBody } from "../protocol.js";
 import { canonicalJson, type CompiledAppSpec, type CompiledFunctionSpec } from "../spec/index.js";
 import type { Store } from "../store/store.js";
+import { kilnPackageRoot } from "../package-root.js";
 import { channels, keys, registries, type InputEnvelope } from "./inputs.js";
 import type { OutcomeWriter } from "./outcomes.js";
 import { compileForCluster, type HostMaxima } from "./placement.js";
@@ -254,13 +255,20 @@ export class AppRegistry {
     }
   }
 
+  private kilnProvided: Promise<void> | undefined;
+
   /** Write the bundle where workers import it from (once per sha). */
   private async materialize(sha: string): Promise<string> {
     const path = join(this.bundleDir, `${sha}.mjs`);
+    // Once per agent: pools that start together share the one check.
+    this.kilnProvided ??= provideKiln(this.bundleDir).catch((error: unknown) => {
+      this.kilnProvided = undefined;
+      throw error;
+    });
+    await this.kilnProvided;
     if (existsSync(path)) return path;
     const code = await this.store.get(keys.artifact(sha));
     if (code === null) throw new NotFoundError(`artifact ${sha} is missing from the store; deploy the app again`);
-    await mkdir(this.bundleDir, { recursive: true });
     const temp = `${path}.${process.pid}.tmp`;
     await writeFile(temp, code);
     await rename(temp, path);
@@ -322,4 +330,21 @@ function summarize(record: AppRecord): AppSummary {
     digest: record.digest,
     functions: Object.keys(record.spec.functions).sort(),
   };
+}
+
+/**
+ * Bundles import `kiln` and `kiln/*` (runtime/deploy/bundle.ts): `<bundleDir>/node_modules/kiln`
+ * links to this agent's package, so that the workers' imports resolve to it.
+ */
+async function provideKiln(bundleDir: string): Promise<void> {
+  const link = join(bundleDir, "node_modules", "kiln");
+  const target = kilnPackageRoot();
+  const current = await readlink(link).catch(() => null);
+  if (current === target) return;
+  await mkdir(dirname(link), { recursive: true });
+  // Replaced atomically where it pointed elsewhere (the agent's kiln was moved or upgraded).
+  const temp = `${link}.${process.pid}.tmp`;
+  await rm(temp, { force: true });
+  await symlink(target, temp, "dir");
+  await rename(temp, link);
 }

@@ -5,6 +5,11 @@
  * ESM for Node 20 with an inline source map (stack traces point at the user's source), built
  * with the program directory as working directory so the same code at two paths gives the same
  * hash.
+ *
+ * `kiln` and `kiln/*` (the client a handler uses to call other functions, dicts and queues) stay
+ * imports: the agent's workers resolve them to the agent's own kiln (runtime/package-root.ts), the
+ * way Modal's containers come with its client. Bundled, the client with zod and undici made every
+ * such handler file 5.5 MB, bundled in 0.3 s and parsed at each cold start.
  */
 import { createHash } from "node:crypto";
 import { isAbsolute, relative, resolve } from "node:path";
@@ -18,6 +23,9 @@ export interface Artifact {
   /** Export names of the module, for checking `handler` references before anything runs. */
   exports: string[];
 }
+
+/** Imports left to the worker: kiln's own packages, which the agent provides. */
+export const PROVIDED_PACKAGES = ["kiln", "kiln/*"];
 
 /** Lets CommonJS dependencies `require()` Node built-ins from inside the ESM bundle. */
 const REQUIRE_SHIM = "import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);";
@@ -43,6 +51,7 @@ export async function bundleFile(baseDir: string, file: string): Promise<Artifac
       banner: { js: REQUIRE_SHIM },
       logLevel: "silent",
       legalComments: "none",
+      external: PROVIDED_PACKAGES,
     });
   } catch (error) {
     const errors = (error as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors ?? [];

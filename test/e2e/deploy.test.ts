@@ -1,6 +1,7 @@
 /** Deploying: validation at the door, versions, in-place scaling updates, rolling code updates, stop. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError } from "../../runtime/client/index.js";
+import { bundleFile } from "../../runtime/deploy/bundle.js";
 import { deployApp } from "../../runtime/deploy/deploy.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, fixtureSpec, fixturesDir, startAgent, type Harness } from "./harness.js";
@@ -72,6 +73,16 @@ describe("versions", () => {
     expect(again.changed).toBe(false);
     expect(again.app.version).toBe(1);
     expect(again.artifacts.every((a) => !a.uploaded)).toBe(true);
+  });
+
+  it("kiln's client stays an import in the bundle, which the worker resolves to the agent's kiln", async () => {
+    const artifact = await bundleFile(fixturesDir, "./handlers.ts");
+    expect(artifact.code).toMatch(/from "kiln\/client"/);
+    // Bundled, the client (zod, undici) made this file 5.5 MB.
+    expect(artifact.code.length).toBeLessThan(100_000);
+    await deployFixture(harness.kiln);
+    // `nested` calls another function through kiln/client from inside its container.
+    expect(await harness.kiln.function<typeof h.nested>("e2e", "nested").remote(3)).toEqual([100, 101, 102]);
   });
 
   it("a scaling-only change updates in place: the same container keeps serving", async () => {
