@@ -7,7 +7,7 @@ import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileAppSpec } from "../../runtime/spec/index.js";
-import { HANDLERS, makeProgram, program, removeDir, repoRoot, runMocked } from "./helpers.js";
+import { HANDLERS, makeProgram, program, removeDir, repoRoot, runMocked, runMockedMany, type MockedRun } from "./helpers.js";
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -108,7 +108,7 @@ export const appName = square.appName;
   });
 });
 
-describe.concurrent("bad arguments fail at construction, naming the field", () => {
+describe("bad arguments fail at construction, naming the field", () => {
   const cases: [string, string, RegExp][] = [
     ["memory limit below request", `new ServerlessFunction("embed", { app, handler: "./functions.ts#square", memory: [256, 128] });`, /ServerlessFunction "embed": memory: limit 128 is below request 256/],
     ["timeout out of range", `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: 0 });`, /ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/],
@@ -128,37 +128,51 @@ describe.concurrent("bad arguments fail at construction, naming the field", () =
     ["GPU type the pool lacks", `new ServerlessFunction("g", { app, handler: "./functions.ts#square", gpu: "A100" });`, /ServerlessFunction "g": gpu: "A100" does not match the pool's GPU type "H100"/],
   ];
   const pool = `{ target: { kind: "endpoint", url: "http://127.0.0.1:9", token: "t" }, maxCpu: 4, gpuType: "H100", gpusPerHost: 2 }`;
-
-  it.each(cases)("%s", async (_name, body, message) => {
-    const { run } = await evaluate(program(body, { pool }));
-    expect(run.error?.name).toBe("InvalidError");
-    expect(run.error?.message).toMatch(message);
+  const others = {
+    badPool: program("", { pool: `{ target: { kind: "endpoint", token: "t" } as never, gpusPerHost: 9 }` }),
+    provisioned: program("", { pool: `{ target: { kind: "kubernetes" } as never }` }),
+    missingExport: program(`new ServerlessFunction("sq", { app, handler: "./functions.ts#sqare" });`),
+    afterAwait: program(`await new Promise((r) => setTimeout(r, 1500)); new ServerlessFunction("late", { app, handler: "./functions.ts#square" });`),
+    outputArgs: program(`new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: pulumi.output(0) });`),
+  };
+  // Each program in its own folder, all evaluated by one runner process (Pulumi loads once).
+  const errors = new Map<string, MockedRun["error"]>();
+  beforeAll(async () => {
+    const sources = [...cases.map(([name, body]): [string, string] => [name, program(body, { pool })]), ...Object.entries(others)];
+    const programs: string[] = [];
+    for (const [, source] of sources) {
+      const dir = await makeProgram({ "index.ts": source, "functions.ts": HANDLERS });
+      dirs.push(dir);
+      programs.push(join(dir, "index.ts"));
+    }
+    const runs = await runMockedMany(programs);
+    sources.forEach(([name], i) => errors.set(name, runs[i]!.error));
   });
 
-  it("a bad pool: endpoint without a url, gpusPerHost above 8", async () => {
-    const { run } = await evaluate(program("", { pool: `{ target: { kind: "endpoint", token: "t" } as never, gpusPerHost: 9 }` }));
-    expect(run.error?.message).toContain(`GpuPool "pool": target.url: required for an endpoint target`);
-    expect(run.error?.message).toContain(`GpuPool "pool": gpusPerHost: 9 is not a whole number in 0..8`);
+  it.each(cases)("%s", (name, _body, message) => {
+    expect(errors.get(name)?.name).toBe("InvalidError");
+    expect(errors.get(name)?.message).toMatch(message);
   });
 
-  it("a target that provisions hosts names 'pulumi up' and the endpoint target", async () => {
-    const { run } = await evaluate(program("", { pool: `{ target: { kind: "kubernetes" } as never }` }));
-    expect(run.error?.message).toMatch(/GpuPool "pool": target\.kind: "kubernetes" targets are provisioned by 'pulumi up'.*\{ kind: "endpoint", url, token \}/);
+  it("a bad pool: endpoint without a url, gpusPerHost above 8", () => {
+    expect(errors.get("badPool")?.message).toContain(`GpuPool "pool": target.url: required for an endpoint target`);
+    expect(errors.get("badPool")?.message).toContain(`GpuPool "pool": gpusPerHost: 9 is not a whole number in 0..8`);
   });
 
-  it("a handler export that does not exist fails when the bundle is checked", async () => {
-    const { run } = await evaluate(program(`new ServerlessFunction("sq", { app, handler: "./functions.ts#sqare" });`));
-    expect(run.error?.message).toMatch(/ServerlessFunction "sq": handler: \.\/functions\.ts has no export 'sqare'; it exports: .*square/);
+  it("a target that provisions hosts names 'pulumi up' and the endpoint target", () => {
+    expect(errors.get("provisioned")?.message).toMatch(/GpuPool "pool": target\.kind: "kubernetes" targets are provisioned by 'pulumi up'.*\{ kind: "endpoint", url, token \}/);
   });
 
-  it("a member declared after an await is refused, not silently left out", async () => {
-    const { run } = await evaluate(program(`await new Promise((r) => setTimeout(r, 1500)); new ServerlessFunction("late", { app, handler: "./functions.ts#square" });`));
-    expect(run.error?.message).toMatch(/ServerlessFunction "late": app: App "demo" has already gathered its members/);
+  it("a handler export that does not exist fails when the bundle is checked", () => {
+    expect(errors.get("missingExport")?.message).toMatch(/ServerlessFunction "sq": handler: \.\/functions\.ts has no export 'sqare'; it exports: .*square/);
   });
 
-  it("Output arguments are checked once they resolve", async () => {
-    const { run } = await evaluate(program(`new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: pulumi.output(0) });`));
-    expect(run.error?.message).toMatch(/ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/);
+  it("a member declared after an await is refused, not silently left out", () => {
+    expect(errors.get("afterAwait")?.message).toMatch(/ServerlessFunction "late": app: App "demo" has already gathered its members/);
+  });
+
+  it("Output arguments are checked once they resolve", () => {
+    expect(errors.get("outputArgs")?.message).toMatch(/ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/);
   });
 });
 

@@ -12,6 +12,8 @@ import { execa } from "execa";
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(repoRoot, "dist", "cli", "main.js");
 const RUNNER = join(repoRoot, "test", "components", "fixtures", "mock-runner.mjs");
+/** What the runner prints before each program's result (test/components/fixtures/mock-runner.mjs). */
+const RESULT_MARKER = "kiln-mock-run: ";
 
 /** Write `files` into a new temp folder whose node_modules link kiln (this repo), @pulumi and zod. */
 export async function makeProgram(files: Record<string, string>, options: { parent?: string } = {}): Promise<string> {
@@ -63,10 +65,21 @@ export interface MockedRun {
   error: { name?: string; code?: string; message: string; issues?: { path: string; message: string }[] } | null;
 }
 
+type MockedOptions = { config?: Record<string, string>; preview?: boolean; cwd?: string; env?: Record<string, string | undefined> };
+
 /** Evaluate `program` (a file) under mocks in a fresh process, with `cwd` its folder unless given. */
-export async function runMocked(program: string, options: { config?: Record<string, string>; preview?: boolean; cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<MockedRun> {
-  const result = await execa(process.execPath, [RUNNER, program], {
-    cwd: options.cwd ?? dirname(program),
+export async function runMocked(program: string, options: MockedOptions = {}): Promise<MockedRun> {
+  const [run] = await runMockedMany([program], options);
+  return run!;
+}
+
+/**
+ * Evaluate `programs` one after another in one fresh process (each with fresh mocks, in its own
+ * folder): a table of small programs loads Pulumi (about 1 s of CPU) once instead of per program.
+ */
+export async function runMockedMany(programs: readonly string[], options: MockedOptions = {}): Promise<MockedRun[]> {
+  const result = await execa(process.execPath, [RUNNER, ...programs], {
+    cwd: options.cwd ?? dirname(programs[0]!),
     reject: false,
     timeout: 60_000,
     env: {
@@ -78,11 +91,18 @@ export async function runMocked(program: string, options: { config?: Record<stri
       ...options.env,
     },
   });
-  const line = result.stdout.trim().split("\n").pop() ?? "";
+  return parseMockedRuns(result, programs.length);
+}
+
+/** The runner's results (lines after its marker); throws with its output when they are not all there. */
+export function parseMockedRuns(result: { stdout: string; stderr: string; exitCode?: number | undefined }, programs: number): MockedRun[] {
+  const lines = result.stdout.split("\n").filter((line) => line.startsWith(RESULT_MARKER));
   try {
-    return JSON.parse(line) as MockedRun;
-  } catch {
-    throw new Error(`mock runner failed (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
+    const runs = lines.map((line) => JSON.parse(line.slice(RESULT_MARKER.length)) as MockedRun);
+    if (runs.length !== programs) throw new Error(`${runs.length} results for ${programs} programs`);
+    return runs;
+  } catch (error) {
+    throw new Error(`mock runner failed (exit ${result.exitCode}, ${(error as Error).message}):\n${result.stdout}\n${result.stderr}`);
   }
 }
 

@@ -112,9 +112,9 @@ suite("eager hand-over on Redis", () => {
       await admin.client("KILL", "ID", held);
       await admin.client("UNPAUSE");
       expect(await call).toBeInstanceOf(UnavailableError);
-      await waitFor("the outcome to be dropped", async () => {
-        const log = (await harness.agent.logs.tail("e2e", "flaky", 1_000)).map((l) => l.text).join("");
-        return log.includes("its outcome is dropped") ? true : undefined;
+      const flakyLog = async () => (await harness.agent.logs.tail("e2e", "flaky", 1_000)).map((l) => l.text).join("");
+      await waitFor("the outcome to be dropped", async () => (await flakyLog()).includes("its outcome is dropped")).catch(async (error: unknown) => {
+        throw new Error(`${(error as Error).message}; the function's log:\n${await flakyLog()}\nqueue: ${JSON.stringify(await spied.stats(queue))}`);
       });
       expect(await spied.stats(queue)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
       expect(await flaky.remote(join(dir, "after-lost"), 0)).toBe(1);

@@ -1,19 +1,14 @@
 /** Shared with the component tests: temp programs, the mock runner; plus running the built CLI. */
 import { join } from "node:path";
 import { execa } from "execa";
-import { CLI, type MockedRun } from "../components/helpers.js";
+import { CLI, parseMockedRuns, type MockedRun } from "../components/helpers.js";
 
 export { HANDLERS, makeProgram, program, removeDir, repoRoot, runMocked, writeFiles, CLI } from "../components/helpers.js";
 
 /** Run a copy of the mock runner that lives in `project` (so it resolves the project's kiln). */
 export async function runMockedIn(project: string, runner: string, programFile: string): Promise<MockedRun> {
   const result = await execa(process.execPath, [runner, programFile], { cwd: project, reject: false, timeout: 60_000, env: { KILN_URL: undefined, KILN_TOKEN: undefined, KILN_STATE_DIR: join(project, ".no-state") } });
-  const line = result.stdout.trim().split("\n").pop() ?? "";
-  try {
-    return JSON.parse(line) as MockedRun;
-  } catch {
-    throw new Error(`mock runner failed (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
-  }
+  return parseMockedRuns(result, 1)[0]!;
 }
 
 /** `node dist/cli/main.js ...args` to completion (bounded), never throwing on a non-zero exit. */
