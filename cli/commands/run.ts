@@ -7,13 +7,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { Agent } from "../../runtime/agent/agent.js";
-import { bundleFile } from "../../runtime/deploy/bundle.js";
 import { connect, type Kiln } from "../../runtime/client/index.js";
 import { InvalidError, NotFoundError, UnavailableError } from "../../runtime/errors.js";
 import type { LogLine } from "../../runtime/protocol.js";
@@ -260,6 +259,9 @@ async function runRun(dir: string, entry: string, rest: string[], flags: RunFlag
 
   const program = await evaluateProgram(dir, { stack: flags.stack, evaluator: "kiln run", preview: false });
   for (const note of program.notes) say(`note: ${note}`);
+  // What would fail anyway (no such function, a bad flag, an entry that does not load) fails
+  // before anything is deployed.
+  const work = fnName !== null ? await prepareCall(program.deployments, fnName, parsed) : await prepareEntry(entryPath ?? entry, parsed);
   const session = new RunSession(Boolean(flags.detach), say);
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -282,11 +284,11 @@ async function runRun(dir: string, entry: string, rest: string[], flags: RunFlag
   try {
     await session.deploy(program.deployments);
     session.followLogs();
-    if (fnName !== null) {
-      await callOne(session, fnName, parsed, verbose);
+    if (work.kind === "call") {
+      await callOne(session, work, verbose);
     } else {
       say(`running ${entry}`);
-      const result = await runEntry(session, entryPath ?? entry, parsed);
+      const result = await runEntry(session, work);
       if (result !== undefined) process.stdout.write(`${formatValue(result, { stacks: verbose })}\n`);
     }
   } finally {
@@ -304,7 +306,15 @@ function resolveEntry(entry: string, dir: string): string {
   throw new InvalidError(`entry ${entry}: no such file (looked in ${process.cwd()} and ${resolve(dir)})`);
 }
 
-async function runEntry(session: RunSession, path: string, flags: ParsedFlags): Promise<unknown> {
+/** An entry, loaded and its flags checked: what runs once the apps are deployed. */
+interface PreparedEntry {
+  kind: "entry";
+  main: RunEntry["main"];
+  args: unknown;
+}
+
+/** Load the entry module and check the flags against its `args` schema (zod or anything with safeParse). */
+async function prepareEntry(path: string, flags: ParsedFlags): Promise<PreparedEntry> {
   let mod: Partial<RunEntry> & { default?: unknown };
   try {
     mod = (await import(pathToFileURL(path).href)) as Partial<RunEntry> & { default?: unknown };
@@ -319,6 +329,10 @@ async function runEntry(session: RunSession, path: string, flags: ParsedFlags): 
     if (!result.success) throw new InvalidError(`entry flags: ${flagIssues(result.error)}`);
     args = result.data;
   }
+  return { kind: "entry", main, args };
+}
+
+async function runEntry(session: RunSession, entry: PreparedEntry): Promise<unknown> {
   const kiln = await session.client();
   const apps = Object.fromEntries(session.apps.map((a) => [a.declared, a.running]));
   const first = session.apps[0];
@@ -330,7 +344,7 @@ async function runEntry(session: RunSession, path: string, flags: ParsedFlags): 
     functionCall: (id) => kiln.functionCall(id),
     signal: session.abort.signal,
   };
-  return main(args, ctx);
+  return entry.main(entry.args, ctx);
 }
 
 function flagIssues(error: unknown): string {
@@ -339,24 +353,43 @@ function flagIssues(error: unknown): string {
   return issues.map((issue) => `${issue.path?.length ? `--${issue.path.map(String).join(".")}: ` : ""}${issue.message ?? "invalid"}`).join("; ");
 }
 
-/** `::fn`: call one function with the flags as its arguments and print the result (each value, for a generator). */
-async function callOne(session: RunSession, fnName: string, flags: ParsedFlags, verbose: boolean): Promise<void> {
-  const found = session.apps.flatMap((app) => (app.spec.functions[fnName] ? [{ app, spec: app.spec.functions[fnName] }] : []));
+/** `::fn`, found in the program and its flags mapped to arguments: what runs once the apps are deployed. */
+interface PreparedCall {
+  kind: "call";
+  fnName: string;
+  /** The declared name of the app that has the function. */
+  app: string;
+  args: unknown[];
+  generator: boolean;
+}
+
+async function prepareCall(deployments: readonly AppDeploymentInputs[], fnName: string, flags: ParsedFlags): Promise<PreparedCall> {
+  const found = deployments.flatMap((inputs) => {
+    const spec = compileAppSpec(agentSpec(inputs)).functions[fnName];
+    return spec ? [{ inputs, spec }] : [];
+  });
   const target = found[0];
   if (!target) {
-    const known = session.apps.flatMap((app) => Object.keys(app.spec.functions)).sort();
+    const known = deployments.flatMap((inputs) => Object.keys(compileAppSpec(agentSpec(inputs)).functions)).sort();
     throw new NotFoundError(`::${fnName}: the program has no function '${fnName}'; its functions: ${known.join(", ") || "(none)"}`);
   }
-  const handler = await loadHandler(target.app.outs.root, target.spec);
+  const handler = await loadHandler(target.inputs.root, target.spec);
   let args = flags.positional;
   if (Object.keys(flags.named).length > 0) args = [...args, ...namedToPositional(fnName, handler, flags.named)];
-  const kiln = await session.client(target.app);
-  const remote = kiln.function(target.app.running, fnName);
-  if (handler.generator) {
-    for await (const value of remote.remoteGen(...args)) process.stdout.write(`${formatValue(value, { stacks: verbose })}\n`);
+  return { kind: "call", fnName, app: target.inputs.appName, args, generator: handler.generator };
+}
+
+/** Call the function with the prepared arguments and print the result (each value, for a generator). */
+async function callOne(session: RunSession, call: PreparedCall, verbose: boolean): Promise<void> {
+  const app = session.apps.find((a) => a.declared === call.app);
+  if (!app) throw new NotFoundError(`::${call.fnName}: app '${call.app}' was not deployed`);
+  const kiln = await session.client(app);
+  const remote = kiln.function(app.running, call.fnName);
+  if (call.generator) {
+    for await (const value of remote.remoteGen(...call.args)) process.stdout.write(`${formatValue(value, { stacks: verbose })}\n`);
     return;
   }
-  const value = await remote.remote(...args);
+  const value = await remote.remote(...call.args);
   if (value !== undefined) process.stdout.write(`${formatValue(value, { stacks: verbose })}\n`);
 }
 
@@ -366,24 +399,20 @@ interface HandlerShape {
   generator: boolean;
 }
 
-/** Import the handler's bundle here (as `modal run` imports the module) to learn its parameters and kind. */
+/**
+ * Import the handler's module here (as `modal run` imports the module) to learn its parameters and
+ * kind: its source, through the TypeScript loader the program was evaluated with, so that its own
+ * imports (kiln/client among them) resolve from the program's folder as they do for the program.
+ */
 async function loadHandler(root: string, spec: CompiledFunctionSpec): Promise<HandlerShape> {
-  const artifact = await bundleFile(root, spec.handler.file);
-  const dir = await mkdtemp(join(tmpdir(), "kiln-run-handler-"));
-  try {
-    const file = join(dir, `${artifact.sha256.slice(0, 16)}.mjs`);
-    await writeFile(file, artifact.code);
-    const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    const exported = mod[spec.handler.exportName];
-    const fn =
-      spec.handler.method === null
-        ? exported
-        : (exported as { prototype?: Record<string, unknown> } | undefined)?.prototype?.[spec.handler.method];
-    if (typeof fn !== "function") return { params: null, generator: false };
-    return { params: parameterNames(fn.toString()), generator: fn.constructor.name === "AsyncGeneratorFunction" || fn.constructor.name === "GeneratorFunction" };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const mod = (await import(pathToFileURL(resolve(root, spec.handler.file)).href)) as Record<string, unknown>;
+  const exported = mod[spec.handler.exportName];
+  const fn =
+    spec.handler.method === null
+      ? exported
+      : (exported as { prototype?: Record<string, unknown> } | undefined)?.prototype?.[spec.handler.method];
+  if (typeof fn !== "function") return { params: null, generator: false };
+  return { params: parameterNames(fn.toString()), generator: fn.constructor.name === "AsyncGeneratorFunction" || fn.constructor.name === "GeneratorFunction" };
 }
 
 function namedToPositional(fnName: string, handler: HandlerShape, named: Record<string, unknown>): unknown[] {

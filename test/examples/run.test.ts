@@ -15,16 +15,18 @@ import { parameterNames, parseFlags, ephemeralName } from "../../cli/commands/ru
 import { CLI, kiln, makeProgram, program, removeDir } from "./helpers.js";
 
 const FUNCTIONS = `
+import { connect } from "kiln/client";
 export function square(x: number): number { console.log("squaring " + x); return x * x; }
 export function add(a: number, b = 0): number { return a + b; }
 export function area({ width, height }: { width: number; height: number }): number { return width * height; }
 export async function* countdown(from: number) { for (let i = from; i > 0; i--) yield i; }
 export async function slow(ms: number): Promise<string> { await new Promise((r) => setTimeout(r, ms)); return "slept"; }
+export async function viaClient(x: number): Promise<number> { return (await connect()).function<(x: number) => number>(process.env["KILN_APP"] ?? "", "square").remote(x); }
 `;
 const INDEX = program(
   `
 const square = new ServerlessFunction("square", { app, handler: "./functions.ts#square" });
-for (const name of ["add", "area", "countdown", "slow"]) new ServerlessFunction(name, { app, handler: "./functions.ts#" + name });
+for (const name of ["add", "area", "countdown", "slow", "viaClient"]) new ServerlessFunction(name, { app, handler: "./functions.ts#" + name });
 new Schedule("nightly", { app, function: square, cron: "0 3 * * *" });
 `,
   { pool: `{ target: { kind: "local" } }`, app: "runner" },
@@ -81,10 +83,11 @@ describe("kiln run <program-dir> <entry>", () => {
     expect(runApps()).toEqual([]);
   });
 
-  it("checks the flags with the entry's zod schema: exit 2 naming the flag; the app is removed all the same", async () => {
+  it("checks the flags with the entry's zod schema before deploying anything: exit 2 naming the flag", async () => {
     const result = await kiln(["run", dir, join(dir, "main.ts"), "--", "--n", "zero"], { env });
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(/error \(InvalidError\): entry flags: --n: /);
+    expect(result.stderr).not.toContain("deployed app");
     expect(runApps()).toEqual([]);
   });
 
@@ -94,6 +97,9 @@ describe("kiln run <program-dir> <entry>", () => {
     expect(square.exitCode).toBe(0);
     const add = await kiln(["run", dir, "::add", "2", "5"], { env });
     expect(add.stdout).toBe("7");
+    // A handler module that imports kiln/client: loaded here for its parameters, and in its container.
+    const viaClient = await kiln(["run", dir, "::viaClient", "--x", "4"], { env });
+    expect(viaClient.stdout, viaClient.stderr).toBe("16");
     expect(runApps()).toEqual([]);
   });
 
@@ -105,13 +111,14 @@ describe("kiln run <program-dir> <entry>", () => {
     expect(runApps()).toEqual([]);
   });
 
-  it("::fn refuses a flag that is no parameter (exit 2) and a function the program lacks (exit 1)", async () => {
+  it("::fn refuses a flag that is no parameter (exit 2) and a function the program lacks (exit 1), before deploying anything", async () => {
     const wrong = await kiln(["run", dir, "::square", "--y", "3"], { env });
     expect(wrong.exitCode, wrong.stderr).toBe(2);
     expect(wrong.stderr).toContain("--y: not a parameter of square (its parameters: x)");
     const missing = await kiln(["run", dir, "::nope"], { env });
     expect(missing.exitCode).toBe(1);
-    expect(missing.stderr).toContain("the program has no function 'nope'; its functions: add, area, countdown, slow, square");
+    expect(missing.stderr).toContain("the program has no function 'nope'; its functions: add, area, countdown, slow, square, viaClient");
+    for (const result of [wrong, missing]) expect(result.stderr).not.toContain("deployed app");
     expect(runApps()).toEqual([]);
   });
 
