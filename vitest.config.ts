@@ -1,9 +1,22 @@
 import { defineConfig } from "vitest/config";
 import { HeaviestFirst } from "./test/support/sequencer.js";
 
+/**
+ * Files that start no agent, process or server and change no process-wide state: they share one
+ * worker process each (isolate: false), which saves a fresh worker and its imports per file.
+ */
+const UNIT = [
+  "test/spec/**/*.test.ts",
+  "test/agent/autoscaler.test.ts",
+  "test/agent/placement.test.ts",
+  "test/provider/diff.test.ts",
+  "test/components/validate.test.ts",
+  "test/cli/output.test.ts",
+  "test/worker/outbox.test.ts",
+];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     // Far above any test's duration on a quiet 2-core machine (the longest takes about 20 s), so a
     // busy machine slows the suite without failing it; a hang still fails. Waits inside tests are
     // bounded by test/support/wait.ts, each naming what it waited for.
@@ -14,5 +27,11 @@ export default defineConfig({
     // machine three files at a time finish in well under half the serial time.
     maxWorkers: 3,
     sequence: { sequencer: HeaviestFirst },
+    // npm test runs "enforcement" alone first (real cgroups: timing-sensitive), then the others.
+    projects: [
+      { extends: true, test: { name: "enforcement", include: ["test/containers/**/*.test.ts"] } },
+      { extends: true, test: { name: "unit", include: UNIT, isolate: false } },
+      { extends: true, test: { name: "integration", include: ["test/**/*.test.ts"], exclude: [...UNIT, "test/containers/**"] } },
+    ],
   },
 });

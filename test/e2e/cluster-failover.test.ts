@@ -41,7 +41,7 @@ suite("agents on one redis-server: failures", () => {
       (await Promise.all([b, c].map(async (x) => (await (await client(x)).apps()).length))).every((n) => n === 1) ? true : undefined,
     );
     const where = kiln.function<typeof h.whereSlept>("e2e", "where");
-    const inputs = Array.from({ length: 1000 }, (_, i) => [20, `i${i}`] as [number, string]);
+    const inputs = Array.from({ length: 1000 }, (_, i) => [5, `i${i}`] as [number, string]);
     const out: Where[] = [];
     let victim: ChildAgent | null = null;
     const started = Date.now();
