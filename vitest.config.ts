@@ -12,6 +12,7 @@ const UNIT = [
   "test/provider/diff.test.ts",
   "test/components/validate.test.ts",
   "test/cli/output.test.ts",
+  "test/cli/program.test.ts",
   "test/worker/outbox.test.ts",
 ];
 
