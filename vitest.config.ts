@@ -18,11 +18,12 @@ const UNIT = [
 
 export default defineConfig({
   test: {
-    // Far above any test's duration on a quiet 2-core machine (the longest takes about 20 s), so a
-    // busy machine slows the suite without failing it; a hang still fails. Waits inside tests are
-    // bounded by test/support/wait.ts, each naming what it waited for.
-    testTimeout: 90_000,
-    hookTimeout: 90_000,
+    // Over 3x the longest test in a full run on an otherwise idle 2-core machine (the cluster's
+    // kill -9 map: 8.5 s alone, up to 45 s beside the other files), so a busy machine slows the
+    // suite without failing it; a hang still fails. Waits inside tests are bounded by
+    // test/support/wait.ts, each naming what it waited for.
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
     pool: "forks",
     // Most suites wait on child processes, timers and sockets rather than compute: on a 2-core
     // machine three files at a time finish in well under half the serial time.

@@ -55,7 +55,8 @@ suite("agents on one redis-server: failures", () => {
     const killed = victim as ChildAgent | null;
     if (killed === null) throw new Error("neither b nor c ran any of the first 150 inputs: nothing was killed mid-way");
     expect(out.map((r) => r.tag)).toEqual(inputs.map(([, tag]) => tag));
-    expect(Date.now() - started).toBeLessThan(60_000);
+    // Not hung: a lapsed claim comes back after the 2 s lease; in a full run on 2 cores this map takes up to 45 s.
+    expect(Date.now() - started).toBeLessThan(120_000);
     // The killed agent did part of the work, the others the rest.
     const ran = new Set(out.map((r) => r.ppid));
     expect(ran.has(killed.child.pid ?? -1)).toBe(true);

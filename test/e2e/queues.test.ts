@@ -161,5 +161,5 @@ describe("exactly-once delivery", () => {
     expect(taken).toHaveLength(400);
     expect(new Set(taken)).toEqual(new Set(items));
     expect(await q.len()).toBe(0);
-  }, 90_000);
+  });
 });
