@@ -42,7 +42,7 @@ export const specHash = app.specHash;
 `,
   });
   await copyFile(join(repoRoot, "test", "components", "fixtures", "mock-runner.mjs"), join(infra, "mock-runner.mjs"));
-}, 180_000);
+});
 
 afterAll(async () => {
   await removeDir(work);

@@ -34,4 +34,4 @@ it("every example type-checks", async () => {
   const result = await execa(process.execPath, [tsc, "-p", tsconfig], { reject: false, timeout: 120_000 });
   expect(result.stdout).toBe("");
   expect(result.exitCode).toBe(0);
-}, 120_000);
+});
