@@ -193,9 +193,10 @@ describe("ephemeral dicts", () => {
     await waitFor("the orphan to expire", async () => (await orphan.get("y").then(() => undefined, (e: unknown) => e)) ?? undefined, 8_000);
     await expect(orphan.get("y")).rejects.toThrow(/sent no heartbeat/);
     expect(await kept.get("x")).toBe(1);
-    expect(await h.agent.ephemerals.sweep()).toBeGreaterThanOrEqual(1);
+    // Swept now, unless the agent's own periodic sweep got there first (it did, once, on a busy box).
+    await h.agent.ephemerals.sweep();
     expect(await h.agent.store.hashLength(keys.dictHash(ref))).toBe(0);
     expect(await kept.get("x")).toBe(1);
     await kept.close();
-  }, 20_000);
+  });
 });

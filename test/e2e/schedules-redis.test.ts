@@ -25,13 +25,13 @@ suite("three agents on Redis", () => {
     // Every agent uses the default prefix; one test server per suite keeps them apart from others.
     for (let i = 0; i < 3; i++) agents.push(await startAgent({ redisUrl: server.url }));
     store = await RedisStore.open({ url: server.url });
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await store?.close();
     for (const h of agents) await h.close().catch(() => undefined);
     await server?.dispose();
-  }, 60_000);
+  });
 
   it("dicts and queues are shared across agents; a blocked get is woken by a put elsewhere", async () => {
     const [a, b, c] = agents.map((h) => h.kiln) as [Kiln, Kiln, Kiln];
@@ -72,5 +72,5 @@ suite("three agents on Redis", () => {
     for (let i = 1; i < all.length; i++) expect(all[i]! - all[i - 1]!).toBe(1000);
     // Each fired tick ran once (no retries in play): one item per run on the ticks queue.
     await waitFor("the runs to finish", async () => ((await agents[0]!.kiln.queue(DATA_APP, "ticks").len()) >= all.length ? true : undefined), 20_000);
-  }, 60_000);
+  });
 });

@@ -524,7 +524,7 @@ suite("RedisStore", () => {
             // EVALSHA, or EVAL on a server that has not seen the script yet.
             const line = ((await admin.client("LIST")) as string).split("\n").find((l) => / cmd=eval(sha)? /.test(l));
             return line ? /id=(\d+)/.exec(line)?.[1] : undefined;
-          }, 2_000);
+          });
         await admin.client("KILL", "ID", held);
         await admin.client("UNPAUSE");
         expect(await enqueued).toBeInstanceOf(UnavailableError);
