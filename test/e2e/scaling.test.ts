@@ -1,7 +1,6 @@
 /** Autoscaling and dynamic batching with real containers and real client processes. */
-import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { execa } from "execa";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError, type FunctionStatus } from "../../runtime/client/index.js";
@@ -9,7 +8,6 @@ import type * as h from "./fixtures/handlers.js";
 import { deployFixture, fixturesDir, startAgent, type Harness } from "./harness.js";
 import { waitFor } from "../support/wait.js";
 
-const run = promisify(execFile);
 let harness: Harness;
 
 beforeAll(async () => {
@@ -72,9 +70,18 @@ describe("autoscaling", () => {
 describe("dynamic batching", () => {
   it("joins single calls from two client processes into one batch", async () => {
     const script = join(fixturesDir, "remote-many.mjs");
-    const args = (tag: string) => [script, harness.agent.url, harness.agent.token, "batchEcho", tag, "4"];
-    const [a, b] = await Promise.all([run(process.execPath, args("a")), run(process.execPath, args("b"))]);
-    const results = [...(JSON.parse(a.stdout) as Echoed[]), ...(JSON.parse(b.stdout) as Echoed[])];
+    // Both processes connect, then call at the same moment: well inside the batch's 1 s wait
+    // however long each took to start (over 1 s apart on a busy machine, before).
+    const callers = ["a", "b"].map((tag) => {
+      const child = execa(process.execPath, [script, harness.agent.url, harness.agent.token, "batchEcho", tag, "4"], { timeout: 60_000 });
+      let said = "";
+      child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString()));
+      return { child, ready: () => said.includes("ready") };
+    });
+    await waitFor("both callers to connect", () => callers.every((c) => c.ready()));
+    for (const { child } of callers) child.stdin?.end("go\n");
+    const [a, b] = await Promise.all(callers.map(({ child }) => child));
+    const results = [...(JSON.parse(a!.stdout) as Echoed[]), ...(JSON.parse(b!.stdout) as Echoed[])];
     // Each caller got its own item back.
     expect(results.map((r) => r.item).sort()).toEqual(["a-0", "a-1", "a-2", "a-3", "b-0", "b-1", "b-2", "b-3"]);
     // At least one batch carried inputs of both processes, and none was larger than maxBatchSize.
