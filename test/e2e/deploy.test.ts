@@ -1,4 +1,7 @@
 /** Deploying: validation at the door, versions, in-place scaling updates, rolling code updates, stop. */
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError } from "../../runtime/client/index.js";
 import { bundleFile } from "../../runtime/deploy/bundle.js";
@@ -134,19 +137,17 @@ describe("web endpoints", () => {
 
 describe("stop", () => {
   it("stopping an app lets in-flight inputs finish, fails queued ones, and removes it", async () => {
-    const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
-    // Long enough that all four are seen running together, however loaded the machine is.
-    const running = await Promise.all(Array.from({ length: 4 }, () => sleep.spawn(4_000, "drained")));
-    const queued = await Promise.all(Array.from({ length: 3 }, () => sleep.spawn(4_000, "never")));
-    await waitFor(
-      "four inputs to run",
-      async () => {
-        const states = await Promise.all(running.map((c) => c.status()));
-        return states.every((s) => s === "running") ? true : undefined;
-      },
-      25_000,
-    );
-    await harness.kiln.http.request("DELETE", "/v1/apps/e2e");
+    const until = harness.kiln.function<typeof h.untilFile>("e2e", "untilFile");
+    // The four in flight run until the test lets them end, however staggered their cold starts.
+    const release = join(await mkdtemp(join(tmpdir(), "kiln-stop-")), "release");
+    const running = await Promise.all(Array.from({ length: 4 }, () => until.spawn(release, "drained")));
+    const queued = await Promise.all(Array.from({ length: 3 }, () => until.spawn(release, "never")));
+    await waitFor("four inputs to run", async () => (await Promise.all(running.map((c) => c.status()))).every((s) => s === "running"));
+    // The stop waits for the in-flight inputs: let them end once the app is gone from the listing.
+    const stopped = harness.kiln.http.request("DELETE", "/v1/apps/e2e");
+    await waitFor("the app to be unlisted", async () => (await harness.kiln.apps()).length === 0);
+    await writeFile(release, "");
+    await stopped;
     for (const call of running) expect(await call.get({ timeoutMs: 20_000 })).toBe("drained");
     for (const call of queued) await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "NotFoundError" });
     expect(await harness.kiln.apps()).toEqual([]);
