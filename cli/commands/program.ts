@@ -142,14 +142,26 @@ export async function readStackConfig(project: ProgramProject): Promise<StackCon
 
 type PulumiModule = typeof import("@pulumi/pulumi");
 
+/** Where `name` resolves from the program's folder (its own node_modules), or null. */
+function resolveFromProgram(programDir: string, name: string): string | null {
+  try {
+    return pathToFileURL(createRequire(join(programDir, "noop.js")).resolve(name)).href;
+  } catch {
+    return null;
+  }
+}
+
 /** `@pulumi/pulumi` as the program sees it (its own node_modules), else kiln's. */
 async function pulumiFor(programDir: string): Promise<PulumiModule> {
-  try {
-    const path = createRequire(join(programDir, "noop.js")).resolve("@pulumi/pulumi");
-    return (await import(pathToFileURL(path).href)) as PulumiModule;
-  } catch {
-    return import("@pulumi/pulumi");
+  const url = resolveFromProgram(programDir, "@pulumi/pulumi");
+  if (url !== null) {
+    try {
+      return (await import(url)) as PulumiModule;
+    } catch {
+      // fall back to kiln's own
+    }
   }
+  return import("@pulumi/pulumi");
 }
 
 /**
@@ -158,13 +170,8 @@ async function pulumiFor(programDir: string): Promise<PulumiModule> {
  * 0.3 s for kiln's few hundred modules. A program without its own kiln loads it itself later.
  */
 async function preloadKiln(programDir: string): Promise<void> {
-  let path: string;
-  try {
-    path = createRequire(join(programDir, "noop.js")).resolve("kiln");
-  } catch {
-    return;
-  }
-  await import(pathToFileURL(path).href);
+  const url = resolveFromProgram(programDir, "kiln");
+  if (url !== null) await import(url);
 }
 
 /** Run the program under mocks and collect its AppDeployments' inputs. One evaluation at a time per process. */

@@ -364,13 +364,11 @@ interface PreparedCall {
 }
 
 async function prepareCall(deployments: readonly AppDeploymentInputs[], fnName: string, flags: ParsedFlags): Promise<PreparedCall> {
-  const found = deployments.flatMap((inputs) => {
-    const spec = compileAppSpec(agentSpec(inputs)).functions[fnName];
-    return spec ? [{ inputs, spec }] : [];
-  });
+  const apps = deployments.map((inputs) => ({ inputs, functions: compileAppSpec(agentSpec(inputs)).functions }));
+  const found = apps.flatMap(({ inputs, functions }) => (functions[fnName] ? [{ inputs, spec: functions[fnName] }] : []));
   const target = found[0];
   if (!target) {
-    const known = deployments.flatMap((inputs) => Object.keys(compileAppSpec(agentSpec(inputs)).functions)).sort();
+    const known = apps.flatMap(({ functions }) => Object.keys(functions)).sort();
     throw new NotFoundError(`::${fnName}: the program has no function '${fnName}'; its functions: ${known.join(", ") || "(none)"}`);
   }
   const handler = await loadHandler(target.inputs.root, target.spec);
