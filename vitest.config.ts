@@ -31,9 +31,23 @@ export default defineConfig({
     sequence: { sequencer: HeaviestFirst },
     // npm test runs "enforcement" alone first (real cgroups: timing-sensitive), then the others.
     projects: [
-      { extends: true, test: { name: "enforcement", include: ["test/containers/**/*.test.ts"], fileParallelism: false } },
+      {
+        extends: true,
+        test: {
+          name: "enforcement",
+          include: ["test/containers/**/*.test.ts"],
+          fileParallelism: false,
+        },
+      },
       { extends: true, test: { name: "unit", include: UNIT, isolate: false } },
-      { extends: true, test: { name: "integration", include: ["test/**/*.test.ts"], exclude: [...UNIT, "test/containers/**"] } },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["test/**/*.test.ts"],
+          exclude: [...UNIT, "test/containers/**"],
+        },
+      },
     ],
   },
 });

@@ -41,8 +41,18 @@ export async function measureApartLatency(options: {
   progress: Progress;
 }): Promise<ApartLatency> {
   const { agent, target } = options;
-  const worker = forkBench("bullmq-worker.js", [options.redisUrl, options.queue, String(options.concurrency)]);
-  const kilnCaller = forkBench("latency-caller.js", ["kiln", agent.url, agent.token, target.app, target.fn]);
+  const worker = forkBench("bullmq-worker.js", [
+    options.redisUrl,
+    options.queue,
+    String(options.concurrency),
+  ]);
+  const kilnCaller = forkBench("latency-caller.js", [
+    "kiln",
+    agent.url,
+    agent.token,
+    target.app,
+    target.fn,
+  ]);
   const bullCaller = forkBench("latency-caller.js", ["bullmq", options.redisUrl, options.queue]);
   const children = [worker, kilnCaller, bullCaller];
   try {

@@ -34,13 +34,25 @@ export async function measureBatching(
     warmup?: { app: string; fn: string; targetCalls: number };
   },
 ): Promise<BatchingResult> {
-  const warm = options.warmup ? [options.warmup.app, options.warmup.fn, String(options.warmup.targetCalls)] : [];
+  const warm = options.warmup
+    ? [options.warmup.app, options.warmup.fn, String(options.warmup.targetCalls)]
+    : [];
   const children = Array.from({ length: options.processes }, (_, p) =>
-    forkBench("remote-client.js", [agent.url, agent.token, target.app, target.fn, String(options.perProcess), String(p * options.perProcess), ...warm]),
+    forkBench("remote-client.js", [
+      agent.url,
+      agent.token,
+      target.app,
+      target.fn,
+      String(options.perProcess),
+      String(p * options.perProcess),
+      ...warm,
+    ]),
   );
   try {
     await Promise.all(children.map((child) => nextMessage<FromClient>(child, '"ready"', 30_000)));
-    const dones = children.map((child) => nextMessage<FromClient>(child, "its results", options.deadlineMs));
+    const dones = children.map((child) =>
+      nextMessage<FromClient>(child, "its results", options.deadlineMs),
+    );
     const started = performance.now();
     for (const child of children) child.send({ t: "go" } satisfies ToClient);
     let finished = 0;
@@ -57,12 +69,23 @@ export async function measureBatching(
     const processMs: number[] = [];
     for (const message of results) {
       if (message.t !== "done") throw new Error(`client process answered ${message.t}`);
-      if (message.wrong > 0) throw new Error(`${target.app}.${target.fn}: ${message.wrong} results were not their own input`);
+      if (message.wrong > 0)
+        throw new Error(
+          `${target.app}.${target.fn}: ${message.wrong} results were not their own input`,
+        );
       calls += message.calls;
       processMs.push(message.ms);
       for (const batch of message.batches) batches.add(batch);
     }
-    return { calls, ms, perSecond: (calls / ms) * 1000, batches: batches.size, meanBatchSize: calls / batches.size, processMs, goAt: started };
+    return {
+      calls,
+      ms,
+      perSecond: (calls / ms) * 1000,
+      batches: batches.size,
+      meanBatchSize: calls / batches.size,
+      processMs,
+      goAt: started,
+    };
   } finally {
     await killAll(children);
   }

@@ -22,7 +22,10 @@ import type { MapThroughputResult } from "./map-throughput.js";
 
 export interface BullmqBaseline {
   /** `addBulk` of `count` jobs; resolves when the worker has completed all of them. */
-  bulk(count: number, options: { deadlineMs: number; progress: Progress }): Promise<MapThroughputResult>;
+  bulk(
+    count: number,
+    options: { deadlineMs: number; progress: Progress },
+  ): Promise<MapThroughputResult>;
   /** One job added and awaited (waitUntilFinished). */
   call(): Promise<void>;
   close(): Promise<void>;
@@ -46,8 +49,14 @@ export async function startBullmq(
   const events = new QueueEvents(name, { connection });
   let onCompleted: ((job: Job<number, number>, result: number) => void) | null = null;
   const worker = options.sandboxed
-    ? new Worker<number, number>(name, processorPath(), { connection, concurrency: options.concurrency })
-    : new Worker<number, number>(name, async (job) => job.data, { connection, concurrency: options.concurrency });
+    ? new Worker<number, number>(name, processorPath(), {
+        connection,
+        concurrency: options.concurrency,
+      })
+    : new Worker<number, number>(name, async (job) => job.data, {
+        connection,
+        concurrency: options.concurrency,
+      });
   worker.on("completed", (job, result) => onCompleted?.(job, result));
   worker.on("error", () => undefined); // surfaced as missing completions (the deadline)
   await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), worker.waitUntilReady()]);
@@ -78,7 +87,10 @@ export async function startBullmq(
       await done;
       clearTimeout(timer);
       onCompleted = null;
-      if (wrong > 0) throw new Error(`BullMQ: ${wrong} of ${completed} jobs returned something other than their data`);
+      if (wrong > 0)
+        throw new Error(
+          `BullMQ: ${wrong} of ${completed} jobs returned something other than their data`,
+        );
       const ms = last - started;
       return { inputs: completed, ms, perSecond: completed === 0 ? 0 : (completed / ms) * 1000 };
     },
@@ -86,7 +98,8 @@ export async function startBullmq(
       const data = ++calls;
       const job = await queue.add("call", data);
       const result = await job.waitUntilFinished(events);
-      if (result !== data) throw new Error(`BullMQ job returned ${String(result)}, expected ${data}`);
+      if (result !== data)
+        throw new Error(`BullMQ job returned ${String(result)}, expected ${data}`);
     },
     close() {
       closing ??= (async () => {

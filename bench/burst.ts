@@ -45,16 +45,26 @@ async function fnStatus(kiln: Kiln, app: string, fn: string): Promise<FunctionSt
   return found;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
 
 export async function measureBurst(
   kiln: Kiln,
   target: { app: string; fn: string },
-  options: { inputs: number; handlerMs: number; maxContainers: number; pollMs: number; deadlineMs: number; idleDeadlineMs: number; progress: Progress },
+  options: {
+    inputs: number;
+    handlerMs: number;
+    maxContainers: number;
+    pollMs: number;
+    deadlineMs: number;
+    idleDeadlineMs: number;
+    progress: Progress;
+  },
 ): Promise<BurstResult> {
   const { app, fn } = target;
   const before = await fnStatus(kiln, app, fn);
-  if (before.containers.length !== 0) throw new Error(`${app}.${fn} has ${before.containers.length} container(s) before the burst`);
+  if (before.containers.length !== 0)
+    throw new Error(`${app}.${fn} has ${before.containers.length} container(s) before the burst`);
   const remote = kiln.function<(i: number) => number>(app, fn);
 
   let firstSent = 0;
@@ -71,9 +81,13 @@ export async function measureBurst(
     const live = status.containers.filter((c) => c.state !== "draining").length;
     const at = performance.now();
     const key = ready * 1000 + status.containers.length;
-    if (key !== lastReady && firstSent > 0) readySteps.push(`${((at - firstSent) / 1000).toFixed(2)} s: ${ready}/${status.containers.length}`);
+    if (key !== lastReady && firstSent > 0)
+      readySteps.push(
+        `${((at - firstSent) / 1000).toFixed(2)} s: ${ready}/${status.containers.length}`,
+      );
     lastReady = key;
-    if (toStarted === null && firstSent > 0 && live >= options.maxContainers) toStarted = at - firstSent;
+    if (toStarted === null && firstSent > 0 && live >= options.maxContainers)
+      toStarted = at - firstSent;
     peakReady = Math.max(peakReady, ready);
     if (toFull === null && firstSent > 0 && ready >= options.maxContainers) toFull = at - firstSent;
   };
@@ -93,11 +107,15 @@ export async function measureBurst(
   let last = 0;
   try {
     for await (const value of remote.map(inputs())) {
-      if (value !== received) throw new Error(`burst output ${received} is ${String(value)}, expected ${received}`);
+      if (value !== received)
+        throw new Error(`burst output ${received} is ${String(value)}, expected ${received}`);
       received += 1;
       last = performance.now();
       if (received % 100 === 0) options.progress(received, options.inputs);
-      if (last > deadline) throw new Error(`burst: ${received}/${options.inputs} outputs after ${options.deadlineMs} ms`);
+      if (last > deadline)
+        throw new Error(
+          `burst: ${received}/${options.inputs} outputs after ${options.deadlineMs} ms`,
+        );
     }
   } finally {
     mapDone = true;

@@ -17,14 +17,21 @@ export function benchScript(name: string): string {
 
 /** Fork a bench script with an IPC channel; its stderr is piped (nextMessage quotes it on failure). */
 export function forkBench(name: string, args: readonly string[]): ChildProcess {
-  return fork(benchScript(name), args, { execArgv: [], stdio: ["ignore", "ignore", "pipe", "ipc"] });
+  return fork(benchScript(name), args, {
+    execArgv: [],
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
 }
 
 /**
  * The child's next message; rejects when it sends `{ t: "error", message }`, exits, or says
  * nothing within `timeoutMs` (naming `what` it was waiting for, with its stderr).
  */
-export function nextMessage<M extends { t: string }>(child: ChildProcess, what: string, timeoutMs: number): Promise<M> {
+export function nextMessage<M extends { t: string }>(
+  child: ChildProcess,
+  what: string,
+  timeoutMs: number,
+): Promise<M> {
   return new Promise((resolveMessage, rejectMessage) => {
     let stderr = "";
     const onData = (chunk: Buffer): void => void (stderr += chunk.toString());
@@ -36,12 +43,21 @@ export function nextMessage<M extends { t: string }>(child: ChildProcess, what: 
       child.stderr?.off("data", onData);
       const failed = message as { t: string; message?: string } | undefined;
       if (error) rejectMessage(error);
-      else if (failed?.t === "error") rejectMessage(new Error(`child process failed: ${failed.message ?? "(no message)"}`));
+      else if (failed?.t === "error")
+        rejectMessage(new Error(`child process failed: ${failed.message ?? "(no message)"}`));
       else resolveMessage(message as M);
     };
     const onMessage = (message: M): void => finish(null, message);
-    const onExit = (code: number | null): void => finish(new Error(`child process exited (code ${code}) before ${what}${stderr ? `:\n${stderr}` : ""}`));
-    const timer = setTimeout(() => finish(new Error(`child process: no ${what} within ${timeoutMs} ms`)), timeoutMs);
+    const onExit = (code: number | null): void =>
+      finish(
+        new Error(
+          `child process exited (code ${code}) before ${what}${stderr ? `:\n${stderr}` : ""}`,
+        ),
+      );
+    const timer = setTimeout(
+      () => finish(new Error(`child process: no ${what} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     child.on("message", onMessage);
     child.once("exit", onExit);
   });
@@ -49,7 +65,9 @@ export function nextMessage<M extends { t: string }>(child: ChildProcess, what: 
 
 /** In a child: send `message` to the bench; resolves once it is written (at once without a parent). */
 export function sendToParent(message: { t: string }): Promise<void> {
-  return new Promise((resolveSent) => process.send?.(message, () => resolveSent()) ?? resolveSent());
+  return new Promise(
+    (resolveSent) => process.send?.(message, () => resolveSent()) ?? resolveSent(),
+  );
 }
 
 /** SIGKILL the children still running and wait for them to go. */

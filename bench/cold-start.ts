@@ -30,14 +30,19 @@ export async function measureColdStart(
     await deployApp(kiln.http, { ...fixture.spec, name: app }, fixture.dir);
     const deployMs = performance.now() - deployStarted;
     const before = await functionStatus(kiln, app, fixture.fn);
-    if (before.containers.length !== 0) throw new Error(`${app}.${fixture.fn} has ${before.containers.length} container(s) before its first call`);
+    if (before.containers.length !== 0)
+      throw new Error(
+        `${app}.${fixture.fn} has ${before.containers.length} container(s) before its first call`,
+      );
     const fn = kiln.function<(x?: unknown) => unknown>(app, fixture.fn);
     const started = performance.now();
     await fn.remote();
     const totalMs = performance.now() - started;
     const after = await functionStatus(kiln, app, fixture.fn);
     samples.push({ totalMs, containerReadyMs: after.containers[0]?.coldStartMs ?? null, deployMs });
-    await kiln.http.request("DELETE", `/v1/apps/${encodeURIComponent(app)}`, { query: { graceMs: 2_000 } });
+    await kiln.http.request("DELETE", `/v1/apps/${encodeURIComponent(app)}`, {
+      query: { graceMs: 2_000 },
+    });
     options.progress(i + 1, options.samples);
   }
   return samples;

@@ -47,7 +47,10 @@ export async function startHttpEcho(): Promise<HttpEcho> {
     request.on("end", () => {
       const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { args: string };
       const text = JSON.stringify({ callId: "fc-echo", outcome: { ok: true, value: body.args } });
-      response.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+      response.writeHead(200, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(text),
+      });
       response.end(text);
     });
   });
@@ -69,7 +72,8 @@ export async function startHttpEcho(): Promise<HttpEcho> {
         body,
       });
       const text = await response.body.text();
-      if (response.statusCode !== 200) throw new Error(`echo server answered ${response.statusCode}`);
+      if (response.statusCode !== 200)
+        throw new Error(`echo server answered ${response.statusCode}`);
       JSON.parse(text);
     },
     close(): void {
@@ -97,8 +101,17 @@ export async function startTwoHopEcho(): Promise<HttpEcho> {
       const id = `two-hop.${next++}`;
       waiting.set(id, (message) => {
         waiting.delete(id);
-        const text = JSON.stringify({ callId: id, outcome: message.t === "result" && message.ok ? { ok: true, value: message.value } : { ok: false } });
-        response.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+        const text = JSON.stringify({
+          callId: id,
+          outcome:
+            message.t === "result" && message.ok
+              ? { ok: true, value: message.value }
+              : { ok: false },
+        });
+        response.writeHead(200, {
+          "content-type": "application/json; charset=utf-8",
+          "content-length": Buffer.byteLength(text),
+        });
         response.end(text);
       });
       const input: ToWorker = { t: "input", id, args: body.args, mode: "value" };
@@ -119,7 +132,8 @@ export async function startTwoHopEcho(): Promise<HttpEcho> {
         body: JSON.stringify({ args: encode([]), waitMs: 50_000 }),
       });
       const text = await response.body.text();
-      if (response.statusCode !== 200) throw new Error(`two-hop echo server answered ${response.statusCode}`);
+      if (response.statusCode !== 200)
+        throw new Error(`two-hop echo server answered ${response.statusCode}`);
       JSON.parse(text);
     },
     close(): void {
@@ -132,7 +146,12 @@ export async function startTwoHopEcho(): Promise<HttpEcho> {
 }
 
 /** The HTTP echo floor on its own: `count` sequential round trips after `warmup`. */
-export async function httpEchoFloor(options: { warmup: number; count: number; deadlineMs: number; progress: Progress }): Promise<number[]> {
+export async function httpEchoFloor(options: {
+  warmup: number;
+  count: number;
+  deadlineMs: number;
+  progress: Progress;
+}): Promise<number[]> {
   const echo = await startHttpEcho();
   try {
     const deadline = performance.now() + options.deadlineMs;
@@ -163,7 +182,10 @@ function forkEcho(): ChildProcess {
 /** Resolves with the child's first message, or rejects if it exits or stays silent too long. */
 function firstMessage(child: ChildProcess, timeoutMs: number): Promise<FromWorker> {
   return new Promise<FromWorker>((resolveFirst, rejectFirst) => {
-    const timer = setTimeout(() => rejectFirst(new Error(`echo child sent nothing within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => rejectFirst(new Error(`echo child sent nothing within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     child.once("message", (message: FromWorker) => {
       clearTimeout(timer);
       resolveFirst(message);
@@ -210,7 +232,13 @@ export async function ipcEchoFloor(options: {
 }
 
 /** Echo `count` inputs through `child`, keeping `window` in flight; resolves with how many came back. */
-function pump(child: ChildProcess, count: number, window: number, deadline: number, progress: Progress): Promise<number> {
+function pump(
+  child: ChildProcess,
+  count: number,
+  window: number,
+  deadline: number,
+  progress: Progress,
+): Promise<number> {
   if (count === 0) return Promise.resolve(0);
   let sent = 0;
   let received = 0;
@@ -249,7 +277,10 @@ function pump(child: ChildProcess, count: number, window: number, deadline: numb
 // ---- fork -----------------------------------------------------------------------------------
 
 /** fork() to the first IPC message, `samples` times; one child at a time. */
-export async function forkFloor(options: { samples: number; progress: Progress }): Promise<number[]> {
+export async function forkFloor(options: {
+  samples: number;
+  progress: Progress;
+}): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < options.samples; i++) {
     const started = performance.now();

@@ -16,7 +16,8 @@ import { connect } from "../runtime/client/index.js";
 import { sendToParent } from "./child.js";
 
 export type ToCaller = { t: "run"; count: number };
-export type FromCaller = { t: "ready" } | { t: "samples"; ms: number[] } | { t: "error"; message: string };
+export type FromCaller =
+  { t: "ready" } | { t: "samples"; ms: number[] } | { t: "error"; message: string };
 
 const send = (message: FromCaller): Promise<void> => sendToParent(message);
 
@@ -24,12 +25,14 @@ async function caller(argv: string[]): Promise<() => Promise<void>> {
   const [kind, ...rest] = argv;
   if (kind === "kiln") {
     const [url, token, app, fn] = rest;
-    if (!url || !token || !app || !fn) throw new Error("usage: latency-caller kiln <url> <token> <app> <fn>");
+    if (!url || !token || !app || !fn)
+      throw new Error("usage: latency-caller kiln <url> <token> <app> <fn>");
     const kiln = await connect({ url, token });
     const noop = kiln.function<(x?: unknown) => unknown>(app, fn);
     return async () => {
       const value = await noop.remote();
-      if (value !== null) throw new Error(`${app}.${fn}.remote() returned ${String(value)}, expected null`);
+      if (value !== null)
+        throw new Error(`${app}.${fn}.remote() returned ${String(value)}, expected null`);
     };
   }
   if (kind === "bullmq") {
@@ -45,7 +48,8 @@ async function caller(argv: string[]): Promise<() => Promise<void>> {
       const data = ++calls;
       const job = await queue.add("call", data);
       const result = await job.waitUntilFinished(events);
-      if (result !== data) throw new Error(`BullMQ job returned ${String(result)}, expected ${data}`);
+      if (result !== data)
+        throw new Error(`BullMQ job returned ${String(result)}, expected ${data}`);
     };
   }
   throw new Error(`latency-caller: unknown kind ${String(kind)}`);

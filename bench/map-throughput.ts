@@ -27,7 +27,8 @@ export async function runMap(
   let received = 0;
   let last = 0;
   for await (const value of noop.map(inputs(options.count))) {
-    if (value !== received) throw new Error(`map output ${received} is ${String(value)}, expected ${received}`);
+    if (value !== received)
+      throw new Error(`map output ${received} is ${String(value)}, expected ${received}`);
     received += 1;
     last = performance.now();
     if (received % 2500 === 0) options.progress(received, options.count);
@@ -42,6 +43,15 @@ export async function measureMapThroughput(
   target: { app: string; fn: string },
   options: { warmup: number; count: number; deadlineMs: number; progress: Progress },
 ): Promise<MapThroughputResult> {
-  if (options.warmup > 0) await runMap(kiln, target, { count: options.warmup, deadlineMs: options.deadlineMs / 2, progress: () => undefined });
-  return runMap(kiln, target, { count: options.count, deadlineMs: options.deadlineMs, progress: options.progress });
+  if (options.warmup > 0)
+    await runMap(kiln, target, {
+      count: options.warmup,
+      deadlineMs: options.deadlineMs / 2,
+      progress: () => undefined,
+    });
+  return runMap(kiln, target, {
+    count: options.count,
+    deadlineMs: options.deadlineMs,
+    progress: options.progress,
+  });
 }

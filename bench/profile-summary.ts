@@ -39,7 +39,12 @@ function area(frame: CallFrame): string {
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg?.[1]) return `npm:${pkg[1]}`;
   if (url.startsWith("node:internal/deps/undici")) return "undici (bundled fetch)";
-  if (url.startsWith("node:")) return url.replace(/^node:internal\//, "node:").split("/").slice(0, 2).join("/");
+  if (url.startsWith("node:"))
+    return url
+      .replace(/^node:internal\//, "node:")
+      .split("/")
+      .slice(0, 2)
+      .join("/");
   return url === "" ? "(native)" : url;
 }
 
@@ -52,7 +57,9 @@ async function main(): Promise<void> {
   const profile = JSON.parse(await readFile(file, "utf8")) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfUs = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) =>
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)),
+  );
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
   const byFunction = new Map<string, number>();
   const byArea = new Map<string, number>();
@@ -67,10 +74,12 @@ async function main(): Promise<void> {
     byArea.set(a, (byArea.get(a) ?? 0) + us);
   }
   const parent = new Map<number, number>();
-  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  for (const node of profile.nodes)
+    for (const child of node.children ?? []) parent.set(child, node.id);
   const frameName = (node: ProfileNode): string =>
     `${node.callFrame.functionName || "(anonymous)"} ${node.callFrame.url.replace(/^.*\/(dist|node_modules)\//, "").replace(/^node:internal\//, "")}:${node.callFrame.lineNumber + 1}`;
-  const pct = (us: number): string => `${((us / total) * 100).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms`;
+  const pct = (us: number): string =>
+    `${((us / total) * 100).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms`;
   if (callersOf !== undefined) {
     const paths = new Map<string, number>();
     for (const [id, us] of selfUs) {
@@ -85,14 +94,17 @@ async function main(): Promise<void> {
       paths.set(key, (paths.get(key) ?? 0) + us);
     }
     console.log(`callers of ${callersOf}:`);
-    for (const [path, us] of [...paths].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${path}`);
+    for (const [path, us] of [...paths].sort((a, b) => b[1] - a[1]).slice(0, top))
+      console.log(`  ${pct(us)}  ${path}`);
     return;
   }
   console.log(`profile ${file}: ${(total / 1000).toFixed(0)} ms sampled`);
   console.log("\nby area (self time):");
-  for (const [name, us] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${name}`);
+  for (const [name, us] of [...byArea].sort((a, b) => b[1] - a[1]).slice(0, top))
+    console.log(`  ${pct(us)}  ${name}`);
   console.log("\nby function (self time):");
-  for (const [name, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${name}`);
+  for (const [name, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top))
+    console.log(`  ${pct(us)}  ${name}`);
 }
 
 main().catch((error: unknown) => {

@@ -76,18 +76,34 @@ function parseArgs(argv: readonly string[]): Args {
   const mode = modes.find((m) => m === argv[0]) ?? "remote";
   const at = argv.indexOf("--count");
   const count = at >= 0 ? Number(argv[at + 1]) : mode === "map" ? 10_000 : 3_000;
-  if (!Number.isSafeInteger(count) || count < 1 || count > 1_000_000) throw new Error(`--count must be 1..1000000`);
-  const experiments = argv.flatMap((arg, i) => (arg === "--experiment" && argv[i + 1] ? [argv[i + 1] ?? ""] : []));
+  if (!Number.isSafeInteger(count) || count < 1 || count > 1_000_000)
+    throw new Error(`--count must be 1..1000000`);
+  const experiments = argv.flatMap((arg, i) =>
+    arg === "--experiment" && argv[i + 1] ? [argv[i + 1] ?? ""] : [],
+  );
   const w = argv.indexOf("--warmup");
   const warmup = w >= 0 ? Number(argv[w + 1]) : 300;
-  if (!Number.isSafeInteger(warmup) || warmup < 0 || warmup > 1_000_000) throw new Error(`--warmup must be 0..1000000`);
+  if (!Number.isSafeInteger(warmup) || warmup < 0 || warmup > 1_000_000)
+    throw new Error(`--warmup must be 0..1000000`);
   const f = argv.indexOf("--fn");
   const fn = f >= 0 ? (argv[f + 1] ?? "batched") : "batched";
-  return { mode, count, memoryStore: argv.includes("--memory-store"), redis: argv.includes("--redis"), experiments, warmup, fn };
+  return {
+    mode,
+    count,
+    memoryStore: argv.includes("--memory-store"),
+    redis: argv.includes("--redis"),
+    experiments,
+    warmup,
+    fn,
+  };
 }
 
 function label(args: Args): string {
-  const parts = [...(args.memoryStore ? ["memory-only store"] : []), ...(args.redis ? ["Redis store"] : []), ...args.experiments.map((e) => `experiment ${e}`)];
+  const parts = [
+    ...(args.memoryStore ? ["memory-only store"] : []),
+    ...(args.redis ? ["Redis store"] : []),
+    ...args.experiments.map((e) => `experiment ${e}`),
+  ];
   return parts.length === 0 ? "" : ` (${parts.join(", ")})`;
 }
 
@@ -110,7 +126,13 @@ const storeDone = new Map<string, number>();
 type Mark = keyof typeof marks;
 
 /** Replace `target[name]` with a wrapper that times each call (resolved promise) into `meter`. */
-function instrument(target: object, name: string, meter: Meter, mark?: { in: Mark; out: Mark }, doneKey?: string): void {
+function instrument(
+  target: object,
+  name: string,
+  meter: Meter,
+  mark?: { in: Mark; out: Mark },
+  doneKey?: string,
+): void {
   const holder = target as Record<string, unknown>;
   const original = holder[name];
   if (typeof original !== "function") throw new Error(`cannot instrument ${name}: not a function`);
@@ -173,13 +195,19 @@ class RedisCommandStats {
     const rows: { name: string; calls: number; usec: number }[] = [];
     for (const line of info.split(/\r?\n/)) {
       const match = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
-      if (match && match[1] !== "config" && match[1] !== "info") rows.push({ name: match[1] ?? "", calls: Number(match[2]), usec: Number(match[3]) });
+      if (match && match[1] !== "config" && match[1] !== "info")
+        rows.push({ name: match[1] ?? "", calls: Number(match[2]), usec: Number(match[3]) });
     }
     rows.sort((a, b) => b.calls - a.calls);
     const calls = rows.reduce((sum, r) => sum + r.calls, 0);
     const usec = rows.reduce((sum, r) => sum + r.usec, 0);
-    console.log(`redis-server over the window: ${(calls / units).toFixed(2)} commands per ${unit}, ${(usec / units).toFixed(1)} us of server time per ${unit}`);
-    for (const r of rows) console.log(`  ${r.name.padEnd(16)} ${(r.calls / units).toFixed(2)} per ${unit}, ${(r.usec / units).toFixed(1)} us per ${unit} (${r.calls} calls)`);
+    console.log(
+      `redis-server over the window: ${(calls / units).toFixed(2)} commands per ${unit}, ${(usec / units).toFixed(1)} us of server time per ${unit}`,
+    );
+    for (const r of rows)
+      console.log(
+        `  ${r.name.padEnd(16)} ${(r.calls / units).toFixed(2)} per ${unit}, ${(r.usec / units).toFixed(1)} us per ${unit} (${r.calls} calls)`,
+      );
   }
 
   async close(): Promise<void> {
@@ -204,14 +232,18 @@ async function bullmqAlone(args: Args): Promise<void> {
     }
     const s = summarize(samples);
     let cpu = process.cpuUsage(cpuAtStart);
-    console.log(`BullMQ add + waitUntilFinished x${s.count}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms; CPU of this process ${((cpu.user + cpu.system) / 1000 / s.count).toFixed(3)} ms/call`);
+    console.log(
+      `BullMQ add + waitUntilFinished x${s.count}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms; CPU of this process ${((cpu.user + cpu.system) / 1000 / s.count).toFixed(3)} ms/call`,
+    );
     await stats.print(s.count, "call");
     await bull.bulk(1000, { deadlineMs: 30_000, progress: () => undefined });
     await stats.reset();
     cpuAtStart = process.cpuUsage();
     const bulk = await bull.bulk(10_000, { deadlineMs: 60_000, progress: () => undefined });
     cpu = process.cpuUsage(cpuAtStart);
-    console.log(`BullMQ addBulk x${bulk.inputs}: ${Math.round(bulk.perSecond)} jobs/s (${bulk.ms.toFixed(0)} ms); CPU of this process ${((cpu.user + cpu.system) / 1000 / bulk.inputs).toFixed(3)} ms/job`);
+    console.log(
+      `BullMQ addBulk x${bulk.inputs}: ${Math.round(bulk.perSecond)} jobs/s (${bulk.ms.toFixed(0)} ms); CPU of this process ${((cpu.user + cpu.system) / 1000 / bulk.inputs).toFixed(3)} ms/job`,
+    );
     await stats.print(bulk.inputs, "job");
   } finally {
     await bull.close();
@@ -252,7 +284,9 @@ async function workerAlone(count: number): Promise<void> {
       samples.push(performance.now() - started);
     }
     const s = summarize(samples);
-    console.log(`WorkerProcess.run alone x${s.count}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms, over 2 ms: ${samples.filter((v) => v > 2).length}`);
+    console.log(
+      `WorkerProcess.run alone x${s.count}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms, over 2 ms: ${samples.filter((v) => v > 2).length}`,
+    );
     await proc.stop(2_000);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -267,7 +301,12 @@ async function httpLayers(count: number): Promise<void> {
   const bare = Fastify({ logger: false });
   bare.post("/v1/apps/:app/functions/:fn/calls", async () => answer);
   servers.push({ name: "fastify, bare route", app: bare });
-  const kilnLike = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, requestTimeout: 0, keepAliveTimeout: 65_000 });
+  const kilnLike = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024 * 1024,
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+  });
   const authorized = tokenMatcher(token);
   kilnLike.addHook("onRequest", async (request) => {
     if (!authorized(request.headers.authorization)) throw new Error("unauthenticated");
@@ -279,17 +318,28 @@ async function httpLayers(count: number): Promise<void> {
     return answer;
   });
   servers.push({ name: "fastify + token hook + zod (as server.ts)", app: kilnLike });
-  const urls = await Promise.all(servers.map(async ({ app }) => app.listen({ host: "127.0.0.1", port: 0 })));
+  const urls = await Promise.all(
+    servers.map(async ({ app }) => app.listen({ host: "127.0.0.1", port: 0 })),
+  );
   // Two rounds: the first one also warms undici's request path up; the second is the one to read.
   for (let round = 1; round <= 2; round++) {
     console.log(`HTTP leg alone, AgentHttp client, x${count}, round ${round}:`);
-    const echo = await httpEchoFloor({ warmup: 300, count, deadlineMs: 60_000, progress: () => undefined });
+    const echo = await httpEchoFloor({
+      warmup: 300,
+      count,
+      deadlineMs: 60_000,
+      progress: () => undefined,
+    });
     const e = summarize(echo);
-    console.log(`  ${"node:http echo (the bench floor, undici request)".padEnd(44)} p50 ${e.p50.toFixed(3)} ms, mean ${e.mean.toFixed(3)} ms`);
+    console.log(
+      `  ${"node:http echo (the bench floor, undici request)".padEnd(44)} p50 ${e.p50.toFixed(3)} ms, mean ${e.mean.toFixed(3)} ms`,
+    );
     for (const [i, { name }] of servers.entries()) {
       const http = new AgentHttp(`${urls[i]}/`, token);
       const call = (): Promise<unknown> =>
-        http.request("POST", "/v1/apps/bench/functions/noop/calls", { body: { args: encode([]), waitMs: 50_000 } });
+        http.request("POST", "/v1/apps/bench/functions/noop/calls", {
+          body: { args: encode([]), waitMs: 50_000 },
+        });
       for (let w = 0; w < 300; w++) await call();
       const samples: number[] = [];
       for (let c = 0; c < count; c++) {
@@ -312,15 +362,28 @@ async function httpLayers(count: number): Promise<void> {
 async function batchingTimeline(args: Args): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), "kiln-prof-batching-"));
   const redis: BenchRedis | null = args.redis ? await startBenchRedis() : null;
-  const agent = await Agent.start({ stateDir, port: 0, cpu: 8, ...(redis ? { redisUrl: redis.url } : {}) });
+  const agent = await Agent.start({
+    stateDir,
+    port: 0,
+    cpu: 8,
+    ...(redis ? { redisUrl: redis.url } : {}),
+  });
   try {
     const kiln = await connect({ url: agent.url, token: agent.token });
-    const spec = JSON.parse(await readFile(join(fixtureDir, "scaling.json"), "utf8")) as Record<string, unknown>;
+    const spec = JSON.parse(await readFile(join(fixtureDir, "scaling.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     await deployApp(kiln.http, spec, fixtureDir);
-    const noopSpec = JSON.parse(await readFile(join(fixtureDir, "app.json"), "utf8")) as Record<string, unknown>;
+    const noopSpec = JSON.parse(await readFile(join(fixtureDir, "app.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     await deployApp(kiln.http, noopSpec, fixtureDir);
     const events: { at: number; kind: "in" | "out" | "batch"; n: number }[] = [];
-    const routerProto = Router.prototype as unknown as { call: (...a: unknown[]) => Promise<unknown> };
+    const routerProto = Router.prototype as unknown as {
+      call: (...a: unknown[]) => Promise<unknown>;
+    };
     const call = routerProto.call;
     routerProto.call = async function (this: unknown, ...a: unknown[]): Promise<unknown> {
       events.push({ at: performance.now(), kind: "in", n: 1 });
@@ -330,7 +393,10 @@ async function batchingTimeline(args: Args): Promise<void> {
         events.push({ at: performance.now(), kind: "out", n: 1 });
       }
     };
-    const workerProto = WorkerProcess.prototype as unknown as { runBatch: (id: string, items: string[]) => Promise<unknown>; run: (...a: unknown[]) => Promise<unknown> };
+    const workerProto = WorkerProcess.prototype as unknown as {
+      runBatch: (id: string, items: string[]) => Promise<unknown>;
+      run: (...a: unknown[]) => Promise<unknown>;
+    };
     const runBatch = workerProto.runBatch;
     workerProto.runBatch = function (this: unknown, id: string, items: string[]): Promise<unknown> {
       events.push({ at: performance.now(), kind: "batch", n: items.length });
@@ -342,27 +408,38 @@ async function batchingTimeline(args: Args): Promise<void> {
       return run.apply(this, a);
     };
     const cpuAtStart = process.cpuUsage();
-    const result = await measureBatching(agent, { app: String(spec["name"]), fn: args.fn }, {
-      processes: 4,
-      perProcess: 500,
-      deadlineMs: 60_000,
-      progress: () => undefined,
-      ...(args.experiments.includes("cold-clients") ? {} : { warmup: { app: String(noopSpec["name"]), fn: "noop", targetCalls: 8 } }),
-    });
+    const result = await measureBatching(
+      agent,
+      { app: String(spec["name"]), fn: args.fn },
+      {
+        processes: 4,
+        perProcess: 500,
+        deadlineMs: 60_000,
+        progress: () => undefined,
+        ...(args.experiments.includes("cold-clients")
+          ? {}
+          : { warmup: { app: String(noopSpec["name"]), fn: "noop", targetCalls: 8 } }),
+      },
+    );
     const cpu = process.cpuUsage(cpuAtStart);
     console.log(
       `batching ${args.fn}${label(args)}: ${result.calls} calls in ${result.ms.toFixed(0)} ms (${Math.round(result.perSecond)}/s), ${result.batches} handler calls, mean batch ${result.meanBatchSize.toFixed(1)}; ` +
         `agent process CPU (client processes' start included) ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / result.calls).toFixed(3)} ms/call)`,
     );
-    console.log("timeline (ms since go: calls entered / handler calls started (inputs) / calls answered, in each 250 ms):");
+    console.log(
+      "timeline (ms since go: calls entered / handler calls started (inputs) / calls answered, in each 250 ms):",
+    );
     const step = 250;
     const started = result.goAt;
     const end = Math.max(...events.map((e) => e.at)) - started;
     for (let from = 0; from <= end; from += step) {
       const inStep = events.filter((e) => e.at - started >= from && e.at - started < from + step);
-      const count = (kind: string): number => inStep.filter((e) => e.kind === kind).reduce((sum, e) => sum + e.n, 0);
+      const count = (kind: string): number =>
+        inStep.filter((e) => e.kind === kind).reduce((sum, e) => sum + e.n, 0);
       const batches = inStep.filter((e) => e.kind === "batch");
-      console.log(`  ${String(from).padStart(6)}  in ${String(count("in")).padStart(5)}  batches ${String(batches.length).padStart(4)} (${String(count("batch")).padStart(5)} inputs)  out ${String(count("out")).padStart(5)}`);
+      console.log(
+        `  ${String(from).padStart(6)}  in ${String(count("in")).padStart(5)}  batches ${String(batches.length).padStart(4)} (${String(count("batch")).padStart(5)} inputs)  out ${String(count("out")).padStart(5)}`,
+      );
     }
   } finally {
     await agent.stop();
@@ -381,12 +458,20 @@ async function main(): Promise<void> {
   const store: Store | undefined = args.memoryStore ? await EmbeddedStore.open() : undefined;
   const redis: BenchRedis | null = args.redis ? await startBenchRedis() : null;
   const redisStats = redis ? await RedisCommandStats.open(redis.url) : null;
-  const agent = await Agent.start({ stateDir, port: 0, ...(store ? { store } : {}), ...(redis ? { redisUrl: redis.url } : {}) });
+  const agent = await Agent.start({
+    stateDir,
+    port: 0,
+    ...(store ? { store } : {}),
+    ...(redis ? { redisUrl: redis.url } : {}),
+  });
   const watchdog = setTimeout(() => process.exit(2), 120_000);
   watchdog.unref();
   try {
     const kiln = await connect({ url: agent.url, token: agent.token });
-    const spec = JSON.parse(await readFile(join(fixtureDir, "app.json"), "utf8")) as Record<string, unknown>;
+    const spec = JSON.parse(await readFile(join(fixtureDir, "app.json"), "utf8")) as Record<
+      string,
+      unknown
+    >;
     await deployApp(kiln.http, spec, fixtureDir);
     const target = { app: String(spec["name"]), fn: "noop" };
 
@@ -420,12 +505,15 @@ async function main(): Promise<void> {
     }
     if (args.experiments.includes("no-mark-running")) {
       // What if markRunning were off the critical path (not awaited before the input is sent)?
-      (OutcomeWriter.prototype as unknown as { markRunning: () => Promise<void> }).markRunning = async () => undefined;
+      (OutcomeWriter.prototype as unknown as { markRunning: () => Promise<void> }).markRunning =
+        async () => undefined;
     }
     if (args.experiments.includes("auto-pipelining")) {
       // What if the Redis store's command connection used ioredis auto-pipelining (commands issued in
       // one event-loop turn go out in one write)? The option is read at each command.
-      const cmd = (agent.store as unknown as { cmd?: { options: { enableAutoPipelining?: boolean } } }).cmd;
+      const cmd = (
+        agent.store as unknown as { cmd?: { options: { enableAutoPipelining?: boolean } } }
+      ).cmd;
       if (!cmd) throw new Error("--experiment auto-pipelining needs --redis");
       cmd.options.enableAutoPipelining = true;
     }
@@ -441,7 +529,15 @@ async function main(): Promise<void> {
         flushes.totalMs += performance.now() - started;
       };
     }
-    const meters = [routerCall, routerMapInputs, routerMapOutputs, workerRun, postMeter, flushes, ...storeOps.values()];
+    const meters = [
+      routerCall,
+      routerMapInputs,
+      routerMapOutputs,
+      workerRun,
+      postMeter,
+      flushes,
+      ...storeOps.values(),
+    ];
     // CPU of this process (client + agent) over the measured window; the worker's is apart.
     let cpuAtStart = process.cpuUsage();
     const resetMeters = async (): Promise<void> => {
@@ -469,12 +565,20 @@ async function main(): Promise<void> {
       wallMs = performance.now() - started;
       units = args.count;
       const s = summarize(samples);
-      console.log(`router.call x${s.count}${label(args)}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`);
+      console.log(
+        `router.call x${s.count}${label(args)}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`,
+      );
     } else if (args.mode === "remote") {
       for (let i = 0; i < args.warmup; i++) await noop.remote();
       await resetMeters();
       const samples: number[] = [];
-      const segments = { "client -> Router.call": [] as number[], "Router.call -> WorkerProcess.run": [] as number[], "WorkerProcess.run (IPC + handler)": [] as number[], "run done -> Router.call returns": [] as number[], "Router.call returns -> client has result": [] as number[] };
+      const segments = {
+        "client -> Router.call": [] as number[],
+        "Router.call -> WorkerProcess.run": [] as number[],
+        "WorkerProcess.run (IPC + handler)": [] as number[],
+        "run done -> Router.call returns": [] as number[],
+        "Router.call returns -> client has result": [] as number[],
+      };
       // Measured from Router.call, not chained: the order of the steps varies (an eager hand-over
       // on Redis starts the run before the enqueue resolves). The settle usually resolves after the
       // reply (early hand-over): its own time is store.settleMany in the table below.
@@ -495,46 +599,69 @@ async function main(): Promise<void> {
         segments["run done -> Router.call returns"].push(marks.routerOut - marks.runOut);
         segments["Router.call returns -> client has result"].push(t1 - marks.routerOut);
         const at = (name: string): number => storeDone.get(name) ?? Number.NaN;
-        storeSteps["Router.call -> claim resolved (the run may start)"]?.push(at("claim") - marks.routerIn);
-        storeSteps["Router.call -> enqueue resolved (input + record stored)"]?.push(at("enqueue") - marks.routerIn);
+        storeSteps["Router.call -> claim resolved (the run may start)"]?.push(
+          at("claim") - marks.routerIn,
+        );
+        storeSteps["Router.call -> enqueue resolved (input + record stored)"]?.push(
+          at("enqueue") - marks.routerIn,
+        );
         storeSteps["claim resolved -> WorkerProcess.run"]?.push(marks.runIn - at("claim"));
       }
       wallMs = performance.now() - started;
       units = args.count;
       const s = summarize(samples);
-      console.log(`remote x${s.count}${label(args)}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`);
+      console.log(
+        `remote x${s.count}${label(args)}: p50 ${s.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} ms, mean ${s.mean.toFixed(3)} ms`,
+      );
       console.log("segments of one call (p50 / mean / p99 ms, calls over 2 ms):");
       for (const [name, values] of Object.entries(segments)) {
         const seg = summarize(values);
         const slow = values.filter((v) => v > 2).length;
-        console.log(`  ${name.padEnd(42)} ${seg.p50.toFixed(3)} / ${seg.mean.toFixed(3)} / ${seg.p99.toFixed(3)}  ${slow}`);
+        console.log(
+          `  ${name.padEnd(42)} ${seg.p50.toFixed(3)} / ${seg.mean.toFixed(3)} / ${seg.p99.toFixed(3)}  ${slow}`,
+        );
       }
-      console.log("the agent's store steps within a call (p50 / mean / p99 ms; from when each store method resolved):");
+      console.log(
+        "the agent's store steps within a call (p50 / mean / p99 ms; from when each store method resolved):",
+      );
       for (const [name, values] of Object.entries(storeSteps)) {
         const seg = summarize(values.filter((v) => Number.isFinite(v)));
-        console.log(`  ${name.padEnd(56)} ${seg.p50.toFixed(3)} / ${seg.mean.toFixed(3)} / ${seg.p99.toFixed(3)}`);
+        console.log(
+          `  ${name.padEnd(56)} ${seg.p50.toFixed(3)} / ${seg.mean.toFixed(3)} / ${seg.p99.toFixed(3)}`,
+        );
       }
     } else {
       await runMap(kiln, target, { count: 1000, deadlineMs: 30_000, progress: () => undefined });
       await resetMeters();
       const started = performance.now();
-      const result = await runMap(kiln, target, { count: args.count, deadlineMs: 60_000, progress: () => undefined });
+      const result = await runMap(kiln, target, {
+        count: args.count,
+        deadlineMs: 60_000,
+        progress: () => undefined,
+      });
       wallMs = performance.now() - started;
       units = result.inputs;
-      console.log(`map x${result.inputs}${label(args)}: ${Math.round(result.perSecond)} inputs/s (${result.ms.toFixed(0)} ms)`);
+      console.log(
+        `map x${result.inputs}${label(args)}: ${Math.round(result.perSecond)} inputs/s (${result.ms.toFixed(0)} ms)`,
+      );
     }
     const per = (meter: Meter): string =>
       `${(meter.calls / units).toFixed(2)} calls/unit, ${(meter.totalMs / units).toFixed(3)} ms/unit (${meter.calls} calls, ${meter.totalMs.toFixed(0)} ms total)`;
     const cpu = process.cpuUsage(cpuAtStart);
-    console.log(`wall: ${(wallMs / units).toFixed(3)} ms/unit; CPU of this process (client + agent): ${((cpu.user + cpu.system) / 1000 / units).toFixed(3)} ms/unit (user ${(cpu.user / 1000 / units).toFixed(3)}, system ${(cpu.system / 1000 / units).toFixed(3)})`);
+    console.log(
+      `wall: ${(wallMs / units).toFixed(3)} ms/unit; CPU of this process (client + agent): ${((cpu.user + cpu.system) / 1000 / units).toFixed(3)} ms/unit (user ${(cpu.user / 1000 / units).toFixed(3)}, system ${(cpu.system / 1000 / units).toFixed(3)})`,
+    );
     console.log(`  Router.call          ${per(routerCall)}`);
     console.log(`  Router.mapInputs     ${per(routerMapInputs)}`);
     console.log(`  Router.mapOutputs    ${per(routerMapOutputs)}`);
     console.log(`  WorkerProcess.run    ${per(workerRun)}`);
     const postSummary = summarize(postSamples.slice(-postMeter.calls));
-    console.log(`  WorkerProcess.post   ${per(postMeter)}; p50 ${postSummary.p50.toFixed(3)} ms, p99 ${postSummary.p99.toFixed(3)} ms, over 1 ms: ${postSamples.slice(-postMeter.calls).filter((v) => v > 1).length}`);
+    console.log(
+      `  WorkerProcess.post   ${per(postMeter)}; p50 ${postSummary.p50.toFixed(3)} ms, p99 ${postSummary.p99.toFixed(3)} ms, over 1 ms: ${postSamples.slice(-postMeter.calls).filter((v) => v > 1).length}`,
+    );
     console.log(`  store log flush      ${per(flushes)}`);
-    for (const [name, meter] of storeOps) if (meter.calls > 0) console.log(`  store.${name.padEnd(15)} ${per(meter)}`);
+    for (const [name, meter] of storeOps)
+      if (meter.calls > 0) console.log(`  store.${name.padEnd(15)} ${per(meter)}`);
     await redisStats?.print(units, args.mode === "map" ? "input" : "call");
   } finally {
     await agent.stop();

@@ -55,10 +55,28 @@ function ping(port: number): Promise<boolean> {
 
 export async function startBenchRedis(readyTimeoutMs = 10_000): Promise<BenchRedis> {
   const version = redisServerVersion();
-  if (version === null) throw new Error("redis-server is not installed (apt-get install redis-server): the Redis rows need it");
+  if (version === null)
+    throw new Error(
+      "redis-server is not installed (apt-get install redis-server): the Redis rows need it",
+    );
   const dir = await mkdtemp(join(tmpdir(), "kiln-bench-redis-"));
   const port = await freePort();
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"];
+  const args = [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    dir,
+    "--daemonize",
+    "no",
+    "--loglevel",
+    "warning",
+  ];
   const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -85,7 +103,9 @@ export async function startBenchRedis(readyTimeoutMs = 10_000): Promise<BenchRed
   while (!(await ping(port))) {
     if (child.exitCode !== null || performance.now() > deadline) {
       await stop();
-      throw new Error(`redis-server on port ${port} did not answer PING within ${readyTimeoutMs} ms:\n${output}`);
+      throw new Error(
+        `redis-server on port ${port} did not answer PING within ${readyTimeoutMs} ms:\n${output}`,
+      );
     }
     await new Promise((resolveWait) => setTimeout(resolveWait, 20));
   }

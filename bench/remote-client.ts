@@ -27,8 +27,10 @@ interface Echoed {
 const send = (message: FromClient): Promise<void> => sendToParent(message);
 
 async function main(): Promise<void> {
-  const [url, token, app, fn, countText, firstText, warmApp, warmFn, targetWarmText] = process.argv.slice(2);
-  if (!url || !token || !app || !fn) throw new Error("usage: remote-client <url> <token> <app> <fn> <count> <first>");
+  const [url, token, app, fn, countText, firstText, warmApp, warmFn, targetWarmText] =
+    process.argv.slice(2);
+  if (!url || !token || !app || !fn)
+    throw new Error("usage: remote-client <url> <token> <app> <fn> <count> <first>");
   const count = Number(countText);
   const first = Number(firstText ?? 0);
   const kiln = await connect({ url, token });
@@ -36,16 +38,28 @@ async function main(): Promise<void> {
   if (warmApp && warmFn) {
     const warm = kiln.function<(x: number) => number>(warmApp, warmFn);
     await Promise.all(Array.from({ length: count }, (_, i) => warm.remote(i)));
-    await Promise.all(Array.from({ length: Number(targetWarmText ?? 0) }, (_, i) => remote.remote(-1 - i)));
+    await Promise.all(
+      Array.from({ length: Number(targetWarmText ?? 0) }, (_, i) => remote.remote(-1 - i)),
+    );
   }
-  const go = new Promise<void>((resolveGo) => process.once("message", (message: ToClient) => message.t === "go" && resolveGo()));
+  const go = new Promise<void>((resolveGo) =>
+    process.once("message", (message: ToClient) => message.t === "go" && resolveGo()),
+  );
   await send({ t: "ready" });
   await go;
   const started = performance.now();
-  const results = await Promise.all(Array.from({ length: count }, (_, i) => remote.remote(first + i)));
+  const results = await Promise.all(
+    Array.from({ length: count }, (_, i) => remote.remote(first + i)),
+  );
   const ms = performance.now() - started;
   const wrong = results.filter((r, i) => r.x !== first + i).length;
-  await send({ t: "done", calls: results.length, wrong, batches: [...new Set(results.map((r) => r.batch))], ms });
+  await send({
+    t: "done",
+    calls: results.length,
+    wrong,
+    batches: [...new Set(results.map((r) => r.batch))],
+    ms,
+  });
 }
 
 // On success the process stays up until the bench disconnects or kills it, so that its "done"

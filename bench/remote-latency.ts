@@ -25,7 +25,10 @@ export function noopRemote(kiln: Kiln, target: { app: string; fn: string }): () 
   const noop = kiln.function<(x?: unknown) => unknown>(target.app, target.fn);
   return async () => {
     const value = await noop.remote();
-    if (value !== null) throw new Error(`${target.app}.${target.fn}.remote() returned ${String(value)}, expected null`);
+    if (value !== null)
+      throw new Error(
+        `${target.app}.${target.fn}.remote() returned ${String(value)}, expected null`,
+      );
   };
 }
 

@@ -37,7 +37,9 @@ export function median(samples: readonly number[]): number {
   const sorted = [...samples].sort((a, b) => a - b);
   if (sorted.length === 0) return Number.NaN;
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? Number.NaN)
+    : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 /** One line of the table. `pass` is null for rows that carry no target. */
@@ -90,9 +92,17 @@ export function ratio(value: number): string {
 
 export function renderTable(rows: readonly Row[]): string {
   const header = ["metric", "kiln", "floor / baseline", "ratio", "target", "pass"];
-  const cells = rows.map((r) => [r.metric, r.kiln, r.floor, r.ratio, r.target, r.pass === null ? "-" : r.pass ? "yes" : "**no**"]);
+  const cells = rows.map((r) => [
+    r.metric,
+    r.kiln,
+    r.floor,
+    r.ratio,
+    r.target,
+    r.pass === null ? "-" : r.pass ? "yes" : "**no**",
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
-  const line = (values: readonly string[]): string => `| ${values.map((v, i) => v.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  const line = (values: readonly string[]): string =>
+    `| ${values.map((v, i) => v.padEnd(widths[i] ?? 0)).join(" | ")} |`;
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
 }
 
@@ -100,7 +110,10 @@ export function renderTable(rows: readonly Row[]): string {
 export function renderSummary(rows: readonly Row[]): string {
   const judged = rows.filter((row) => row.pass !== null);
   const met = judged.filter((row) => row.pass === true);
-  const lines = judged.map((row) => `  ${row.pass ? "met   " : "MISSED"}  ${row.metric}: ${row.kiln} (target ${row.target}${row.floor === "-" ? "" : `; ${row.floor}`})`);
+  const lines = judged.map(
+    (row) =>
+      `  ${row.pass ? "met   " : "MISSED"}  ${row.metric}: ${row.kiln} (target ${row.target}${row.floor === "-" ? "" : `; ${row.floor}`})`,
+  );
   return [`targets: ${met.length} of ${judged.length} met`, ...lines].join("\n");
 }
 

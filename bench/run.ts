@@ -33,11 +33,29 @@ import { measureApartLatency } from "./apart-latency.js";
 import { startBullmq } from "./bullmq.js";
 import { measureBurst } from "./burst.js";
 import { measureColdStart } from "./cold-start.js";
-import { forkFloor, ipcEchoFloor, parallelForkFloor, startHttpEcho, startTwoHopEcho } from "./floors.js";
+import {
+  forkFloor,
+  ipcEchoFloor,
+  parallelForkFloor,
+  startHttpEcho,
+  startTwoHopEcho,
+} from "./floors.js";
 import { measureMapThroughput, type MapThroughputResult } from "./map-throughput.js";
 import { redisServerVersion, startBenchRedis } from "./redis-server.js";
 import { measureInterleaved, measureRemoteLatency, noopRemote } from "./remote-latency.js";
-import { machine, median, ms, perSecond, ratio, renderResults, renderSummary, renderTable, seconds, summarize, type Row } from "./report.js";
+import {
+  machine,
+  median,
+  ms,
+  perSecond,
+  ratio,
+  renderResults,
+  renderSummary,
+  renderTable,
+  seconds,
+  summarize,
+  type Row,
+} from "./report.js";
 
 /** bench/ in the source tree, whether this runs from dist/ or from source. */
 const here = dirname(fileURLToPath(import.meta.url));
@@ -56,9 +74,26 @@ const CONFIG = {
     map: { warmup: 1_000, count: 10_000, rounds: 3, deadlineMs: 30_000 },
     remote: { warmup: 500, count: 2_000, block: 250, deadlineMs: 45_000 },
   },
-  burst: { inputs: 500, handlerMs: 100, maxContainers: 8, scaledownWindowS: 2, pollMs: 25, deadlineMs: 30_000, idleDeadlineMs: 15_000 },
+  burst: {
+    inputs: 500,
+    handlerMs: 100,
+    maxContainers: 8,
+    scaledownWindowS: 2,
+    pollMs: 25,
+    deadlineMs: 30_000,
+    idleDeadlineMs: 15_000,
+  },
   /** Each client process warms up with `perProcess` no-op calls and `targetWarmup` calls of the measured function. */
-  batching: { processes: 4, perProcess: 500, targetWarmup: 8, maxBatchSize: 32, waitMs: 15, batchMs: 20, maxContainers: 4, deadlineMs: 40_000 },
+  batching: {
+    processes: 4,
+    perProcess: 500,
+    targetWarmup: 8,
+    maxBatchSize: 32,
+    waitMs: 15,
+    batchMs: 20,
+    maxContainers: 4,
+    deadlineMs: 40_000,
+  },
   /** The whole run, agent start to RESULTS.md; past it the process exits with code 2. */
   watchdogMs: 175_000,
 } as const;
@@ -94,7 +129,11 @@ async function readSpec(file: string): Promise<Record<string, unknown>> {
 interface RedisComparison {
   version: string;
   concurrency: number;
-  rounds: { embedded: MapThroughputResult; redis: MapThroughputResult; bullmq: MapThroughputResult }[];
+  rounds: {
+    embedded: MapThroughputResult;
+    redis: MapThroughputResult;
+    bullmq: MapThroughputResult;
+  }[];
   latency: { redis: number[]; bullmq: number[]; bullmqSandboxed: number[]; embedded: number[] };
   /** The caller in its own process: kiln's through the agent, BullMQ's producer beside a Worker process. */
   apart: { kiln: number[]; bullmq: number[] };
@@ -119,39 +158,71 @@ async function compareOnRedis(
   cleanups.push(() => agent.stop());
   const kilnRedis = await connect({ url: agent.url, token: agent.token });
   await deployApp(kilnRedis.http, spec, fixtureDir);
-  console.log(`redis: deployed ${target.app}.${target.fn} on an agent on the Redis store (${agent.url})`);
-  const fixtureFn = (spec["functions"] as Record<string, { maxContainers?: number; maxInputs?: number }>)[target.fn];
+  console.log(
+    `redis: deployed ${target.app}.${target.fn} on an agent on the Redis store (${agent.url})`,
+  );
+  const fixtureFn = (
+    spec["functions"] as Record<string, { maxContainers?: number; maxInputs?: number }>
+  )[target.fn];
   const concurrency = (fixtureFn?.maxContainers ?? 1) * (fixtureFn?.maxInputs ?? 1);
   const bull = await startBullmq(redis.url, { concurrency });
   cleanups.push(() => bull.close());
-  const bullSandboxed = await startBullmq(redis.url, { concurrency: 1, sandboxed: true, queueName: "kiln-bench-sandboxed" });
+  const bullSandboxed = await startBullmq(redis.url, {
+    concurrency: 1,
+    sandboxed: true,
+    queueName: "kiln-bench-sandboxed",
+  });
   cleanups.push(() => bullSandboxed.close());
-  console.log(`redis: BullMQ queue + worker (concurrency ${concurrency}), and a sandboxed one (processor in a child process), on the same server`);
+  console.log(
+    `redis: BullMQ queue + worker (concurrency ${concurrency}), and a sandboxed one (processor in a child process), on the same server`,
+  );
 
   const m = CONFIG.redis.map;
   const quiet = (): void => undefined;
   const rounds: RedisComparison["rounds"] = [];
   for (let round = 1; round <= m.rounds; round++) {
     const warm = round === 1 ? m.warmup : 0;
-    console.log(`redis map round ${round}/${m.rounds}: kiln embedded, kiln on Redis, BullMQ addBulk (${m.count} each${warm ? `, warm-up ${warm}` : ""})`);
-    const embedded = await measureMapThroughput(kiln, target, { warmup: warm, count: m.count, deadlineMs: m.deadlineMs, progress: quiet });
-    const onRedis = await measureMapThroughput(kilnRedis, target, { warmup: warm, count: m.count, deadlineMs: m.deadlineMs, progress: quiet });
+    console.log(
+      `redis map round ${round}/${m.rounds}: kiln embedded, kiln on Redis, BullMQ addBulk (${m.count} each${warm ? `, warm-up ${warm}` : ""})`,
+    );
+    const embedded = await measureMapThroughput(kiln, target, {
+      warmup: warm,
+      count: m.count,
+      deadlineMs: m.deadlineMs,
+      progress: quiet,
+    });
+    const onRedis = await measureMapThroughput(kilnRedis, target, {
+      warmup: warm,
+      count: m.count,
+      deadlineMs: m.deadlineMs,
+      progress: quiet,
+    });
     if (warm > 0) await bull.bulk(warm, { deadlineMs: m.deadlineMs / 2, progress: quiet });
     const bullmq = await bull.bulk(m.count, { deadlineMs: m.deadlineMs, progress: quiet });
     rounds.push({ embedded, redis: onRedis, bullmq });
-    console.log(`redis map round ${round}/${m.rounds}: embedded ${perSecond(embedded.perSecond)}, Redis ${perSecond(onRedis.perSecond)}, BullMQ ${perSecond(bullmq.perSecond)}`);
+    console.log(
+      `redis map round ${round}/${m.rounds}: embedded ${perSecond(embedded.perSecond)}, Redis ${perSecond(onRedis.perSecond)}, BullMQ ${perSecond(bullmq.perSecond)}`,
+    );
   }
   const r = CONFIG.redis.remote;
   console.log(
     `redis remote latency: 0/${r.count} (kiln on Redis, BullMQ add + waitUntilFinished in process and sandboxed, kiln embedded; warm-up ${r.warmup} of each, blocks of ${r.block})`,
   );
-  const [redisLat = [], bullLat = [], sandboxedLat = [], embeddedLat = []] = await measureInterleaved(
-    [noopRemote(kilnRedis, target), () => bull.call(), () => bullSandboxed.call(), noopRemote(kiln, target)],
-    { ...r, progress: progress("redis remote latency") },
-  );
+  const [redisLat = [], bullLat = [], sandboxedLat = [], embeddedLat = []] =
+    await measureInterleaved(
+      [
+        noopRemote(kilnRedis, target),
+        () => bull.call(),
+        () => bullSandboxed.call(),
+        noopRemote(kiln, target),
+      ],
+      { ...r, progress: progress("redis remote latency") },
+    );
   await bull.close();
   await bullSandboxed.close();
-  console.log(`redis remote latency, callers in their own processes: 0/${r.count} (kiln caller -> agent; BullMQ producer -> Worker process)`);
+  console.log(
+    `redis remote latency, callers in their own processes: 0/${r.count} (kiln caller -> agent; BullMQ producer -> Worker process)`,
+  );
   const apart = await measureApartLatency({
     agent: { url: agent.url, token: agent.token },
     target,
@@ -167,7 +238,12 @@ async function compareOnRedis(
     version: redis.version,
     concurrency,
     rounds,
-    latency: { redis: redisLat, bullmq: bullLat, bullmqSandboxed: sandboxedLat, embedded: embeddedLat },
+    latency: {
+      redis: redisLat,
+      bullmq: bullLat,
+      bullmqSandboxed: sandboxedLat,
+      embedded: embeddedLat,
+    },
     apart,
   };
 }
@@ -176,18 +252,23 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
   const m = CONFIG.redis.map;
   const r = CONFIG.redis.remote;
   type Round = RedisComparison["rounds"][number];
-  const medianOf = (pick: (round: Round) => MapThroughputResult): number => median(c.rounds.map((x) => pick(x).perSecond));
-  const complete = (pick: (round: Round) => MapThroughputResult): boolean => c.rounds.every((x) => pick(x).inputs === m.count);
-  const list = (pick: (round: Round) => MapThroughputResult): string => c.rounds.map((x) => Math.round(pick(x).perSecond)).join(", ");
+  const medianOf = (pick: (round: Round) => MapThroughputResult): number =>
+    median(c.rounds.map((x) => pick(x).perSecond));
+  const complete = (pick: (round: Round) => MapThroughputResult): boolean =>
+    c.rounds.every((x) => pick(x).inputs === m.count);
+  const list = (pick: (round: Round) => MapThroughputResult): string =>
+    c.rounds.map((x) => Math.round(pick(x).perSecond)).join(", ");
   const mapEmbedded = medianOf((x) => x.embedded);
   const mapRedis = medianOf((x) => x.redis);
   const mapBull = medianOf((x) => x.bullmq);
-  const mapsComplete = complete((x) => x.embedded) && complete((x) => x.redis) && complete((x) => x.bullmq);
+  const mapsComplete =
+    complete((x) => x.embedded) && complete((x) => x.redis) && complete((x) => x.bullmq);
   const kr = summarize(c.latency.redis);
   const bq = summarize(c.latency.bullmq);
   const bs = summarize(c.latency.bullmqSandboxed);
   const ke = summarize(c.latency.embedded);
-  const latComplete = kr.count === r.count && bq.count === r.count && bs.count === r.count && ke.count === r.count;
+  const latComplete =
+    kr.count === r.count && bq.count === r.count && bs.count === r.count && ke.count === r.count;
   const ak = summarize(c.apart.kiln);
   const ab = summarize(c.apart.bullmq);
   const apartComplete = ak.count === r.count && ab.count === r.count;
@@ -208,7 +289,14 @@ function redisRows(c: RedisComparison): { rows: Row[]; notes: string[] } {
       target: "<= 1x BullMQ",
       pass: latComplete && kr.p50 <= bq.p50,
     },
-    { metric: `Redis: remote() p99, kiln on Redis vs BullMQ (n=${kr.count})`, kiln: ms(kr.p99), floor: `${ms(bq.p99)} BullMQ`, ratio: ratio(kr.p99 / bq.p99), target: "-", pass: null },
+    {
+      metric: `Redis: remote() p99, kiln on Redis vs BullMQ (n=${kr.count})`,
+      kiln: ms(kr.p99),
+      floor: `${ms(bq.p99)} BullMQ`,
+      ratio: ratio(kr.p99 / bq.p99),
+      target: "-",
+      pass: null,
+    },
     {
       metric: `Redis: remote() p50 / p99, kiln on Redis vs BullMQ sandboxed (n=${kr.count})`,
       kiln: `${ms(kr.p50)} / ${ms(kr.p99)}`,
@@ -280,7 +368,9 @@ async function main(): Promise<void> {
     console.log(`deployed ${app}.noop (maxContainers 1, maxInputs 1000) on ${agent.url}`);
 
     // 1. warm .remote() latency (the first warm-up call starts the container), floor interleaved
-    console.log(`remote latency + echo floors: 0/${CONFIG.remote.count} (warm-up ${CONFIG.remote.warmup} of each, blocks of ${CONFIG.remote.block})`);
+    console.log(
+      `remote latency + echo floors: 0/${CONFIG.remote.count} (warm-up ${CONFIG.remote.warmup} of each, blocks of ${CONFIG.remote.block})`,
+    );
     const echoServer = await startHttpEcho();
     const twoHopServer = await startTwoHopEcho();
     const latency = await measureRemoteLatency(kiln, target, echoServer, twoHopServer, {
@@ -293,7 +383,10 @@ async function main(): Promise<void> {
 
     // 2. .map() throughput
     console.log(`map throughput: 0/${CONFIG.map.count} (warm-up map of ${CONFIG.map.warmup})`);
-    const map = await measureMapThroughput(kiln, target, { ...CONFIG.map, progress: progress("map throughput") });
+    const map = await measureMapThroughput(kiln, target, {
+      ...CONFIG.map,
+      progress: progress("map throughput"),
+    });
     console.log(`ipc echo floor: 0/${CONFIG.map.count} (window ${CONFIG.map.window})`);
     const ipc = await ipcEchoFloor({ ...CONFIG.map, progress: progress("ipc echo floor") });
 
@@ -305,36 +398,61 @@ async function main(): Promise<void> {
       { ...CONFIG.cold, progress: progress("cold start") },
     );
     console.log(`fork floor: 0/${CONFIG.cold.samples}`);
-    const forks = await forkFloor({ samples: CONFIG.cold.samples, progress: progress("fork floor") });
+    const forks = await forkFloor({
+      samples: CONFIG.cold.samples,
+      progress: progress("fork floor"),
+    });
 
     // 4. Redis: kiln on Redis vs BullMQ vs kiln embedded, on one redis-server
-    const onRedis = redisServerVersion() === null ? null : await compareOnRedis(kiln, spec, target, cleanups);
-    if (onRedis === null) console.log("redis: skipped, redis-server is not installed (apt-get install redis-server)");
+    const onRedis =
+      redisServerVersion() === null ? null : await compareOnRedis(kiln, spec, target, cleanups);
+    if (onRedis === null)
+      console.log("redis: skipped, redis-server is not installed (apt-get install redis-server)");
 
     // 5. burst, then idle
     const scalingSpec = await readSpec("scaling.json");
     const scalingApp = String(scalingSpec["name"]);
     await deployApp(kiln.http, scalingSpec, fixtureDir);
     const b = CONFIG.burst;
-    console.log(`burst: 0/${b.inputs} (${scalingApp}.burst: ${b.handlerMs} ms handler, maxContainers ${b.maxContainers}, scaledownWindow ${b.scaledownWindowS} s; status polled every ${b.pollMs} ms)`);
-    const burst = await measureBurst(kiln, { app: scalingApp, fn: "burst" }, { ...b, progress: progress("burst") });
+    console.log(
+      `burst: 0/${b.inputs} (${scalingApp}.burst: ${b.handlerMs} ms handler, maxContainers ${b.maxContainers}, scaledownWindow ${b.scaledownWindowS} s; status polled every ${b.pollMs} ms)`,
+    );
+    const burst = await measureBurst(
+      kiln,
+      { app: scalingApp, fn: "burst" },
+      { ...b, progress: progress("burst") },
+    );
     console.log(
       `burst: ${burst.toStartedMs === null ? "never all started" : `${b.maxContainers} started after ${seconds(burst.toStartedMs)}`}, ` +
         `${burst.toFullMs === null ? `never ${b.maxContainers} ready (peak ${burst.peakReady})` : `${b.maxContainers} ready after ${seconds(burst.toFullMs)}`}, done in ${seconds(burst.totalMs)}; ` +
         `idle: ${burst.idleToZeroMs === null ? "containers still up at the deadline" : `zero containers ${seconds(burst.idleToZeroMs)} after the last output`}`,
     );
     const burstForks = await parallelForkFloor(b.maxContainers);
-    console.log(`burst floor: ${b.maxContainers} forks at once, all up after ${seconds(burstForks)}`);
+    console.log(
+      `burst floor: ${b.maxContainers} forks at once, all up after ${seconds(burstForks)}`,
+    );
 
     // 6. batching vs unbatched, 4 client processes
     const bt = CONFIG.batching;
     const total = bt.processes * bt.perProcess;
     const warmup = { app, fn: "noop", targetCalls: bt.targetWarmup };
-    console.log(`batching: 0/${total} (${bt.processes} client processes x ${bt.perProcess} concurrent .remote() into ${scalingApp}.batched)`);
-    const batched = await measureBatching(agent, { app: scalingApp, fn: "batched" }, { ...bt, warmup, progress: progress("batching") });
-    console.log(`batching: ${perSecond(batched.perSecond)}, mean batch ${batched.meanBatchSize.toFixed(1)}`);
+    console.log(
+      `batching: 0/${total} (${bt.processes} client processes x ${bt.perProcess} concurrent .remote() into ${scalingApp}.batched)`,
+    );
+    const batched = await measureBatching(
+      agent,
+      { app: scalingApp, fn: "batched" },
+      { ...bt, warmup, progress: progress("batching") },
+    );
+    console.log(
+      `batching: ${perSecond(batched.perSecond)}, mean batch ${batched.meanBatchSize.toFixed(1)}`,
+    );
     console.log(`unbatched: 0/${total} (same, into ${scalingApp}.unbatched)`);
-    const unbatched = await measureBatching(agent, { app: scalingApp, fn: "unbatched" }, { ...bt, warmup, progress: progress("unbatched") });
+    const unbatched = await measureBatching(
+      agent,
+      { app: scalingApp, fn: "unbatched" },
+      { ...bt, warmup, progress: progress("unbatched") },
+    );
     console.log(`unbatched: ${perSecond(unbatched.perSecond)}`);
 
     // ---- table
@@ -342,7 +460,9 @@ async function main(): Promise<void> {
     const echo = summarize(latency.floor);
     const twoHop = summarize(latency.twoHop);
     const coldMedian = median(cold.map((s) => s.totalMs));
-    const readyMedian = median(cold.flatMap((s) => (s.containerReadyMs === null ? [] : [s.containerReadyMs])));
+    const readyMedian = median(
+      cold.flatMap((s) => (s.containerReadyMs === null ? [] : [s.containerReadyMs])),
+    );
     const forkMedian = median(forks);
     const idleLimit = b.scaledownWindowS * 1000 + TARGETS.idleSlackMs;
     const redis = onRedis === null ? null : redisRows(onRedis);
@@ -355,7 +475,14 @@ async function main(): Promise<void> {
         target: `<= ${TARGETS.remoteP50Ratio}x floor`,
         pass: lat.count === CONFIG.remote.count && lat.p50 <= TARGETS.remoteP50Ratio * echo.p50,
       },
-      { metric: `remote() warm latency p99 (n=${lat.count})`, kiln: ms(lat.p99), floor: ms(echo.p99), ratio: ratio(lat.p99 / echo.p99), target: "-", pass: null },
+      {
+        metric: `remote() warm latency p99 (n=${lat.count})`,
+        kiln: ms(lat.p99),
+        floor: ms(echo.p99),
+        ratio: ratio(lat.p99 / echo.p99),
+        target: "-",
+        pass: null,
+      },
       {
         metric: `remote() warm latency p50 / p99 vs the two hops alone (HTTP, then IPC)`,
         kiln: `${ms(lat.p50)} / ${ms(lat.p99)}`,
@@ -407,9 +534,15 @@ async function main(): Promise<void> {
       },
       {
         metric: `idle: last input -> 0 containers (scaledownWindow ${b.scaledownWindowS} s)`,
-        kiln: burst.idleToZeroMs === null ? `> ${seconds(b.idleDeadlineMs)}` : seconds(burst.idleToZeroMs),
+        kiln:
+          burst.idleToZeroMs === null
+            ? `> ${seconds(b.idleDeadlineMs)}`
+            : seconds(burst.idleToZeroMs),
         floor: `${seconds(b.scaledownWindowS * 1000)} window`,
-        ratio: burst.idleToZeroMs === null ? "n/a" : ratio(burst.idleToZeroMs / (b.scaledownWindowS * 1000)),
+        ratio:
+          burst.idleToZeroMs === null
+            ? "n/a"
+            : ratio(burst.idleToZeroMs / (b.scaledownWindowS * 1000)),
         target: `<= ${seconds(idleLimit)}`,
         pass: burst.idleToZeroMs !== null && burst.idleToZeroMs <= idleLimit,
       },
@@ -419,7 +552,10 @@ async function main(): Promise<void> {
         floor: `${perSecond(unbatched.perSecond)} unbatched`,
         ratio: ratio(batched.perSecond / unbatched.perSecond),
         target: `>= ${TARGETS.batchSpeedup}x unbatched`,
-        pass: batched.calls === total && unbatched.calls === total && batched.perSecond >= TARGETS.batchSpeedup * unbatched.perSecond,
+        pass:
+          batched.calls === total &&
+          unbatched.calls === total &&
+          batched.perSecond >= TARGETS.batchSpeedup * unbatched.perSecond,
       },
       {
         metric: `batching: mean batch size (maxBatchSize ${bt.maxBatchSize}, waitMs ${bt.waitMs})`,
@@ -437,7 +573,9 @@ async function main(): Promise<void> {
         "Both echoes use kiln's HTTP client (undici request, keep-alive); the two-hop server forwards each body to a child forked like a kiln worker and answers with its reply.",
       `map(): warm-up map of ${CONFIG.map.warmup}, then ${map.inputs} inputs in ${(map.ms / 1000).toFixed(2)} s (first input pulled to last output yielded); IPC echo floor ${ipc.messages} messages in ${(ipc.ms / 1000).toFixed(2)} s, window ${CONFIG.map.window}, serialization "advanced".`,
       `cold start samples (ms, caller side): ${cold.map((s) => s.totalMs.toFixed(0)).join(", ")}; agent-reported container ready (fork to worker "ready"), median ${ms(readyMedian)}; deploy (not counted) median ${ms(median(cold.map((s) => s.deployMs)))}; fork floor samples: ${forks.map((f) => f.toFixed(0)).join(", ")}.`,
-      ...(redis?.notes ?? ["Redis rows skipped: redis-server is not installed (apt-get install redis-server)."]),
+      ...(redis?.notes ?? [
+        "Redis rows skipped: redis-server is not installed (apt-get install redis-server).",
+      ]),
       `burst: bench/fixtures/scaling.json \`burst\`, one map() of ${b.inputs} inputs from zero containers; containers over time (s since the first input: ready/all): ${burst.readySteps.join(", ")}; status polled every ${b.pollMs} ms (${burst.polls} polls), so times are to within a poll; floor: ${b.maxContainers} fork()s of the echo child at once, to the last one's first message. ` +
         `idle: from the last output to the first poll with no container (draining ones included); the autoscaler wanted 0 from ${burst.idleDecisionMs === null ? "never" : seconds(burst.idleDecisionMs)} after the last output (it decides once a second); its last reason: "${burst.lastDecision}".`,
       `batching: bench/fixtures/scaling.json \`batched\` (sleeps ${bt.batchMs} ms per call of the handler, returns the inputs with their batch id; batched { maxBatchSize ${bt.maxBatchSize}, waitMs ${bt.waitMs} }) vs \`unbatched\` (${bt.batchMs} ms per input), both maxContainers ${bt.maxContainers}, maxInputs 1; ` +
@@ -446,14 +584,23 @@ async function main(): Promise<void> {
         `(ideal unbatched ${perSecond((bt.maxContainers * 1000) / bt.batchMs)}; ideal batched ${perSecond((bt.maxContainers * bt.maxBatchSize * 1000) / bt.batchMs)}).`,
     ];
     const wallSeconds = (performance.now() - benchStarted) / 1000;
-    const text = renderResults({ machine: host, date: new Date().toISOString(), rows, notes, wallSeconds });
+    const text = renderResults({
+      machine: host,
+      date: new Date().toISOString(),
+      rows,
+      notes,
+      wallSeconds,
+    });
     await writeFile(join(benchDir, "RESULTS.md"), text);
     console.log(`\n${renderTable(rows)}\n`);
     for (const note of notes) console.log(`- ${note}`);
     console.log(`\nwrote ${join(benchDir, "RESULTS.md")} (${wallSeconds.toFixed(1)} s)\n`);
     console.log(renderSummary(rows));
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => console.error(`bench cleanup: ${(error as Error).message}`));
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((error: unknown) =>
+        console.error(`bench cleanup: ${(error as Error).message}`),
+      );
     clearTimeout(watchdog);
   }
 }

@@ -48,9 +48,15 @@ export const jsonArg = z.string().transform((text): unknown => {
 });
 
 /** Parse one command-line value; a bad one is an InvalidError (exit 2) that names the flag. */
-export function parseArg<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+export function parseArg<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const shown = typeof value === "string" ? ` (got '${value}')` : "";
-  throw new InvalidError(`${what}: ${result.error.issues.map((issue) => issue.message).join("; ")}${shown}`);
+  throw new InvalidError(
+    `${what}: ${result.error.issues.map((issue) => issue.message).join("; ")}${shown}`,
+  );
 }

@@ -24,7 +24,11 @@ export function formatError(error: unknown): string {
 }
 
 /** The error line on stderr; with `verbose`, the stack (and causes) after it. */
-export function reportError(error: unknown, verbose: boolean, write: (text: string) => void = (t) => process.stderr.write(t)): void {
+export function reportError(
+  error: unknown,
+  verbose: boolean,
+  write: (text: string) => void = (t) => process.stderr.write(t),
+): void {
   write(`${formatError(error)}\n`);
   if (!verbose) return;
   let current: unknown = error;
@@ -55,7 +59,8 @@ export interface TableOptions {
 /** Rows (the first one the header) as aligned lines, two spaces between columns. */
 export function table(rows: readonly (readonly string[])[], options: TableOptions = {}): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const row of rows)
+    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   const right = new Set(options.right ?? []);
   return rows.map((row) => {
     const cells = row.map((cell, i) => {
@@ -77,7 +82,10 @@ export function table(rows: readonly (readonly string[])[], options: TableOption
 export function formatHostGpus(offers: readonly GpuOffer[] | undefined): string | null {
   if (!offers || offers.length === 0) return null;
   if (offers.some((offer) => offer.free === undefined)) return `GPUs ${describeGpuOffers(offers)}`;
-  const parts = offers.map((offer) => `${describeGpuOffers([offer])} (${offer.free ?? 0} free, ${offer.count - (offer.free ?? 0)} in use)`);
+  const parts = offers.map(
+    (offer) =>
+      `${describeGpuOffers([offer])} (${offer.free ?? 0} free, ${offer.count - (offer.free ?? 0)} in use)`,
+  );
   return `GPUs ${parts.join(", ")}`;
 }
 
@@ -90,15 +98,27 @@ export function formatHostGpus(offers: readonly GpuOffer[] | undefined): string 
 export function formatValue(value: unknown, options: { stacks?: boolean } = {}): string {
   if (typeof value === "string") return value;
   if (!options.stacks) trimStacks(value, new WeakSet());
-  return inspect(value, { depth: null, colors: false, maxArrayLength: 1000, breakLength: 100, sorted: false });
+  return inspect(value, {
+    depth: null,
+    colors: false,
+    maxArrayLength: 1000,
+    breakLength: 100,
+    sorted: false,
+  });
 }
 
 /** Cut the stacks of Errors inside a decoded result (which the CLI owns) to their first line. */
 function trimStacks(value: unknown, seen: WeakSet<object>): void {
-  if (value === null || typeof value !== "object" || seen.has(value) || ArrayBuffer.isView(value)) return;
+  if (value === null || typeof value !== "object" || seen.has(value) || ArrayBuffer.isView(value))
+    return;
   seen.add(value);
   if (value instanceof Error) value.stack = `${value.name}: ${value.message}`;
-  const children = value instanceof Map ? [...value.keys(), ...value.values()] : value instanceof Set ? [...value] : Object.values(value);
+  const children =
+    value instanceof Map
+      ? [...value.keys(), ...value.values()]
+      : value instanceof Set
+        ? [...value]
+        : Object.values(value);
   for (const child of children) trimStacks(child, seen);
   if (value instanceof Error && value.cause !== undefined) trimStacks(value.cause, seen);
 }
@@ -124,11 +144,15 @@ export function toJsonValue(value: unknown, seen = new WeakSet<object>()): unkno
     }
     if (value instanceof Set) return [...value].map((v) => toJsonValue(v, seen));
     if (ArrayBuffer.isView(value)) {
-      return value instanceof DataView ? Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)) : Array.from(value as unknown as ArrayLike<number | bigint>, (v) => toJsonValue(v, seen));
+      return value instanceof DataView
+        ? Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))
+        : Array.from(value as unknown as ArrayLike<number | bigint>, (v) => toJsonValue(v, seen));
     }
     if (value instanceof ArrayBuffer) return Array.from(new Uint8Array(value));
     if (value instanceof Error) {
-      const fields = Object.fromEntries(Object.entries(value).map(([key, v]) => [key, toJsonValue(v, seen)]));
+      const fields = Object.fromEntries(
+        Object.entries(value).map(([key, v]) => [key, toJsonValue(v, seen)]),
+      );
       return { name: value.name, message: value.message, ...fields };
     }
     if (value instanceof RegExp || value instanceof URL) return String(value);

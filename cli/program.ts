@@ -37,9 +37,13 @@ export function commandsFor(argv: readonly string[]): string[] {
   return Object.keys(COMMANDS);
 }
 
-export async function createProgram(commands: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
+export async function createProgram(
+  commands: readonly string[] = Object.keys(COMMANDS),
+): Promise<Command> {
   const program = new Command("kiln")
-    .description("kiln: self-hosted serverless functions (agent, deploy, preview, run, call, status, logs, stop)")
+    .description(
+      "kiln: self-hosted serverless functions (agent, deploy, preview, run, call, status, logs, stop)",
+    )
     .version(KILN_VERSION, "-V, --version", "print kiln's version")
     .option("--verbose", "print the stack of errors")
     .configureHelp({ showGlobalOptions: true })

@@ -8,14 +8,28 @@
 import { isAbsolute, resolve } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { bundleFile } from "../runtime/deploy/bundle.js";
-import { AppNameSchema, compileAppSpec, type AppSpecInput, type SpecIssue } from "../runtime/spec/index.js";
+import {
+  AppNameSchema,
+  compileAppSpec,
+  type AppSpecInput,
+  type SpecIssue,
+} from "../runtime/spec/index.js";
 import { AppDeployment } from "../provider/app-deployment.js";
 import { appSpecHash } from "../provider/hash.js";
 import { agentSpec, type SecretValues } from "../provider/state.js";
 import { GpuPool } from "./gpu-pool.js";
 import { defaultProgramRoot } from "./program-root.js";
 import { registerApp } from "./registry.js";
-import { componentError, isInvalidError, issuesOf, known, labelOf, UNKNOWN, unknownArgs, zodIssues } from "./validate.js";
+import {
+  componentError,
+  isInvalidError,
+  issuesOf,
+  known,
+  labelOf,
+  UNKNOWN,
+  unknownArgs,
+  zodIssues,
+} from "./validate.js";
 
 export interface AppArgs {
   /** The pool the app runs on. */
@@ -41,14 +55,19 @@ export interface FunctionMember {
 /** Check an App's plain arguments. Throws `App "Hello": name: invalid app name ...`. */
 export function validateAppArgs(name: string, args: AppArgs): void {
   const issues: SpecIssue[] = unknownArgs(args, ["pool", "name", "root"]);
-  if (!GpuPool.isInstance(args?.pool)) issues.push({ path: "pool", message: "required: a GpuPool" });
+  if (!GpuPool.isInstance(args?.pool))
+    issues.push({ path: "pool", message: "required: a GpuPool" });
   const appName = known(args?.name);
   if (appName !== UNKNOWN) {
     const parsed = AppNameSchema.safeParse(appName ?? name);
-    if (!parsed.success) issues.push(...zodIssues(parsed.error).map((i) => ({ ...i, path: "name" })));
+    if (!parsed.success)
+      issues.push(...zodIssues(parsed.error).map((i) => ({ ...i, path: "name" })));
   }
   if (args?.root !== undefined && (typeof args.root !== "string" || args.root === "")) {
-    issues.push({ path: "root", message: `expected a directory, got ${JSON.stringify(args.root)}` });
+    issues.push({
+      path: "root",
+      message: `expected a directory, got ${JSON.stringify(args.root)}`,
+    });
   }
   if (issues.length > 0) throw componentError(labelOf("App", name), issues);
 }
@@ -63,14 +82,23 @@ interface Gathered {
 }
 
 type Kind = "function" | "dict" | "queue" | "schedule";
-const COMPONENT: Record<Kind, string> = { function: "ServerlessFunction", dict: "DistributedDict", queue: "DistributedQueue", schedule: "Schedule" };
+const COMPONENT: Record<Kind, string> = {
+  function: "ServerlessFunction",
+  dict: "DistributedDict",
+  queue: "DistributedQueue",
+  schedule: "Schedule",
+};
 
 export class App extends pulumi.ComponentResource {
   static readonly __pulumiType = "kiln:index:App";
 
   /** True for an App, also one made by another copy of kiln. */
   static override isInstance(obj: unknown): obj is App {
-    return typeof obj === "object" && obj !== null && (obj as { __pulumiType?: unknown }).__pulumiType === App.__pulumiType;
+    return (
+      typeof obj === "object" &&
+      obj !== null &&
+      (obj as { __pulumiType?: unknown }).__pulumiType === App.__pulumiType
+    );
   }
 
   /** The app's name on the agent. */
@@ -96,45 +124,71 @@ export class App extends pulumi.ComponentResource {
   };
   private memberCount = 0;
   private sealed = false;
-  private readonly bundles = new Map<string, Promise<{ file: string; sha256: string; exports: string[] }>>();
+  private readonly bundles = new Map<
+    string,
+    Promise<{ file: string; sha256: string; exports: string[] }>
+  >();
 
   constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
     super(App.__pulumiType, name, {}, opts);
     validateAppArgs(name, args);
     this.resourceName = name;
     this.pool = args.pool;
-    this.root = args.root === undefined ? defaultProgramRoot() : isAbsolute(args.root) ? args.root : resolve(args.root);
+    this.root =
+      args.root === undefined
+        ? defaultProgramRoot()
+        : isAbsolute(args.root)
+          ? args.root
+          : resolve(args.root);
     this.name = pulumi.output(args.name ?? name).apply((appName) => {
       validateAppArgs(name, { ...args, name: appName });
       return appName;
     });
     this.endpoint = this.pool.endpoint;
 
-    const gathered: pulumi.Output<Gathered> = pulumi.output(this.seal().then(() => true)).apply(() => this.gather());
-    const spec = pulumi.all([this.name, gathered]).apply(([appName, g]): AppSpecInput => ({
-      name: appName,
-      functions: g.functions,
-      dicts: g.dicts,
-      queues: g.queues,
-      schedules: g.schedules,
-    }) as unknown as AppSpecInput);
-    const bundles = gathered.apply((g) => Object.fromEntries(g.bundles.map((b) => [b.file, b.sha256])));
+    const gathered: pulumi.Output<Gathered> = pulumi
+      .output(this.seal().then(() => true))
+      .apply(() => this.gather());
+    const spec = pulumi.all([this.name, gathered]).apply(
+      ([appName, g]): AppSpecInput =>
+        ({
+          name: appName,
+          functions: g.functions,
+          dicts: g.dicts,
+          queues: g.queues,
+          schedules: g.schedules,
+        }) as unknown as AppSpecInput,
+    );
+    const bundles = gathered.apply((g) =>
+      Object.fromEntries(g.bundles.map((b) => [b.file, b.sha256])),
+    );
     const label = labelOf("App", name);
-    this.specHash = pulumi.all([spec, bundles, gathered, this.pool.maxima]).apply(([appSpec, files, g, maxima]) => {
-      // Secret names only: the hash and the check need no values, so neither becomes secret.
-      const forCheck = agentSpec({ spec: appSpec, secrets: g.secretNames });
-      try {
-        compileAppSpec(forCheck, { maxima });
-        return appSpecHash(compileAppSpec(forCheck), files);
-      } catch (error) {
-        if (isInvalidError(error)) throw componentError(label, issuesOf(error), error);
-        throw error;
-      }
-    });
+    this.specHash = pulumi
+      .all([spec, bundles, gathered, this.pool.maxima])
+      .apply(([appSpec, files, g, maxima]) => {
+        // Secret names only: the hash and the check need no values, so neither becomes secret.
+        const forCheck = agentSpec({ spec: appSpec, secrets: g.secretNames });
+        try {
+          compileAppSpec(forCheck, { maxima });
+          return appSpecHash(compileAppSpec(forCheck), files);
+        } catch (error) {
+          if (isInvalidError(error)) throw componentError(label, issuesOf(error), error);
+          throw error;
+        }
+      });
     const secrets = pulumi.secret(
       pulumi.output(this.seal().then(() => true)).apply((): pulumi.Output<SecretValues> => {
-        const entries = [...this.members.function.entries()].map(([fn, member]) => member.secrets.apply((values) => [fn, values] as const));
-        return pulumi.all(entries).apply((pairs) => Object.fromEntries(pairs.filter(([, values]) => Object.keys(values).length > 0)) as SecretValues);
+        const entries = [...this.members.function.entries()].map(([fn, member]) =>
+          member.secrets.apply((values) => [fn, values] as const),
+        );
+        return pulumi
+          .all(entries)
+          .apply(
+            (pairs) =>
+              Object.fromEntries(
+                pairs.filter(([, values]) => Object.keys(values).length > 0),
+              ) as SecretValues,
+          );
       }),
     );
     this.deployment = new AppDeployment(
@@ -154,14 +208,27 @@ export class App extends pulumi.ComponentResource {
       { parent: this },
     );
     this.version = this.deployment.version;
-    this.registerOutputs({ name: this.name, endpoint: this.endpoint, specHash: this.specHash, version: this.version });
+    this.registerOutputs({
+      name: this.name,
+      endpoint: this.endpoint,
+      specHash: this.specHash,
+      version: this.version,
+    });
     registerApp(this);
   }
 
   /** Called by members: add one, refusing duplicates and latecomers. */
   addMember(kind: "function", memberName: string, member: FunctionMember): void;
-  addMember(kind: Exclude<Kind, "function">, memberName: string, member: pulumi.Output<Record<string, unknown>>): void;
-  addMember(kind: Kind, memberName: string, member: FunctionMember | pulumi.Output<Record<string, unknown>>): void {
+  addMember(
+    kind: Exclude<Kind, "function">,
+    memberName: string,
+    member: pulumi.Output<Record<string, unknown>>,
+  ): void;
+  addMember(
+    kind: Kind,
+    memberName: string,
+    member: FunctionMember | pulumi.Output<Record<string, unknown>>,
+  ): void {
     const label = labelOf(COMPONENT[kind], memberName);
     if (this.sealed) {
       throw componentError(label, [
@@ -173,7 +240,12 @@ export class App extends pulumi.ComponentResource {
     }
     const members = this.members[kind] as Map<string, unknown>;
     if (members.has(memberName)) {
-      throw componentError(label, [{ path: "name", message: `App ${JSON.stringify(this.resourceName)} already has a ${kind} named ${JSON.stringify(memberName)}` }]);
+      throw componentError(label, [
+        {
+          path: "name",
+          message: `App ${JSON.stringify(this.resourceName)} already has a ${kind} named ${JSON.stringify(memberName)}`,
+        },
+      ]);
     }
     members.set(memberName, member);
     this.memberCount++;
@@ -188,7 +260,11 @@ export class App extends pulumi.ComponentResource {
   bundle(file: string): Promise<{ file: string; sha256: string; exports: string[] }> {
     let pending = this.bundles.get(file);
     if (!pending) {
-      pending = bundleFile(this.root, file).then(({ file: f, sha256, exports }) => ({ file: f, sha256, exports }));
+      pending = bundleFile(this.root, file).then(({ file: f, sha256, exports }) => ({
+        file: f,
+        sha256,
+        exports,
+      }));
       this.bundles.set(file, pending);
     }
     return pending;
@@ -209,16 +285,40 @@ export class App extends pulumi.ComponentResource {
   }
 
   private gather(): pulumi.Output<Gathered> {
-    const record = (map: Map<string, pulumi.Output<Record<string, unknown>>>): pulumi.Output<Record<string, Record<string, unknown>>> =>
-      pulumi.all([...map.entries()].map(([key, out]) => out.apply((value) => [key, value] as const))).apply((pairs) => Object.fromEntries(pairs));
+    const record = (
+      map: Map<string, pulumi.Output<Record<string, unknown>>>,
+    ): pulumi.Output<Record<string, Record<string, unknown>>> =>
+      pulumi
+        .all([...map.entries()].map(([key, out]) => out.apply((value) => [key, value] as const)))
+        .apply((pairs) => Object.fromEntries(pairs));
     const fns = [...this.members.function.entries()];
     const functions = record(new Map(fns.map(([fn, m]) => [fn, m.spec])));
     const bundles = pulumi.all(fns.map(([, m]) => m.bundle));
     const secretNames = pulumi
-      .all(fns.map(([fn, m]) => m.secretNames.apply((names) => [fn, Object.fromEntries(names.map((n) => [n, ""]))] as const)))
+      .all(
+        fns.map(([fn, m]) =>
+          m.secretNames.apply(
+            (names) => [fn, Object.fromEntries(names.map((n) => [n, ""]))] as const,
+          ),
+        ),
+      )
       .apply((pairs) => Object.fromEntries(pairs) as SecretValues);
     return pulumi
-      .all([functions, bundles, secretNames, record(this.members.dict), record(this.members.queue), record(this.members.schedule)])
-      .apply(([f, b, n, d, q, s]) => ({ functions: f, bundles: b as { file: string; sha256: string }[], secretNames: n, dicts: d, queues: q, schedules: s }));
+      .all([
+        functions,
+        bundles,
+        secretNames,
+        record(this.members.dict),
+        record(this.members.queue),
+        record(this.members.schedule),
+      ])
+      .apply(([f, b, n, d, q, s]) => ({
+        functions: f,
+        bundles: b as { file: string; sha256: string }[],
+        secretNames: n,
+        dicts: d,
+        queues: q,
+        schedules: s,
+      }));
   }
 }

@@ -18,7 +18,11 @@ export interface DistributedDictArgs {
 /** Check a dict's (known) arguments. Throws `DistributedDict "cache": maxEntries: 0 is below the minimum 1 ...`. */
 export function validateDictArgs(name: string, fields: Record<string, unknown>): void {
   const issues: SpecIssue[] = [];
-  if (!RESOURCE_NAME_PATTERN.test(name)) issues.push({ path: "name", message: `invalid dict name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"` });
+  if (!RESOURCE_NAME_PATTERN.test(name))
+    issues.push({
+      path: "name",
+      message: `invalid dict name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`,
+    });
   const parsed = DictSpecSchema.safeParse(fields, { reportInput: true });
   if (!parsed.success) issues.push(...zodIssues(parsed.error));
   if (issues.length > 0) throw componentError(labelOf("DistributedDict", name), issues);
@@ -28,7 +32,11 @@ export class DistributedDict extends pulumi.ComponentResource {
   static readonly __pulumiType = "kiln:index:DistributedDict";
 
   static override isInstance(obj: unknown): obj is DistributedDict {
-    return typeof obj === "object" && obj !== null && (obj as { __pulumiType?: unknown }).__pulumiType === DistributedDict.__pulumiType;
+    return (
+      typeof obj === "object" &&
+      obj !== null &&
+      (obj as { __pulumiType?: unknown }).__pulumiType === DistributedDict.__pulumiType
+    );
   }
 
   /** The dict's name in the app. */
@@ -37,14 +45,24 @@ export class DistributedDict extends pulumi.ComponentResource {
   readonly appName: pulumi.Output<string>;
 
   constructor(name: string, args: DistributedDictArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(DistributedDict.__pulumiType, name, {}, pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts));
+    super(
+      DistributedDict.__pulumiType,
+      name,
+      {},
+      pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts),
+    );
     const dictName = args?.name ?? name;
-    if (!App.isInstance(args?.app)) throw componentError(labelOf("DistributedDict", dictName), [{ path: "app", message: "required: an App" }]);
+    if (!App.isInstance(args?.app))
+      throw componentError(labelOf("DistributedDict", dictName), [
+        { path: "app", message: "required: an App" },
+      ]);
     validateDictArgs(dictName, knownFields(args, specKeys(args, ["app", "name"])));
-    const spec = pulumi.output(defined({ inactivityExpiryS: args.inactivityExpiryS, maxEntries: args.maxEntries })).apply((fields) => {
-      validateDictArgs(dictName, fields);
-      return fields as Record<string, unknown>;
-    });
+    const spec = pulumi
+      .output(defined({ inactivityExpiryS: args.inactivityExpiryS, maxEntries: args.maxEntries }))
+      .apply((fields) => {
+        validateDictArgs(dictName, fields);
+        return fields as Record<string, unknown>;
+      });
     args.app.addMember("dict", dictName, spec);
     this.name = pulumi.output(dictName);
     this.appName = args.app.name;

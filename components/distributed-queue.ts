@@ -20,7 +20,11 @@ export interface DistributedQueueArgs {
 /** Check a queue's (known) arguments. */
 export function validateQueueArgs(name: string, fields: Record<string, unknown>): void {
   const issues: SpecIssue[] = [];
-  if (!RESOURCE_NAME_PATTERN.test(name)) issues.push({ path: "name", message: `invalid queue name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"` });
+  if (!RESOURCE_NAME_PATTERN.test(name))
+    issues.push({
+      path: "name",
+      message: `invalid queue name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`,
+    });
   const parsed = QueueSpecSchema.safeParse(fields, { reportInput: true });
   if (!parsed.success) issues.push(...zodIssues(parsed.error));
   if (issues.length > 0) throw componentError(labelOf("DistributedQueue", name), issues);
@@ -30,7 +34,11 @@ export class DistributedQueue extends pulumi.ComponentResource {
   static readonly __pulumiType = "kiln:index:DistributedQueue";
 
   static override isInstance(obj: unknown): obj is DistributedQueue {
-    return typeof obj === "object" && obj !== null && (obj as { __pulumiType?: unknown }).__pulumiType === DistributedQueue.__pulumiType;
+    return (
+      typeof obj === "object" &&
+      obj !== null &&
+      (obj as { __pulumiType?: unknown }).__pulumiType === DistributedQueue.__pulumiType
+    );
   }
 
   /** The queue's name in the app. */
@@ -39,12 +47,26 @@ export class DistributedQueue extends pulumi.ComponentResource {
   readonly appName: pulumi.Output<string>;
 
   constructor(name: string, args: DistributedQueueArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(DistributedQueue.__pulumiType, name, {}, pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts));
+    super(
+      DistributedQueue.__pulumiType,
+      name,
+      {},
+      pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts),
+    );
     const queueName = args?.name ?? name;
-    if (!App.isInstance(args?.app)) throw componentError(labelOf("DistributedQueue", queueName), [{ path: "app", message: "required: an App" }]);
+    if (!App.isInstance(args?.app))
+      throw componentError(labelOf("DistributedQueue", queueName), [
+        { path: "app", message: "required: an App" },
+      ]);
     validateQueueArgs(queueName, knownFields(args, specKeys(args, ["app", "name"])));
     const spec = pulumi
-      .output(defined({ partitionTtlS: args.partitionTtlS, maxPartitionItems: args.maxPartitionItems, maxPartitions: args.maxPartitions }))
+      .output(
+        defined({
+          partitionTtlS: args.partitionTtlS,
+          maxPartitionItems: args.maxPartitionItems,
+          maxPartitions: args.maxPartitions,
+        }),
+      )
       .apply((fields) => {
         validateQueueArgs(queueName, fields);
         return fields as Record<string, unknown>;

@@ -8,7 +8,12 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { DEFAULT_AGENT_URL } from "../runtime/client/index.js";
-import { MaximaSchema, type Maxima, type SpecIssue, MAX_GPUS_PER_CONTAINER } from "../runtime/spec/index.js";
+import {
+  MaximaSchema,
+  type Maxima,
+  type SpecIssue,
+  MAX_GPUS_PER_CONTAINER,
+} from "../runtime/spec/index.js";
 import { isHttpUrl } from "../provider/state.js";
 import { kilnEvaluator } from "./program-context.js";
 import { TARGET_KINDS, targetKindProblem, type GpuPoolTarget } from "./targets.js";
@@ -48,39 +53,94 @@ export interface ValidatedGpuPool {
  * Check a pool's arguments (the known ones; Outputs are checked when they resolve). Throws an
  * InvalidError naming each field: `GpuPool "gpus": gpusPerHost: 9 is above the maximum 8`.
  */
-export function validateGpuPoolArgs(name: string, args: GpuPoolArgs, evaluator: string | null = null): ValidatedGpuPool {
-  const issues: SpecIssue[] = unknownArgs(args, ["target", "gpuType", "gpusPerHost", "maxCpu", "maxMemory", "maxEphemeralDisk"]);
+export function validateGpuPoolArgs(
+  name: string,
+  args: GpuPoolArgs,
+  evaluator: string | null = null,
+): ValidatedGpuPool {
+  const issues: SpecIssue[] = unknownArgs(args, [
+    "target",
+    "gpuType",
+    "gpusPerHost",
+    "maxCpu",
+    "maxMemory",
+    "maxEphemeralDisk",
+  ]);
   const target = args?.target as Partial<GpuPoolTarget> | undefined;
   if (typeof target !== "object" || target === null) {
-    issues.push({ path: "target", message: `required: { kind: "local" } or { kind: "endpoint", url, token }` });
+    issues.push({
+      path: "target",
+      message: `required: { kind: "local" } or { kind: "endpoint", url, token }`,
+    });
   } else {
     const problem = targetKindProblem(target.kind, evaluator);
     if (problem !== null) issues.push({ path: "target.kind", message: problem });
-    const fields = target.kind === "local" ? ["kind", "url", "stateDir", "token"] : target.kind === "endpoint" ? ["kind", "url", "token"] : null;
-    if (fields) issues.push(...unknownArgs(target, fields).map((i) => ({ ...i, path: `target.${i.path}` })));
+    const fields =
+      target.kind === "local"
+        ? ["kind", "url", "stateDir", "token"]
+        : target.kind === "endpoint"
+          ? ["kind", "url", "token"]
+          : null;
+    if (fields)
+      issues.push(...unknownArgs(target, fields).map((i) => ({ ...i, path: `target.${i.path}` })));
     const url = known(target.url);
     if (url !== UNKNOWN && url !== undefined && !isHttpUrl(url)) {
-      issues.push({ path: "target.url", message: `expected an http(s) URL, got ${JSON.stringify(url)}` });
+      issues.push({
+        path: "target.url",
+        message: `expected an http(s) URL, got ${JSON.stringify(url)}`,
+      });
     }
     if (target.kind === "endpoint") {
-      if (target.url === undefined) issues.push({ path: "target.url", message: "required for an endpoint target" });
-      if (target.token === undefined) issues.push({ path: "target.token", message: "required for an endpoint target (pass a secret)" });
+      if (target.url === undefined)
+        issues.push({ path: "target.url", message: "required for an endpoint target" });
+      if (target.token === undefined)
+        issues.push({
+          path: "target.token",
+          message: "required for an endpoint target (pass a secret)",
+        });
     }
   }
   const gpuType = known(args?.gpuType);
-  if (gpuType !== UNKNOWN && gpuType !== undefined && (typeof gpuType !== "string" || !GPU_TYPE.test(gpuType))) {
-    issues.push({ path: "gpuType", message: `expected a GPU type such as "A100" or "H100", got ${JSON.stringify(gpuType)}` });
+  if (
+    gpuType !== UNKNOWN &&
+    gpuType !== undefined &&
+    (typeof gpuType !== "string" || !GPU_TYPE.test(gpuType))
+  ) {
+    issues.push({
+      path: "gpuType",
+      message: `expected a GPU type such as "A100" or "H100", got ${JSON.stringify(gpuType)}`,
+    });
   }
   const gpusPerHost = known(args?.gpusPerHost);
   if (gpusPerHost !== UNKNOWN && gpusPerHost !== undefined) {
-    if (typeof gpusPerHost !== "number" || !Number.isInteger(gpusPerHost) || gpusPerHost < 0 || gpusPerHost > MAX_GPUS_PER_CONTAINER) {
-      issues.push({ path: "gpusPerHost", message: `${JSON.stringify(gpusPerHost)} is not a whole number in 0..${MAX_GPUS_PER_CONTAINER}` });
+    if (
+      typeof gpusPerHost !== "number" ||
+      !Number.isInteger(gpusPerHost) ||
+      gpusPerHost < 0 ||
+      gpusPerHost > MAX_GPUS_PER_CONTAINER
+    ) {
+      issues.push({
+        path: "gpusPerHost",
+        message: `${JSON.stringify(gpusPerHost)} is not a whole number in 0..${MAX_GPUS_PER_CONTAINER}`,
+      });
     }
   }
-  const fields = { cpu: known(args?.maxCpu), memoryMiB: known(args?.maxMemory), gpusPerContainer: gpusPerHost, ephemeralDiskMiB: known(args?.maxEphemeralDisk) };
-  const argName = { cpu: "maxCpu", memoryMiB: "maxMemory", gpusPerContainer: "gpusPerHost", ephemeralDiskMiB: "maxEphemeralDisk" } as const;
+  const fields = {
+    cpu: known(args?.maxCpu),
+    memoryMiB: known(args?.maxMemory),
+    gpusPerContainer: gpusPerHost,
+    ephemeralDiskMiB: known(args?.maxEphemeralDisk),
+  };
+  const argName = {
+    cpu: "maxCpu",
+    memoryMiB: "maxMemory",
+    gpusPerContainer: "gpusPerHost",
+    ephemeralDiskMiB: "maxEphemeralDisk",
+  } as const;
   const allKnown = Object.values(fields).every((v) => v !== UNKNOWN);
-  const plain = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== UNKNOWN && v !== undefined));
+  const plain = Object.fromEntries(
+    Object.entries(fields).filter(([, v]) => v !== UNKNOWN && v !== undefined),
+  );
   const parsed = MaximaSchema.safeParse(plain);
   if (!parsed.success) {
     for (const issue of zodIssues(parsed.error)) {
@@ -102,7 +162,11 @@ export class GpuPool extends pulumi.ComponentResource {
 
   /** True for a GpuPool, also one made by another copy of kiln. */
   static override isInstance(obj: unknown): obj is GpuPool {
-    return typeof obj === "object" && obj !== null && (obj as { __pulumiType?: unknown }).__pulumiType === GpuPool.__pulumiType;
+    return (
+      typeof obj === "object" &&
+      obj !== null &&
+      (obj as { __pulumiType?: unknown }).__pulumiType === GpuPool.__pulumiType
+    );
   }
 
   /** The agent's URL. */
@@ -127,10 +191,21 @@ export class GpuPool extends pulumi.ComponentResource {
     this.targetKind = target.kind;
     const config = new pulumi.Config("kiln");
     if (target.kind === "local") {
-      const stateDir = resolve(target.stateDir ?? config.get("stateDir") ?? process.env["KILN_STATE_DIR"] ?? join(homedir(), ".kiln"));
+      const stateDir = resolve(
+        target.stateDir ??
+          config.get("stateDir") ??
+          process.env["KILN_STATE_DIR"] ??
+          join(homedir(), ".kiln"),
+      );
       this.stateDir = stateDir;
-      this.endpoint = pulumi.output(target.url ?? config.get("url") ?? process.env["KILN_URL"] ?? DEFAULT_LOCAL_URL);
-      const token = target.token ?? config.getSecret("token") ?? process.env["KILN_TOKEN"] ?? readTokenFile(stateDir);
+      this.endpoint = pulumi.output(
+        target.url ?? config.get("url") ?? process.env["KILN_URL"] ?? DEFAULT_LOCAL_URL,
+      );
+      const token =
+        target.token ??
+        config.getSecret("token") ??
+        process.env["KILN_TOKEN"] ??
+        readTokenFile(stateDir);
       this.token = pulumi.secret(token);
     } else {
       this.stateDir = undefined;
@@ -139,16 +214,40 @@ export class GpuPool extends pulumi.ComponentResource {
     }
     const label = labelOf("GpuPool", name);
     const limits = pulumi
-      .all([args.gpuType, args.gpusPerHost, args.maxCpu, args.maxMemory, args.maxEphemeralDisk, this.endpoint])
+      .all([
+        args.gpuType,
+        args.gpusPerHost,
+        args.maxCpu,
+        args.maxMemory,
+        args.maxEphemeralDisk,
+        this.endpoint,
+      ])
       .apply(([gpuType, gpusPerHost, maxCpu, maxMemory, maxEphemeralDisk, endpoint]) => {
         // Everything resolved: check again what was unknown at construction.
-        const checked = validateGpuPoolArgs(name, { target: { ...target, url: endpoint } as GpuPoolTarget, gpuType, gpusPerHost, maxCpu, maxMemory, maxEphemeralDisk }, kilnEvaluator());
-        if (checked.maxima === undefined) throw componentError(label, [{ path: "(root)", message: "maxima did not resolve" }]);
+        const checked = validateGpuPoolArgs(
+          name,
+          {
+            target: { ...target, url: endpoint } as GpuPoolTarget,
+            gpuType,
+            gpusPerHost,
+            maxCpu,
+            maxMemory,
+            maxEphemeralDisk,
+          },
+          kilnEvaluator(),
+        );
+        if (checked.maxima === undefined)
+          throw componentError(label, [{ path: "(root)", message: "maxima did not resolve" }]);
         return { maxima: checked.maxima, gpuType: checked.gpuType ?? undefined };
       });
     this.maxima = limits.apply((l) => l.maxima);
     this.gpuType = limits.apply((l) => l.gpuType);
-    this.registerOutputs({ endpoint: this.endpoint, token: this.token, maxima: this.maxima, gpuType: this.gpuType });
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      token: this.token,
+      maxima: this.maxima,
+      gpuType: this.gpuType,
+    });
   }
 }
 

@@ -20,7 +20,10 @@ export interface RunContext {
   /** The client, connected to the agent the run deployed to. */
   readonly kiln: Kiln;
   /** A function of the run's app (or of the declared app `app`). */
-  function<F extends AnyHandler = (...args: unknown[]) => unknown>(name: string, app?: string): RemoteFunction<F>;
+  function<F extends AnyHandler = (...args: unknown[]) => unknown>(
+    name: string,
+    app?: string,
+  ): RemoteFunction<F>;
   /** A call by id. */
   functionCall<T = unknown>(id: string): FunctionCall<T>;
   /** Aborted when the run is interrupted (Ctrl-C): long loops can stop early. */

@@ -3,7 +3,11 @@
  * Declared in the AppSpec; schedules do not fire in ephemeral apps (`kiln run`).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { RESOURCE_NAME_PATTERN, ScheduleSpecSchema, type SpecIssue } from "../runtime/spec/index.js";
+import {
+  RESOURCE_NAME_PATTERN,
+  ScheduleSpecSchema,
+  type SpecIssue,
+} from "../runtime/spec/index.js";
 import { App } from "./app.js";
 import { ServerlessFunction } from "./serverless-function.js";
 import { componentError, defined, knownFields, labelOf, specKeys, zodIssues } from "./validate.js";
@@ -37,7 +41,11 @@ export interface ScheduleArgs {
 /** Check a schedule's (known) arguments; `fields.function` is the target's name. */
 export function validateScheduleArgs(name: string, fields: Record<string, unknown>): void {
   const issues: SpecIssue[] = [];
-  if (!RESOURCE_NAME_PATTERN.test(name)) issues.push({ path: "name", message: `invalid schedule name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"` });
+  if (!RESOURCE_NAME_PATTERN.test(name))
+    issues.push({
+      path: "name",
+      message: `invalid schedule name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`,
+    });
   const parsed = ScheduleSpecSchema.safeParse(fields, { reportInput: true });
   if (!parsed.success) issues.push(...zodIssues(parsed.error));
   if (issues.length > 0) throw componentError(labelOf("Schedule", name), issues);
@@ -47,7 +55,11 @@ export class Schedule extends pulumi.ComponentResource {
   static readonly __pulumiType = "kiln:index:Schedule";
 
   static override isInstance(obj: unknown): obj is Schedule {
-    return typeof obj === "object" && obj !== null && (obj as { __pulumiType?: unknown }).__pulumiType === Schedule.__pulumiType;
+    return (
+      typeof obj === "object" &&
+      obj !== null &&
+      (obj as { __pulumiType?: unknown }).__pulumiType === Schedule.__pulumiType
+    );
   }
 
   /** The schedule's name in the app. */
@@ -58,18 +70,43 @@ export class Schedule extends pulumi.ComponentResource {
   readonly functionName: pulumi.Output<string>;
 
   constructor(name: string, args: ScheduleArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(Schedule.__pulumiType, name, {}, pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts));
+    super(
+      Schedule.__pulumiType,
+      name,
+      {},
+      pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts),
+    );
     const scheduleName = args?.name ?? name;
     const label = labelOf("Schedule", scheduleName);
-    if (!App.isInstance(args?.app)) throw componentError(label, [{ path: "app", message: "required: an App" }]);
+    if (!App.isInstance(args?.app))
+      throw componentError(label, [{ path: "app", message: "required: an App" }]);
     const fn = args.function;
-    if (!ServerlessFunction.isInstance(fn)) throw componentError(label, [{ path: "function", message: "required: a ServerlessFunction of the same App" }]);
+    if (!ServerlessFunction.isInstance(fn))
+      throw componentError(label, [
+        { path: "function", message: "required: a ServerlessFunction of the same App" },
+      ]);
     if (fn.app !== args.app) {
-      throw componentError(label, [{ path: "function", message: `ServerlessFunction ${JSON.stringify(fn.functionName)} belongs to another App; a schedule calls a function of its own App` }]);
+      throw componentError(label, [
+        {
+          path: "function",
+          message: `ServerlessFunction ${JSON.stringify(fn.functionName)} belongs to another App; a schedule calls a function of its own App`,
+        },
+      ]);
     }
-    validateScheduleArgs(scheduleName, { function: fn.functionName, ...knownFields(args, specKeys(args, ["app", "name", "function"])) });
+    validateScheduleArgs(scheduleName, {
+      function: fn.functionName,
+      ...knownFields(args, specKeys(args, ["app", "name", "function"])),
+    });
     const spec = pulumi
-      .output(defined({ cron: args.cron, timezone: args.timezone, period: args.period, args: args.args, catchUp: args.catchUp }))
+      .output(
+        defined({
+          cron: args.cron,
+          timezone: args.timezone,
+          period: args.period,
+          args: args.args,
+          catchUp: args.catchUp,
+        }),
+      )
       .apply((fields) => {
         const full = { function: fn.functionName, ...fields };
         validateScheduleArgs(scheduleName, full);
@@ -79,6 +116,10 @@ export class Schedule extends pulumi.ComponentResource {
     this.name = pulumi.output(scheduleName);
     this.appName = args.app.name;
     this.functionName = pulumi.output(fn.functionName);
-    this.registerOutputs({ name: this.name, appName: this.appName, functionName: this.functionName });
+    this.registerOutputs({
+      name: this.name,
+      appName: this.appName,
+      functionName: this.functionName,
+    });
   }
 }

@@ -18,7 +18,15 @@ import {
 } from "../runtime/spec/index.js";
 import { functionSpecHash } from "../provider/hash.js";
 import { App } from "./app.js";
-import { componentError, defined, isInvalidError, issuesOf, knownFields, labelOf, specKeys } from "./validate.js";
+import {
+  componentError,
+  defined,
+  isInvalidError,
+  issuesOf,
+  knownFields,
+  labelOf,
+  specKeys,
+} from "./validate.js";
 
 export interface ServerlessFunctionArgs {
   /** The App the function belongs to. */
@@ -96,7 +104,11 @@ export interface FunctionPoolLimits {
  * naming each field: `ServerlessFunction "embed": memory: limit 64 is below request 128`.
  * Returns the compiled spec when every field was given.
  */
-export function validateFunctionArgs(name: string, fields: Record<string, unknown>, pool: FunctionPoolLimits = {}): CompiledFunctionSpec {
+export function validateFunctionArgs(
+  name: string,
+  fields: Record<string, unknown>,
+  pool: FunctionPoolLimits = {},
+): CompiledFunctionSpec {
   const label = labelOf("ServerlessFunction", name);
   const issues: SpecIssue[] = [];
   let compiled: CompiledFunctionSpec | undefined;
@@ -106,12 +118,21 @@ export function validateFunctionArgs(name: string, fields: Record<string, unknow
     compiled = compileFunctionSpec(name, input, { maxima: pool.maxima });
   } catch (error) {
     if (!isInvalidError(error)) throw error;
-    issues.push(...issuesOf(error, `functions.${name}`).map((i) => (i.path.startsWith("functions.") ? { ...i, path: i.path.replace(/^functions\.[^.]+\.?/, "") || "name" } : i)));
+    issues.push(
+      ...issuesOf(error, `functions.${name}`).map((i) =>
+        i.path.startsWith("functions.")
+          ? { ...i, path: i.path.replace(/^functions\.[^.]+\.?/, "") || "name" }
+          : i,
+      ),
+    );
   }
   if (compiled && pool.gpuType && compiled.gpu) {
     const types = compiled.gpu.options.map((o) => o.type);
     if (!types.some((t) => t === ANY_GPU || t === pool.gpuType)) {
-      issues.push({ path: "gpu", message: `${types.map((t) => JSON.stringify(t)).join(", ")} does not match the pool's GPU type ${JSON.stringify(pool.gpuType)} (ask for "${pool.gpuType}" or "any")` });
+      issues.push({
+        path: "gpu",
+        message: `${types.map((t) => JSON.stringify(t)).join(", ")} does not match the pool's GPU type ${JSON.stringify(pool.gpuType)} (ask for "${pool.gpuType}" or "any")`,
+      });
     }
   }
   if (issues.length > 0 || compiled === undefined) throw componentError(label, issues);
@@ -124,7 +145,11 @@ export class ServerlessFunction extends pulumi.ComponentResource {
 
   /** True for a ServerlessFunction, also one made by another copy of kiln. */
   static override isInstance(obj: unknown): obj is ServerlessFunction {
-    return typeof obj === "object" && obj !== null && (obj as { __pulumiType?: unknown }).__pulumiType === ServerlessFunction.__pulumiType;
+    return (
+      typeof obj === "object" &&
+      obj !== null &&
+      (obj as { __pulumiType?: unknown }).__pulumiType === ServerlessFunction.__pulumiType
+    );
   }
 
   /** The function's name in the app. */
@@ -139,34 +164,60 @@ export class ServerlessFunction extends pulumi.ComponentResource {
   readonly functionName: string;
 
   constructor(name: string, args: ServerlessFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(ServerlessFunction.__pulumiType, name, {}, pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts));
+    super(
+      ServerlessFunction.__pulumiType,
+      name,
+      {},
+      pulumi.mergeOptions({ parent: App.isInstance(args?.app) ? args.app : undefined }, opts),
+    );
     const fnName = args?.name ?? name;
     const label = labelOf("ServerlessFunction", fnName);
-    if (!App.isInstance(args?.app)) throw componentError(label, [{ path: "app", message: "required: an App" }]);
-    if (args.handler === undefined) throw componentError(label, [{ path: "handler", message: `required: "./file.ts#export" or "./file.ts#Class.method"` }]);
+    if (!App.isInstance(args?.app))
+      throw componentError(label, [{ path: "app", message: "required: an App" }]);
+    if (args.handler === undefined)
+      throw componentError(label, [
+        { path: "handler", message: `required: "./file.ts#export" or "./file.ts#Class.method"` },
+      ]);
     const app = args.app;
     this.app = app;
     this.functionName = fnName;
 
     // Check what is known now; Outputs are checked again once they resolve.
     const limits = app.pool.knownLimits;
-    validateFunctionArgs(fnName, knownFields(args, specKeys(args, ["app", "name"]), ["env", "secrets"]), limits);
+    validateFunctionArgs(
+      fnName,
+      knownFields(args, specKeys(args, ["app", "name"]), ["env", "secrets"]),
+      limits,
+    );
 
-    const { secrets: secretInput, ...plainInput } = Object.fromEntries(FUNCTION_SPEC_FIELDS.map((f) => [f, args[f]])) as Record<string, unknown>;
-    const specOut = pulumi.output(defined(plainInput)) as unknown as pulumi.Output<Record<string, unknown>>;
+    const { secrets: secretInput, ...plainInput } = Object.fromEntries(
+      FUNCTION_SPEC_FIELDS.map((f) => [f, args[f]]),
+    ) as Record<string, unknown>;
+    const specOut = pulumi.output(defined(plainInput)) as unknown as pulumi.Output<
+      Record<string, unknown>
+    >;
     const secretsOut = pulumi.secret(pulumi.output((secretInput ?? {}) as Record<string, string>));
     const secretNames = pulumi.unsecret(secretsOut.apply((values) => Object.keys(values).sort()));
 
-    const checked = pulumi.all([specOut, secretNames, app.pool.maxima, app.pool.gpuType]).apply(([spec, names, maxima, gpuType]) => {
-      const handler = spec["handler"];
-      const problem = typeof handler === "string" ? handlerProblem(handler) : `expected a string, got ${typeof handler}`;
-      if (problem !== null) throw componentError(label, [{ path: "handler", message: problem }]);
-      const withNames = { ...spec, secrets: Object.fromEntries(names.map((n) => [n, ""])) };
-      return validateFunctionArgs(fnName, withNames, { maxima, gpuType });
-    });
+    const checked = pulumi
+      .all([specOut, secretNames, app.pool.maxima, app.pool.gpuType])
+      .apply(([spec, names, maxima, gpuType]) => {
+        const handler = spec["handler"];
+        const problem =
+          typeof handler === "string"
+            ? handlerProblem(handler)
+            : `expected a string, got ${typeof handler}`;
+        if (problem !== null) throw componentError(label, [{ path: "handler", message: problem }]);
+        const withNames = { ...spec, secrets: Object.fromEntries(names.map((n) => [n, ""])) };
+        return validateFunctionArgs(fnName, withNames, { maxima, gpuType });
+      });
     const bundle = checked.apply(async (compiled) => {
       const artifact = await app.bundle(compiled.handler.file).catch((error: unknown) => {
-        throw componentError(label, [{ path: "handler", message: (error as Error).message.split("\n").join("; ") }], error);
+        throw componentError(
+          label,
+          [{ path: "handler", message: (error as Error).message.split("\n").join("; ") }],
+          error,
+        );
       });
       if (!artifact.exports.includes(compiled.handler.exportName)) {
         throw componentError(label, [
@@ -181,7 +232,9 @@ export class ServerlessFunction extends pulumi.ComponentResource {
 
     this.name = pulumi.output(fnName);
     this.appName = app.name;
-    this.specHash = pulumi.all([checked, bundle]).apply(([compiled, b]) => functionSpecHash(compiled, b.sha256));
+    this.specHash = pulumi
+      .all([checked, bundle])
+      .apply(([compiled, b]) => functionSpecHash(compiled, b.sha256));
     app.addMember("function", fnName, { spec: specOut, secrets: secretsOut, secretNames, bundle });
     this.registerOutputs({ name: this.name, appName: this.appName, specHash: this.specHash });
   }

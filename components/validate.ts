@@ -14,7 +14,13 @@ export const UNKNOWN: unique symbol = Symbol("kiln.unknown");
 export type Known<T> = T | typeof UNKNOWN;
 
 function isDeferred(value: unknown): boolean {
-  return pulumi.Output.isInstance(value) || value instanceof Promise || (typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function");
+  return (
+    pulumi.Output.isInstance(value) ||
+    value instanceof Promise ||
+    (typeof value === "object" &&
+      value !== null &&
+      typeof (value as { then?: unknown }).then === "function")
+  );
 }
 
 /** The plain value of an input when nothing inside it is an Output or a Promise; else UNKNOWN. */
@@ -24,7 +30,11 @@ export function known<T>(input: pulumi.Input<T> | undefined): Known<T | undefine
     for (const item of input) if (known(item) === UNKNOWN) return UNKNOWN;
     return input as T;
   }
-  if (typeof input === "object" && input !== null && Object.getPrototypeOf(input) === Object.prototype) {
+  if (
+    typeof input === "object" &&
+    input !== null &&
+    Object.getPrototypeOf(input) === Object.prototype
+  ) {
     for (const value of Object.values(input)) if (known(value) === UNKNOWN) return UNKNOWN;
   }
   return input as T | undefined;
@@ -35,13 +45,24 @@ export function known<T>(input: pulumi.Input<T> | undefined): Known<T | undefine
  * `records` (env, secrets) are kept when only some values are unknown, with "" in their place,
  * so that their names are checked too.
  */
-export function knownFields(args: object, fields: readonly string[], records: readonly string[] = []): Record<string, unknown> {
+export function knownFields(
+  args: object,
+  fields: readonly string[],
+  records: readonly string[] = [],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const field of fields) {
     const value = (args as Record<string, unknown>)[field];
     if (value === undefined) continue;
-    if (records.includes(field) && !isDeferred(value) && typeof value === "object" && value !== null) {
-      out[field] = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, known(v) === UNKNOWN ? "" : v]));
+    if (
+      records.includes(field) &&
+      !isDeferred(value) &&
+      typeof value === "object" &&
+      value !== null
+    ) {
+      out[field] = Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, known(v) === UNKNOWN ? "" : v]),
+      );
       continue;
     }
     const plain = known(value);
@@ -71,9 +92,16 @@ export function defined<T extends object>(value: T): Partial<T> {
  * One InvalidError for a component: `ServerlessFunction "square": memory: limit 64 is below
  * request 128`, one issue per line; `details.issues` has `{ path, message }` with argument paths.
  */
-export function componentError(label: string, issues: readonly SpecIssue[], cause?: unknown): InvalidError {
+export function componentError(
+  label: string,
+  issues: readonly SpecIssue[],
+  cause?: unknown,
+): InvalidError {
   const lines = issues.map((issue) => `${label}: ${issue.path}: ${issue.message}`);
-  return new InvalidError(lines.join("\n"), { details: { component: label, issues: issues.map((i) => ({ ...i })) }, cause });
+  return new InvalidError(lines.join("\n"), {
+    details: { component: label, issues: issues.map((i) => ({ ...i })) },
+    cause,
+  });
 }
 
 /** Issues of a zod parse as argument paths (no prefix). */
@@ -83,9 +111,14 @@ export function zodIssues(error: z.ZodError): SpecIssue[] {
 
 /** Issues of an InvalidError from `compileFunctionSpec` / `compileAppSpec`, with `prefix` removed from their paths. */
 export function issuesOf(error: InvalidError, prefix = ""): SpecIssue[] {
-  const issues = (error.details["issues"] as SpecIssue[] | undefined) ?? [{ path: "(root)", message: error.message }];
+  const issues = (error.details["issues"] as SpecIssue[] | undefined) ?? [
+    { path: "(root)", message: error.message },
+  ];
   return issues.map((issue) => ({
-    path: prefix !== "" && issue.path.startsWith(prefix) ? issue.path.slice(prefix.length).replace(/^\./, "") || "(root)" : issue.path,
+    path:
+      prefix !== "" && issue.path.startsWith(prefix)
+        ? issue.path.slice(prefix.length).replace(/^\./, "") || "(root)"
+        : issue.path,
     message: issue.message,
   }));
 }

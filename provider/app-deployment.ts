@@ -24,7 +24,10 @@ type Ops = typeof import("./ops.js");
  * The specifier is cast so that TypeScript leaves it alone; at run time it resolves from the
  * program's project (the Pulumi CLI runs providers there) or from kiln itself (`kiln preview`).
  */
-export const appDeploymentProvider: pulumi.dynamic.ResourceProvider<AppDeploymentInputs, AppDeploymentOutputs> = {
+export const appDeploymentProvider: pulumi.dynamic.ResourceProvider<
+  AppDeploymentInputs,
+  AppDeploymentOutputs
+> = {
   async check(olds, news) {
     const ops: Ops = await import("kiln/provider/ops" as string);
     return ops.check(olds, news);
@@ -79,7 +82,11 @@ export class AppDeployment extends pulumi.dynamic.Resource {
 
   /** True for an AppDeployment, also one made by another copy of this module. */
   static override isInstance(obj: unknown): obj is AppDeployment {
-    return typeof obj === "object" && obj !== null && (obj as { __pulumiType?: unknown }).__pulumiType === AppDeployment.__pulumiType;
+    return (
+      typeof obj === "object" &&
+      obj !== null &&
+      (obj as { __pulumiType?: unknown }).__pulumiType === AppDeployment.__pulumiType
+    );
   }
 
   declare readonly appName: pulumi.Output<string>;

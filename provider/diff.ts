@@ -71,11 +71,17 @@ export interface AppDiff {
 export const SECRET = "(secret)";
 
 /** The view of an AppDeployment's inputs (or outputs): compiled spec, bundles, secret values. */
-export function viewOfInputs(inputs: Pick<AppDeploymentInputs, "spec" | "secrets" | "bundles" | "endpoint">): AppView {
+export function viewOfInputs(
+  inputs: Pick<AppDeploymentInputs, "spec" | "secrets" | "bundles" | "endpoint">,
+): AppView {
   const compiled = compileAppSpec(agentSpec(inputs));
   const functions: Record<string, FunctionView> = {};
   for (const [name, spec] of Object.entries(compiled.functions)) {
-    functions[name] = { spec, code: inputs.bundles?.[spec.handler.file] ?? null, secretValuesKnown: true };
+    functions[name] = {
+      spec,
+      code: inputs.bundles?.[spec.handler.file] ?? null,
+      secretValuesKnown: true,
+    };
   }
   return {
     name: compiled.name,
@@ -93,14 +99,22 @@ export function diffApps(old: AppView | null, next: AppView): AppDiff {
   const entries: EntryChange[] = [];
   if (old) {
     if (old.name !== next.name) replaces.push({ field: "appName", old: old.name, new: next.name });
-    if (old.endpoint !== null && next.endpoint !== null && stripSlash(old.endpoint) !== stripSlash(next.endpoint)) {
+    if (
+      old.endpoint !== null &&
+      next.endpoint !== null &&
+      stripSlash(old.endpoint) !== stripSlash(next.endpoint)
+    ) {
       replaces.push({ field: "endpoint", old: old.endpoint, new: next.endpoint });
     }
   }
   entries.push(...diffRecords("function", old?.functions ?? {}, next.functions, diffFunction));
   entries.push(...diffRecords("dict", old?.dicts ?? {}, next.dicts, (a, b) => diffValue("", a, b)));
-  entries.push(...diffRecords("queue", old?.queues ?? {}, next.queues, (a, b) => diffValue("", a, b)));
-  entries.push(...diffRecords("schedule", old?.schedules ?? {}, next.schedules, (a, b) => diffValue("", a, b)));
+  entries.push(
+    ...diffRecords("queue", old?.queues ?? {}, next.queues, (a, b) => diffValue("", a, b)),
+  );
+  entries.push(
+    ...diffRecords("schedule", old?.schedules ?? {}, next.schedules, (a, b) => diffValue("", a, b)),
+  );
   const counts = { add: 0, change: 0, remove: 0 };
   for (const entry of entries) counts[entry.action]++;
   return {
@@ -113,14 +127,20 @@ export function diffApps(old: AppView | null, next: AppView): AppDiff {
   };
 }
 
-function diffRecords<T>(kind: EntryKind, old: Record<string, T>, next: Record<string, T>, fields: (a: T, b: T) => FieldChange[]): EntryChange[] {
+function diffRecords<T>(
+  kind: EntryKind,
+  old: Record<string, T>,
+  next: Record<string, T>,
+  fields: (a: T, b: T) => FieldChange[],
+): EntryChange[] {
   const names = [...new Set([...Object.keys(old), ...Object.keys(next)])].sort();
   const out: EntryChange[] = [];
   for (const name of names) {
     const a = old[name];
     const b = next[name];
     if (a === undefined && b !== undefined) out.push({ kind, name, action: "add", fields: [] });
-    else if (a !== undefined && b === undefined) out.push({ kind, name, action: "remove", fields: [] });
+    else if (a !== undefined && b === undefined)
+      out.push({ kind, name, action: "remove", fields: [] });
     else if (a !== undefined && b !== undefined) {
       const changed = fields(a, b);
       if (changed.length > 0) out.push({ kind, name, action: "change", fields: changed });
@@ -131,26 +151,38 @@ function diffRecords<T>(kind: EntryKind, old: Record<string, T>, next: Record<st
 
 function diffFunction(a: FunctionView, b: FunctionView): FieldChange[] {
   const out: FieldChange[] = [];
-  if (a.spec.handler.ref !== b.spec.handler.ref) out.push({ field: "handler", old: a.spec.handler.ref, new: b.spec.handler.ref });
+  if (a.spec.handler.ref !== b.spec.handler.ref)
+    out.push({ field: "handler", old: a.spec.handler.ref, new: b.spec.handler.ref });
   const { handler: _ha, gpu: gpuA, secrets: secretsA, ...restA } = a.spec;
   const { handler: _hb, gpu: gpuB, secrets: secretsB, ...restB } = b.spec;
-  if (gpuText(gpuA) !== gpuText(gpuB)) out.push({ field: "gpu", old: gpuText(gpuA), new: gpuText(gpuB) });
+  if (gpuText(gpuA) !== gpuText(gpuB))
+    out.push({ field: "gpu", old: gpuText(gpuA), new: gpuText(gpuB) });
   out.push(...diffValue("", restA, restB));
   // Secrets: names always; values only when both sides know them.
   for (const name of [...new Set([...Object.keys(secretsA), ...Object.keys(secretsB)])].sort()) {
     const inA = Object.hasOwn(secretsA, name);
     const inB = Object.hasOwn(secretsB, name);
-    if (inA !== inB) out.push({ field: `secrets.${name}`, old: inA ? SECRET : undefined, new: inB ? SECRET : undefined });
+    if (inA !== inB)
+      out.push({
+        field: `secrets.${name}`,
+        old: inA ? SECRET : undefined,
+        new: inB ? SECRET : undefined,
+      });
     else if (a.secretValuesKnown && b.secretValuesKnown && secretsA[name] !== secretsB[name]) {
       out.push({ field: `secrets.${name}`, old: SECRET, new: `${SECRET} changed` });
     }
   }
   if (a.code !== null && b.code !== null) {
-    if (a.code !== b.code) out.push({ field: "code", old: a.code.slice(0, 12), new: (b.code ?? "").slice(0, 12) });
+    if (a.code !== b.code)
+      out.push({ field: "code", old: a.code.slice(0, 12), new: (b.code ?? "").slice(0, 12) });
   } else if (a.code === null && a.hidden === "code") {
     out.push({ field: "code", old: "(changed)", new: b.code?.slice(0, 12) ?? "(changed)" });
   } else if (a.code === null && a.hidden === "code-or-secrets") {
-    out.push({ field: "code or secret values", old: "(changed)", new: b.code?.slice(0, 12) ?? "(changed)" });
+    out.push({
+      field: "code or secret values",
+      old: "(changed)",
+      new: b.code?.slice(0, 12) ?? "(changed)",
+    });
   }
   return out;
 }
@@ -191,7 +223,8 @@ function stripSlash(url: string): string {
 /** A value as a diff line shows it: absent "(none)", strings quoted, the rest as compact JSON. */
 export function showValue(value: unknown): string {
   if (value === undefined) return "(none)";
-  if (value === SECRET || value === `${SECRET} changed` || value === "(changed)") return String(value);
+  if (value === SECRET || value === `${SECRET} changed` || value === "(changed)")
+    return String(value);
   if (typeof value === "string" && /^[0-9a-f]{12}$/.test(value)) return value;
   return canonicalJson(value);
 }
@@ -199,7 +232,10 @@ export function showValue(value: unknown): string {
 const SYMBOL = { add: "+", remove: "-", change: "~" } as const;
 
 /** The diff as lines: `  ~ function square`, then `      maxContainers: 2 -> 4` per field; a summary line last. */
-export function formatAppDiff(diff: AppDiff, where: { endpoint?: string; version?: number | null } = {}): string[] {
+export function formatAppDiff(
+  diff: AppDiff,
+  where: { endpoint?: string; version?: number | null } = {},
+): string[] {
   const at = where.endpoint ? ` on ${where.endpoint}` : "";
   if (!diff.exists) {
     const lines = [`app ${diff.app}${at}: new app`];
@@ -207,13 +243,18 @@ export function formatAppDiff(diff: AppDiff, where: { endpoint?: string; version
     lines.push(`  ${summary(diff)}`);
     return lines;
   }
-  const version = where.version === undefined || where.version === null ? "" : ` (version ${where.version})`;
+  const version =
+    where.version === undefined || where.version === null ? "" : ` (version ${where.version})`;
   if (!diff.changed) return [`app ${diff.app}${at}${version}: no changes`];
   const lines = [`app ${diff.app}${at}${version}:`];
-  for (const replace of diff.replaces) lines.push(`  +- ${replace.field}: ${showValue(replace.old)} -> ${showValue(replace.new)} (replaces the app)`);
+  for (const replace of diff.replaces)
+    lines.push(
+      `  +- ${replace.field}: ${showValue(replace.old)} -> ${showValue(replace.new)} (replaces the app)`,
+    );
   for (const entry of diff.entries) {
     lines.push(`  ${SYMBOL[entry.action]} ${entry.kind} ${entry.name}`);
-    for (const field of entry.fields) lines.push(`      ${field.field}: ${showValue(field.old)} -> ${showValue(field.new)}`);
+    for (const field of entry.fields)
+      lines.push(`      ${field.field}: ${showValue(field.old)} -> ${showValue(field.new)}`);
   }
   lines.push(`  ${summary(diff)}`);
   return lines;

@@ -4,7 +4,12 @@
  * handler code or a setting changes, and is the same for the same code checked out anywhere.
  */
 import { createHash } from "node:crypto";
-import { canonicalJson, redactSpec, type CompiledAppSpec, type CompiledFunctionSpec } from "../runtime/spec/index.js";
+import {
+  canonicalJson,
+  redactSpec,
+  type CompiledAppSpec,
+  type CompiledFunctionSpec,
+} from "../runtime/spec/index.js";
 
 export function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -16,7 +21,10 @@ export function functionSpecHash(spec: CompiledFunctionSpec, bundleSha: string):
 }
 
 /** The bundles an app's functions use: handler file → sha256 (files no function names are left out). */
-export function usedBundles(spec: CompiledAppSpec, bundles: Readonly<Record<string, string>>): Record<string, string> {
+export function usedBundles(
+  spec: CompiledAppSpec,
+  bundles: Readonly<Record<string, string>>,
+): Record<string, string> {
   const used: Record<string, string> = {};
   for (const fn of Object.values(spec.functions)) {
     const sha = bundles[fn.handler.file];
@@ -26,6 +34,9 @@ export function usedBundles(spec: CompiledAppSpec, bundles: Readonly<Record<stri
 }
 
 /** sha256 of `{ bundles, spec }` for a whole app: every bundle it runs and its compiled spec, redacted. */
-export function appSpecHash(spec: CompiledAppSpec, bundles: Readonly<Record<string, string>>): string {
+export function appSpecHash(
+  spec: CompiledAppSpec,
+  bundles: Readonly<Record<string, string>>,
+): string {
   return sha256Hex(canonicalJson({ bundles: usedBundles(spec, bundles), spec: redactSpec(spec) }));
 }

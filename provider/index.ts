@@ -12,5 +12,16 @@ export {
   type AppDeploymentOutputs,
   type SecretValues,
 } from "./state.js";
-export { diffApps, formatAppDiff, showValue, viewOfInputs, SECRET, type AppDiff, type AppView, type EntryChange, type FieldChange, type FunctionView } from "./diff.js";
+export {
+  diffApps,
+  formatAppDiff,
+  showValue,
+  viewOfInputs,
+  SECRET,
+  type AppDiff,
+  type AppView,
+  type EntryChange,
+  type FieldChange,
+  type FunctionView,
+} from "./diff.js";
 export { appSpecHash, functionSpecHash, usedBundles } from "./hash.js";

@@ -24,13 +24,22 @@ export interface CheckFailure {
 }
 
 /** Validate the new inputs; every problem becomes a failure naming the input and the field path. */
-export async function check(_olds: unknown, news: AppDeploymentInputs): Promise<{ inputs: AppDeploymentInputs; failures: CheckFailure[] }> {
-  const failures = inputProblems(news).map(({ property, issue }) => ({ property, reason: `${issue.path}: ${issue.message}` }));
+export async function check(
+  _olds: unknown,
+  news: AppDeploymentInputs,
+): Promise<{ inputs: AppDeploymentInputs; failures: CheckFailure[] }> {
+  const failures = inputProblems(news).map(({ property, issue }) => ({
+    property,
+    reason: `${issue.path}: ${issue.message}`,
+  }));
   return { inputs: news, failures };
 }
 
 /** The app-level diff of old outputs against new inputs (null when the old outputs cannot be read). */
-export function describeDiff(olds: AppDeploymentOutputs | AppDeploymentInputs, news: AppDeploymentInputs): AppDiff | null {
+export function describeDiff(
+  olds: AppDeploymentOutputs | AppDeploymentInputs,
+  news: AppDeploymentInputs,
+): AppDiff | null {
   let oldView;
   try {
     oldView = viewOfInputs(olds);
@@ -49,9 +58,15 @@ export async function diff(
   _id: string,
   olds: AppDeploymentOutputs,
   news: AppDeploymentInputs,
-): Promise<{ changes: boolean; replaces: string[]; stables: string[]; deleteBeforeReplace: boolean }> {
+): Promise<{
+  changes: boolean;
+  replaces: string[];
+  stables: string[];
+  deleteBeforeReplace: boolean;
+}> {
   const described = describeDiff(olds, news);
-  if (described === null) return { changes: true, replaces: [], stables: [], deleteBeforeReplace: false };
+  if (described === null)
+    return { changes: true, replaces: [], stables: [], deleteBeforeReplace: false };
   const replaces = described.replaces.map((change) => change.field);
   const changes = described.changed || olds.token !== news.token || olds.target !== news.target;
   return { changes, replaces, stables: [], deleteBeforeReplace: false };
@@ -75,11 +90,17 @@ export async function update(
 }
 
 /** Stop the app on its agent: in-flight inputs get `graceMs` (the agent's default, 300 s, when absent); queued ones fail. Gone already is fine. */
-export async function remove(id: string, props: Pick<AppDeploymentOutputs, "appName" | "endpoint" | "token">, options: { graceMs?: number } = {}): Promise<void> {
+export async function remove(
+  id: string,
+  props: Pick<AppDeploymentOutputs, "appName" | "endpoint" | "token">,
+  options: { graceMs?: number } = {},
+): Promise<void> {
   const http = agentHttp(props);
   const name = props.appName || id;
   try {
-    await http.request("DELETE", `/v1/apps/${encodeURIComponent(name)}`, { query: { graceMs: options.graceMs } });
+    await http.request("DELETE", `/v1/apps/${encodeURIComponent(name)}`, {
+      query: { graceMs: options.graceMs },
+    });
   } catch (error) {
     if ((error as { code?: string }).code === "NOT_FOUND") return;
     throw error;
@@ -87,10 +108,16 @@ export async function remove(id: string, props: Pick<AppDeploymentOutputs, "appN
 }
 
 /** The app as the agent has it now (`pulumi refresh`); no id when it is gone. */
-export async function read(id: string, props: AppDeploymentOutputs): Promise<{ id?: string; props?: AppDeploymentOutputs }> {
+export async function read(
+  id: string,
+  props: AppDeploymentOutputs,
+): Promise<{ id?: string; props?: AppDeploymentOutputs }> {
   const http = agentHttp(props);
   try {
-    const app = await http.request<{ version: number; digest: string }>("GET", `/v1/apps/${encodeURIComponent(props.appName || id)}`);
+    const app = await http.request<{ version: number; digest: string }>(
+      "GET",
+      `/v1/apps/${encodeURIComponent(props.appName || id)}`,
+    );
     return { id, props: { ...props, version: app.version, digest: app.digest } };
   } catch (error) {
     if ((error as { code?: string }).code === "NOT_FOUND") return {};
@@ -98,10 +125,16 @@ export async function read(id: string, props: AppDeploymentOutputs): Promise<{ i
   }
 }
 
-async function apply(inputs: AppDeploymentInputs, progress?: DeployProgress): Promise<AppDeploymentOutputs> {
+async function apply(
+  inputs: AppDeploymentInputs,
+  progress?: DeployProgress,
+): Promise<AppDeploymentOutputs> {
   const compiled = validateInputs(inputs);
   const result = await deployApp(agentHttp(inputs), agentSpec(inputs), inputs.root, progress);
-  const bundles = usedBundles(compiled, Object.fromEntries(result.artifacts.map((a) => [a.file, a.sha256])));
+  const bundles = usedBundles(
+    compiled,
+    Object.fromEntries(result.artifacts.map((a) => [a.file, a.sha256])),
+  );
   return {
     ...inputs,
     bundles,

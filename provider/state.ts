@@ -55,7 +55,9 @@ export interface AppDeploymentOutputs extends AppDeploymentInputs {
 
 /** The spec the agent receives: `spec` with each function's secret values put back. */
 export function agentSpec(inputs: Pick<AppDeploymentInputs, "spec" | "secrets">): AppSpecInput {
-  const spec = structuredClone(inputs.spec) as AppSpecInput & { functions?: Record<string, Record<string, unknown>> };
+  const spec = structuredClone(inputs.spec) as AppSpecInput & {
+    functions?: Record<string, Record<string, unknown>>;
+  };
   for (const [fn, values] of Object.entries(inputs.secrets ?? {})) {
     const target = spec.functions?.[fn];
     if (target && Object.keys(values).length > 0) target["secrets"] = { ...values };
@@ -67,20 +69,30 @@ export function agentSpec(inputs: Pick<AppDeploymentInputs, "spec" | "secrets">)
  * Every problem with a deployment's inputs, each with the input it concerns: the spec compiled
  * against the pool's maxima, the name, a bundle for each handler file, the endpoint.
  */
-export function inputProblems(inputs: AppDeploymentInputs): { property: string; issue: SpecIssue }[] {
+export function inputProblems(
+  inputs: AppDeploymentInputs,
+): { property: string; issue: SpecIssue }[] {
   const problems: { property: string; issue: SpecIssue }[] = [];
   const spec = inputs.spec as { name?: unknown } | undefined;
   if (typeof inputs.appName !== "string" || inputs.appName === "") {
     problems.push({ property: "appName", issue: { path: "appName", message: "required" } });
   } else if (spec?.name !== inputs.appName) {
-    problems.push({ property: "spec", issue: { path: "name", message: `the spec names app ${JSON.stringify(spec?.name)}, not ${JSON.stringify(inputs.appName)}` } });
+    problems.push({
+      property: "spec",
+      issue: {
+        path: "name",
+        message: `the spec names app ${JSON.stringify(spec?.name)}, not ${JSON.stringify(inputs.appName)}`,
+      },
+    });
   }
   let compiled: CompiledAppSpec | null = null;
   try {
     compiled = compileAppSpec(agentSpec(inputs), { maxima: inputs.maxima ?? {} });
   } catch (error) {
     if (!isInvalid(error)) throw error;
-    const issues = (error.details["issues"] as SpecIssue[] | undefined) ?? [{ path: "(root)", message: error.message }];
+    const issues = (error.details["issues"] as SpecIssue[] | undefined) ?? [
+      { path: "(root)", message: error.message },
+    ];
     for (const issue of issues) problems.push({ property: "spec", issue });
   }
   if (compiled) {
@@ -88,16 +100,34 @@ export function inputProblems(inputs: AppDeploymentInputs): { property: string; 
       if (!inputs.bundles?.[fn.handler.file]) {
         problems.push({
           property: "bundles",
-          issue: { path: formatPath(["functions", name, "handler"]), message: `no bundle for ${fn.handler.file}` },
+          issue: {
+            path: formatPath(["functions", name, "handler"]),
+            message: `no bundle for ${fn.handler.file}`,
+          },
         });
       }
     }
   }
-  if (typeof inputs.root !== "string" || !inputs.root.startsWith("/") && !/^[A-Za-z]:[\\/]/.test(inputs.root)) {
-    problems.push({ property: "root", issue: { path: "root", message: `expected an absolute directory, got ${JSON.stringify(inputs.root)}` } });
+  if (
+    typeof inputs.root !== "string" ||
+    (!inputs.root.startsWith("/") && !/^[A-Za-z]:[\\/]/.test(inputs.root))
+  ) {
+    problems.push({
+      property: "root",
+      issue: {
+        path: "root",
+        message: `expected an absolute directory, got ${JSON.stringify(inputs.root)}`,
+      },
+    });
   }
   if (!isHttpUrl(inputs.endpoint)) {
-    problems.push({ property: "endpoint", issue: { path: "endpoint", message: `expected an http(s) URL, got ${JSON.stringify(inputs.endpoint)}` } });
+    problems.push({
+      property: "endpoint",
+      issue: {
+        path: "endpoint",
+        message: `expected an http(s) URL, got ${JSON.stringify(inputs.endpoint)}`,
+      },
+    });
   }
   return problems;
 }
@@ -132,5 +162,9 @@ export function baseUrl(endpoint: string): string {
 
 /** An InvalidError, also one from another copy of kiln's modules (compared by code, not class). */
 export function isInvalid(error: unknown): error is InvalidError {
-  return error instanceof Error && (error as { code?: unknown }).code === "INVALID" && typeof (error as { details?: unknown }).details === "object";
+  return (
+    error instanceof Error &&
+    (error as { code?: unknown }).code === "INVALID" &&
+    typeof (error as { details?: unknown }).details === "object"
+  );
 }

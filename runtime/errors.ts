@@ -105,12 +105,16 @@ export class RemoteError extends KilnError {
   readonly remoteMessage: string;
   readonly remoteStack: string | undefined;
 
-  constructor(remote: { name: string; message: string; stack?: string | undefined }, options: KilnErrorOptions = {}) {
+  constructor(
+    remote: { name: string; message: string; stack?: string | undefined },
+    options: KilnErrorOptions = {},
+  ) {
     super(`${remote.name}: ${remote.message}`, options);
     this.remoteName = remote.name;
     this.remoteMessage = remote.message;
     this.remoteStack = remote.stack;
-    if (remote.stack) this.stack = `${this.name}: ${this.message}\n--- remote stack ---\n${remote.stack}`;
+    if (remote.stack)
+      this.stack = `${this.name}: ${this.message}\n--- remote stack ---\n${remote.stack}`;
   }
 }
 
@@ -148,7 +152,11 @@ export function toWire(error: unknown): WireError {
       code: error.code,
       message: error.message,
       details: error.details,
-      remote: { name: error.remoteName, message: error.remoteMessage, ...(error.remoteStack ? { stack: error.remoteStack } : {}) },
+      remote: {
+        name: error.remoteName,
+        message: error.remoteMessage,
+        ...(error.remoteStack ? { stack: error.remoteStack } : {}),
+      },
     };
   }
   if (error instanceof KilnError) {
@@ -160,7 +168,9 @@ export function toWire(error: unknown): WireError {
 
 export function fromWire(wire: WireError): KilnError {
   if (wire.code === "REMOTE_ERROR") {
-    return new RemoteError(wire.remote ?? { name: "Error", message: wire.message }, { details: wire.details ?? {} });
+    return new RemoteError(wire.remote ?? { name: "Error", message: wire.message }, {
+      details: wire.details ?? {},
+    });
   }
   const Class = CLASSES[wire.code as Exclude<ErrorCode, "REMOTE_ERROR">] ?? InternalError;
   return new Class(wire.message, { details: wire.details ?? {} });

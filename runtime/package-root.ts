@@ -13,7 +13,14 @@ export function kilnPackageRoot(): string {
   if (root !== undefined) return root;
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const manifest = join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: unknown }).name === "kiln") return (root = dir);
-    if (dirname(dir) === dir) throw new Error(`kiln's package.json is not above ${fileURLToPath(import.meta.url)}: reinstall kiln`);
+    if (
+      existsSync(manifest) &&
+      (JSON.parse(readFileSync(manifest, "utf8")) as { name?: unknown }).name === "kiln"
+    )
+      return (root = dir);
+    if (dirname(dir) === dir)
+      throw new Error(
+        `kiln's package.json is not above ${fileURLToPath(import.meta.url)}: reinstall kiln`,
+      );
   }
 }

@@ -36,7 +36,9 @@ export const wireErrorSchema: z.ZodType<WireError> = z.object({
   code: z.string(),
   message: z.string(),
   details: z.record(z.string(), z.unknown()).optional(),
-  remote: z.object({ name: z.string(), message: z.string(), stack: z.string().optional() }).optional(),
+  remote: z
+    .object({ name: z.string(), message: z.string(), stack: z.string().optional() })
+    .optional(),
 }) as unknown as z.ZodType<WireError>;
 
 export type Outcome = { ok: true; value: string } | { ok: false; error: WireError };
@@ -270,7 +272,14 @@ export const usageQuery = z
   .strict();
 
 export interface AgentStatus {
-  agent: { id: string; version: string; store: string; startedAt: string; url: string; capacity: { cpu: number; cpuUsed: number } };
+  agent: {
+    id: string;
+    version: string;
+    store: string;
+    startedAt: string;
+    url: string;
+    capacity: { cpu: number; cpuUsed: number };
+  };
   /** Every live agent on this agent's store, this one included. */
   hosts: HostStatus[];
   enforcement: EnforcementStatus;
@@ -283,7 +292,10 @@ export interface AgentStatus {
  * Where a dict or queue lives, written `app:<app>:<name>` (declared in a deployed app),
  * `named:<name>` (made with `createIfMissing`) or `ephemeral:<id>` (deleted with its owner).
  */
-export type DataRef = { kind: "app"; app: string; name: string } | { kind: "named"; name: string } | { kind: "ephemeral"; id: string };
+export type DataRef =
+  | { kind: "app"; app: string; name: string }
+  | { kind: "named"; name: string }
+  | { kind: "ephemeral"; id: string };
 
 export function formatDataRef(ref: DataRef): string {
   switch (ref.kind) {
@@ -298,10 +310,15 @@ export function formatDataRef(ref: DataRef): string {
 
 export function parseDataRef(text: string): DataRef {
   const parts = text.split(":");
-  if (parts[0] === "app" && parts.length === 3 && parts[1] && parts[2]) return { kind: "app", app: parts[1], name: parts[2] };
-  if (parts[0] === "named" && parts.length === 2 && parts[1]) return { kind: "named", name: parts[1] };
-  if (parts[0] === "ephemeral" && parts.length === 2 && /^[0-9a-f-]{36}$/.test(parts[1] ?? "")) return { kind: "ephemeral", id: parts[1]! };
-  throw new InvalidError(`${JSON.stringify(text)} is not a dict or queue reference: expected app:<app>:<name>, named:<name> or ephemeral:<id>`);
+  if (parts[0] === "app" && parts.length === 3 && parts[1] && parts[2])
+    return { kind: "app", app: parts[1], name: parts[2] };
+  if (parts[0] === "named" && parts.length === 2 && parts[1])
+    return { kind: "named", name: parts[1] };
+  if (parts[0] === "ephemeral" && parts.length === 2 && /^[0-9a-f-]{36}$/.test(parts[1] ?? ""))
+    return { kind: "ephemeral", id: parts[1]! };
+  throw new InvalidError(
+    `${JSON.stringify(text)} is not a dict or queue reference: expected app:<app>:<name>, named:<name> or ephemeral:<id>`,
+  );
 }
 
 /** Look up (or create) a named dict. */
@@ -311,7 +328,12 @@ export const dictLookupBody = z
     createIfMissing: z.boolean().default(false),
     /** Settings of a dict created now (ignored when it exists). */
     maxEntries: z.number().int().min(1).max(MAX_DICT_MAX_ENTRIES).optional(),
-    inactivityExpiryS: z.number().int().min(MIN_DICT_INACTIVITY_EXPIRY_S).max(MAX_DICT_INACTIVITY_EXPIRY_S).optional(),
+    inactivityExpiryS: z
+      .number()
+      .int()
+      .min(MIN_DICT_INACTIVITY_EXPIRY_S)
+      .max(MAX_DICT_INACTIVITY_EXPIRY_S)
+      .optional(),
   })
   .strict();
 
@@ -334,7 +356,10 @@ export const dictUpdateBody = z
 
 export const dictEntriesQuery = z
   .object({
-    cursor: z.string().regex(/^\d+$/, "must be a cursor returned by a previous page, or 0").default("0"),
+    cursor: z
+      .string()
+      .regex(/^\d+$/, "must be a cursor returned by a previous page, or 0")
+      .default("0"),
     count: z.coerce.number().int().min(1).max(1000).default(100),
   })
   .strict();
@@ -373,7 +398,12 @@ export const queueLookupBody = z
   .object({
     name: z.string(),
     createIfMissing: z.boolean().default(false),
-    partitionTtlS: z.number().int().min(MIN_QUEUE_PARTITION_TTL_S).max(MAX_QUEUE_PARTITION_TTL_S).optional(),
+    partitionTtlS: z
+      .number()
+      .int()
+      .min(MIN_QUEUE_PARTITION_TTL_S)
+      .max(MAX_QUEUE_PARTITION_TTL_S)
+      .optional(),
     maxPartitionItems: z.number().int().min(1).max(MAX_QUEUE_MAX_PARTITION_ITEMS).optional(),
     maxPartitions: z.number().int().min(1).max(MAX_QUEUE_MAX_PARTITIONS).optional(),
   })
@@ -381,7 +411,10 @@ export const queueLookupBody = z
 
 /** Items are serde-encoded strings. `partition` absent: the default partition. */
 export const queuePutBody = z
-  .object({ items: z.array(z.string()).min(1).max(MAX_QUEUE_MAX_PARTITION_ITEMS), partition: z.string().optional() })
+  .object({
+    items: z.array(z.string()).min(1).max(MAX_QUEUE_MAX_PARTITION_ITEMS),
+    partition: z.string().optional(),
+  })
   .strict();
 
 export const queueGetBody = z
@@ -402,7 +435,9 @@ export const queueLenQuery = z
   })
   .strict();
 
-export const queueClearBody = z.object({ partition: z.string().optional(), all: z.boolean().default(false) }).strict();
+export const queueClearBody = z
+  .object({ partition: z.string().optional(), all: z.boolean().default(false) })
+  .strict();
 
 export const queueItemsQuery = z
   .object({

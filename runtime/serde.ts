@@ -49,7 +49,10 @@ const reducers: Record<string, (value: unknown) => unknown> = {
 const revivers: NonNullable<Parameters<typeof devalue.parse>[1]> = {
   Buffer: (value: string) => Buffer.from(value, "base64"),
   Error: (value: EncodedError) => {
-    const error = new Error(value.message, value.cause === undefined ? undefined : { cause: value.cause });
+    const error = new Error(
+      value.message,
+      value.cause === undefined ? undefined : { cause: value.cause },
+    );
     error.name = value.name;
     if (value.stack !== undefined) error.stack = value.stack;
     Object.assign(error, value.fields);
@@ -94,13 +97,21 @@ export function decode<T = unknown>(text: string): T {
 }
 
 /** Encode and refuse payloads over the inline limit with a message that says what to do. */
-export function encodeBounded(value: unknown, what: string, limit = MAX_INLINE_PAYLOAD_BYTES): string {
+export function encodeBounded(
+  value: unknown,
+  what: string,
+  limit = MAX_INLINE_PAYLOAD_BYTES,
+): string {
   const text = encode(value);
   checkPayloadSize(text, what, limit);
   return text;
 }
 
-export function checkPayloadSize(text: string, what: string, limit = MAX_INLINE_PAYLOAD_BYTES): void {
+export function checkPayloadSize(
+  text: string,
+  what: string,
+  limit = MAX_INLINE_PAYLOAD_BYTES,
+): void {
   const bytes = Buffer.byteLength(text);
   if (bytes > limit) {
     throw new PayloadTooLargeError(

@@ -25,16 +25,27 @@ export function registerAgent(program: Command): void {
     .description("run a kiln agent (the host daemon) in the foreground; Ctrl-C stops it")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on (0 picks a free one)", "7070")
-    .option("--state-dir <dir>", "token, store, bundles and logs (default: KILN_STATE_DIR, else ~/.kiln)")
+    .option(
+      "--state-dir <dir>",
+      "token, store, bundles and logs (default: KILN_STATE_DIR, else ~/.kiln)",
+    )
     .option("--cpu <cores>", "CPU cores to hand out to containers (default: all of the host's)")
-    .option("--redis <url>", "share a Redis server with other agents (default: KILN_REDIS_URL, else the embedded store)")
-    .option("--drain-grace <seconds>", "on SIGTERM/SIGINT, how long running inputs may finish before they are handed back", "30")
+    .option(
+      "--redis <url>",
+      "share a Redis server with other agents (default: KILN_REDIS_URL, else the embedded store)",
+    )
+    .option(
+      "--drain-grace <seconds>",
+      "on SIGTERM/SIGINT, how long running inputs may finish before they are handed back",
+      "30",
+    )
     .action(async (flags: AgentFlags) => runAgent(flags));
 }
 
 async function runAgent(flags: AgentFlags): Promise<void> {
   const port = parseArg(portArg, flags.port, "--port");
-  const cpu = flags.cpu === undefined ? undefined : parseArg(positiveNumberArg(65_536), flags.cpu, "--cpu");
+  const cpu =
+    flags.cpu === undefined ? undefined : parseArg(positiveNumberArg(65_536), flags.cpu, "--cpu");
   const stateDir = resolve(flags.stateDir ?? defaultStateDir());
   const graceMs = parseArg(positiveNumberArg(86_400), flags.drainGrace, "--drain-grace") * 1000;
   const options: AgentOptions = { host: flags.host, port, stateDir, echoLogs: echo };
@@ -46,12 +57,19 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     agent = await Agent.start(options);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      throw new UnavailableError(`${flags.host}:${port} is already in use (another kiln agent?): pass --port`, { cause: error });
+      throw new UnavailableError(
+        `${flags.host}:${port} is already in use (another kiln agent?): pass --port`,
+        { cause: error },
+      );
     }
     throw error;
   }
-  const token = process.env["KILN_TOKEN"] ? "token from KILN_TOKEN" : `token in ${join(stateDir, TOKEN_FILE)}`;
-  process.stdout.write(`kiln agent ${KILN_VERSION} listening on ${agent.url} (${token}; state in ${stateDir})\n`);
+  const token = process.env["KILN_TOKEN"]
+    ? "token from KILN_TOKEN"
+    : `token in ${join(stateDir, TOKEN_FILE)}`;
+  process.stdout.write(
+    `kiln agent ${KILN_VERSION} listening on ${agent.url} (${token}; state in ${stateDir})\n`,
+  );
   process.stdout.write(`${agent.enforcementNotice}\n`);
 
   await new Promise<void>((done, fail) => {

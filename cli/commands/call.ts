@@ -13,18 +13,29 @@ export function registerCall(program: Command): void {
   withConnectionOptions(
     program
       .command("call")
-      .description("call a deployed function; each argument is JSON (7, '\"text\"', '[1,2]', '{\"a\":1}') or else a plain string")
+      .description(
+        "call a deployed function; each argument is JSON (7, '\"text\"', '[1,2]', '{\"a\":1}') or else a plain string",
+      )
       .argument("<app>", "app name")
       .argument("<fn>", "function name")
       .argument("[args...]", "positional arguments of the function")
       .option("--spawn", "start the call and print its id instead of waiting for the result")
-      .option("--json", "print the result as JSON (BigInt as a string, Map as an object, Set as an array)"),
+      .option(
+        "--json",
+        "print the result as JSON (BigInt as a string, Map as an object, Set as an array)",
+      ),
   ).action(async (app: string, fn: string, rawArgs: string[], flags: CallFlags, command: Command) =>
     runCall(app, fn, rawArgs, flags, Boolean(command.optsWithGlobals()["verbose"])),
   );
 }
 
-async function runCall(app: string, fn: string, rawArgs: string[], flags: CallFlags, verbose: boolean): Promise<void> {
+async function runCall(
+  app: string,
+  fn: string,
+  rawArgs: string[],
+  flags: CallFlags,
+  verbose: boolean,
+): Promise<void> {
   const appName = parseArg(nameArg, app, "<app>");
   const fnName = parseArg(nameArg, fn, "<fn>");
   const args = rawArgs.map((raw, i) => parseArg(jsonArg, raw, `argument ${i + 1}`));
@@ -37,5 +48,6 @@ async function runCall(app: string, fn: string, rawArgs: string[], flags: CallFl
   }
   const value = await remote.remote(...args);
   if (flags.json) process.stdout.write(`${formatJson(value)}\n`);
-  else if (value !== undefined) process.stdout.write(`${formatValue(value, { stacks: verbose })}\n`);
+  else if (value !== undefined)
+    process.stdout.write(`${formatValue(value, { stacks: verbose })}\n`);
 }

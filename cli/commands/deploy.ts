@@ -31,17 +31,27 @@ export function registerDeploy(program: Command): void {
       )
       .argument("[program-dir]", "a Pulumi program: a folder with Pulumi.yaml or index.ts")
       .option("--spec <file>", "the app spec, e.g. app.json (instead of a program)")
-      .option("--stack <name>", "with a program: the stack whose config (Pulumi.<stack>.yaml) it reads", "dev")
+      .option(
+        "--stack <name>",
+        "with a program: the stack whose config (Pulumi.<stack>.yaml) it reads",
+        "dev",
+      )
       .option("--json", "print the result as JSON (progress goes to stderr)"),
   ).action(async (dir: string | undefined, flags: DeployFlags) => {
-    if (dir !== undefined && flags.spec !== undefined) throw new InvalidError("give a program folder or --spec <file>, not both");
+    if (dir !== undefined && flags.spec !== undefined)
+      throw new InvalidError("give a program folder or --spec <file>, not both");
     if (dir !== undefined) {
       if (flags.url !== undefined || flags.token !== undefined || flags.stateDir !== undefined) {
-        throw new InvalidError("--url, --token and --state-dir go with --spec: a program's GpuPool says where its agent is (a local pool also reads KILN_URL / KILN_TOKEN)");
+        throw new InvalidError(
+          "--url, --token and --state-dir go with --spec: a program's GpuPool says where its agent is (a local pool also reads KILN_URL / KILN_TOKEN)",
+        );
       }
       return runProgramDeploy(dir, flags);
     }
-    if (flags.spec === undefined) throw new InvalidError("what to deploy: a program folder (kiln deploy examples/hello) or --spec <file>");
+    if (flags.spec === undefined)
+      throw new InvalidError(
+        "what to deploy: a program folder (kiln deploy examples/hello) or --spec <file>",
+      );
     return runDeploy({ ...flags, spec: flags.spec });
   });
 }
@@ -54,7 +64,10 @@ async function runDeploy(flags: DeployFlags & { spec: string }): Promise<void> {
     compileAppSpec(spec);
   } catch (error) {
     if (error instanceof InvalidError) {
-      throw new InvalidError(`invalid spec ${flags.spec}: ${oneLine(error.message)}`, { cause: error, details: error.details });
+      throw new InvalidError(`invalid spec ${flags.spec}: ${oneLine(error.message)}`, {
+        cause: error,
+        details: error.details,
+      });
     }
     throw error;
   }
@@ -77,18 +90,33 @@ async function runProgramDeploy(dir: string, flags: DeployFlags): Promise<void> 
   const results = [];
   for (const app of apps) {
     if (!app.reachable) {
-      throw new UnavailableError(`no agent answers at ${app.endpoint}: start one with 'kiln agent' (or point the GpuPool at one), then deploy again`);
+      throw new UnavailableError(
+        `no agent answers at ${app.endpoint}: start one with 'kiln agent' (or point the GpuPool at one), then deploy again`,
+      );
     }
-    out.write(`${formatAppDiff(app.diff, { endpoint: app.endpoint, version: app.version }).join("\n")}\n`);
-    const progress = (event: { step: string; detail: string }) => out.write(`${event.step.padEnd(6)}  ${event.detail}\n`);
-    const { outs } = app.version === null ? await create(app.inputs, progress) : await update(app.app, app.inputs as never, app.inputs, progress);
+    out.write(
+      `${formatAppDiff(app.diff, { endpoint: app.endpoint, version: app.version }).join("\n")}\n`,
+    );
+    const progress = (event: { step: string; detail: string }) =>
+      out.write(`${event.step.padEnd(6)}  ${event.detail}\n`);
+    const { outs } =
+      app.version === null
+        ? await create(app.inputs, progress)
+        : await update(app.app, app.inputs as never, app.inputs, progress);
     const changed = outs.version !== app.version;
     out.write(
       changed
         ? `deployed app '${outs.appName}' version ${outs.version} (spec ${outs.specHash.slice(0, 12)})\n`
         : `app '${outs.appName}' unchanged at version ${outs.version}\n`,
     );
-    results.push({ app: outs.appName, endpoint: outs.endpoint, version: outs.version, changed, specHash: outs.specHash, diff: app.diff });
+    results.push({
+      app: outs.appName,
+      endpoint: outs.endpoint,
+      version: outs.version,
+      changed,
+      specHash: outs.specHash,
+      diff: app.diff,
+    });
   }
   if (flags.json) process.stdout.write(`${formatJson({ apps: results, notes })}\n`);
 }
@@ -99,12 +127,17 @@ async function readSpec(path: string, shown: string): Promise<unknown> {
     text = await readFile(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new InvalidError(`cannot read spec ${shown}: ${code === "ENOENT" ? "no such file" : (error as Error).message}`, { cause: error });
+    throw new InvalidError(
+      `cannot read spec ${shown}: ${code === "ENOENT" ? "no such file" : (error as Error).message}`,
+      { cause: error },
+    );
   }
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new InvalidError(`spec ${shown} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new InvalidError(`spec ${shown} is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -20,13 +20,16 @@ export function registerLogs(program: Command): void {
       .argument("[fn]", "only this function")
       .option("-f, --follow", "keep printing new lines until Ctrl-C")
       .option("--tail <lines>", "how many of the last lines to print first (default 200)"),
-  ).action(async (app: string, fn: string | undefined, flags: LogsFlags) => runLogs(app, fn, flags));
+  ).action(async (app: string, fn: string | undefined, flags: LogsFlags) =>
+    runLogs(app, fn, flags),
+  );
 }
 
 async function runLogs(app: string, fn: string | undefined, flags: LogsFlags): Promise<void> {
   const appName = parseArg(nameArg, app, "<app>");
   const fnName = fn === undefined ? undefined : parseArg(nameArg, fn, "[fn]");
-  const tail = flags.tail === undefined ? undefined : parseArg(integerArg(0, 100_000), flags.tail, "--tail");
+  const tail =
+    flags.tail === undefined ? undefined : parseArg(integerArg(0, 100_000), flags.tail, "--tail");
   const kiln = await openKiln(flags);
   const path = `/v1/apps/${encodeURIComponent(appName)}/logs`;
   const query = { function: fnName, tail };
@@ -42,7 +45,8 @@ async function runLogs(app: string, fn: string | undefined, flags: LogsFlags): P
   process.once("SIGTERM", onSignal);
   try {
     const response = await kiln.http.stream(path, { ...query, follow: true }, abort.signal);
-    if (!response.body) throw new UnavailableError("the agent answered the log stream with no body");
+    if (!response.body)
+      throw new UnavailableError("the agent answered the log stream with no body");
     const decoder = new TextDecoder();
     let buffered = "";
     for await (const chunk of response.body) {
@@ -54,7 +58,10 @@ async function runLogs(app: string, fn: string | undefined, flags: LogsFlags): P
         if (text !== "") print(JSON.parse(text) as LogLine); // empty lines are keep-alive pings
       }
     }
-    if (!abort.signal.aborted) throw new UnavailableError("the agent closed the log stream (stopped, or the app was stopped)");
+    if (!abort.signal.aborted)
+      throw new UnavailableError(
+        "the agent closed the log stream (stopped, or the app was stopped)",
+      );
   } catch (error) {
     if (abort.signal.aborted) return; // Ctrl-C: a normal end
     throw error;
@@ -65,5 +72,6 @@ async function runLogs(app: string, fn: string | undefined, flags: LogsFlags): P
 }
 
 function print(line: LogLine): void {
-  for (const text of formatLogLine(line, { ts: true, app: false })) process.stdout.write(`${text}\n`);
+  for (const text of formatLogLine(line, { ts: true, app: false }))
+    process.stdout.write(`${text}\n`);
 }

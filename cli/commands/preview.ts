@@ -20,7 +20,9 @@ interface PreviewFlags {
 export function registerPreview(program: Command): void {
   program
     .command("preview")
-    .description("show what deploying a Pulumi program's apps would change on their agents (no Pulumi CLI needed)")
+    .description(
+      "show what deploying a Pulumi program's apps would change on their agents (no Pulumi CLI needed)",
+    )
     .argument("<program-dir>", "the program: a folder with Pulumi.yaml or index.ts")
     .option("--stack <name>", "stack whose config (Pulumi.<stack>.yaml) the program reads", "dev")
     .option("--json", "print the diff as JSON")
@@ -42,19 +44,43 @@ export async function previewProgram(
   dir: string,
   stack: string,
   evaluator = "kiln preview",
-): Promise<{ program: EvaluatedProgram; apps: (AppPreview & { inputs: AppDeploymentInputs })[]; notes: string[] }> {
-  const program = await evaluateProgram(dir, { stack, evaluator, preview: evaluator === "kiln preview" });
+): Promise<{
+  program: EvaluatedProgram;
+  apps: (AppPreview & { inputs: AppDeploymentInputs })[];
+  notes: string[];
+}> {
+  const program = await evaluateProgram(dir, {
+    stack,
+    evaluator,
+    preview: evaluator === "kiln preview",
+  });
   const notes = [...program.notes];
   const apps: (AppPreview & { inputs: AppDeploymentInputs })[] = [];
   for (const inputs of program.deployments) {
     await checkInputs(inputs);
     if (inputs.target === "local" && !(await agentAnswers(inputs.endpoint))) {
-      notes.push(`no agent answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (start one with 'kiln agent')`);
-      apps.push({ app: inputs.appName, endpoint: inputs.endpoint, version: null, reachable: false, diff: diffApps(null, viewOfInputs(inputs)), inputs });
+      notes.push(
+        `no agent answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (start one with 'kiln agent')`,
+      );
+      apps.push({
+        app: inputs.appName,
+        endpoint: inputs.endpoint,
+        version: null,
+        reachable: false,
+        diff: diffApps(null, viewOfInputs(inputs)),
+        inputs,
+      });
       continue;
     }
     const { diff, current } = await diffAgainstAgent(inputs);
-    apps.push({ app: inputs.appName, endpoint: inputs.endpoint, version: current?.version ?? null, reachable: true, diff, inputs });
+    apps.push({
+      app: inputs.appName,
+      endpoint: inputs.endpoint,
+      version: current?.version ?? null,
+      reachable: true,
+      diff,
+      inputs,
+    });
   }
   return { program, apps, notes };
 }
@@ -63,17 +89,23 @@ export async function previewProgram(
 export async function checkInputs(inputs: AppDeploymentInputs): Promise<void> {
   const { failures } = await check(undefined, inputs);
   if (failures.length > 0) {
-    throw new InvalidError(`app '${inputs.appName}': ${failures.map((f) => f.reason).join("\n")}`, { details: { failures } });
+    throw new InvalidError(`app '${inputs.appName}': ${failures.map((f) => f.reason).join("\n")}`, {
+      details: { failures },
+    });
   }
 }
 
 async function runPreview(dir: string, flags: PreviewFlags): Promise<void> {
   const { apps, notes } = await previewProgram(dir, flags.stack);
   if (flags.json) {
-    process.stdout.write(`${formatJson({ apps: apps.map(({ inputs: _inputs, ...app }) => app), notes })}\n`);
+    process.stdout.write(
+      `${formatJson({ apps: apps.map(({ inputs: _inputs, ...app }) => app), notes })}\n`,
+    );
     return;
   }
   for (const note of notes) process.stderr.write(`note: ${note}\n`);
-  const lines = apps.flatMap((app) => formatAppDiff(app.diff, { endpoint: app.endpoint, version: app.version }));
+  const lines = apps.flatMap((app) =>
+    formatAppDiff(app.diff, { endpoint: app.endpoint, version: app.version }),
+  );
   process.stdout.write(`${lines.join("\n")}\n`);
 }

@@ -8,8 +8,19 @@ import { createHash } from "node:crypto";
 import { containerVersion } from "../../runtime/agent/apps.js";
 import type { AgentHttp } from "../../runtime/client/http.js";
 import type { AgentStatus } from "../../runtime/protocol.js";
-import { canonicalJson, DEFAULT_CPU_HEADROOM, type CompiledAppSpec, type CompiledFunctionSpec } from "../../runtime/spec/index.js";
-import { diffApps, viewOfInputs, type AppDiff, type AppView, type FunctionView } from "../../provider/diff.js";
+import {
+  canonicalJson,
+  DEFAULT_CPU_HEADROOM,
+  type CompiledAppSpec,
+  type CompiledFunctionSpec,
+} from "../../runtime/spec/index.js";
+import {
+  diffApps,
+  viewOfInputs,
+  type AppDiff,
+  type AppView,
+  type FunctionView,
+} from "../../provider/diff.js";
 import { usedBundles } from "../../provider/hash.js";
 import { agentHttp } from "../../provider/ops.js";
 import type { AppDeploymentInputs } from "../../provider/state.js";
@@ -33,7 +44,10 @@ export interface AgentDiff {
 /** Whether an agent answers `GET /healthz` at `endpoint` within `timeoutMs`. */
 export async function agentAnswers(endpoint: string, timeoutMs = 2000): Promise<boolean> {
   try {
-    const response = await fetch(new URL("healthz", endpoint.endsWith("/") ? endpoint : `${endpoint}/`), { signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(
+      new URL("healthz", endpoint.endsWith("/") ? endpoint : `${endpoint}/`),
+      { signal: AbortSignal.timeout(timeoutMs) },
+    );
     return response.ok;
   } catch {
     return false;
@@ -43,7 +57,9 @@ export async function agentAnswers(endpoint: string, timeoutMs = 2000): Promise<
 /** The app as the agent runs it, or null when it is not deployed there. */
 export async function fetchDeployed(http: AgentHttp, appName: string): Promise<DeployedApp | null> {
   try {
-    return await http.request<DeployedApp>("GET", `/v1/apps/${encodeURIComponent(appName)}`, { signal: AbortSignal.timeout(30_000) });
+    return await http.request<DeployedApp>("GET", `/v1/apps/${encodeURIComponent(appName)}`, {
+      signal: AbortSignal.timeout(30_000),
+    });
   } catch (error) {
     if ((error as { code?: string }).code === "NOT_FOUND") return null;
     throw error;
@@ -52,7 +68,9 @@ export async function fetchDeployed(http: AgentHttp, appName: string): Promise<D
 
 /** The agent's digest formula (AppRegistry.deploy): sha256 of `{ spec, bundles }`, the compiled spec with secrets. */
 export function localDigest(spec: CompiledAppSpec, bundles: Record<string, string>): string {
-  return createHash("sha256").update(canonicalJson({ spec, bundles: usedBundles(spec, bundles) })).digest("hex");
+  return createHash("sha256")
+    .update(canonicalJson({ spec, bundles: usedBundles(spec, bundles) }))
+    .digest("hex");
 }
 
 /**
@@ -61,12 +79,22 @@ export function localDigest(spec: CompiledAppSpec, bundles: Record<string, strin
  * default on the agent shows it). Compile the program's defaults the same way, so the preview shows
  * what the program changes, not the agent's defaults.
  */
-export function adoptAgentDefaults(next: AppView, remote: CompiledAppSpec, inputs: AppDeploymentInputs, agentCores: number | undefined): void {
-  const written = (name: string) => (inputs.spec.functions as Record<string, { cpu?: unknown }> | undefined)?.[name]?.cpu;
+export function adoptAgentDefaults(
+  next: AppView,
+  remote: CompiledAppSpec,
+  inputs: AppDeploymentInputs,
+  agentCores: number | undefined,
+): void {
+  const written = (name: string) =>
+    (inputs.spec.functions as Record<string, { cpu?: unknown }> | undefined)?.[name]?.cpu;
   let ceiling = agentCores;
   for (const [name, theirs] of Object.entries(remote.functions)) {
     // A default limit below request + 4 on the agent is its ceiling.
-    if (!Array.isArray(written(name)) && theirs.cpu.limit < theirs.cpu.request + DEFAULT_CPU_HEADROOM && theirs.cpu.limit > theirs.cpu.request) {
+    if (
+      !Array.isArray(written(name)) &&
+      theirs.cpu.limit < theirs.cpu.request + DEFAULT_CPU_HEADROOM &&
+      theirs.cpu.limit > theirs.cpu.request
+    ) {
       ceiling = theirs.cpu.limit;
       break;
     }
@@ -81,8 +109,16 @@ export function adoptAgentDefaults(next: AppView, remote: CompiledAppSpec, input
 }
 
 function compiledOf(view: AppView): CompiledAppSpec {
-  const functions = Object.fromEntries(Object.entries(view.functions).map(([name, fn]) => [name, fn.spec]));
-  return { name: view.name, functions, dicts: view.dicts, queues: view.queues, schedules: view.schedules };
+  const functions = Object.fromEntries(
+    Object.entries(view.functions).map(([name, fn]) => [name, fn.spec]),
+  );
+  return {
+    name: view.name,
+    functions,
+    dicts: view.dicts,
+    queues: view.queues,
+    schedules: view.schedules,
+  };
 }
 
 /** Diff the program's app (`inputs`) against the agent. */
@@ -92,11 +128,19 @@ export async function diffAgainstAgent(inputs: AppDeploymentInputs): Promise<Age
   const current = await fetchDeployed(http, inputs.appName);
   if (current === null) return { diff: diffApps(null, next), current };
   const old = remoteView(current, inputs.endpoint);
-  const status = await http.request<AgentStatus>("GET", "/v1/status", { signal: AbortSignal.timeout(30_000) });
+  const status = await http.request<AgentStatus>("GET", "/v1/status", {
+    signal: AbortSignal.timeout(30_000),
+  });
   adoptAgentDefaults(next, current.spec, inputs, status.agent.capacity?.cpu);
-  if (current.digest === localDigest(compiledOf(next), inputs.bundles)) return { diff: diffApps(old, { ...next, functions: sameAs(old, next) }), current };
+  if (current.digest === localDigest(compiledOf(next), inputs.bundles))
+    return { diff: diffApps(old, { ...next, functions: sameAs(old, next) }), current };
   if (!current.bundles) {
-    const versions = new Map((status.apps.find((a) => a.name === current.name)?.functions ?? []).map((f) => [f.name, f.version]));
+    const versions = new Map(
+      (status.apps.find((a) => a.name === current.name)?.functions ?? []).map((f) => [
+        f.name,
+        f.version,
+      ]),
+    );
     for (const [name, fn] of Object.entries(old.functions)) {
       const local = next.functions[name];
       const remoteVersion = versions.get(name);
@@ -110,7 +154,8 @@ export async function diffAgainstAgent(inputs: AppDeploymentInputs): Promise<Age
 /** The program's functions marked as the agent's (same digest: nothing changed, code included). */
 function sameAs(old: AppView, next: AppView): AppView["functions"] {
   const functions: AppView["functions"] = {};
-  for (const [name, fn] of Object.entries(next.functions)) functions[name] = { ...fn, code: old.functions[name]?.code ?? fn.code };
+  for (const [name, fn] of Object.entries(next.functions))
+    functions[name] = { ...fn, code: old.functions[name]?.code ?? fn.code };
   for (const fn of Object.values(old.functions)) fn.hidden = "same";
   return functions;
 }
@@ -119,9 +164,20 @@ function sameAs(old: AppView, next: AppView): AppView["functions"] {
 export function remoteView(current: DeployedApp, endpoint: string): AppView {
   const functions: Record<string, FunctionView> = {};
   for (const [name, spec] of Object.entries(current.spec.functions)) {
-    functions[name] = { spec, code: current.bundles?.[spec.handler.file] ?? null, secretValuesKnown: false };
+    functions[name] = {
+      spec,
+      code: current.bundles?.[spec.handler.file] ?? null,
+      secretValuesKnown: false,
+    };
   }
-  return { name: current.name, endpoint, functions, dicts: current.spec.dicts, queues: current.spec.queues, schedules: current.spec.schedules };
+  return {
+    name: current.name,
+    endpoint,
+    functions,
+    dicts: current.spec.dicts,
+    queues: current.spec.queues,
+    schedules: current.spec.schedules,
+  };
 }
 
 /**
@@ -129,12 +185,17 @@ export function remoteView(current: DeployedApp, endpoint: string): AppView {
  * bundle, handler, resources, env and secret values. Recomputed with the agent's visible spec and
  * the program's code and secret values: equal means neither changed.
  */
-function hiddenChange(remote: CompiledFunctionSpec, local: FunctionView, remoteVersion: string): FunctionView["hidden"] {
+function hiddenChange(
+  remote: CompiledFunctionSpec,
+  local: FunctionView,
+  remoteVersion: string,
+): FunctionView["hidden"] {
   const localCode = local.code ?? "";
   if (containerVersion(localCode, local.spec) === remoteVersion) return "same";
   const remoteNames = Object.keys(remote.secrets).sort().join(",");
   const localNames = Object.keys(local.spec.secrets).sort().join(",");
   if (remoteNames !== localNames) return undefined;
-  if (containerVersion(localCode, { ...remote, secrets: local.spec.secrets }) === remoteVersion) return "same";
+  if (containerVersion(localCode, { ...remote, secrets: local.spec.secrets }) === remoteVersion)
+    return "same";
   return remoteNames === "" ? "code" : "code-or-secrets";
 }

@@ -13,15 +13,30 @@ interface ResolveContext {
   parentURL?: string;
   conditions?: readonly string[];
 }
-type NextResolve = (specifier: string, context?: ResolveContext) => Promise<{ url: string; format?: string | null }>;
-type NextLoad = (url: string, context?: unknown) => Promise<{ format: string; source?: string | ArrayBuffer | Uint8Array | null }>;
+type NextResolve = (
+  specifier: string,
+  context?: ResolveContext,
+) => Promise<{ url: string; format?: string | null }>;
+type NextLoad = (
+  url: string,
+  context?: unknown,
+) => Promise<{ format: string; source?: string | ArrayBuffer | Uint8Array | null }>;
 
-export async function resolve(specifier: string, context: ResolveContext, nextResolve: NextResolve) {
+export async function resolve(
+  specifier: string,
+  context: ResolveContext,
+  nextResolve: NextResolve,
+) {
   try {
     return await nextResolve(specifier, context);
   } catch (error) {
     const parent = context.parentURL;
-    if (!parent?.startsWith("file:") || !TS_FILE.test(new URL(parent).pathname) || !/^\.{1,2}\//.test(specifier)) throw error;
+    if (
+      !parent?.startsWith("file:") ||
+      !TS_FILE.test(new URL(parent).pathname) ||
+      !/^\.{1,2}\//.test(specifier)
+    )
+      throw error;
     for (const candidate of tsCandidates(specifier)) {
       try {
         return await nextResolve(candidate, context);
@@ -35,10 +50,17 @@ export async function resolve(specifier: string, context: ResolveContext, nextRe
 
 /** `./a.js` → `./a.ts`, `./a.tsx`; `./a.mjs` → `./a.mts`; `./a` → `./a.ts`, `./a/index.ts`, `./a.js`. */
 function tsCandidates(specifier: string): string[] {
-  if (specifier.endsWith(".js")) return [`${specifier.slice(0, -3)}.ts`, `${specifier.slice(0, -3)}.tsx`];
+  if (specifier.endsWith(".js"))
+    return [`${specifier.slice(0, -3)}.ts`, `${specifier.slice(0, -3)}.tsx`];
   if (specifier.endsWith(".mjs")) return [`${specifier.slice(0, -4)}.mts`];
   if (/\.[A-Za-z0-9]+$/.test(specifier.split("/").pop() ?? "")) return [];
-  return [`${specifier}.ts`, `${specifier}.tsx`, `${specifier}/index.ts`, `${specifier}.js`, `${specifier}/index.js`];
+  return [
+    `${specifier}.ts`,
+    `${specifier}.tsx`,
+    `${specifier}/index.ts`,
+    `${specifier}.js`,
+    `${specifier}/index.js`,
+  ];
 }
 
 export async function load(url: string, context: unknown, nextLoad: NextLoad) {
@@ -62,9 +84,20 @@ export async function load(url: string, context: unknown, nextLoad: NextLoad) {
 /** `__dirname`, `__filename` and `require` for TypeScript written for CommonJS, when it uses them without declaring them. */
 function commonJsGlobals(source: string): string {
   const lines: string[] = [];
-  const uses = (name: string) => new RegExp(`\\b${name}\\b`).test(source) && !new RegExp(`\\b(const|let|var|function|import)\\s+\\{?[^;]*\\b${name}\\b`).test(source);
-  if (uses("require")) lines.push(`import { createRequire as __kilnCreateRequire } from "node:module"; const require = __kilnCreateRequire(import.meta.url);`);
-  if (uses("__filename") || uses("__dirname")) lines.push(`import { fileURLToPath as __kilnFileURLToPath } from "node:url"; const __filename = __kilnFileURLToPath(import.meta.url);`);
-  if (uses("__dirname")) lines.push(`import { dirname as __kilnDirname } from "node:path"; const __dirname = __kilnDirname(__filename);`);
+  const uses = (name: string) =>
+    new RegExp(`\\b${name}\\b`).test(source) &&
+    !new RegExp(`\\b(const|let|var|function|import)\\s+\\{?[^;]*\\b${name}\\b`).test(source);
+  if (uses("require"))
+    lines.push(
+      `import { createRequire as __kilnCreateRequire } from "node:module"; const require = __kilnCreateRequire(import.meta.url);`,
+    );
+  if (uses("__filename") || uses("__dirname"))
+    lines.push(
+      `import { fileURLToPath as __kilnFileURLToPath } from "node:url"; const __filename = __kilnFileURLToPath(import.meta.url);`,
+    );
+  if (uses("__dirname"))
+    lines.push(
+      `import { dirname as __kilnDirname } from "node:path"; const __dirname = __kilnDirname(__filename);`,
+    );
   return lines.join("\n");
 }

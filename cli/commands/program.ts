@@ -64,7 +64,8 @@ export function findProject(dir: string, stack = "dev"): ProgramProject {
   const projectDir = isFile ? dirname(given) : given;
   const yaml = readProjectFile(projectDir);
   let main: string | null = isFile ? given : null;
-  if (main === null && typeof yaml?.["main"] === "string") main = mainModule(resolve(projectDir, yaml["main"]));
+  if (main === null && typeof yaml?.["main"] === "string")
+    main = mainModule(resolve(projectDir, yaml["main"]));
   main ??= mainModule(projectDir);
   if (main === null) {
     throw new InvalidError(
@@ -72,14 +73,18 @@ export function findProject(dir: string, stack = "dev"): ProgramProject {
     );
   }
   const name = typeof yaml?.["name"] === "string" ? yaml["name"] : basename(projectDir);
-  const stackFile = [`Pulumi.${stack}.yaml`, `Pulumi.${stack}.yml`].map((f) => join(projectDir, f)).find((f) => existsSync(f)) ?? null;
+  const stackFile =
+    [`Pulumi.${stack}.yaml`, `Pulumi.${stack}.yml`]
+      .map((f) => join(projectDir, f))
+      .find((f) => existsSync(f)) ?? null;
   return { dir: projectDir, name, main, programDir: dirname(main), stack, stackFile };
 }
 
 function mainModule(path: string): string | null {
   if (!existsSync(path)) return null;
   if (statSync(path).isFile()) return path;
-  for (const candidate of MAIN_CANDIDATES) if (existsSync(join(path, candidate))) return join(path, candidate);
+  for (const candidate of MAIN_CANDIDATES)
+    if (existsSync(join(path, candidate))) return join(path, candidate);
   const pkg = join(path, "package.json");
   if (existsSync(pkg)) {
     const main = (JSON.parse(readFileSync(pkg, "utf8")) as { main?: unknown }).main;
@@ -128,13 +133,21 @@ export async function readStackConfig(project: ProgramProject): Promise<StackCon
     if (!existsSync(path)) continue;
     const doc = load(readFileSync(path, "utf8")) as { config?: Record<string, unknown> } | null;
     for (const [k, v] of Object.entries(doc?.config ?? {})) {
-      if (typeof v === "object" && v !== null && !Array.isArray(v) && ("default" in v || "type" in v)) put(k, (v as { default?: unknown }).default);
+      if (
+        typeof v === "object" &&
+        v !== null &&
+        !Array.isArray(v) &&
+        ("default" in v || "type" in v)
+      )
+        put(k, (v as { default?: unknown }).default);
       else put(k, (v as { value?: unknown })?.value ?? v);
     }
     break;
   }
   if (project.stackFile) {
-    const doc = load(readFileSync(project.stackFile, "utf8")) as { config?: Record<string, unknown> } | null;
+    const doc = load(readFileSync(project.stackFile, "utf8")) as {
+      config?: Record<string, unknown>;
+    } | null;
     for (const [k, v] of Object.entries(doc?.config ?? {})) put(k, v);
   }
   return { values, skipped };
@@ -175,11 +188,15 @@ async function preloadKiln(programDir: string): Promise<void> {
 }
 
 /** Run the program under mocks and collect its AppDeployments' inputs. One evaluation at a time per process. */
-export async function evaluateProgram(dir: string, options: EvaluateOptions): Promise<EvaluatedProgram> {
+export async function evaluateProgram(
+  dir: string,
+  options: EvaluateOptions,
+): Promise<EvaluatedProgram> {
   const project = findProject(dir, options.stack);
   const config = await readStackConfig(project);
   const notes = config.skipped.map(
-    (k) => `config ${k} is encrypted: kiln cannot read it without the Pulumi CLI (set what it stands for in the environment, e.g. KILN_TOKEN)`,
+    (k) =>
+      `config ${k} is encrypted: kiln cannot read it without the Pulumi CLI (set what it stands for in the environment, e.g. KILN_TOKEN)`,
   );
   // Pulumi, kiln's components and the TypeScript loader (a loader thread) load only when a program
   // is evaluated, in this order: what loads before the loader is registered does not go through it.
@@ -194,7 +211,9 @@ export async function evaluateProgram(dir: string, options: EvaluateOptions): Pr
       newResource(args) {
         resources.push({ type: args.type, name: args.name });
         if (args.type === APP_DEPLOYMENT_TYPE) {
-          const { __provider: _provider, ...inputs } = unwrapSecrets(args.inputs) as AppDeploymentInputs & { __provider?: unknown };
+          const { __provider: _provider, ...inputs } = unwrapSecrets(
+            args.inputs,
+          ) as AppDeploymentInputs & { __provider?: unknown };
           deployments.push({ name: args.name, inputs });
           return { id: inputs.appName, state: { ...inputs, version: 0, digest: "" } };
         }
@@ -231,7 +250,11 @@ export async function evaluateProgram(dir: string, options: EvaluateOptions): Pr
     const deadline = Date.now() + EVALUATION_TIMEOUT_MS;
     for (const app of apps) {
       const urn = app.deployment.urn as unknown as { promise(): Promise<string> };
-      await bounded(Promise.race([urn.promise(), failed]), deadline, `the program's App ${JSON.stringify(app.root)} did not resolve`).catch((error: unknown) => {
+      await bounded(
+        Promise.race([urn.promise(), failed]),
+        deadline,
+        `the program's App ${JSON.stringify(app.root)} did not resolve`,
+      ).catch((error: unknown) => {
         throw programError(project, failure ?? error);
       });
     }
@@ -243,7 +266,9 @@ export async function evaluateProgram(dir: string, options: EvaluateOptions): Pr
     setProgramContext(undefined);
   }
   if (deployments.length === 0) {
-    throw new InvalidError(`program ${project.main} declares no App: nothing to deploy (declare a GpuPool, an App and its functions)`);
+    throw new InvalidError(
+      `program ${project.main} declares no App: nothing to deploy (declare a GpuPool, an App and its functions)`,
+    );
   }
   return { project, deployments: deployments.map((d) => d.inputs), resources, notes };
 }
@@ -264,7 +289,10 @@ export function unwrapSecrets(value: unknown): unknown {
 async function bounded<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnavailableError(`${what} within ${EVALUATION_TIMEOUT_MS / 1000} s`)), Math.max(0, deadline - Date.now()));
+    timer = setTimeout(
+      () => reject(new UnavailableError(`${what} within ${EVALUATION_TIMEOUT_MS / 1000} s`)),
+      Math.max(0, deadline - Date.now()),
+    );
   });
   try {
     return await Promise.race([promise, timeout]);
@@ -276,7 +304,13 @@ async function bounded<T>(promise: Promise<T>, deadline: number, what: string): 
 /** Component errors (InvalidError, with the field path) pass as they are; anything else names the program. */
 function programError(project: ProgramProject, error: unknown): Error {
   const code = (error as { code?: unknown })?.code;
-  if (error instanceof Error && typeof code === "string" && /^[A-Z_]+$/.test(code) && "details" in error) return error;
+  if (
+    error instanceof Error &&
+    typeof code === "string" &&
+    /^[A-Z_]+$/.test(code) &&
+    "details" in error
+  )
+    return error;
   const message = error instanceof Error ? error.message : String(error);
   return new InvalidError(`program ${project.main} failed: ${message}`, { cause: error });
 }

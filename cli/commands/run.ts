@@ -16,10 +16,18 @@ import { Agent } from "../../runtime/agent/agent.js";
 import { connect, type Kiln } from "../../runtime/client/index.js";
 import { InvalidError, NotFoundError, UnavailableError } from "../../runtime/errors.js";
 import type { LogLine } from "../../runtime/protocol.js";
-import { compileAppSpec, MAX_APP_NAME_LENGTH, type CompiledFunctionSpec } from "../../runtime/spec/index.js";
+import {
+  compileAppSpec,
+  MAX_APP_NAME_LENGTH,
+  type CompiledFunctionSpec,
+} from "../../runtime/spec/index.js";
 import type { RunContext, RunEntry } from "../../components/run-context.js";
 import { create, remove } from "../../provider/ops.js";
-import { agentSpec, type AppDeploymentInputs, type AppDeploymentOutputs } from "../../provider/state.js";
+import {
+  agentSpec,
+  type AppDeploymentInputs,
+  type AppDeploymentOutputs,
+} from "../../provider/state.js";
 import { jsonArg, parseArg } from "../args.js";
 import { formatValue } from "../output.js";
 import { evaluateProgram } from "./program.js";
@@ -42,8 +50,14 @@ export function registerRun(program: Command): void {
         "(or '::fn' with its arguments), stream the workers' logs, then remove the apps (also on Ctrl-C) unless --detach",
     )
     .argument("<program-dir>", "the program: a folder with Pulumi.yaml or index.ts")
-    .argument("<entry>", "an entry module exporting main(args, ctx) (e.g. main.ts), or ::fn to call one function")
-    .argument("[args...]", "flags for main after '--' (--n 5 --name=x; an exported zod schema 'args' checks them), or ::fn's arguments (--x 3, or positional JSON)")
+    .argument(
+      "<entry>",
+      "an entry module exporting main(args, ctx) (e.g. main.ts), or ::fn to call one function",
+    )
+    .argument(
+      "[args...]",
+      "flags for main after '--' (--n 5 --name=x; an exported zod schema 'args' checks them), or ::fn's arguments (--x 3, or positional JSON)",
+    )
     .option("--stack <name>", "stack whose config (Pulumi.<stack>.yaml) the program reads", "dev")
     .option("--detach", "leave the apps running after the run (needs an agent that outlives it)")
     .allowUnknownOption()
@@ -77,7 +91,11 @@ export function parseFlags(tokens: readonly string[]): ParsedFlags {
     if (eq < 0 && body.startsWith("no-")) {
       named[camel(body.slice(3))] = false;
     } else if (eq >= 0) {
-      named[camel(body.slice(0, eq))] = parseArg(jsonArg, body.slice(eq + 1), `--${body.slice(0, eq)}`);
+      named[camel(body.slice(0, eq))] = parseArg(
+        jsonArg,
+        body.slice(eq + 1),
+        `--${body.slice(0, eq)}`,
+      );
     } else if (tokens[i + 1] !== undefined && !(tokens[i + 1] ?? "").startsWith("--")) {
       named[camel(body)] = parseArg(jsonArg, tokens[++i] ?? "", `--${body}`);
     } else {
@@ -122,12 +140,20 @@ class RunSession {
       await checkInputs(declared);
       let { endpoint, token } = declared;
       if (!(await agentAnswers(endpoint))) {
-        if (declared.target !== "local") throw new UnavailableError(`no agent answers at ${endpoint} (the pool's endpoint target); is it running?`);
+        if (declared.target !== "local")
+          throw new UnavailableError(
+            `no agent answers at ${endpoint} (the pool's endpoint target); is it running?`,
+          );
         ({ endpoint, token } = await this.embeddedAgent(endpoint));
       }
       const running = ephemeralName(declared.appName, id);
-      const schedules = Object.keys((declared.spec as { schedules?: Record<string, unknown> }).schedules ?? {});
-      if (schedules.length > 0) this.say(`note: schedules do not fire in ephemeral apps; not deployed: ${schedules.join(", ")}`);
+      const schedules = Object.keys(
+        (declared.spec as { schedules?: Record<string, unknown> }).schedules ?? {},
+      );
+      if (schedules.length > 0)
+        this.say(
+          `note: schedules do not fire in ephemeral apps; not deployed: ${schedules.join(", ")}`,
+        );
       const inputs: AppDeploymentInputs = {
         ...declared,
         appName: running,
@@ -144,19 +170,26 @@ class RunSession {
       const spec = compileAppSpec(agentSpec(inputs));
       this.apps.push({ declared: declared.appName, running, outs, spec });
       const functions = Object.keys(spec.functions);
-      this.say(`deployed app '${declared.appName}' as '${running}' on ${endpoint} (${functions.length} function(s): ${functions.join(", ")})`);
+      this.say(
+        `deployed app '${declared.appName}' as '${running}' on ${endpoint} (${functions.length} function(s): ${functions.join(", ")})`,
+      );
     }
   }
 
   private async embeddedAgent(url: string): Promise<{ endpoint: string; token: string }> {
-    if (this.embedded) return { endpoint: this.embedded.agent.url, token: this.embedded.agent.token };
+    if (this.embedded)
+      return { endpoint: this.embedded.agent.url, token: this.embedded.agent.token };
     if (this.detach) {
-      throw new InvalidError(`--detach needs an agent that outlives the run, and none answers at ${url}: start one with 'kiln agent', then run again`);
+      throw new InvalidError(
+        `--detach needs an agent that outlives the run, and none answers at ${url}: start one with 'kiln agent', then run again`,
+      );
     }
     const stateDir = await mkdtemp(join(tmpdir(), "kiln-run-"));
     const agent = await Agent.start({ stateDir, port: 0 });
     this.embedded = { agent, stateDir };
-    this.say(`no agent answers at ${url}: started an embedded agent for this run at ${agent.url} (state in ${stateDir}; it stops when the run ends)`);
+    this.say(
+      `no agent answers at ${url}: started an embedded agent for this run at ${agent.url} (state in ${stateDir}; it stops when the run ends)`,
+    );
     return { endpoint: agent.url, token: agent.token };
   }
 
@@ -184,7 +217,9 @@ class RunSession {
       await Promise.allSettled(this.logTasks);
       for (const app of this.apps) {
         if (this.detach) {
-          this.say(`left app '${app.running}' running (--detach); stop it with 'kiln stop ${app.running}'`);
+          this.say(
+            `left app '${app.running}' running (--detach); stop it with 'kiln stop ${app.running}'`,
+          );
           continue;
         }
         try {
@@ -208,37 +243,51 @@ class RunSession {
  * ends: a fetch left half-open would keep an embedded agent's server from closing for its
  * keep-alive timeout.
  */
-async function follow(outs: AppDeploymentOutputs, app: string, prefix: string, signal: AbortSignal): Promise<void> {
-  const url = new URL(`v1/apps/${encodeURIComponent(app)}/logs?follow=true&tail=0`, outs.endpoint.endsWith("/") ? outs.endpoint : `${outs.endpoint}/`);
-  const { request } = url.protocol === "https:" ? await import("node:https") : await import("node:http");
+async function follow(
+  outs: AppDeploymentOutputs,
+  app: string,
+  prefix: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const url = new URL(
+    `v1/apps/${encodeURIComponent(app)}/logs?follow=true&tail=0`,
+    outs.endpoint.endsWith("/") ? outs.endpoint : `${outs.endpoint}/`,
+  );
+  const { request } =
+    url.protocol === "https:" ? await import("node:https") : await import("node:http");
   await new Promise<void>((done) => {
-    const req = request(url, { headers: { authorization: `Bearer ${outs.token}` }, agent: false }, (response) => {
-      if (response.statusCode !== 200) {
-        response.resume();
-        done();
-        return;
-      }
-      let buffered = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk: string) => {
-        buffered += chunk;
-        let newline: number;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          const text = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          if (text === "") continue; // keep-alive ping
-          try {
-            const line = JSON.parse(text) as LogLine;
-            if (line.stream === "system") continue;
-            for (const part of line.text.replace(/\r?\n$/, "").split(/\r?\n/)) process.stderr.write(`[${prefix}${line.function}] ${part}\n`);
-          } catch {
-            // not a log line
-          }
+    const req = request(
+      url,
+      { headers: { authorization: `Bearer ${outs.token}` }, agent: false },
+      (response) => {
+        if (response.statusCode !== 200) {
+          response.resume();
+          done();
+          return;
         }
-      });
-      response.on("end", done);
-      response.on("error", () => done());
-    });
+        let buffered = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => {
+          buffered += chunk;
+          let newline: number;
+          while ((newline = buffered.indexOf("\n")) >= 0) {
+            const text = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (text === "") continue; // keep-alive ping
+            try {
+              const line = JSON.parse(text) as LogLine;
+              if (line.stream === "system") continue;
+              for (const part of line.text.replace(/\r?\n$/, "").split(/\r?\n/))
+                process.stderr.write(`[${prefix}${line.function}] ${part}\n`);
+            } catch {
+              // not a log line
+            }
+          }
+        });
+        response.on("end", done);
+        response.on("error", () => done());
+      },
+    );
     req.on("error", () => done());
     req.end();
     const stop = () => {
@@ -250,18 +299,31 @@ async function follow(outs: AppDeploymentOutputs, app: string, prefix: string, s
   });
 }
 
-async function runRun(dir: string, entry: string, rest: string[], flags: RunFlags, verbose: boolean): Promise<void> {
+async function runRun(
+  dir: string,
+  entry: string,
+  rest: string[],
+  flags: RunFlags,
+  verbose: boolean,
+): Promise<void> {
   const say = (text: string) => process.stderr.write(`kiln run: ${text}\n`);
   const fnName = entry.startsWith("::") ? entry.slice(2) : null;
   if (fnName === "") throw new InvalidError("::fn: name a function, e.g. ::square");
   const entryPath = fnName === null ? resolveEntry(entry, dir) : null;
   const parsed = parseFlags(rest);
 
-  const program = await evaluateProgram(dir, { stack: flags.stack, evaluator: "kiln run", preview: false });
+  const program = await evaluateProgram(dir, {
+    stack: flags.stack,
+    evaluator: "kiln run",
+    preview: false,
+  });
   for (const note of program.notes) say(`note: ${note}`);
   // What would fail anyway (no such function, a bad flag, an entry that does not load) fails
   // before anything is deployed.
-  const work = fnName !== null ? await prepareCall(program.deployments, fnName, parsed) : await prepareEntry(entryPath ?? entry, parsed);
+  const work =
+    fnName !== null
+      ? await prepareCall(program.deployments, fnName, parsed)
+      : await prepareEntry(entryPath ?? entry, parsed);
   const session = new RunSession(Boolean(flags.detach), say);
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -289,7 +351,8 @@ async function runRun(dir: string, entry: string, rest: string[], flags: RunFlag
     } else {
       say(`running ${entry}`);
       const result = await runEntry(session, work);
-      if (result !== undefined) process.stdout.write(`${formatValue(result, { stacks: verbose })}\n`);
+      if (result !== undefined)
+        process.stdout.write(`${formatValue(result, { stacks: verbose })}\n`);
     }
   } finally {
     // Interrupted: whatever main is doing now (a call failing as its app goes) waits for the cleanup, then exit 130.
@@ -302,8 +365,11 @@ async function runRun(dir: string, entry: string, rest: string[], flags: RunFlag
 
 /** The entry module: relative to the current directory, else to the program's. */
 function resolveEntry(entry: string, dir: string): string {
-  for (const candidate of [resolve(entry), resolve(dir, entry)]) if (existsSync(candidate)) return candidate;
-  throw new InvalidError(`entry ${entry}: no such file (looked in ${process.cwd()} and ${resolve(dir)})`);
+  for (const candidate of [resolve(entry), resolve(dir, entry)])
+    if (existsSync(candidate)) return candidate;
+  throw new InvalidError(
+    `entry ${entry}: no such file (looked in ${process.cwd()} and ${resolve(dir)})`,
+  );
 }
 
 /** An entry, loaded and its flags checked: what runs once the apps are deployed. */
@@ -319,11 +385,19 @@ async function prepareEntry(path: string, flags: ParsedFlags): Promise<PreparedE
   try {
     mod = (await import(pathToFileURL(path).href)) as Partial<RunEntry> & { default?: unknown };
   } catch (error) {
-    throw new InvalidError(`entry ${path} failed to load: ${(error as Error).message}`, { cause: error });
+    throw new InvalidError(`entry ${path} failed to load: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
-  const main = typeof mod.main === "function" ? mod.main : typeof mod.default === "function" ? (mod.default as RunEntry["main"]) : null;
+  const main =
+    typeof mod.main === "function"
+      ? mod.main
+      : typeof mod.default === "function"
+        ? (mod.default as RunEntry["main"])
+        : null;
   if (main === null) throw new InvalidError(`entry ${path} exports no main(args, ctx) function`);
-  let args: unknown = flags.positional.length > 0 ? { ...flags.named, _: flags.positional } : flags.named;
+  let args: unknown =
+    flags.positional.length > 0 ? { ...flags.named, _: flags.positional } : flags.named;
   if (mod.args && typeof mod.args.safeParse === "function") {
     const result = mod.args.safeParse(flags.named);
     if (!result.success) throw new InvalidError(`entry flags: ${flagIssues(result.error)}`);
@@ -340,7 +414,8 @@ async function runEntry(session: RunSession, entry: PreparedEntry): Promise<unkn
     app: first?.running ?? "",
     apps,
     kiln,
-    function: (name, app) => kiln.function(app === undefined ? (first?.running ?? "") : (apps[app] ?? app), name),
+    function: (name, app) =>
+      kiln.function(app === undefined ? (first?.running ?? "") : (apps[app] ?? app), name),
     functionCall: (id) => kiln.functionCall(id),
     signal: session.abort.signal,
   };
@@ -350,7 +425,12 @@ async function runEntry(session: RunSession, entry: PreparedEntry): Promise<unkn
 function flagIssues(error: unknown): string {
   const issues = (error as { issues?: { path?: PropertyKey[]; message?: string }[] })?.issues;
   if (!Array.isArray(issues)) return String((error as Error)?.message ?? error);
-  return issues.map((issue) => `${issue.path?.length ? `--${issue.path.map(String).join(".")}: ` : ""}${issue.message ?? "invalid"}`).join("; ");
+  return issues
+    .map(
+      (issue) =>
+        `${issue.path?.length ? `--${issue.path.map(String).join(".")}: ` : ""}${issue.message ?? "invalid"}`,
+    )
+    .join("; ");
 }
 
 /** `::fn`, found in the program and its flags mapped to arguments: what runs once the apps are deployed. */
@@ -363,17 +443,29 @@ interface PreparedCall {
   generator: boolean;
 }
 
-async function prepareCall(deployments: readonly AppDeploymentInputs[], fnName: string, flags: ParsedFlags): Promise<PreparedCall> {
-  const apps = deployments.map((inputs) => ({ inputs, functions: compileAppSpec(agentSpec(inputs)).functions }));
-  const found = apps.flatMap(({ inputs, functions }) => (functions[fnName] ? [{ inputs, spec: functions[fnName] }] : []));
+async function prepareCall(
+  deployments: readonly AppDeploymentInputs[],
+  fnName: string,
+  flags: ParsedFlags,
+): Promise<PreparedCall> {
+  const apps = deployments.map((inputs) => ({
+    inputs,
+    functions: compileAppSpec(agentSpec(inputs)).functions,
+  }));
+  const found = apps.flatMap(({ inputs, functions }) =>
+    functions[fnName] ? [{ inputs, spec: functions[fnName] }] : [],
+  );
   const target = found[0];
   if (!target) {
     const known = apps.flatMap(({ functions }) => Object.keys(functions)).sort();
-    throw new NotFoundError(`::${fnName}: the program has no function '${fnName}'; its functions: ${known.join(", ") || "(none)"}`);
+    throw new NotFoundError(
+      `::${fnName}: the program has no function '${fnName}'; its functions: ${known.join(", ") || "(none)"}`,
+    );
   }
   const handler = await loadHandler(target.inputs.root, target.spec);
   let args = flags.positional;
-  if (Object.keys(flags.named).length > 0) args = [...args, ...namedToPositional(fnName, handler, flags.named)];
+  if (Object.keys(flags.named).length > 0)
+    args = [...args, ...namedToPositional(fnName, handler, flags.named)];
   return { kind: "call", fnName, app: target.inputs.appName, args, generator: handler.generator };
 }
 
@@ -384,7 +476,8 @@ async function callOne(session: RunSession, call: PreparedCall, verbose: boolean
   const kiln = await session.client(app);
   const remote = kiln.function(app.running, call.fnName);
   if (call.generator) {
-    for await (const value of remote.remoteGen(...call.args)) process.stdout.write(`${formatValue(value, { stacks: verbose })}\n`);
+    for await (const value of remote.remoteGen(...call.args))
+      process.stdout.write(`${formatValue(value, { stacks: verbose })}\n`);
     return;
   }
   const value = await remote.remote(...call.args);
@@ -403,17 +496,31 @@ interface HandlerShape {
  * imports (kiln/client among them) resolve from the program's folder as they do for the program.
  */
 async function loadHandler(root: string, spec: CompiledFunctionSpec): Promise<HandlerShape> {
-  const mod = (await import(pathToFileURL(resolve(root, spec.handler.file)).href)) as Record<string, unknown>;
+  const mod = (await import(pathToFileURL(resolve(root, spec.handler.file)).href)) as Record<
+    string,
+    unknown
+  >;
   const exported = mod[spec.handler.exportName];
   const fn =
     spec.handler.method === null
       ? exported
-      : (exported as { prototype?: Record<string, unknown> } | undefined)?.prototype?.[spec.handler.method];
+      : (exported as { prototype?: Record<string, unknown> } | undefined)?.prototype?.[
+          spec.handler.method
+        ];
   if (typeof fn !== "function") return { params: null, generator: false };
-  return { params: parameterNames(fn.toString()), generator: fn.constructor.name === "AsyncGeneratorFunction" || fn.constructor.name === "GeneratorFunction" };
+  return {
+    params: parameterNames(fn.toString()),
+    generator:
+      fn.constructor.name === "AsyncGeneratorFunction" ||
+      fn.constructor.name === "GeneratorFunction",
+  };
 }
 
-function namedToPositional(fnName: string, handler: HandlerShape, named: Record<string, unknown>): unknown[] {
+function namedToPositional(
+  fnName: string,
+  handler: HandlerShape,
+  named: Record<string, unknown>,
+): unknown[] {
   if (handler.params === "object") return [named];
   const params = handler.params ?? [];
   const unknown = Object.keys(named).filter((key) => !params.includes(key));

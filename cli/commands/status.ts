@@ -11,15 +11,32 @@ interface StatusFlags extends ConnectionFlags {
 
 export function registerStatus(program: Command): void {
   withConnectionOptions(
-    program.command("status").description("show the agent, its apps and their functions").option("--json", "print the raw status as JSON"),
+    program
+      .command("status")
+      .description("show the agent, its apps and their functions")
+      .option("--json", "print the raw status as JSON"),
   ).action(async (flags: StatusFlags) => {
     const kiln = await openKiln(flags);
     const status = await kiln.status();
-    process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status).join("\n")}\n`);
+    process.stdout.write(
+      flags.json ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus(status).join("\n")}\n`,
+    );
   });
 }
 
-const HEADER = ["FUNCTION", "DESIRED", "STARTING", "BUSY", "IDLE", "DRAINING", "PENDING", "RUNNING", "SPAWN-PENDING", "COLD-STARTS", "START-FAILURES"];
+const HEADER = [
+  "FUNCTION",
+  "DESIRED",
+  "STARTING",
+  "BUSY",
+  "IDLE",
+  "DRAINING",
+  "PENDING",
+  "RUNNING",
+  "SPAWN-PENDING",
+  "COLD-STARTS",
+  "START-FAILURES",
+];
 const NUMERIC = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 export function formatStatus(status: AgentStatus): string[] {
@@ -36,7 +53,9 @@ export function formatStatus(status: AgentStatus): string[] {
     if (gpus) lines.push(`host: ${gpus}`);
   }
   if (e) {
-    const controllers = Object.entries(e.controllers).map(([name, version]) => `${name} ${version}`).join(", ");
+    const controllers = Object.entries(e.controllers)
+      .map(([name, version]) => `${name} ${version}`)
+      .join(", ");
     lines.push(
       `limits: ${e.enforcement === "fallback" ? `FALLBACK (rlimits + RSS polling): ${e.reason ?? ""}` : `${e.enforcement} (${controllers})`}` +
         `  scratch: ${e.disk.enforcement}${e.disk.pressure ? "  DISK PRESSURE" : ""}  gpus: ${e.gpus.free}/${e.gpus.total} free`,
@@ -64,25 +83,39 @@ export function formatStatus(status: AgentStatus): string[] {
   const aligned = table(rows, { right: NUMERIC, indent: "  " });
   let next = 1;
   for (const app of status.apps) {
-    lines.push("", `app ${app.name}  version ${app.version}  deployed ${app.deployedAt}`, aligned[0] ?? "");
+    lines.push(
+      "",
+      `app ${app.name}  version ${app.version}  deployed ${app.deployedAt}`,
+      aligned[0] ?? "",
+    );
     for (const fn of app.functions) {
       lines.push(aligned[next++] ?? "");
       if (hosts.length > 1) {
         const spread = hosts.flatMap((h) => {
           const share = h.functions[`${app.name}.${fn.name}`];
-          return share && share.containers > 0 ? [`${h.url} ${share.containers} (${share.busy} busy)`] : [];
+          return share && share.containers > 0
+            ? [`${h.url} ${share.containers} (${share.busy} busy)`]
+            : [];
         });
         if (spread.length > 0) lines.push(`      on hosts: ${spread.join(", ")}`);
       }
-      if (fn.scaling?.lastDecision) lines.push(`      scaling: ${fn.scaling.lastDecision.desired} wanted: ${fn.scaling.lastDecision.reason}`);
+      if (fn.scaling?.lastDecision)
+        lines.push(
+          `      scaling: ${fn.scaling.lastDecision.desired} wanted: ${fn.scaling.lastDecision.reason}`,
+        );
       if (fn.blocked) lines.push(`      blocked: ${fn.blocked}`);
-      if (fn.lastStartError) lines.push(`      last start error: ${fn.lastStartError.split("\n")[0] ?? ""}`);
+      if (fn.lastStartError)
+        lines.push(`      last start error: ${fn.lastStartError.split("\n")[0] ?? ""}`);
     }
     if (app.functions.length === 0) lines.push("  (no functions)");
     for (const schedule of app.schedules ?? []) {
-      const when = schedule.cron ? `cron "${schedule.cron}" ${schedule.timezone}` : `every ${schedule.periodS} s`;
+      const when = schedule.cron
+        ? `cron "${schedule.cron}" ${schedule.timezone}`
+        : `every ${schedule.periodS} s`;
       const last = schedule.runs[0];
-      const lastText = last ? `last run ${last.tickAt} ${last.status}${last.error ? `: ${oneLine(last.error)}` : ""}` : "no runs yet";
+      const lastText = last
+        ? `last run ${last.tickAt} ${last.status}${last.error ? `: ${oneLine(last.error)}` : ""}`
+        : "no runs yet";
       lines.push(
         `  schedule ${schedule.name} -> ${schedule.function}  ${when}  next ${schedule.nextTickAt ?? "(not firing: ephemeral app)"}  ${lastText}`,
       );

@@ -13,10 +13,16 @@ export function registerStop(program: Command): void {
       .command("stop")
       .description("stop a deployed app: its containers drain and stop, queued inputs fail")
       .argument("<app>", "app name")
-      .option("--grace <seconds>", "how long in-flight inputs may run on (default: the agent's, 300)"),
+      .option(
+        "--grace <seconds>",
+        "how long in-flight inputs may run on (default: the agent's, 300)",
+      ),
   ).action(async (app: string, flags: StopFlags) => {
     const appName = parseArg(nameArg, app, "<app>");
-    const graceSeconds = flags.grace === undefined ? undefined : parseArg(integerArg(0, 86_400), flags.grace, "--grace");
+    const graceSeconds =
+      flags.grace === undefined
+        ? undefined
+        : parseArg(integerArg(0, 86_400), flags.grace, "--grace");
     const kiln = await openKiln(flags);
     const before = (await kiln.status()).apps.find((a) => a.name === appName);
     await kiln.http.request("DELETE", `/v1/apps/${encodeURIComponent(appName)}`, {
@@ -28,7 +34,10 @@ export function registerStop(program: Command): void {
     }
     const containers = before.functions.reduce((sum, fn) => sum + fn.containers.length, 0);
     const inFlight = before.functions.reduce((sum, fn) => sum + fn.queue.running, 0);
-    const queued = before.functions.reduce((sum, fn) => sum + fn.queue.pending + fn.queue.spawnPending, 0);
+    const queued = before.functions.reduce(
+      (sum, fn) => sum + fn.queue.pending + fn.queue.spawnPending,
+      0,
+    );
     process.stdout.write(
       `stopped app '${appName}' version ${before.version}: ${before.functions.length} function(s) (${before.functions.map((f) => f.name).join(", ")}), ` +
         `${containers} container(s), ${inFlight} input(s) were running, ${queued} queued\n`,

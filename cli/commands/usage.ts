@@ -15,7 +15,9 @@ export function registerUsage(program: Command): void {
   withConnectionOptions(
     program
       .command("usage")
-      .description("metered usage per function: billed cpu = max(request, used), billed memory = max(request, disk/20, used), GPU seconds")
+      .description(
+        "metered usage per function: billed cpu = max(request, used), billed memory = max(request, disk/20, used), GPU seconds",
+      )
       .option("--app <app>", "only this app")
       .option("--function <fn>", "only this function")
       .option("--since <time>", "only usage after this time (ISO date, or epoch ms)")
@@ -35,7 +37,9 @@ export function registerUsage(program: Command): void {
 
 export function formatUsage(usage: readonly UsageTotals[]): string[] {
   if (usage.length === 0) return ["no usage recorded yet"];
-  const rows = [["FUNCTION", "CONTAINER-S", "CPU-S", "BILLED-CPU-S", "MEM-GIB-S", "BILLED-MEM-GIB-S", "GPU-S"]];
+  const rows = [
+    ["FUNCTION", "CONTAINER-S", "CPU-S", "BILLED-CPU-S", "MEM-GIB-S", "BILLED-MEM-GIB-S", "GPU-S"],
+  ];
   for (const u of usage) {
     rows.push([
       `${u.app}.${u.fn}`,

@@ -58,7 +58,9 @@ export async function embedCached(text: string): Promise<{ vector: number[]; cac
   const cache = cacheOf(kiln);
   const hit = (await cache?.get(text)) as number[] | undefined;
   if (hit !== undefined) return { vector: hit, cached: true };
-  const { vector } = await kiln.function<(text: string) => { vector: number[] }>(APP, "embed").remote(text);
+  const { vector } = await kiln
+    .function<(text: string) => { vector: number[] }>(APP, "embed")
+    .remote(text);
   await cache?.put(text, vector);
   return { vector, cached: false };
 }
@@ -67,6 +69,7 @@ export async function embedCached(text: string): Promise<{ vector: number[]; cac
 export async function reindex(corpus: string[]): Promise<{ texts: number; fresh: number }> {
   const kiln = await connect();
   let fresh = 0;
-  for await (const result of kiln.function<typeof embedCached>(APP, "embedCached").map(corpus)) if (!result.cached) fresh++;
+  for await (const result of kiln.function<typeof embedCached>(APP, "embedCached").map(corpus))
+    if (!result.cached) fresh++;
   return { texts: corpus.length, fresh };
 }

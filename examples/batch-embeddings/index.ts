@@ -23,8 +23,17 @@ new ServerlessFunction("embed", {
   maxContainers: 2,
   batched: { maxBatchSize: 32, waitMs: 20 },
 });
-new ServerlessFunction("embedCached", { app, handler: "./embeddings.ts#embedCached", maxInputs: 16 });
-const reindex = new ServerlessFunction("reindex", { app, handler: "./embeddings.ts#reindex", timeout: 3600, retries: 2 });
+new ServerlessFunction("embedCached", {
+  app,
+  handler: "./embeddings.ts#embedCached",
+  maxInputs: 16,
+});
+const reindex = new ServerlessFunction("reindex", {
+  app,
+  handler: "./embeddings.ts#reindex",
+  timeout: 3600,
+  retries: 2,
+});
 
 new Schedule("nightly", {
   app,

@@ -12,7 +12,18 @@ export const args = z.object({
   n: z.coerce.number().int().min(2).max(500).default(40),
 });
 
-const WORDS = ["kiln", "fires", "functions", "fast", "batches", "fill", "quickly", "cache", "remembers", "vectors"];
+const WORDS = [
+  "kiln",
+  "fires",
+  "functions",
+  "fast",
+  "batches",
+  "fill",
+  "quickly",
+  "cache",
+  "remembers",
+  "vectors",
+];
 
 function sentence(i: number): string {
   return Array.from({ length: 4 }, (_, k) => WORDS[(i * 7 + k * 3) % WORDS.length]).join(" ");
@@ -28,7 +39,9 @@ export async function main({ n }: z.infer<typeof args>, ctx: RunContext): Promis
   const started = performance.now();
   const results = await Promise.all(texts.map((text) => embed.remote(text)));
   const sizes = results.map((r) => r.batchSize);
-  console.log(`embedded ${n} texts in ${(performance.now() - started).toFixed(0)} ms; largest batch ${Math.max(...sizes)}, batches seen ${new Set(sizes).size}+`);
+  console.log(
+    `embedded ${n} texts in ${(performance.now() - started).toFixed(0)} ms; largest batch ${Math.max(...sizes)}, batches seen ${new Set(sizes).size}+`,
+  );
 
   const cached = ctx.function<typeof embedCached>("embedCached");
   let hits = 0;
@@ -44,5 +57,7 @@ export async function main({ n }: z.infer<typeof args>, ctx: RunContext): Promis
       if (score > best.score) best = { i, j, score };
     }
   }
-  console.log(`closest pair (cosine ${best.score.toFixed(3)}): "${texts[best.i]}" ~ "${texts[best.j]}"`);
+  console.log(
+    `closest pair (cosine ${best.score.toFixed(3)}): "${texts[best.i]}" ~ "${texts[best.j]}"`,
+  );
 }

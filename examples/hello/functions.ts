@@ -22,7 +22,9 @@ export class Embedder {
   async enter(): Promise<void> {
     // Stands in for loading weights: done once, before the first input.
     await new Promise((resolve) => setTimeout(resolve, 50));
-    this.vocabulary = new Map(["kiln", "fires", "functions", "fast"].map((word, i) => [word, i + 1]));
+    this.vocabulary = new Map(
+      ["kiln", "fires", "functions", "fast"].map((word, i) => [word, i + 1]),
+    );
     this.loadedAt = Date.now();
     console.log("Embedder loaded its vocabulary");
   }
@@ -30,7 +32,10 @@ export class Embedder {
   embed(text: string): { vector: number[]; loadedAt: number } {
     const vocabulary = this.vocabulary;
     if (!vocabulary) throw new Error("enter() did not run");
-    return { vector: text.split(/\s+/).map((word) => vocabulary.get(word.toLowerCase()) ?? 0), loadedAt: this.loadedAt };
+    return {
+      vector: text.split(/\s+/).map((word) => vocabulary.get(word.toLowerCase()) ?? 0),
+      loadedAt: this.loadedAt,
+    };
   }
 }
 
@@ -51,7 +56,10 @@ export function fail(reason: string): never {
 export function rich(): unknown {
   return {
     when: new Date("2026-11-23T00:00:00Z"),
-    counts: new Map([["a", 1], ["b", 2]]),
+    counts: new Map([
+      ["a", 1],
+      ["b", 2],
+    ]),
     tags: new Set(["x", "y"]),
     big: 2n ** 70n,
     bytes: new Uint8Array([1, 2, 3]),

@@ -12,7 +12,11 @@ const app = new App("hello", { pool });
 
 new ServerlessFunction("square", { app, handler: "./functions.ts#square", maxContainers: 2 });
 new ServerlessFunction("add", { app, handler: "./functions.ts#add" });
-new ServerlessFunction("embed", { app, handler: "./functions.ts#Embedder.embed", memory: [128, 512] });
+new ServerlessFunction("embed", {
+  app,
+  handler: "./functions.ts#Embedder.embed",
+  memory: [128, 512],
+});
 new ServerlessFunction("countdown", { app, handler: "./functions.ts#countdown" });
 new ServerlessFunction("fail", { app, handler: "./functions.ts#fail", retries: 1 });
 new ServerlessFunction("rich", { app, handler: "./functions.ts#rich" });

@@ -17,7 +17,10 @@ export const args = z.object({
 });
 
 function show(label: string, value: unknown, ms: number): void {
-  const text = typeof value === "string" ? value : JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
+  const text =
+    typeof value === "string"
+      ? value
+      : JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v));
   console.log(`  ${label.padEnd(34)} ${text}  (${ms.toFixed(0)} ms)`);
 }
 
@@ -54,11 +57,18 @@ export async function main({ n }: z.infer<typeof args>, ctx: RunContext): Promis
   show("add.map([1,2,3], [10,20,30])", sums, zipMs);
   const [starred, starMs] = await timed(async () => {
     const out: number[] = [];
-    for await (const y of add.starmap([[1, 2], [3, 4]])) out.push(y);
+    for await (const y of add.starmap([
+      [1, 2],
+      [3, 4],
+    ]))
+      out.push(y);
     return out;
   });
   show("add.starmap([[1,2],[3,4]])", starred, starMs);
-  show("embed.remote (class + enter())", ...(await timed(() => embed.remote("kiln fires functions fast"))));
+  show(
+    "embed.remote (class + enter())",
+    ...(await timed(() => embed.remote("kiln fires functions fast"))),
+  );
   const [ticks, genMs] = await timed(async () => {
     const out: number[] = [];
     for await (const tick of countdown.remoteGen(5)) out.push(tick);
@@ -69,7 +79,16 @@ export async function main({ n }: z.infer<typeof args>, ctx: RunContext): Promis
   const r = value as Record<string, unknown>;
   show(
     "rich.remote() types",
-    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v === null ? "null" : v === undefined ? "undefined" : ((v as object).constructor?.name ?? typeof v)])),
+    Object.fromEntries(
+      Object.entries(r).map(([k, v]) => [
+        k,
+        v === null
+          ? "null"
+          : v === undefined
+            ? "undefined"
+            : ((v as object).constructor?.name ?? typeof v),
+      ]),
+    ),
     richMs,
   );
   show("sumOfSquares.remote(100) (nested)", ...(await timed(() => sumOfSquares.remote(100))));
@@ -79,7 +98,9 @@ export async function main({ n }: z.infer<typeof args>, ctx: RunContext): Promis
       return "no error?";
     } catch (error) {
       const e = error as KilnError;
-      return e instanceof RemoteError ? `${e.name}: ${e.remoteName}: ${e.remoteMessage} (retried once first)` : String(e);
+      return e instanceof RemoteError
+        ? `${e.name}: ${e.remoteName}: ${e.remoteMessage} (retried once first)`
+        : String(e);
     }
   });
   show("fail.remote('demo')", caught, failMs);
@@ -106,7 +127,9 @@ export async function main({ n }: z.infer<typeof args>, ctx: RunContext): Promis
   console.log("\nstatus:");
   for (const app of status.apps.filter((a) => a.name === ctx.app)) {
     for (const fn of app.functions) {
-      console.log(`  ${fn.name.padEnd(14)} containers ${fn.containers.length}  cold starts ${fn.coldStarts}`);
+      console.log(
+        `  ${fn.name.padEnd(14)} containers ${fn.containers.length}  cold starts ${fn.coldStarts}`,
+      );
     }
   }
   console.log("\ndemo finished: every call style ran on a real agent and real worker processes.");

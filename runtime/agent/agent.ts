@@ -117,7 +117,9 @@ export class Agent {
     const redisUrl = options.redisUrl ?? process.env["KILN_REDIS_URL"];
     const store =
       options.store ??
-      (redisUrl ? await openStore({ kind: "redis", url: redisUrl }) : await openStore({ kind: "embedded", dir: join(stateDir, "store") }));
+      (redisUrl
+        ? await openStore({ kind: "redis", url: redisUrl })
+        : await openStore({ kind: "embedded", dir: join(stateDir, "store") }));
     // Records an agent of the old layout kept as plain keys move into their registries first.
     try {
       await migrateLegacyKeys(store);
@@ -125,7 +127,11 @@ export class Agent {
       if (!options.store) await store.close();
       throw error;
     }
-    const limits: RouterLimits = { ...DEFAULT_ROUTER_LIMITS, resultTtlMs: RESULT_TTL_MS, ...options.limits };
+    const limits: RouterLimits = {
+      ...DEFAULT_ROUTER_LIMITS,
+      resultTtlMs: RESULT_TTL_MS,
+      ...options.limits,
+    };
     const id = `agent-${randomUUID().slice(0, 8)}`;
     const replies = new Replies(store, id);
     await replies.start();
@@ -138,7 +144,15 @@ export class Agent {
     const sandboxes = await SandboxHost.open({
       agentId: id,
       scratchRoot: join(stateDir, "scratch"),
-      log: (line) => logs.append({ app: "-", function: "-", callId: null, containerId: "-", stream: "system", text: `${line}\n` }),
+      log: (line) =>
+        logs.append({
+          app: "-",
+          function: "-",
+          callId: null,
+          containerId: "-",
+          stream: "system",
+          text: `${line}\n`,
+        }),
     });
     const notice = sandboxNotice(await sandboxes.status(), leftovers);
     // Per-container maxima: what this host can give one container, unless configured.
@@ -169,12 +183,33 @@ export class Agent {
     const hostsRef: { agent: Agent | null } = { agent: null };
     const otherHosts = async (): Promise<HostMaxima[]> =>
       ((await hostsRef.agent?.hosts()) ?? []).flatMap((h) =>
-        h.id !== id && h.maxima && !h.draining ? [{ host: h.id, maxima: h.maxima, ...(h.gpus ? { gpus: h.gpus } : {}) }] : [],
+        h.id !== id && h.maxima && !h.draining
+          ? [{ host: h.id, maxima: h.maxima, ...(h.gpus ? { gpus: h.gpus } : {}) }]
+          : [],
       );
     const gpus = gpuOffers(sandboxes.gpus.all);
-    const apps = new AppRegistry(store, poolContext, outcomes, join(stateDir, "bundles"), { maxima, gpus }, otherHosts);
+    const apps = new AppRegistry(
+      store,
+      poolContext,
+      outcomes,
+      join(stateDir, "bundles"),
+      { maxima, gpus },
+      otherHosts,
+    );
     const router = new Router(store, apps, outcomes, replies, limits);
-    const agent = new Agent(id, token, store, apps, router, logs, capacity, sandboxes, options, agentUrl, maxima);
+    const agent = new Agent(
+      id,
+      token,
+      store,
+      apps,
+      router,
+      logs,
+      capacity,
+      sandboxes,
+      options,
+      agentUrl,
+      maxima,
+    );
     hostsRef.agent = agent;
     agent.enforcementNotice = notice;
     const appLookup = { spec: (app: string) => apps.get(app).spec };
@@ -197,7 +232,10 @@ export class Agent {
     agent.server = buildServer(agent);
     let address: string;
     try {
-      address = await agent.server.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 7070 });
+      address = await agent.server.listen({
+        host: options.host ?? "127.0.0.1",
+        port: options.port ?? 7070,
+      });
     } catch (error) {
       // Release what was opened (the embedded store locks its directory) before reporting.
       await replies.stop();
@@ -208,16 +246,27 @@ export class Agent {
     }
     agent.url = address.replace("[::1]", "localhost");
     agentUrl.value = agent.url;
-    agent.unsubscribeCancel = await store.subscribe(channels.cancel, (inputId) => agent.killLocal(inputId));
+    agent.unsubscribeCancel = await store.subscribe(channels.cancel, (inputId) =>
+      agent.killLocal(inputId),
+    );
     // Deploys and deletes made through other agents on the same store: told at once, and
     // reconciled every few seconds in case a message was missed (pub/sub is not durable).
-    agent.unsubscribeApps = await store.subscribe(channels.apps, (name) => void apps.refresh(name).catch((e: unknown) => agent.logInternal(e)));
+    agent.unsubscribeApps = await store.subscribe(
+      channels.apps,
+      (name) => void apps.refresh(name).catch((e: unknown) => agent.logInternal(e)),
+    );
     await apps.load();
     agent.scheduler.start();
-    agent.reconcile = setInterval(() => void apps.load().catch((e: unknown) => agent.logInternal(e)), APP_RECONCILE_MS);
+    agent.reconcile = setInterval(
+      () => void apps.load().catch((e: unknown) => agent.logInternal(e)),
+      APP_RECONCILE_MS,
+    );
     agent.reconcile.unref();
     await agent.advertise();
-    agent.advertiser = setInterval(() => void agent.advertise().catch(() => undefined), HOST_ADVERTISE_MS);
+    agent.advertiser = setInterval(
+      () => void agent.advertise().catch(() => undefined),
+      HOST_ADVERTISE_MS,
+    );
     agent.advertiser.unref();
     return agent;
   }
@@ -237,7 +286,8 @@ export class Agent {
   private async advertise(): Promise<void> {
     const functions: HostStatus["functions"] = {};
     for (const app of this.apps.list()) {
-      for (const [fn, pool] of this.apps.appPools(app.name)) functions[`${app.name}.${fn}`] = pool.hostShare();
+      for (const [fn, pool] of this.apps.appPools(app.name))
+        functions[`${app.name}.${fn}`] = pool.hostShare();
     }
     const host: HostStatus = {
       id: this.id,
@@ -257,7 +307,9 @@ export class Agent {
 
   async hosts(): Promise<HostStatus[]> {
     const raws = await this.hostRegistry.entries();
-    return [...raws.values()].map((raw) => JSON.parse(raw) as HostStatus).sort((a, b) => a.url.localeCompare(b.url));
+    return [...raws.values()]
+      .map((raw) => JSON.parse(raw) as HostStatus)
+      .sort((a, b) => a.url.localeCompare(b.url));
   }
 
   async status(): Promise<AgentStatus> {
@@ -266,7 +318,9 @@ export class Agent {
         name: summary.name,
         version: summary.version,
         deployedAt: summary.deployedAt,
-        functions: await Promise.all([...this.apps.appPools(summary.name).values()].map((pool) => pool.status())),
+        functions: await Promise.all(
+          [...this.apps.appPools(summary.name).values()].map((pool) => pool.status()),
+        ),
         schedules: await this.scheduleStatus(summary.name),
       })),
     );
@@ -306,7 +360,9 @@ export class Agent {
   }
 
   logInternal(error: unknown): void {
-    process.stderr.write(`kiln agent: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.stderr.write(
+      `kiln agent: internal error: ${(error as Error)?.stack ?? String(error)}\n`,
+    );
   }
 
   /**
@@ -336,7 +392,10 @@ export class Agent {
 }
 
 /** One line at start about how limits are enforced, louder when they are not. */
-function sandboxNotice(status: Awaited<ReturnType<SandboxHost["status"]>>, leftovers: string[]): string {
+function sandboxNotice(
+  status: Awaited<ReturnType<SandboxHost["status"]>>,
+  leftovers: string[],
+): string {
   const controllers = Object.entries(status.controllers)
     .map(([name, version]) => `${name} ${version}`)
     .join(", ");
@@ -348,6 +407,7 @@ function sandboxNotice(status: Awaited<ReturnType<SandboxHost["status"]>>, lefto
     `scratch disks: ${status.disk.enforcement}`,
     `GPUs: ${gpus} (${status.gpus.source})`,
   ];
-  if (leftovers.length > 0) parts.push(`could not reclaim what a previous agent left: ${leftovers.join("; ")}`);
+  if (leftovers.length > 0)
+    parts.push(`could not reclaim what a previous agent left: ${leftovers.join("; ")}`);
   return parts.join("; ");
 }

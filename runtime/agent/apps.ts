@@ -34,7 +34,11 @@ export interface AppRecord {
 }
 
 /** Told after this agent deployed (`next`) or deleted (`next` null) an app: data and schedules follow. */
-export type AppChangeHook = (name: string, previous: AppRecord | null, next: AppRecord | null) => Promise<void>;
+export type AppChangeHook = (
+  name: string,
+  previous: AppRecord | null,
+  next: AppRecord | null,
+) => Promise<void>;
 
 export interface ArtifactMeta {
   exports: string[];
@@ -86,7 +90,9 @@ export class AppRegistry {
       this.apps.delete(name);
       const pools = this.pools.get(name) ?? new Map<string, FunctionPool>();
       this.pools.delete(name);
-      await Promise.all([...pools.values()].map((pool) => pool.stop({ drain: true, graceMs: 300_000 })));
+      await Promise.all(
+        [...pools.values()].map((pool) => pool.stop({ drain: true, graceMs: 300_000 })),
+      );
       return;
     }
     const record = JSON.parse(raw) as AppRecord;
@@ -107,9 +113,15 @@ export class AppRegistry {
   }
 
   async deploy(name: string, body: DeployBody): Promise<{ app: AppSummary; changed: boolean }> {
-    const spec = compileForCluster(body.spec, { host: this.poolContext.agentId, ...this.own }, await this.otherHosts());
+    const spec = compileForCluster(
+      body.spec,
+      { host: this.poolContext.agentId, ...this.own },
+      await this.otherHosts(),
+    );
     if (spec.name !== name) {
-      throw new InvalidError(`name: the spec names app '${spec.name}' but was deployed as '${name}'`);
+      throw new InvalidError(
+        `name: the spec names app '${spec.name}' but was deployed as '${name}'`,
+      );
     }
     refuseUnsupported(spec);
     await this.checkHandlers(spec, body.bundles);
@@ -124,7 +136,8 @@ export class AppRegistry {
       .digest("hex");
     // The stored record, not this agent's copy: another agent may have deployed since.
     const storedRaw = await this.records.get(name);
-    const previous = storedRaw === null ? this.apps.get(name) : (JSON.parse(storedRaw) as AppRecord);
+    const previous =
+      storedRaw === null ? this.apps.get(name) : (JSON.parse(storedRaw) as AppRecord);
     if (previous && previous.digest === digest) {
       if (this.apps.get(name)?.digest !== digest) await this.activate(previous);
       return { app: summarize(previous), changed: false };
@@ -153,7 +166,9 @@ export class AppRegistry {
     const app = this.apps.get(name);
     if (!app) {
       const names = [...this.apps.keys()].sort();
-      throw new NotFoundError(`app '${name}' is not deployed; deployed apps: ${names.join(", ") || "(none)"}`);
+      throw new NotFoundError(
+        `app '${name}' is not deployed; deployed apps: ${names.join(", ") || "(none)"}`,
+      );
     }
     return app;
   }
@@ -164,7 +179,9 @@ export class AppRegistry {
     const spec = record.spec.functions[fn];
     if (!spec) {
       const names = Object.keys(record.spec.functions).sort();
-      throw new NotFoundError(`app '${app}' has no function '${fn}'; its functions: ${names.join(", ") || "(none)"}`);
+      throw new NotFoundError(
+        `app '${app}' has no function '${fn}'; its functions: ${names.join(", ") || "(none)"}`,
+      );
     }
     return spec;
   }
@@ -201,7 +218,10 @@ export class AppRegistry {
     await Promise.all(pools.map((pool) => pool.stop({ drain: graceMs > 0, graceMs })));
   }
 
-  private async checkHandlers(spec: CompiledAppSpec, bundles: Record<string, string>): Promise<void> {
+  private async checkHandlers(
+    spec: CompiledAppSpec,
+    bundles: Record<string, string>,
+  ): Promise<void> {
     const problems: string[] = [];
     for (const [fnName, fn] of Object.entries(spec.functions)) {
       const sha = bundles[fn.handler.file];
@@ -211,7 +231,9 @@ export class AppRegistry {
       }
       const raw = await this.store.get(keys.artifactMeta(sha));
       if (raw === null) {
-        problems.push(`functions.${fnName}.handler: artifact ${sha.slice(0, 12)} for ${fn.handler.file} was not uploaded`);
+        problems.push(
+          `functions.${fnName}.handler: artifact ${sha.slice(0, 12)} for ${fn.handler.file} was not uploaded`,
+        );
         continue;
       }
       const meta = JSON.parse(raw) as ArtifactMeta;
@@ -221,7 +243,8 @@ export class AppRegistry {
         );
       }
     }
-    if (problems.length > 0) throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
+    if (problems.length > 0)
+      throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
   }
 
   private async activate(record: AppRecord): Promise<void> {
@@ -248,9 +271,9 @@ export class AppRegistry {
     for (const [fnName, pool] of pools) {
       if (!(fnName in record.spec.functions)) {
         pools.delete(fnName);
-        void pool.stop({ drain: true, graceMs: 300_000 }).then(() =>
-          this.failQueued(record.name, fnName),
-        );
+        void pool
+          .stop({ drain: true, graceMs: 300_000 })
+          .then(() => this.failQueued(record.name, fnName));
       }
     }
   }
@@ -268,7 +291,8 @@ export class AppRegistry {
     await this.kilnProvided;
     if (existsSync(path)) return path;
     const code = await this.store.get(keys.artifact(sha));
-    if (code === null) throw new NotFoundError(`artifact ${sha} is missing from the store; deploy the app again`);
+    if (code === null)
+      throw new NotFoundError(`artifact ${sha} is missing from the store; deploy the app again`);
     const temp = `${path}.${process.pid}.tmp`;
     await writeFile(temp, code);
     await rename(temp, path);
@@ -277,12 +301,26 @@ export class AppRegistry {
 
   private async failQueued(app: string, fn: string): Promise<void> {
     const queues = [keys.queue(app, fn), keys.spawnQueue(app, fn)];
-    const error = toWire(new NotFoundError(`app '${app}' was stopped (or '${fn}' removed) before this input ran`));
+    const error = toWire(
+      new NotFoundError(`app '${app}' was stopped (or '${fn}' removed) before this input ran`),
+    );
     for (;;) {
-      const claims = await this.store.claim(queues, { owner: "app-delete", leaseMs: 60_000, max: 1000, waitMs: 0 });
+      const claims = await this.store.claim(queues, {
+        owner: "app-delete",
+        leaseMs: 60_000,
+        max: 1000,
+        waitMs: 0,
+      });
       if (claims.length === 0) return;
       // Together, so the outcome writer settles them in few store round trips.
-      await Promise.all(claims.map((claim) => this.outcomes.settle(claim, JSON.parse(claim.payload) as InputEnvelope, { ok: false, error })));
+      await Promise.all(
+        claims.map((claim) =>
+          this.outcomes.settle(claim, JSON.parse(claim.payload) as InputEnvelope, {
+            ok: false,
+            error,
+          }),
+        ),
+      );
     }
   }
 }
@@ -295,7 +333,8 @@ function refuseUnsupported(spec: CompiledAppSpec): void {
   const problems: string[] = [];
   for (const [name, fn] of Object.entries(spec.functions)) {
   }
-  if (problems.length > 0) throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
+  if (problems.length > 0)
+    throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
 }
 
 export function containerVersion(bundleSha: string, spec: CompiledFunctionSpec): string {

@@ -9,15 +9,20 @@ import { join } from "node:path";
 
 export const TOKEN_FILE = "token";
 
-export async function loadOrCreateToken(stateDir: string, fromEnv: string | undefined): Promise<string> {
+export async function loadOrCreateToken(
+  stateDir: string,
+  fromEnv: string | undefined,
+): Promise<string> {
   if (fromEnv) return fromEnv;
   const path = join(stateDir, TOKEN_FILE);
   if (existsSync(path)) return (await readFile(path, "utf8")).trim();
   await mkdir(stateDir, { recursive: true });
   const token = `kiln_${randomBytes(24).toString("base64url")}`;
-  await writeFile(path, `${token}\n`, { mode: 0o600, flag: "wx" }).catch(async (error: NodeJS.ErrnoException) => {
-    if (error.code !== "EEXIST") throw error;
-  });
+  await writeFile(path, `${token}\n`, { mode: 0o600, flag: "wx" }).catch(
+    async (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EEXIST") throw error;
+    },
+  );
   await chmod(path, 0o600);
   return (await readFile(path, "utf8")).trim();
 }

@@ -79,21 +79,25 @@ export class Autoscaler {
    * ready. Call after `observe`.
    */
   decide(now: number, live: number, ready: number): ScalingDecision {
-    const { minContainers, maxContainers, bufferContainers, windowMs, targetPerContainer } = this.settings;
+    const { minContainers, maxContainers, bufferContainers, windowMs, targetPerContainer } =
+      this.settings;
     const target = Math.max(1, targetPerContainer);
     const inWindow = this.samples.filter((s) => s.at > now - windowMs);
     const current = inWindow.at(-1)?.load ?? 0;
     const peak = inWindow.reduce((max, s) => Math.max(max, s.load), 0);
     const panicFrom = now - panicWindowMs(windowMs);
     const recent = inWindow.filter((s) => s.at >= panicFrom);
-    const burst = recent.length === 0 ? 0 : recent.reduce((sum, s) => sum + s.load, 0) / recent.length;
+    const burst =
+      recent.length === 0 ? 0 : recent.reduce((sum, s) => sum + s.load, 0) / recent.length;
     if (ready > 0 && Math.ceil(burst / target) >= 2 * ready) this.panicUntil = now + windowMs;
     const panic = now < this.panicUntil;
 
     const needed = Math.ceil(peak / target);
     const buffer = peak > 0 ? bufferContainers : 0;
     let desired = needed + buffer;
-    const parts = [`peak load ${peak} over ${Math.round(windowMs / 1000)} s / target ${target} = ${needed}`];
+    const parts = [
+      `peak load ${peak} over ${Math.round(windowMs / 1000)} s / target ${target} = ${needed}`,
+    ];
     if (buffer > 0) parts.push(`+ buffer ${buffer}`);
     if (panic && desired < live) {
       desired = live;
@@ -108,7 +112,10 @@ export class Autoscaler {
     if (desired < minContainers) parts.push(`raised to minContainers ${minContainers}`);
     desired = Math.min(cap, Math.max(minContainers, desired));
     if (current > 0 && desired === 0) desired = 1;
-    const startUpTo = Math.min(desired, Math.max(minContainers, Math.ceil(current / target) + buffer));
+    const startUpTo = Math.min(
+      desired,
+      Math.max(minContainers, Math.ceil(current / target) + buffer),
+    );
     return { desired, startUpTo, panic, reason: parts.join(", ") };
   }
 }

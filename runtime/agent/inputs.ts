@@ -118,7 +118,16 @@ export function newCall(
   const now = Date.now();
   const reply = replyTo === undefined ? {} : { replyTo };
   return {
-    call: { id, app, function: fn, kind, status: "pending", createdAt: new Date(now).toISOString(), attempts: 0, ...reply },
+    call: {
+      id,
+      app,
+      function: fn,
+      kind,
+      status: "pending",
+      createdAt: new Date(now).toISOString(),
+      attempts: 0,
+      ...reply,
+    },
     input: { id, kind, app, fn, args, attempt: 0, platformAttempt: 0, createdAt: now, ...reply },
   };
 }

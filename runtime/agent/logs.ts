@@ -17,7 +17,10 @@ export class LogBook {
   private readonly followers = new Map<string, Set<(line: LogLine) => void>>();
   private readonly dir: string | null;
 
-  constructor(dir: string | null, private readonly echo: ((line: LogLine) => void) | null = null) {
+  constructor(
+    dir: string | null,
+    private readonly echo: ((line: LogLine) => void) | null = null,
+  ) {
     this.dir = dir;
     if (dir) mkdirSync(join(dir, "logs"), { recursive: true });
   }
@@ -65,7 +68,9 @@ export class LogBook {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.files.values()].map((f) => new Promise<void>((resolve) => f.end(resolve))));
+    await Promise.all(
+      [...this.files.values()].map((f) => new Promise<void>((resolve) => f.end(resolve))),
+    );
     this.files.clear();
   }
 

@@ -49,14 +49,21 @@ export class OutcomeWriter {
     if (input.kind === "map" || input.kind === "call") return;
     const raw = await this.store.get(keys.callRun(input.id));
     const before = raw === null ? null : (JSON.parse(raw) as CallRun);
-    const run: CallRun = { startedAt: before?.startedAt ?? new Date().toISOString(), attempts: (before?.attempts ?? 0) + 1 };
+    const run: CallRun = {
+      startedAt: before?.startedAt ?? new Date().toISOString(),
+      attempts: (before?.attempts ?? 0) + 1,
+    };
     await this.store.set(keys.callRun(input.id), JSON.stringify(run), { ttlMs: this.resultTtlMs });
   }
 
   async streamItem(input: InputEnvelope, value: string): Promise<void> {
-    await this.store.listPush(keys.stream(input.id), [JSON.stringify({ t: "y", v: value } satisfies StreamItem)], {
-      ttlMs: LIST_TTL_MS,
-    });
+    await this.store.listPush(
+      keys.stream(input.id),
+      [JSON.stringify({ t: "y", v: value } satisfies StreamItem)],
+      {
+        ttlMs: LIST_TTL_MS,
+      },
+    );
     await this.store.publish(channels.done(input.id), "item");
   }
 
@@ -72,10 +79,22 @@ export class OutcomeWriter {
    * input runs again elsewhere (at-least-once, as for any crash before the ack) and its result is
    * stored for nobody. Without `held`, the caller gets the outcome only once it is stored.
    */
-  settle(claim: ClaimRef, input: InputEnvelope, outcome: Outcome, options: { held?: boolean } = {}): Promise<SettleResult> {
+  settle(
+    claim: ClaimRef,
+    input: InputEnvelope,
+    outcome: Outcome,
+    options: { held?: boolean } = {},
+  ): Promise<SettleResult> {
     const handedOver = options.held === true && this.handOver(input, outcome);
     return new Promise<SettleResult>((resolve, reject) => {
-      this.settling.push({ claim, input, outcome, effects: this.effects(input, outcome), resolve, reject });
+      this.settling.push({
+        claim,
+        input,
+        outcome,
+        effects: this.effects(input, outcome),
+        resolve,
+        reject,
+      });
       if (this.flushing || this.flushQueued) return;
       if (!handedOver) {
         void this.flush();
@@ -99,7 +118,9 @@ export class OutcomeWriter {
       while (this.settling.length > 0) {
         const batch = this.settling.splice(0, SETTLE_BATCH_MAX);
         try {
-          const results = await this.store.settleMany(batch.map(({ claim, effects }) => ({ claim, effects })));
+          const results = await this.store.settleMany(
+            batch.map(({ claim, effects }) => ({ claim, effects })),
+          );
           batch.forEach((entry, i) => {
             const result = results[i] ?? "stale";
             if (result === "applied") this.handOver(entry.input, entry.outcome);
@@ -127,7 +148,9 @@ export class OutcomeWriter {
       const mapId = input.mapId ?? "";
       const output: MapOutput = { idx: input.idx ?? 0, ...outcome };
       return {
-        push: [{ key: keys.mapOutputs(mapId), values: [JSON.stringify(output)], ttlMs: LIST_TTL_MS }],
+        push: [
+          { key: keys.mapOutputs(mapId), values: [JSON.stringify(output)], ttlMs: LIST_TTL_MS },
+        ],
         incr: [{ key: keys.mapInFlight(mapId), by: -1, min: 0 }],
         publish: [{ channel: channels.done(`map:${mapId}`), message: "out" }],
       };
@@ -136,7 +159,10 @@ export class OutcomeWriter {
     const text = JSON.stringify(stored);
     const publish = [{ channel: channels.done(input.id), message: text }];
     if (input.replyTo !== undefined && input.replyTo !== this.replies.agentId) {
-      publish.push({ channel: channels.reply(input.replyTo), message: Replies.message(input.id, stored) });
+      publish.push({
+        channel: channels.reply(input.replyTo),
+        message: Replies.message(input.id, stored),
+      });
     }
     const end: StreamItem = outcome.ok ? { t: "end" } : { t: "err", error: outcome.error };
     return {
@@ -146,7 +172,13 @@ export class OutcomeWriter {
         { key: keys.call(input.id), ttlMs: this.resultTtlMs },
         { key: keys.callRun(input.id), ttlMs: this.resultTtlMs },
       ],
-      ...(input.kind === "stream" ? { push: [{ key: keys.stream(input.id), values: [JSON.stringify(end)], ttlMs: LIST_TTL_MS }] } : {}),
+      ...(input.kind === "stream"
+        ? {
+            push: [
+              { key: keys.stream(input.id), values: [JSON.stringify(end)], ttlMs: LIST_TTL_MS },
+            ],
+          }
+        : {}),
       publish,
     };
   }
@@ -162,8 +194,18 @@ export function statusOf(outcome: Outcome): "succeeded" | "failed" | "cancelled"
 }
 
 /** A call as callers see it: its record, with its attempts and its stored result when there are. */
-export function callStatus(call: CallInfo, result: StoredResult | null, run: CallRun | null): CallInfo {
-  const ran: CallInfo = run ? { ...call, status: "running", startedAt: run.startedAt, attempts: run.attempts } : call;
+export function callStatus(
+  call: CallInfo,
+  result: StoredResult | null,
+  run: CallRun | null,
+): CallInfo {
+  const ran: CallInfo = run
+    ? { ...call, status: "running", startedAt: run.startedAt, attempts: run.attempts }
+    : call;
   if (result === null) return ran;
-  return { ...ran, status: statusOf(result.outcome), finishedAt: new Date(result.finishedAt).toISOString() };
+  return {
+    ...ran,
+    status: statusOf(result.outcome),
+    finishedAt: new Date(result.finishedAt).toISOString(),
+  };
 }

@@ -29,7 +29,11 @@ export interface HostMaxima {
 }
 
 /** Compile `raw` for a cluster: this host's maxima first, then whichever host each function fits. */
-export function compileForCluster(raw: unknown, own: HostMaxima, others: readonly HostMaxima[]): CompiledAppSpec {
+export function compileForCluster(
+  raw: unknown,
+  own: HostMaxima,
+  others: readonly HostMaxima[],
+): CompiledAppSpec {
   const hosts = [own, ...others];
   let spec: CompiledAppSpec;
   let ownFits = true;
@@ -44,12 +48,18 @@ export function compileForCluster(raw: unknown, own: HostMaxima, others: readonl
   const functions = (raw as { functions?: Record<string, unknown> }).functions ?? {};
   for (const [name, fn] of Object.entries(spec.functions)) {
     if (!hosts.some((h) => hasGpus(h, fn.gpu))) throw noGpuType(name, fn.gpu, hosts);
-    const whole = (h: HostMaxima) => hasGpus(h, fn.gpu) && ((h === own && ownFits) || fits(name, functions[name], h.maxima));
+    const whole = (h: HostMaxima) =>
+      hasGpus(h, fn.gpu) && ((h === own && ownFits) || fits(name, functions[name], h.maxima));
     if (hosts.some(whole)) continue;
     throw new InvalidError(
       `functions.${name}: no single host can run one container of it (each resource fits some host, not all on one). ` +
         `Hosts offer per container: ${hosts.map(describe).join("; ")}. Lower a request, or add a host that has it all.`,
-      { details: { function: name, hosts: hosts.map((h) => ({ host: h.host, ...h.maxima, gpus: h.gpus ?? null })) } },
+      {
+        details: {
+          function: name,
+          hosts: hosts.map((h) => ({ host: h.host, ...h.maxima, gpus: h.gpus ?? null })),
+        },
+      },
     );
   }
   return spec;
@@ -77,12 +87,21 @@ function noGpuType(name: string, gpu: CompiledGpu, hosts: readonly HostMaxima[])
   const asked = options.map(option).join(" or ");
   const most = Math.max(0, ...hosts.map((h) => matchingGpuCount(ANY_GPU, h.gpus ?? [])));
   const wanted = Math.min(...options.map((o) => o.count));
-  const instead = most > 0 ? `Ask for a GPU type a host has (e.g. "${ANY_GPU}:${Math.min(wanted, most)}"), or add` : "Add";
+  const instead =
+    most > 0
+      ? `Ask for a GPU type a host has (e.g. "${ANY_GPU}:${Math.min(wanted, most)}"), or add`
+      : "Add";
   return new InvalidError(
     `functions.${name}.gpu: no live host can give one container ${asked}. ` +
       `Hosts have: ${hosts.map((h) => `${h.host} ${h.gpus === undefined ? "GPUs not advertised" : describeGpuOffers(h.gpus)}`).join("; ")}. ` +
       `${instead} a host with ${options.length > 1 ? "one of them" : asked}.`,
-    { details: { function: name, gpu: options, hosts: hosts.map((h) => ({ host: h.host, gpus: h.gpus ?? null })) } },
+    {
+      details: {
+        function: name,
+        gpu: options,
+        hosts: hosts.map((h) => ({ host: h.host, gpus: h.gpus ?? null })),
+      },
+    },
   );
 }
 
@@ -105,7 +124,11 @@ function describe({ host, maxima, gpus }: HostMaxima): string {
   const parts = [
     maxima.cpu === undefined ? null : `${maxima.cpu} cores`,
     maxima.memoryMiB === undefined ? null : `${maxima.memoryMiB} MiB`,
-    maxima.gpusPerContainer === undefined ? (types === "" ? null : `GPUs${types}`) : `${maxima.gpusPerContainer} GPUs${types}`,
+    maxima.gpusPerContainer === undefined
+      ? types === ""
+        ? null
+        : `GPUs${types}`
+      : `${maxima.gpusPerContainer} GPUs${types}`,
     maxima.ephemeralDiskMiB === undefined ? null : `${maxima.ephemeralDiskMiB} MiB disk`,
   ].filter((p): p is string => p !== null);
   return `${host} ${parts.length > 0 ? parts.join(", ") : "kiln's ceilings"}`;

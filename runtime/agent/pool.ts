@@ -20,7 +20,14 @@
  * A new version (code or resources changed) drains the old containers.
  */
 import { randomUUID } from "node:crypto";
-import { CancelledError, FunctionTimeoutError, InvalidError, RemoteError, toWire, type KilnError } from "../errors.js";
+import {
+  CancelledError,
+  FunctionTimeoutError,
+  InvalidError,
+  RemoteError,
+  toWire,
+  type KilnError,
+} from "../errors.js";
 import {
   WorkerExitedError,
   WorkerProcess,
@@ -31,7 +38,12 @@ import {
 import type { Sandbox, SandboxHost } from "../containers/sandbox.js";
 import type { OomVerdict } from "../containers/oom.js";
 import type { ContainerStatus, FunctionStatus, Outcome } from "../protocol.js";
-import { PLATFORM_RETRIES, retryDelayMs, type CompiledFunctionSpec, type Maxima } from "../spec/index.js";
+import {
+  PLATFORM_RETRIES,
+  retryDelayMs,
+  type CompiledFunctionSpec,
+  type Maxima,
+} from "../spec/index.js";
 import type { Claim, Store } from "../store/store.js";
 import { Autoscaler, type ScalingDecision, type ScalingSettings } from "./autoscaler.js";
 import type { HostCapacity, Need } from "./capacity.js";
@@ -174,7 +186,10 @@ export class FunctionPool {
       this.system(`dispatch loop failed: ${(error as Error).stack ?? String(error)}`);
     });
     const tick = setInterval(() => void this.tick(), SCALING_TICK_MS);
-    const heartbeat = setInterval(() => void this.heartbeat(), Math.max(100, Math.floor(this.ctx.leaseMs / 3)));
+    const heartbeat = setInterval(
+      () => void this.heartbeat(),
+      Math.max(100, Math.floor(this.ctx.leaseMs / 3)),
+    );
     tick.unref();
     heartbeat.unref();
     this.timers.push(tick, heartbeat);
@@ -226,10 +241,18 @@ export class FunctionPool {
     const works = new Set([...this.holding.values()].map((h) => h.work));
     this.holding.clear();
     for (const work of works) {
-      await Promise.all(work.claims.map((claim, i) => this.handBack(claim, work.inputs[i] as InputEnvelope)));
+      await Promise.all(
+        work.claims.map((claim, i) => this.handBack(claim, work.inputs[i] as InputEnvelope)),
+      );
     }
     const containers = [...this.containers.values()];
-    await Promise.all(containers.map((c) => (options.drain && c.work.size === 0 ? c.proc.stop(2_000) : (c.proc.kill("stop"), c.proc.exited))));
+    await Promise.all(
+      containers.map((c) =>
+        options.drain && c.work.size === 0
+          ? c.proc.stop(2_000)
+          : (c.proc.kill("stop"), c.proc.exited),
+      ),
+    );
     // Their cgroups, GPUs and scratch disks are released before the pool counts as stopped.
     await Promise.all(containers.map((c) => c.gone));
   }
@@ -237,7 +260,11 @@ export class FunctionPool {
   /** This host's share of the function, for the cluster view. */
   hostShare(): { containers: number; busy: number; inFlight: number } {
     const live = this.live();
-    return { containers: live.length, busy: live.filter((c) => c.work.size > 0).length, inFlight: this.holding.size };
+    return {
+      containers: live.length,
+      busy: live.filter((c) => c.work.size > 0).length,
+      inFlight: this.holding.size,
+    };
   }
 
   async status(): Promise<FunctionStatus> {
@@ -267,9 +294,19 @@ export class FunctionPool {
         idle: current.filter((c) => c.state === "ready" && c.inFlight === 0).length,
         draining: containers.length - current.length,
         panic: this.lastDecision?.panic ?? false,
-        lastDecision: this.lastDecision ? { at: this.lastDecision.at, desired: this.lastDecision.desired, reason: this.lastDecision.reason } : null,
+        lastDecision: this.lastDecision
+          ? {
+              at: this.lastDecision.at,
+              desired: this.lastDecision.desired,
+              reason: this.lastDecision.reason,
+            }
+          : null,
       },
-      queue: { pending: calls.pending, running: calls.claimed + spawned.claimed, spawnPending: spawned.pending },
+      queue: {
+        pending: calls.pending,
+        running: calls.claimed + spawned.claimed,
+        spawnPending: spawned.pending,
+      },
       coldStarts: this.coldStarts,
       startFailures: this.startFailures,
       blocked: this.blocked,
@@ -285,7 +322,8 @@ export class FunctionPool {
       const slots = rt.spec.maxInputs;
       let free = 0;
       for (const c of this.containers.values()) {
-        if (c.version === rt.version && c.state !== "draining") free += Math.max(0, slots - c.work.size);
+        if (c.version === rt.version && c.state !== "draining")
+          free += Math.max(0, slots - c.work.size);
       }
       const growth = free === 0 && this.mayGrow() ? slots : 0;
       if (free + growth === 0) {
@@ -296,7 +334,10 @@ export class FunctionPool {
         // Before the claim is asked for: the store starts each lease later than this.
         const askedAt = performance.now();
         if (rt.spec.batched) {
-          const claims = await this.claimBatch(rt.spec.batched.maxBatchSize, rt.spec.batched.waitMs);
+          const claims = await this.claimBatch(
+            rt.spec.batched.maxBatchSize,
+            rt.spec.batched.waitMs,
+          );
           if (claims.length > 0) await this.place(claims, true, askedAt);
         } else {
           const claims = await this.claim(free + growth, CLAIM_WAIT_MS);
@@ -331,7 +372,9 @@ export class FunctionPool {
   private async claimBatch(maxBatchSize: number, waitMs: number): Promise<Claim[]> {
     const claims = await this.claim(maxBatchSize, CLAIM_WAIT_MS);
     if (claims.length === 0) return claims;
-    const oldest = Math.min(...claims.map((c) => (JSON.parse(c.payload) as InputEnvelope).createdAt));
+    const oldest = Math.min(
+      ...claims.map((c) => (JSON.parse(c.payload) as InputEnvelope).createdAt),
+    );
     const deadline = oldest + waitMs;
     while (claims.length < maxBatchSize && !this.stopped) {
       const left = deadline - Date.now();
@@ -386,7 +429,9 @@ export class FunctionPool {
     const cores = Math.min(maxima.cpu ?? Number.POSITIVE_INFINITY, capacity.total);
     const over = [
       cpu.request > cores ? `needs ${cpu.request} cores, it has ${cores}` : null,
-      maxima.memoryMiB !== undefined && memory.request > maxima.memoryMiB ? `needs ${memory.request} MiB, it has ${maxima.memoryMiB}` : null,
+      maxima.memoryMiB !== undefined && memory.request > maxima.memoryMiB
+        ? `needs ${memory.request} MiB, it has ${maxima.memoryMiB}`
+        : null,
     ].filter((reason): reason is string => reason !== null);
     return over.length === 0 ? null : over.join("; ");
   }
@@ -403,12 +448,15 @@ export class FunctionPool {
   /** Containers of the current version that take work (starting or ready). */
   private live(): Container[] {
     const version = this.runtime.version;
-    return [...this.containers.values()].filter((c) => c.version === version && c.state !== "draining");
+    return [...this.containers.values()].filter(
+      (c) => c.version === version && c.state !== "draining",
+    );
   }
 
   private async place(claims: Claim[], batch: boolean, askedAt: number): Promise<void> {
     if (this.stopped) {
-      for (const claim of claims) void this.handBack(claim, JSON.parse(claim.payload) as InputEnvelope);
+      for (const claim of claims)
+        void this.handBack(claim, JSON.parse(claim.payload) as InputEnvelope);
       return;
     }
     const work: Work = {
@@ -424,7 +472,8 @@ export class FunctionPool {
       const input = JSON.parse(claim.payload) as InputEnvelope;
       // Claims that lapsed (the agent holding them died) count as platform attempts; claims
       // handed back unrun do not.
-      const lapses = claim.deliveries - input.attempt - input.platformAttempt - (input.returned ?? 0);
+      const lapses =
+        claim.deliveries - input.attempt - input.platformAttempt - (input.returned ?? 0);
       if (lapses > 0) {
         input.platformAttempt += lapses;
         input.lastPlatformError = "the agent running it stopped";
@@ -433,8 +482,7 @@ export class FunctionPool {
         void this.recorded(claim, input).then(async (ok) => {
           if (ok) await this.finish(claim, input, platformExhausted(input), false);
         });
-      }
-      else {
+      } else {
         work.claims.push(claim);
         work.inputs.push(input);
       }
@@ -456,7 +504,9 @@ export class FunctionPool {
     void this.execute(target, work).catch((error: unknown) => {
       // The store failed while settling (unreachable): the claims lapse and are recovered, so the
       // inputs run again elsewhere or later. Nothing to do here but say so.
-      this.system(`could not settle ${work.inputs.map((i) => i.id).join(", ")}: ${(error as Error).message}; they will be retried`);
+      this.system(
+        `could not settle ${work.inputs.map((i) => i.id).join(", ")}: ${(error as Error).message}; they will be retried`,
+      );
     });
   }
 
@@ -464,7 +514,10 @@ export class FunctionPool {
    * Start a container if a slot and the host's capacity allow. `preset`: the id and warm-minimum
    * slot the caller already acquired, instead of looking for one.
    */
-  private async startContainer(why: string, preset: { id: string; slot: number } | null = null): Promise<Container | null> {
+  private async startContainer(
+    why: string,
+    preset: { id: string; slot: number } | null = null,
+  ): Promise<Container | null> {
     const rt = this.runtime;
     const cpu = rt.spec.cpu.request;
     const id = preset?.id ?? `ct-${randomUUID().slice(0, 8)}`;
@@ -474,7 +527,12 @@ export class FunctionPool {
       if (slot !== null) await this.releaseSlot(slot, id);
       return null;
     }
-    const reservation = this.ctx.sandboxes.reserve({ containerId: id, app: rt.app, fn: rt.fn, spec: rt.spec });
+    const reservation = this.ctx.sandboxes.reserve({
+      containerId: id,
+      app: rt.app,
+      fn: rt.fn,
+      spec: rt.spec,
+    });
     if (!reservation.ok) {
       this.ctx.capacity.release(cpu);
       if (slot !== null) await this.releaseSlot(slot, id);
@@ -482,7 +540,8 @@ export class FunctionPool {
       return null;
     }
     const sandbox = reservation.sandbox;
-    const heapMiB = rt.spec.memory.limit === null ? null : Math.max(32, Math.floor(rt.spec.memory.limit * 0.75));
+    const heapMiB =
+      rt.spec.memory.limit === null ? null : Math.max(32, Math.floor(rt.spec.memory.limit * 0.75));
     const proc = new WorkerProcess({
       id,
       bundlePath: rt.bundlePath,
@@ -496,9 +555,19 @@ export class FunctionPool {
       token: this.ctx.token,
       cwd: this.ctx.scratchDir,
       startupTimeoutMs: rt.spec.startupTimeout * 1000,
-      execArgv: ["--enable-source-maps", ...(heapMiB === null ? [] : [`--max-old-space-size=${heapMiB}`])],
+      execArgv: [
+        "--enable-source-maps",
+        ...(heapMiB === null ? [] : [`--max-old-space-size=${heapMiB}`]),
+      ],
       onLog: (inputId, stream, text) =>
-        this.ctx.logs.append({ app: rt.app, function: rt.fn, callId: inputId, containerId: id, stream, text }),
+        this.ctx.logs.append({
+          app: rt.app,
+          function: rt.fn,
+          callId: inputId,
+          containerId: id,
+          stream,
+          text,
+        }),
     });
     const container: Container = {
       id,
@@ -515,8 +584,16 @@ export class FunctionPool {
       coldStartMs: null,
     };
     this.containers.set(id, container);
-    this.system(`starting container ${id} (${why})${sandbox.gpus.length > 0 ? ` with GPUs ${sandbox.gpus.map((g) => g.uuid).join(", ")}` : ""}`, id);
-    sandbox.onOom((event) => this.system(`container ${id} was OOM-killed (${event.cause}) at its ${event.limitMiB ?? "?"} MiB limit`, id));
+    this.system(
+      `starting container ${id} (${why})${sandbox.gpus.length > 0 ? ` with GPUs ${sandbox.gpus.map((g) => g.uuid).join(", ")}` : ""}`,
+      id,
+    );
+    sandbox.onOom((event) =>
+      this.system(
+        `container ${id} was OOM-killed (${event.cause}) at its ${event.limitMiB ?? "?"} MiB limit`,
+        id,
+      ),
+    );
     proc.ready().then(
       () => {
         container.coldStartMs = Date.now() - container.startedAt;
@@ -531,11 +608,17 @@ export class FunctionPool {
         // Killed on purpose while starting (its input was cancelled or timed out, the agent is
         // stopping): not a failed start, so no start backoff for the next input.
         const exit = await proc.exited;
-        if (exit.killedFor === "cancel" || exit.killedFor === "timeout" || exit.killedFor === "stop") return;
+        if (
+          exit.killedFor === "cancel" ||
+          exit.killedFor === "timeout" ||
+          exit.killedFor === "stop"
+        )
+          return;
         this.startFailures += 1;
         this.failureStreak += 1;
         this.lastStartError = error.message;
-        this.startBlockedUntil = Date.now() + Math.min(MAX_START_BACKOFF_MS, 1000 * 2 ** (this.failureStreak - 1));
+        this.startBlockedUntil =
+          Date.now() + Math.min(MAX_START_BACKOFF_MS, 1000 * 2 ** (this.failureStreak - 1));
         this.system(`container ${id} failed to start: ${error.message}`, id);
       },
     );
@@ -547,7 +630,9 @@ export class FunctionPool {
         for (const problem of problems) this.system(`cleaning up container ${id}: ${problem}`, id);
       });
       if (!exit.killedFor || exit.killedFor === "timeout" || exit.killedFor === "cancel") {
-        const how = exit.killedFor ? `killed (${exit.killedFor})` : `exited (${exit.signal ?? `code ${exit.code}`})`;
+        const how = exit.killedFor
+          ? `killed (${exit.killedFor})`
+          : `exited (${exit.signal ?? `code ${exit.code}`})`;
         this.system(`container ${id} ${how}`, id);
       }
       this.wakeup.notify();
@@ -567,7 +652,8 @@ export class FunctionPool {
     let settlements: Settlement[];
     try {
       await container.proc.ready();
-      if (work.cancelled) throw new WorkerExitedError({ code: null, signal: "SIGKILL", killedFor: "cancel" });
+      if (work.cancelled)
+        throw new WorkerExitedError({ code: null, signal: "SIGKILL", killedFor: "cancel" });
       await Promise.all(work.inputs.map((input) => this.ctx.outcomes.markRunning(input)));
       timer = setTimeout(() => {
         work.timedOut = true;
@@ -581,21 +667,32 @@ export class FunctionPool {
         settlements = settleBatch(outcome, work.inputs.length);
       } else {
         const input = work.inputs[0] as InputEnvelope;
-        const run = await container.proc.run(input.id, input.args, input.kind === "stream" ? "stream" : "value", (value) => {
-          yielded = true;
-          streamWrites = streamWrites.then(() => this.ctx.outcomes.streamItem(input, value));
-        });
+        const run = await container.proc.run(
+          input.id,
+          input.args,
+          input.kind === "stream" ? "stream" : "value",
+          (value) => {
+            yielded = true;
+            streamWrites = streamWrites.then(() => this.ctx.outcomes.streamItem(input, value));
+          },
+        );
         settlements = [settleRun(run, input)];
       }
     } catch (error) {
       // A worker killed at its memory limit is the handler's failure, with the limit named.
       let oom: OomVerdict = { oom: false };
-      if (!work.cancelled && !work.timedOut && (error instanceof WorkerExitedError || error instanceof WorkerStartError)) {
+      if (
+        !work.cancelled &&
+        !work.timedOut &&
+        (error instanceof WorkerExitedError || error instanceof WorkerStartError)
+      ) {
         const exit = error instanceof WorkerExitedError ? error.exit : await container.proc.exited;
         oom = await container.sandbox.classifyExit(exit);
       }
       settlements = work.inputs.map(() =>
-        oom.oom ? { kind: "user-failure" as const, error: container.sandbox.oomError(oom) } : this.settleFailure(work, error),
+        oom.oom
+          ? { kind: "user-failure" as const, error: container.sandbox.oomError(oom) }
+          : this.settleFailure(work, error),
       );
     } finally {
       clearTimeout(timer);
@@ -616,7 +713,9 @@ export class FunctionPool {
       work.inputs.map((input, i) => {
         const claim = work.claims[i] as Claim;
         // A stream that already yielded is not retried: its caller saw part of it.
-        const settlement = yielded ? noRetry(settlements[i] as Settlement) : (settlements[i] as Settlement);
+        const settlement = yielded
+          ? noRetry(settlements[i] as Settlement)
+          : (settlements[i] as Settlement);
         return this.conclude(claim, input, settlement, work);
       }),
     );
@@ -631,7 +730,10 @@ export class FunctionPool {
   private settleFailure(work: Work, error: unknown): Settlement {
     const spec = this.runtime.spec;
     if (work.cancelled) {
-      return { kind: "outcome", outcome: errorOutcome(new CancelledError("the call was cancelled")) };
+      return {
+        kind: "outcome",
+        outcome: errorOutcome(new CancelledError("the call was cancelled")),
+      };
     }
     if (work.timedOut) {
       return {
@@ -646,14 +748,25 @@ export class FunctionPool {
     if (error instanceof WorkerStartError && error.remote) {
       return {
         kind: "user-failure",
-        error: new RemoteError({ ...error.remote, message: `while starting the container: ${error.remote.message}` }),
+        error: new RemoteError({
+          ...error.remote,
+          message: `while starting the container: ${error.remote.message}`,
+        }),
       };
     }
-    return { kind: "platform-failure", message: error instanceof Error ? error.message : String(error) };
+    return {
+      kind: "platform-failure",
+      message: error instanceof Error ? error.message : String(error),
+    };
   }
 
   /** Apply a settlement: deliver, or retry (user retries with backoff, platform retries at the front). */
-  private async conclude(claim: Claim, input: InputEnvelope, settlement: Settlement, work: Work): Promise<void> {
+  private async conclude(
+    claim: Claim,
+    input: InputEnvelope,
+    settlement: Settlement,
+    work: Work,
+  ): Promise<void> {
     if (this.stopped && settlement.kind === "platform-failure") return; // handed back by stop()
     if (!(await this.recorded(claim, input))) return;
     const held = performance.now() < work.trustedUntil;
@@ -662,27 +775,47 @@ export class FunctionPool {
       if (!settlement.noRetry && input.attempt < this.runtime.spec.retries.maxRetries) {
         const delayMs = retryDelayMs(this.runtime.spec.retries, input.attempt + 1);
         const next: InputEnvelope = { ...input, attempt: input.attempt + 1 };
-        await this.ctx.store.release(claim, { front: false, delayMs, payload: JSON.stringify(next) });
+        await this.ctx.store.release(claim, {
+          front: false,
+          delayMs,
+          payload: JSON.stringify(next),
+        });
         return;
       }
       return this.finish(claim, input, errorOutcome(settlement.error), held);
     }
-    const next: InputEnvelope = { ...input, platformAttempt: input.platformAttempt + 1, lastPlatformError: settlement.message };
-    if (next.platformAttempt > PLATFORM_RETRIES) return this.finish(claim, next, platformExhausted(next), held);
-    this.system(`input ${input.id}: ${settlement.message}; platform retry ${next.platformAttempt}/${PLATFORM_RETRIES}`);
+    const next: InputEnvelope = {
+      ...input,
+      platformAttempt: input.platformAttempt + 1,
+      lastPlatformError: settlement.message,
+    };
+    if (next.platformAttempt > PLATFORM_RETRIES)
+      return this.finish(claim, next, platformExhausted(next), held);
+    this.system(
+      `input ${input.id}: ${settlement.message}; platform retry ${next.platformAttempt}/${PLATFORM_RETRIES}`,
+    );
     await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) });
   }
 
   /** `held`: the claim is surely still this agent's (its waiting caller may have the outcome at once). */
-  private async finish(claim: Claim, input: InputEnvelope, outcome: Outcome, held: boolean): Promise<void> {
+  private async finish(
+    claim: Claim,
+    input: InputEnvelope,
+    outcome: Outcome,
+    held: boolean,
+  ): Promise<void> {
     try {
       const settled = await this.ctx.outcomes.settle(claim, input, outcome, { held });
       const cancelled = !outcome.ok && outcome.error.code === "CANCELLED";
       if (settled === "stale" && !cancelled) {
-        this.system(`input ${input.id} finished after its claim was taken (lease lapsed, or cancelled); its result was dropped`);
+        this.system(
+          `input ${input.id} finished after its claim was taken (lease lapsed, or cancelled); its result was dropped`,
+        );
       }
     } catch (error) {
-      this.system(`could not store the outcome of ${input.id}: ${(error as Error).message}; it will be retried`);
+      this.system(
+        `could not store the outcome of ${input.id}: ${(error as Error).message}; it will be retried`,
+      );
       await this.ctx.store.release(claim, { front: true }).catch(() => false);
     }
   }
@@ -698,7 +831,9 @@ export class FunctionPool {
       await claim.recorded;
       return true;
     } catch (error) {
-      this.system(`input ${input.id} was started before the store recorded it, and the store could not: ${(error as Error).message}; its outcome is dropped`);
+      this.system(
+        `input ${input.id} was started before the store recorded it, and the store could not: ${(error as Error).message}; its outcome is dropped`,
+      );
       return false;
     }
   }
@@ -707,7 +842,9 @@ export class FunctionPool {
   private async handBack(claim: Claim, input: InputEnvelope): Promise<void> {
     if (!(await this.recorded(claim, input))) return;
     const next: InputEnvelope = { ...input, returned: (input.returned ?? 0) + 1 };
-    await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) }).catch(() => false);
+    await this.ctx.store
+      .release(claim, { front: true, payload: JSON.stringify(next) })
+      .catch(() => false);
   }
 
   private async heartbeat(): Promise<void> {
@@ -728,7 +865,9 @@ export class FunctionPool {
         (ok ? renewed : lost).add(h.work);
         if (!ok) this.system(`lost the lease on input ${id}; another delivery may run it`);
       });
-      for (const work of renewed) if (!lost.has(work)) work.trustedUntil = Math.max(work.trustedUntil, this.trustedFrom(askedAt));
+      for (const work of renewed)
+        if (!lost.has(work))
+          work.trustedUntil = Math.max(work.trustedUntil, this.trustedFrom(askedAt));
       for (const work of lost) work.trustedUntil = Number.NEGATIVE_INFINITY;
     } catch (error) {
       this.system(`lease renewal failed: ${(error as Error).message}`);
@@ -756,7 +895,14 @@ export class FunctionPool {
     const taken = new Set([...this.containers.values()].map((c) => c.slot));
     for (let i = 0; i < max; i++) {
       if (taken.has(i)) continue;
-      if ((await this.ctx.store.lock(this.slotKey(i), this.slotOwner(containerId), this.slotTtlMs())) !== null) return i;
+      if (
+        (await this.ctx.store.lock(
+          this.slotKey(i),
+          this.slotOwner(containerId),
+          this.slotTtlMs(),
+        )) !== null
+      )
+        return i;
     }
     this.blocked = `at maxContainers (${max}) across the cluster`;
     this.slotsFullUntil = Date.now() + 1_000;
@@ -775,8 +921,11 @@ export class FunctionPool {
   private async renewSlots(): Promise<void> {
     for (const c of [...this.containers.values()]) {
       if (c.slot === null || c.state === "draining") continue;
-      const token = await this.ctx.store.lock(this.slotKey(c.slot), this.slotOwner(c.id), this.slotTtlMs()).catch(() => 0);
-      if (token === null) this.drain(c, `lost slot ${c.slot} (this agent was unreachable past the slot's lease)`);
+      const token = await this.ctx.store
+        .lock(this.slotKey(c.slot), this.slotOwner(c.id), this.slotTtlMs())
+        .catch(() => 0);
+      if (token === null)
+        this.drain(c, `lost slot ${c.slot} (this agent was unreachable past the slot's lease)`);
     }
   }
 
@@ -791,7 +940,10 @@ export class FunctionPool {
     for (let i = 0; i < min && !this.stopped; i++) {
       if (held.has(i) || !this.mayGrow()) continue;
       const id = `ct-${randomUUID().slice(0, 8)}`;
-      if ((await this.ctx.store.lock(this.slotKey(i), this.slotOwner(id), this.slotTtlMs())) === null) continue;
+      if (
+        (await this.ctx.store.lock(this.slotKey(i), this.slotOwner(id), this.slotTtlMs())) === null
+      )
+        continue;
       const started = await this.startContainer(`warm minimum (slot ${i})`, { id, slot: i });
       if (started) held.add(i);
     }
@@ -842,7 +994,9 @@ export class FunctionPool {
       if (decision.desired < live.length) {
         const min = rt.spec.minContainers;
         const idle = live
-          .filter((c) => c.state === "ready" && c.work.size === 0 && !(c.slot !== null && c.slot < min))
+          .filter(
+            (c) => c.state === "ready" && c.work.size === 0 && !(c.slot !== null && c.slot < min),
+          )
           .sort((a, b) => a.idleSince - b.idleSince)
           .slice(0, live.length - decision.desired);
         for (const c of idle) this.drain(c, `scaling down to ${decision.desired}`);
@@ -858,10 +1012,13 @@ export class FunctionPool {
   private tickWhenWindowEnds(): void {
     if (this.windowEnd) clearTimeout(this.windowEnd);
     if (this.stopped) return;
-    this.windowEnd = setTimeout(() => {
-      this.windowEnd = null;
-      void this.tick();
-    }, this.runtime.spec.scaledownWindow * 1000 + 10);
+    this.windowEnd = setTimeout(
+      () => {
+        this.windowEnd = null;
+        void this.tick();
+      },
+      this.runtime.spec.scaledownWindow * 1000 + 10,
+    );
     this.windowEnd.unref();
   }
 
@@ -915,12 +1072,17 @@ function scalingSettings(spec: CompiledFunctionSpec): ScalingSettings {
 
 function settleRun(run: RunOutcome, input: InputEnvelope): Settlement {
   if (run.ok) return { kind: "outcome", outcome: { ok: true, value: run.value } };
-  if (run.error.invalid) return { kind: "outcome", outcome: errorOutcome(new InvalidError(`${input.fn}: ${run.error.message}`)) };
+  if (run.error.invalid)
+    return {
+      kind: "outcome",
+      outcome: errorOutcome(new InvalidError(`${input.fn}: ${run.error.message}`)),
+    };
   return { kind: "user-failure", error: new RemoteError(run.error) };
 }
 
 function settleBatch(outcome: BatchOutcome, n: number): Settlement[] {
-  if (outcome.ok) return outcome.values.map((value) => ({ kind: "outcome", outcome: { ok: true, value } }));
+  if (outcome.ok)
+    return outcome.values.map((value) => ({ kind: "outcome", outcome: { ok: true, value } }));
   const error = outcome.error;
   return Array.from({ length: n }, () => ({ kind: "user-failure", error: new RemoteError(error) }));
 }
@@ -928,7 +1090,10 @@ function settleBatch(outcome: BatchOutcome, n: number): Settlement[] {
 function noRetry(settlement: Settlement): Settlement {
   if (settlement.kind === "user-failure") return { ...settlement, noRetry: true };
   if (settlement.kind === "platform-failure") {
-    return { kind: "outcome", outcome: errorOutcome(new RemoteError({ name: "WorkerExited", message: settlement.message })) };
+    return {
+      kind: "outcome",
+      outcome: errorOutcome(new RemoteError({ name: "WorkerExited", message: settlement.message })),
+    };
   }
   return settlement;
 }

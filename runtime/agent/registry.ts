@@ -35,7 +35,11 @@ export class Registry {
 
   /** Write the entry (a plain overwrite); with `ttlMs` it expires that long from now, else never. */
   async put(name: string, value: string, options: { ttlMs?: number } = {}): Promise<void> {
-    await this.store.hashSet(this.hash, [[name, value]], options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs });
+    await this.store.hashSet(
+      this.hash,
+      [[name, value]],
+      options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs },
+    );
   }
 
   /** Write the entry only if it is absent; returns whether it was written. */
@@ -59,9 +63,12 @@ export class Registry {
       if (next.cursor === "0") return out;
       cursor = next.cursor;
     }
-    throw new InternalError(`registry ${this.hash}: listing did not finish within ${MAX_PAGES} pages of ${PAGE_SIZE} entries`, {
-      details: { registry: this.hash, pages: MAX_PAGES },
-    });
+    throw new InternalError(
+      `registry ${this.hash}: listing did not finish within ${MAX_PAGES} pages of ${PAGE_SIZE} entries`,
+      {
+        details: { registry: this.hash, pages: MAX_PAGES },
+      },
+    );
   }
 }
 

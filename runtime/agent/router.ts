@@ -20,10 +20,24 @@ import type {
   StreamItem,
 } from "../protocol.js";
 import { checkPayloadSize } from "../serde.js";
-import { MAX_MAP_INFLIGHT, MAX_PENDING_INPUTS, MAX_SPAWN_PENDING_INPUTS, MAX_TOTAL_INPUTS } from "../spec/index.js";
+import {
+  MAX_MAP_INFLIGHT,
+  MAX_PENDING_INPUTS,
+  MAX_SPAWN_PENDING_INPUTS,
+  MAX_TOTAL_INPUTS,
+} from "../spec/index.js";
 import type { Store } from "../store/store.js";
 import type { AppRegistry } from "./apps.js";
-import { channels, keys, newCall, type CallRun, type InputEnvelope, type InputKind, type StoredCall, type StoredResult } from "./inputs.js";
+import {
+  channels,
+  keys,
+  newCall,
+  type CallRun,
+  type InputEnvelope,
+  type InputKind,
+  type StoredCall,
+  type StoredResult,
+} from "./inputs.js";
 import { callStatus, statusOf, type OutcomeWriter } from "./outcomes.js";
 import { awaitable, type Replies } from "./replies.js";
 
@@ -70,14 +84,25 @@ export class Router {
     checkPayloadSize(body.args, "the arguments");
     const kind: InputKind = body.mode === "stream" ? "stream" : body.spawn ? "spawn" : "call";
     const waiting = body.waitMs > 0 && kind !== "stream";
-    const { call, input } = newCall(`fc-${randomUUID()}`, kind, app, fn, body.args, waiting ? this.replies.agentId : undefined);
+    const { call, input } = newCall(
+      `fc-${randomUUID()}`,
+      kind,
+      app,
+      fn,
+      body.args,
+      waiting ? this.replies.agentId : undefined,
+    );
     const id = call.id;
     // Listening before the input exists: its outcome cannot arrive unheard.
     const expecting = waiting ? this.replies.expect(id) : null;
     try {
       // The call's record is written in the same store step as its input, and only with it.
       // A caller waiting here lets a free container on this agent start it while the store records it.
-      await this.enqueue(input, [{ key: keys.call(id), value: JSON.stringify(call) }], expecting !== null && kind === "call");
+      await this.enqueue(
+        input,
+        [{ key: keys.call(id), value: JSON.stringify(call) }],
+        expecting !== null && kind === "call",
+      );
       if (!expecting) return { callId: id };
       const outcome = (await expecting.wait(body.waitMs)) ?? (await this.readResult(id))?.outcome;
       return outcome ? { callId: id, outcome } : { callId: id };
@@ -87,7 +112,9 @@ export class Router {
   }
 
   /** Subscribe to a call's outcome announcement (the stored result travels in the message). */
-  private async listen(id: string): Promise<{ wait(ms: number): Promise<Outcome | null>; stop(): Promise<void> }> {
+  private async listen(
+    id: string,
+  ): Promise<{ wait(ms: number): Promise<Outcome | null>; stop(): Promise<void> }> {
     const arrival = awaitable<Outcome>();
     const unsubscribe = await this.store.subscribe(channels.done(id), (message) => {
       if (message.startsWith("{")) arrival.deliver((JSON.parse(message) as StoredResult).outcome);
@@ -101,13 +128,26 @@ export class Router {
 
   /** A call as callers see it, and where its waiting caller listens. */
   private async readCall(id: string): Promise<{ info: CallInfo; replyTo: string | undefined }> {
-    const [raw, result, run] = await this.store.getMany([keys.call(id), keys.result(id), keys.callRun(id)]);
+    const [raw, result, run] = await this.store.getMany([
+      keys.call(id),
+      keys.result(id),
+      keys.callRun(id),
+    ]);
     if (raw === null || raw === undefined) {
-      throw new NotFoundError(`function call ${id} does not exist (or its result expired after the retention period)`);
+      throw new NotFoundError(
+        `function call ${id} does not exist (or its result expired after the retention period)`,
+      );
     }
     // The record is written once: its attempts and the result say where it is.
     const { replyTo, ...call } = JSON.parse(raw) as StoredCall;
-    return { info: callStatus(call, result ? (JSON.parse(result) as StoredResult) : null, run ? (JSON.parse(run) as CallRun) : null), replyTo };
+    return {
+      info: callStatus(
+        call,
+        result ? (JSON.parse(result) as StoredResult) : null,
+        run ? (JSON.parse(run) as CallRun) : null,
+      ),
+      replyTo,
+    };
   }
 
   /** The call's outcome, waiting up to `waitMs` for it. */
@@ -122,7 +162,9 @@ export class Router {
       const call = await this.getCall(id);
       const outcome = await announced.wait(waitMs);
       if (outcome) return { status: statusOf(outcome), outcome };
-      return (await this.readResult(id)) ?? { status: (await this.getCall(id).catch(() => call)).status };
+      return (
+        (await this.readResult(id)) ?? { status: (await this.getCall(id).catch(() => call)).status }
+      );
     } finally {
       await announced.stop();
     }
@@ -135,8 +177,12 @@ export class Router {
    */
   async cancel(id: string, killRunning: (inputId: string) => Promise<void>): Promise<CallInfo> {
     const { info: call, replyTo } = await this.readCall(id);
-    if (call.status === "succeeded" || call.status === "failed" || call.status === "cancelled") return call;
-    const queue = call.kind === "spawn" ? keys.spawnQueue(call.app, call.function) : keys.queue(call.app, call.function);
+    if (call.status === "succeeded" || call.status === "failed" || call.status === "cancelled")
+      return call;
+    const queue =
+      call.kind === "spawn"
+        ? keys.spawnQueue(call.app, call.function)
+        : keys.queue(call.app, call.function);
     const where = await this.store.remove(queue, id);
     const input: InputEnvelope = {
       id,
@@ -149,7 +195,10 @@ export class Router {
       createdAt: Date.parse(call.createdAt),
       ...(replyTo === undefined ? {} : { replyTo }),
     };
-    await this.outcomes.deliver(input, { ok: false, error: toWire(new CancelledError(`call ${id} was cancelled`)) });
+    await this.outcomes.deliver(input, {
+      ok: false,
+      error: toWire(new CancelledError(`call ${id} was cancelled`)),
+    });
     if (where === "claimed") await killRunning(id);
     return this.getCall(id);
   }
@@ -207,10 +256,24 @@ export class Router {
       // One store step for the whole batch; what it accepts is a prefix.
       const createdAt = Date.now();
       const work = items.map((item) => {
-        const input: InputEnvelope = { id: `${mapId}.${item.idx}`, kind: "map", app: map.app, fn: map.fn, args: item.args, attempt: 0, platformAttempt: 0, createdAt, mapId, idx: item.idx };
+        const input: InputEnvelope = {
+          id: `${mapId}.${item.idx}`,
+          kind: "map",
+          app: map.app,
+          fn: map.fn,
+          args: item.args,
+          attempt: 0,
+          platformAttempt: 0,
+          createdAt,
+          mapId,
+          idx: item.idx,
+        };
         return { id: input.id, payload: JSON.stringify(input) };
       });
-      const result = await this.store.enqueueMany(keys.queue(map.app, map.fn), work, { maxPending: this.limits.maxPending, maxTotal: this.limits.maxTotal });
+      const result = await this.store.enqueueMany(keys.queue(map.app, map.fn), work, {
+        maxPending: this.limits.maxPending,
+        maxTotal: this.limits.maxTotal,
+      });
       accepted = result.accepted;
       if (result.refused) refused = toWire(this.refusal(map.app, map.fn, false, result.refused));
       if (!refused && room < n) {
@@ -239,7 +302,8 @@ export class Router {
     const map = await this.getMap(mapId);
     let removed = 0;
     for (let idx = 0; idx < upToIdx; idx++) {
-      if ((await this.store.remove(keys.queue(map.app, map.fn), `${mapId}.${idx}`)) === "pending") removed += 1;
+      if ((await this.store.remove(keys.queue(map.app, map.fn), `${mapId}.${idx}`)) === "pending")
+        removed += 1;
     }
     await this.store.delete(keys.map(mapId));
     await this.store.delete(keys.mapOutputs(mapId));
@@ -249,13 +313,18 @@ export class Router {
 
   private async getMap(mapId: string): Promise<MapRecord> {
     const raw = await this.store.get(keys.map(mapId));
-    if (raw === null) throw new NotFoundError(`map ${mapId} does not exist (finished, cancelled or expired)`);
+    if (raw === null)
+      throw new NotFoundError(`map ${mapId} does not exist (finished, cancelled or expired)`);
     return JSON.parse(raw) as MapRecord;
   }
 
   // ---- queueing ---------------------------------------------------------------------------------
 
-  private async enqueue(input: InputEnvelope, records: { key: string; value: string }[], eager = false): Promise<void> {
+  private async enqueue(
+    input: InputEnvelope,
+    records: { key: string; value: string }[],
+    eager = false,
+  ): Promise<void> {
     const spawn = input.kind === "spawn";
     const queue = spawn ? keys.spawnQueue(input.app, input.fn) : keys.queue(input.app, input.fn);
     const result = await this.store.enqueue(
@@ -269,7 +338,12 @@ export class Router {
   }
 
   /** The error for an input a queue's cap refused. */
-  private refusal(app: string, fn: string, spawn: boolean, refused: { reason: "pending" | "total"; count: number }): ResourceExhaustedError {
+  private refusal(
+    app: string,
+    fn: string,
+    spawn: boolean,
+    refused: { reason: "pending" | "total"; count: number },
+  ): ResourceExhaustedError {
     const what = `${app}.${fn}`;
     if (refused.reason === "pending") {
       const limit = spawn ? this.limits.maxSpawnPending : this.limits.maxPending;

@@ -38,7 +38,9 @@ export interface DataRoutesContext {
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => `${[what, ...issue.path].join(".")}: ${issue.message}`);
+  const issues = result.error.issues.map(
+    (issue) => `${[what, ...issue.path].join(".")}: ${issue.message}`,
+  );
   throw new InvalidError(issues.join("\n"), { details: { issues } });
 }
 
@@ -49,15 +51,29 @@ export function registerDataRoutes(app: FastifyInstance, data: DataRoutesContext
   const ref = (params: unknown): string => parse(refParams, params, "params").ref;
 
   // ---- dicts -------------------------------------------------------------------------------------
-  app.post("/v1/dicts", async (request) => data.dicts.lookup(parse(dictLookupBody, request.body, "body")));
+  app.post("/v1/dicts", async (request) =>
+    data.dicts.lookup(parse(dictLookupBody, request.body, "body")),
+  );
   app.get("/v1/dicts/:ref", async (request) => data.dicts.info(ref(request.params)));
   app.delete("/v1/dicts/:ref", async (request) => data.dicts.delete(ref(request.params)));
-  app.post("/v1/dicts/:ref/get", async (request) => data.dicts.get(ref(request.params), parse(dictKeyBody, request.body, "body").key));
-  app.post("/v1/dicts/:ref/contains", async (request) => data.dicts.contains(ref(request.params), parse(dictKeyBody, request.body, "body").key));
-  app.post("/v1/dicts/:ref/put", async (request) => data.dicts.put(ref(request.params), parse(dictPutBody, request.body, "body")));
-  app.post("/v1/dicts/:ref/update", async (request) => data.dicts.update(ref(request.params), parse(dictUpdateBody, request.body, "body").entries));
-  app.post("/v1/dicts/:ref/pop", async (request) => data.dicts.pop(ref(request.params), parse(dictKeyBody, request.body, "body").key));
-  app.get("/v1/dicts/:ref/len", async (request) => ({ len: await data.dicts.len(ref(request.params)) }));
+  app.post("/v1/dicts/:ref/get", async (request) =>
+    data.dicts.get(ref(request.params), parse(dictKeyBody, request.body, "body").key),
+  );
+  app.post("/v1/dicts/:ref/contains", async (request) =>
+    data.dicts.contains(ref(request.params), parse(dictKeyBody, request.body, "body").key),
+  );
+  app.post("/v1/dicts/:ref/put", async (request) =>
+    data.dicts.put(ref(request.params), parse(dictPutBody, request.body, "body")),
+  );
+  app.post("/v1/dicts/:ref/update", async (request) =>
+    data.dicts.update(ref(request.params), parse(dictUpdateBody, request.body, "body").entries),
+  );
+  app.post("/v1/dicts/:ref/pop", async (request) =>
+    data.dicts.pop(ref(request.params), parse(dictKeyBody, request.body, "body").key),
+  );
+  app.get("/v1/dicts/:ref/len", async (request) => ({
+    len: await data.dicts.len(ref(request.params)),
+  }));
   app.get("/v1/dicts/:ref/entries", async (request) => {
     const { cursor, count } = parse(dictEntriesQuery, request.query, "query");
     return data.dicts.entries(ref(request.params), cursor, count);
@@ -65,7 +81,9 @@ export function registerDataRoutes(app: FastifyInstance, data: DataRoutesContext
   app.post("/v1/dicts/:ref/clear", async (request) => data.dicts.clear(ref(request.params)));
 
   // ---- queues ------------------------------------------------------------------------------------
-  app.post("/v1/queues", async (request) => data.queues.lookup(parse(queueLookupBody, request.body, "body")));
+  app.post("/v1/queues", async (request) =>
+    data.queues.lookup(parse(queueLookupBody, request.body, "body")),
+  );
   app.get("/v1/queues/:ref", async (request) => data.queues.info(ref(request.params)));
   app.delete("/v1/queues/:ref", async (request) => data.queues.delete(ref(request.params)));
   app.post("/v1/queues/:ref/put", async (request) => {
@@ -106,5 +124,7 @@ export function registerDataRoutes(app: FastifyInstance, data: DataRoutesContext
     const body = parse(ephemeralBody, request.body, "body");
     return data.ephemerals.create(body.kind, body.ttlMs);
   });
-  app.post("/v1/ephemeral/:id/heartbeat", async (request) => data.ephemerals.heartbeat(parse(idParams, request.params, "params").id));
+  app.post("/v1/ephemeral/:id/heartbeat", async (request) =>
+    data.ephemerals.heartbeat(parse(idParams, request.params, "params").id),
+  );
 }

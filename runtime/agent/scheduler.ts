@@ -36,9 +36,21 @@ import { systemClock, type Clock, type Timer } from "../clock.js";
 import { ResourceExhaustedError, messageOf, toWire } from "../errors.js";
 import type { CallInfo, ScheduleRun, ScheduleStatus } from "../protocol.js";
 import { encode } from "../serde.js";
-import { MAX_SPAWN_PENDING_INPUTS, periodSeconds, type CompiledAppSpec, type CompiledScheduleSpec } from "../spec/index.js";
+import {
+  MAX_SPAWN_PENDING_INPUTS,
+  periodSeconds,
+  type CompiledAppSpec,
+  type CompiledScheduleSpec,
+} from "../spec/index.js";
 import type { Store } from "../store/store.js";
-import { keys, newCall, registries, scheduleField, type CallRun, type StoredResult } from "./inputs.js";
+import {
+  keys,
+  newCall,
+  registries,
+  scheduleField,
+  type CallRun,
+  type StoredResult,
+} from "./inputs.js";
 import { callStatus, type OutcomeWriter } from "./outcomes.js";
 import { Registry } from "./registry.js";
 
@@ -127,7 +139,10 @@ export class Scheduler {
     this.pollMs = options.pollMs ?? 2_000;
     this.graceMs = options.graceMs ?? 30_000;
     this.maxSpawnPending = options.maxSpawnPending ?? MAX_SPAWN_PENDING_INPUTS;
-    this.onError = options.onError ?? ((error) => process.stderr.write(`kiln scheduler: ${(error as Error)?.stack ?? String(error)}\n`));
+    this.onError =
+      options.onError ??
+      ((error) =>
+        process.stderr.write(`kiln scheduler: ${(error as Error)?.stack ?? String(error)}\n`));
   }
 
   /** Whether this agent leads (as of its last pass). */
@@ -259,18 +274,29 @@ export class Scheduler {
       }
     }
     // Forget the state of schedules (and apps) that are gone.
-    for (const field of (await this.states.entries()).keys()) if (!live.has(field)) await this.states.delete(field);
+    for (const field of (await this.states.entries()).keys())
+      if (!live.has(field)) await this.states.delete(field);
     return earliest;
   }
 
   /** Handle one schedule: fire its due tick (if on time, or caught up); returns its next tick. */
-  private async handle(app: string, name: string, spec: CompiledScheduleSpec): Promise<number | null> {
+  private async handle(
+    app: string,
+    name: string,
+    spec: CompiledScheduleSpec,
+  ): Promise<number | null> {
     const now = this.clock.now();
     const field = scheduleField(app, name);
     const timing = timingOf(spec);
     let state = await this.readState(field);
     if (state === null || state.timing !== timing) {
-      const fresh: ScheduleState = { timing, since: now, anchor: now, lastTickAt: state?.lastTickAt ?? null, runs: state?.runs ?? [] };
+      const fresh: ScheduleState = {
+        timing,
+        since: now,
+        anchor: now,
+        lastTickAt: state?.lastTickAt ?? null,
+        runs: state?.runs ?? [],
+      };
       if (state === null) {
         // Two leaders in a hand-over agree on the first anchor.
         await this.states.add(field, JSON.stringify(fresh));
@@ -286,7 +312,10 @@ export class Scheduler {
     if (!late || spec.catchUp === 1) {
       const callId = await this.fire(app, name, spec, latest);
       if (callId !== null) {
-        state.runs = [{ callId, tickAt: latest, firedAt: now, ...(late ? { catchUp: true } : {}) }, ...state.runs].slice(0, RUNS_KEPT);
+        state.runs = [
+          { callId, tickAt: latest, firedAt: now, ...(late ? { catchUp: true } : {}) },
+          ...state.runs,
+        ].slice(0, RUNS_KEPT);
       }
     }
     state.since = latest;
@@ -299,7 +328,12 @@ export class Scheduler {
    * Spawn the run of one tick, unless some scheduler already did. Returns the call id when this
    * call fired it, null when it was fired before.
    */
-  private async fire(app: string, name: string, spec: CompiledScheduleSpec, tickAt: number): Promise<string | null> {
+  private async fire(
+    app: string,
+    name: string,
+    spec: CompiledScheduleSpec,
+    tickAt: number,
+  ): Promise<string | null> {
     const id = tickCallId(app, name, tickAt);
     const { call, input } = newCall(id, "spawn", app, spec.function, encode(spec.args));
     const queue = keys.spawnQueue(app, spec.function);
@@ -313,7 +347,11 @@ export class Scheduler {
       }
       return null;
     }
-    const queued = await this.store.enqueue(queue, { id, payload }, { maxPending: this.maxSpawnPending });
+    const queued = await this.store.enqueue(
+      queue,
+      { id, payload },
+      { maxPending: this.maxSpawnPending },
+    );
     if (!queued.ok) {
       const error = new ResourceExhaustedError(
         `schedule ${app}.${name}: ${app}.${spec.function} already has ${queued.count} pending spawned inputs, the limit of ${this.maxSpawnPending}; this run was not submitted`,
@@ -345,13 +383,24 @@ export class Scheduler {
   async status(app: string, spec: CompiledAppSpec, ephemeral = false): Promise<ScheduleStatus[]> {
     const out: ScheduleStatus[] = [];
     const now = this.clock.now();
-    for (const [name, schedule] of Object.entries(spec.schedules ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [name, schedule] of Object.entries(spec.schedules ?? {}).sort(([a], [b]) =>
+      a < b ? -1 : 1,
+    )) {
       const state = await this.readState(scheduleField(app, name));
       const current = state !== null && state.timing === timingOf(schedule) ? state : null;
-      const next = ephemeral ? null : current !== null ? dueTicks(schedule, current, now).next : firstTickAfter(schedule, now);
+      const next = ephemeral
+        ? null
+        : current !== null
+          ? dueTicks(schedule, current, now).next
+          : firstTickAfter(schedule, now);
       const runs = state?.runs ?? [];
       const ids = runs.map((run) => run.callId);
-      const raws = ids.length === 0 ? [] : await this.store.getMany(ids.flatMap((id) => [keys.call(id), keys.result(id), keys.callRun(id)]));
+      const raws =
+        ids.length === 0
+          ? []
+          : await this.store.getMany(
+              ids.flatMap((id) => [keys.call(id), keys.result(id), keys.callRun(id)]),
+            );
       out.push({
         name,
         function: schedule.function,
@@ -362,7 +411,11 @@ export class Scheduler {
         nextTickAt: next === null ? null : new Date(next).toISOString(),
         lastTickAt: state?.lastTickAt == null ? null : new Date(state.lastTickAt).toISOString(),
         runs: runs.map((run, i): ScheduleRun => {
-          const [callRaw, resultRaw, runRaw] = [raws[3 * i] ?? null, raws[3 * i + 1] ?? null, raws[3 * i + 2] ?? null];
+          const [callRaw, resultRaw, runRaw] = [
+            raws[3 * i] ?? null,
+            raws[3 * i + 1] ?? null,
+            raws[3 * i + 2] ?? null,
+          ];
           const call = callRaw === null ? null : (JSON.parse(callRaw) as CallInfo);
           const result = resultRaw === null ? null : (JSON.parse(resultRaw) as StoredResult);
           const attempts = runRaw === null ? null : (JSON.parse(runRaw) as CallRun);
@@ -398,31 +451,49 @@ function periodMs(spec: CompiledScheduleSpec): number {
  * The latest tick in `(state.since, now]` (null: none) and the first tick after `now`.
  * Exported for tests.
  */
-export function dueTicks(spec: CompiledScheduleSpec, state: Pick<ScheduleState, "since" | "anchor">, now: number): { latest: number | null; next: number } {
+export function dueTicks(
+  spec: CompiledScheduleSpec,
+  state: Pick<ScheduleState, "since" | "anchor">,
+  now: number,
+): { latest: number | null; next: number } {
   if (spec.cron === null) {
     const p = periodMs(spec);
     const k = Math.floor((now - state.anchor) / p);
     const latest = k >= 1 ? state.anchor + k * p : null;
-    return { latest: latest !== null && latest > state.since ? latest : null, next: state.anchor + Math.max(k + 1, 1) * p };
+    return {
+      latest: latest !== null && latest > state.since ? latest : null,
+      next: state.anchor + Math.max(k + 1, 1) * p,
+    };
   }
   // Forward from the last handled tick (not backward from now: in a repeated autumn hour,
   // cron-parser's prev() can name the second occurrence of a local time already fired).
   const start = Math.max(state.since, now - MAX_LOOKBACK_MS);
-  const ticks = CronExpressionParser.parse(spec.cron, { tz: spec.timezone, currentDate: new Date(start) });
+  const ticks = CronExpressionParser.parse(spec.cron, {
+    tz: spec.timezone,
+    currentDate: new Date(start),
+  });
   let latest: number | null = null;
   for (let i = 0; i < 1_000_000; i++) {
     const at = ticks.next().toDate().getTime();
     if (at > now) {
       if (latest === null && start > state.since) {
         // Nothing in the look-back window: the latest tick may be older (a monthly cron).
-        const before = CronExpressionParser.parse(spec.cron, { tz: spec.timezone, currentDate: new Date(now + 1) }).prev().toDate().getTime();
+        const before = CronExpressionParser.parse(spec.cron, {
+          tz: spec.timezone,
+          currentDate: new Date(now + 1),
+        })
+          .prev()
+          .toDate()
+          .getTime();
         if (before > state.since) latest = before;
       }
       return { latest, next: at };
     }
     latest = at;
   }
-  throw new Error(`cron ${spec.cron}: no tick after ${new Date(now).toISOString()} within 1,000,000 steps`);
+  throw new Error(
+    `cron ${spec.cron}: no tick after ${new Date(now).toISOString()} within 1,000,000 steps`,
+  );
 }
 
 function firstTickAfter(spec: CompiledScheduleSpec, now: number): number {

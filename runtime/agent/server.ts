@@ -29,22 +29,34 @@ const BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => `${[what, ...issue.path].join(".")}: ${issue.message}`);
+  const issues = result.error.issues.map(
+    (issue) => `${[what, ...issue.path].join(".")}: ${issue.message}`,
+  );
   throw new InvalidError(issues.join("\n"), { details: { issues } });
 }
 
 const appParams = z.object({ app: z.string().min(1) });
 const fnParams = z.object({ app: z.string().min(1), fn: z.string().min(1) });
 const idParams = z.object({ id: z.string().min(1) });
-const shaParams = z.object({ sha: z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 hex digest") });
-const deleteQuery = z.object({ graceMs: z.coerce.number().int().min(0).max(86_400_000).optional() });
+const shaParams = z.object({
+  sha: z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 hex digest"),
+});
+const deleteQuery = z.object({
+  graceMs: z.coerce.number().int().min(0).max(86_400_000).optional(),
+});
 
 export function buildServer(agent: Agent): FastifyInstance {
-  const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES, logger: false, requestTimeout: 0, keepAliveTimeout: 65_000 });
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT_BYTES,
+    logger: false,
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+  });
   const authorized = tokenMatcher(agent.token);
 
   app.setErrorHandler((error: unknown, _request, reply) => {
-    if (error instanceof KilnError) return reply.status(error.status).send({ error: toWire(error) });
+    if (error instanceof KilnError)
+      return reply.status(error.status).send({ error: toWire(error) });
     const status = (error as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {
       const wire = toWire(new InvalidError(messageOf(error)));
@@ -54,7 +66,13 @@ export function buildServer(agent: Agent): FastifyInstance {
     return reply.status(500).send({ error: toWire(error) });
   });
   app.setNotFoundHandler((request, reply) => {
-    reply.status(404).send({ error: { type: "NotFoundError", code: "NOT_FOUND", message: `no route ${request.method} ${request.url}` } });
+    reply.status(404).send({
+      error: {
+        type: "NotFoundError",
+        code: "NOT_FOUND",
+        message: `no route ${request.method} ${request.url}`,
+      },
+    });
   });
 
   app.addHook("onRequest", async (request) => {
@@ -133,7 +151,8 @@ export function buildServer(agent: Agent): FastifyInstance {
     const { id } = parse(idParams, request.params, "params");
     const result = await agent.router.mapInputs(id, parse(mapInputsBody, request.body, "body"));
     // Nothing accepted: the limit answers 429 like any other, whatever the client.
-    if (result.accepted === 0 && result.refused) return reply.status(statusOf(result.refused.code)).send({ error: result.refused });
+    if (result.accepted === 0 && result.refused)
+      return reply.status(statusOf(result.refused.code)).send({ error: result.refused });
     return result;
   });
   app.get("/v1/maps/:id/outputs", async (request) => {
@@ -143,12 +162,21 @@ export function buildServer(agent: Agent): FastifyInstance {
   });
   app.delete("/v1/maps/:id", async (request) => {
     const { id } = parse(idParams, request.params, "params");
-    const { submitted } = parse(z.object({ submitted: z.coerce.number().int().min(0).max(100_000_000) }), request.query, "query");
+    const { submitted } = parse(
+      z.object({ submitted: z.coerce.number().int().min(0).max(100_000_000) }),
+      request.query,
+      "query",
+    );
     return { removed: await agent.router.cancelMap(id, submitted) };
   });
 
   // ---- dicts, queues, ephemeral objects (routes-data.ts) ---------------------------------------------
-  registerDataRoutes(app, { dicts: agent.dicts, queues: agent.queues, ephemerals: agent.ephemerals, onStop: (hook) => agent.onStop(hook) });
+  registerDataRoutes(app, {
+    dicts: agent.dicts,
+    queues: agent.queues,
+    ephemerals: agent.ephemerals,
+    onStop: (hook) => agent.onStop(hook),
+  });
 
   // ---- status and logs ---------------------------------------------------------------------------
   app.get("/v1/status", async () => agent.status());
@@ -157,9 +185,16 @@ export function buildServer(agent: Agent): FastifyInstance {
     let sinceMs: number | undefined;
     if (query.since !== undefined) {
       sinceMs = /^\d+$/.test(query.since) ? Number(query.since) : Date.parse(query.since);
-      if (Number.isNaN(sinceMs)) throw new InvalidError(`query.since: '${query.since}' is not an ISO date or epoch milliseconds`);
+      if (Number.isNaN(sinceMs))
+        throw new InvalidError(
+          `query.since: '${query.since}' is not an ISO date or epoch milliseconds`,
+        );
     }
-    const filter = { ...(query.app ? { app: query.app } : {}), ...(query.function ? { fn: query.function } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}) };
+    const filter = {
+      ...(query.app ? { app: query.app } : {}),
+      ...(query.function ? { fn: query.function } : {}),
+      ...(sinceMs !== undefined ? { sinceMs } : {}),
+    };
     return { usage: agent.sandboxes.meter.totals(filter) };
   });
   app.get("/v1/apps/:app/logs", async (request, reply) => {
@@ -182,7 +217,11 @@ export function buildServer(agent: Agent): FastifyInstance {
 }
 
 function statusOf(code: string): number {
-  return code === "RESOURCE_EXHAUSTED" ? 429 : code === "INVALID" || code === "PAYLOAD_TOO_LARGE" ? 400 : 500;
+  return code === "RESOURCE_EXHAUSTED"
+    ? 429
+    : code === "INVALID" || code === "PAYLOAD_TOO_LARGE"
+      ? 400
+      : 500;
 }
 
 async function followLogs(
@@ -223,26 +262,50 @@ async function webEndpoint(
 ): Promise<unknown> {
   const { app: name, fn } = parse(fnParams, request.params, "params");
   const spec = agent.apps.function(name, fn);
-  if (!spec.webEndpoint) throw new InvalidError(`${name}.${fn} is not a web endpoint (set webEndpoint in its spec)`);
+  if (!spec.webEndpoint)
+    throw new InvalidError(`${name}.${fn} is not a web endpoint (set webEndpoint in its spec)`);
   if (request.method !== spec.webEndpoint.method) {
-    return reply.status(405).send({ error: toWire(new InvalidError(`${name}.${fn} accepts ${spec.webEndpoint.method} only`)) });
+    return reply.status(405).send({
+      error: toWire(new InvalidError(`${name}.${fn} accepts ${spec.webEndpoint.method} only`)),
+    });
   }
   if (!spec.webEndpoint.public && !authorized(request.headers.authorization)) {
-    throw new UnauthenticatedError(`${name}.${fn} is a private web endpoint: send 'Authorization: Bearer <token>', or set webEndpoint.public`);
+    throw new UnauthenticatedError(
+      `${name}.${fn} is a private web endpoint: send 'Authorization: Bearer <token>', or set webEndpoint.public`,
+    );
   }
   const argument = request.method === "GET" ? { ...(request.query as object) } : request.body;
   const args = encode(argument === undefined ? [] : [argument]);
   const timeoutMs = spec.timeout * 1000 * (spec.retries.maxRetries + 1) + 60_000;
-  const { callId } = await agent.router.call(name, fn, { args, mode: "value", spawn: false, waitMs: 0 });
+  const { callId } = await agent.router.call(name, fn, {
+    args,
+    mode: "value",
+    spawn: false,
+    waitMs: 0,
+  });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const result = await agent.router.waitResult(callId, Math.min(50_000, Math.max(1, deadline - Date.now())));
+    const result = await agent.router.waitResult(
+      callId,
+      Math.min(50_000, Math.max(1, deadline - Date.now())),
+    );
     if (result.outcome) {
       if (!result.outcome.ok) {
-        return reply.status(statusOf(result.outcome.error.code)).send({ error: result.outcome.error });
+        return reply
+          .status(statusOf(result.outcome.error.code))
+          .send({ error: result.outcome.error });
       }
-      return reply.type("application/json").send(JSON.stringify(decode(result.outcome.value) ?? null));
+      return reply
+        .type("application/json")
+        .send(JSON.stringify(decode(result.outcome.value) ?? null));
     }
-    if (Date.now() >= deadline) return reply.status(504).send({ error: { type: "TimeoutError", code: "TIMEOUT", message: `no result within ${timeoutMs} ms; call id ${callId}` } });
+    if (Date.now() >= deadline)
+      return reply.status(504).send({
+        error: {
+          type: "TimeoutError",
+          code: "TIMEOUT",
+          message: `no result within ${timeoutMs} ms; call id ${callId}`,
+        },
+      });
   }
 }

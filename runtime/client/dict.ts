@@ -23,7 +23,11 @@
 import { InvalidError, PayloadTooLargeError } from "../errors.js";
 import type { DictEntriesResponse, DictInfo } from "../protocol.js";
 import { decode, encode, formatBytes } from "../serde.js";
-import { MAX_DICT_KEY_BYTES, MAX_DICT_UPDATE_ENTRIES, MAX_DICT_VALUE_BYTES } from "../spec/limits.js";
+import {
+  MAX_DICT_KEY_BYTES,
+  MAX_DICT_UPDATE_ENTRIES,
+  MAX_DICT_VALUE_BYTES,
+} from "../spec/limits.js";
 import type { AgentHttp, HttpMethod } from "./http.js";
 
 export interface DictPutOptions {
@@ -64,7 +68,12 @@ export class Dict<K = unknown, V = unknown> {
     return `/v1/dicts/${encodeURIComponent(this.ref)}`;
   }
 
-  private async request<T>(method: HttpMethod, op: string, body?: unknown, query?: Record<string, string | number>): Promise<T> {
+  private async request<T>(
+    method: HttpMethod,
+    op: string,
+    body?: unknown,
+    query?: Record<string, string | number>,
+  ): Promise<T> {
     if (this.options.ensure) {
       this.ready ??= this.options.ensure().then(
         () => undefined,
@@ -85,7 +94,9 @@ export class Dict<K = unknown, V = unknown> {
   async get(key: K): Promise<V | undefined>;
   async get<D>(key: K, fallback: D): Promise<V | D>;
   async get(key: K, fallback?: unknown): Promise<unknown> {
-    const result = await this.request<{ found: boolean; value?: string }>("POST", "get", { key: keyOf(key) });
+    const result = await this.request<{ found: boolean; value?: string }>("POST", "get", {
+      key: keyOf(key),
+    });
     return result.found ? decode(result.value!) : fallback;
   }
 
@@ -110,13 +121,18 @@ export class Dict<K = unknown, V = unknown> {
   /** Set many entries: a Map, an iterable of [key, value], or a plain object (its string keys). */
   async update(entries: Iterable<readonly [K, V]> | Record<string, V>): Promise<void> {
     const list: [string, string][] = [];
-    const pairs = isIterable(entries) ? entries : (Object.entries(entries) as unknown as Iterable<readonly [K, V]>);
+    const pairs = isIterable(entries)
+      ? entries
+      : (Object.entries(entries) as unknown as Iterable<readonly [K, V]>);
     for (const [key, value] of pairs) list.push([keyOf(key), valueOf(value)]);
     let chunk: [string, string][] = [];
     let bytes = 0;
     for (const entry of list) {
       const size = entry[0].length + entry[1].length + 8;
-      if (chunk.length >= MAX_DICT_UPDATE_ENTRIES || (chunk.length > 0 && bytes + size > MAX_UPDATE_BYTES)) {
+      if (
+        chunk.length >= MAX_DICT_UPDATE_ENTRIES ||
+        (chunk.length > 0 && bytes + size > MAX_UPDATE_BYTES)
+      ) {
         await this.request("POST", "update", { entries: chunk });
         chunk = [];
         bytes = 0;
@@ -131,7 +147,9 @@ export class Dict<K = unknown, V = unknown> {
   async pop(key: K): Promise<V | undefined>;
   async pop<D>(key: K, fallback: D): Promise<V | D>;
   async pop(key: K, fallback?: unknown): Promise<unknown> {
-    const result = await this.request<{ found: boolean; value?: string }>("POST", "pop", { key: keyOf(key) });
+    const result = await this.request<{ found: boolean; value?: string }>("POST", "pop", {
+      key: keyOf(key),
+    });
     return result.found ? decode(result.value!) : fallback;
   }
 
@@ -151,7 +169,10 @@ export class Dict<K = unknown, V = unknown> {
   async *items(): AsyncGenerator<[K, V], void, undefined> {
     let cursor = "0";
     do {
-      const page = await this.request<DictEntriesResponse>("GET", "entries", undefined, { cursor, count: PAGE });
+      const page = await this.request<DictEntriesResponse>("GET", "entries", undefined, {
+        cursor,
+        count: PAGE,
+      });
       for (const [key, value] of page.entries) yield [decode<K>(key), decode<V>(value)];
       cursor = page.cursor;
     } while (cursor !== "0");
@@ -195,9 +216,12 @@ function valueOf(value: unknown): string {
 export function checkSize(text: string, what: string, limit: number, limitName: string): string {
   const bytes = Buffer.byteLength(text);
   if (bytes > limit) {
-    throw new PayloadTooLargeError(`${what} is ${formatBytes(bytes)} encoded, over the ${formatBytes(limit)} limit (${limitName}): store a reference (a path, a URL) instead`, {
-      details: { bytes, limit, limitName },
-    });
+    throw new PayloadTooLargeError(
+      `${what} is ${formatBytes(bytes)} encoded, over the ${formatBytes(limit)} limit (${limitName}): store a reference (a path, a URL) instead`,
+      {
+        details: { bytes, limit, limitName },
+      },
+    );
   }
   return text;
 }
@@ -213,13 +237,21 @@ function canonical(value: unknown, path: Set<object>): unknown {
       const entries = [...value].map(([k, v]) => [canonical(k, path), canonical(v, path)] as const);
       return new Map(sortBy(entries, ([k]) => encode(k)));
     }
-    if (value instanceof Set) return new Set(sortBy([...value].map((item) => canonical(item, path)), (item) => encode(item)));
+    if (value instanceof Set)
+      return new Set(
+        sortBy(
+          [...value].map((item) => canonical(item, path)),
+          (item) => encode(item),
+        ),
+      );
     if (value instanceof Date) return new Date(value.getTime());
     if (Buffer.isBuffer(value)) return Buffer.from(value);
-    if (ArrayBuffer.isView(value) && "slice" in value) return (value as unknown as { slice(): unknown }).slice();
+    if (ArrayBuffer.isView(value) && "slice" in value)
+      return (value as unknown as { slice(): unknown }).slice();
     if (value instanceof Error || value instanceof RegExp || value instanceof URL) return value;
     const out: Record<string, unknown> = {};
-    for (const name of Object.keys(value).sort()) out[name] = canonical((value as Record<string, unknown>)[name], path);
+    for (const name of Object.keys(value).sort())
+      out[name] = canonical((value as Record<string, unknown>)[name], path);
     return out;
   } finally {
     path.delete(value);

@@ -1,6 +1,12 @@
 /** A handle on one call by id: `status()`, `get({ timeoutMs })`, `cancel()`. */
 import { TimeoutError, fromWire } from "../errors.js";
-import { MAX_WAIT_MS, type CallInfo, type CallStatus, type Outcome, type ResultResponse } from "../protocol.js";
+import {
+  MAX_WAIT_MS,
+  type CallInfo,
+  type CallStatus,
+  type Outcome,
+  type ResultResponse,
+} from "../protocol.js";
 import { decode } from "../serde.js";
 import type { AgentHttp } from "./http.js";
 
@@ -34,16 +40,27 @@ export class FunctionCall<T = unknown> {
   }
 }
 
-export async function waitOutcome(http: AgentHttp, id: string, timeoutMs: number | undefined): Promise<Outcome> {
+export async function waitOutcome(
+  http: AgentHttp,
+  id: string,
+  timeoutMs: number | undefined,
+): Promise<Outcome> {
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
   for (;;) {
     const waitMs = Math.max(0, Math.min(MAX_WAIT_MS, deadline - Date.now()));
-    const result = await http.request<ResultResponse>("GET", `/v1/calls/${encodeURIComponent(id)}/result`, { query: { waitMs } });
+    const result = await http.request<ResultResponse>(
+      "GET",
+      `/v1/calls/${encodeURIComponent(id)}/result`,
+      { query: { waitMs } },
+    );
     if (result.outcome) return result.outcome;
     if (Date.now() >= deadline) {
-      throw new TimeoutError(`call ${id} is still ${result.status} after ${timeoutMs} ms; it goes on: call get() again to wait more`, {
-        details: { callId: id, status: result.status },
-      });
+      throw new TimeoutError(
+        `call ${id} is still ${result.status} after ${timeoutMs} ms; it goes on: call get() again to wait more`,
+        {
+          details: { callId: id, status: result.status },
+        },
+      );
     }
   }
 }

@@ -26,7 +26,11 @@ export type AnyHandler = (...args: never[]) => unknown;
 export type ResultOf<F extends AnyHandler> = Awaited<ReturnType<F>>;
 /** What a generator handler yields. */
 export type YieldOf<F extends AnyHandler> =
-  ReturnType<F> extends AsyncIterable<infer Y> ? Y : ReturnType<F> extends Iterable<infer Y> ? Y : unknown;
+  ReturnType<F> extends AsyncIterable<infer Y>
+    ? Y
+    : ReturnType<F> extends Iterable<infer Y>
+      ? Y
+      : unknown;
 
 export interface MapOptions {
   /** Yield outputs in input order (default true) or as they complete. */
@@ -35,7 +39,9 @@ export interface MapOptions {
   returnExceptions?: boolean;
 }
 
-type Iterables<A extends readonly unknown[]> = { [K in keyof A]: Iterable<A[K]> | AsyncIterable<A[K]> };
+type Iterables<A extends readonly unknown[]> = {
+  [K in keyof A]: Iterable<A[K]> | AsyncIterable<A[K]>;
+};
 
 /** Keep one request's body well under the agent's body limit. */
 const MAX_CHUNK_BYTES = 8 * 1024 * 1024;
@@ -76,9 +82,13 @@ export class RemoteFunction<F extends AnyHandler = (...args: unknown[]) => unkno
     });
     const id = encodeURIComponent(response.callId);
     for (;;) {
-      const { items } = await this.http.request<{ items: StreamItem[] }>("GET", `/v1/calls/${id}/stream`, {
-        query: { waitMs: MAX_WAIT_MS },
-      });
+      const { items } = await this.http.request<{ items: StreamItem[] }>(
+        "GET",
+        `/v1/calls/${id}/stream`,
+        {
+          query: { waitMs: MAX_WAIT_MS },
+        },
+      );
       for (const item of items) {
         if (item.t === "y") yield decode<YieldOf<F>>(item.v);
         else if (item.t === "end") return;
@@ -91,17 +101,24 @@ export class RemoteFunction<F extends AnyHandler = (...args: unknown[]) => unkno
    * Call the function once per input. With several iterables, their items are zipped into the
    * arguments (`add.map(xs, ys)` calls `add(x, y)`); the shortest one ends the map.
    */
-  map<A extends Parameters<F>>(...iterables: [...Iterables<A>]): AsyncGenerator<ResultOf<F>, void, undefined>;
+  map<A extends Parameters<F>>(
+    ...iterables: [...Iterables<A>]
+  ): AsyncGenerator<ResultOf<F>, void, undefined>;
   map<A extends Parameters<F>>(
     ...args: [...Iterables<A>, MapOptions & { returnExceptions: true }]
   ): AsyncGenerator<ResultOf<F> | KilnError, void, undefined>;
-  map<A extends Parameters<F>>(...args: [...Iterables<A>, MapOptions]): AsyncGenerator<ResultOf<F>, void, undefined>;
+  map<A extends Parameters<F>>(
+    ...args: [...Iterables<A>, MapOptions]
+  ): AsyncGenerator<ResultOf<F>, void, undefined>;
   map(...args: unknown[]): AsyncGenerator<unknown, void, undefined> {
     const last = args[args.length - 1];
     const hasOptions = args.length > 1 && isOptions(last);
     const options = (hasOptions ? last : {}) as MapOptions;
-    const iterables = (hasOptions ? args.slice(0, -1) : args) as (Iterable<unknown> | AsyncIterable<unknown>)[];
-    if (iterables.length === 0) throw new InvalidError("map() needs at least one iterable of inputs");
+    const iterables = (hasOptions ? args.slice(0, -1) : args) as (
+      Iterable<unknown> | AsyncIterable<unknown>
+    )[];
+    if (iterables.length === 0)
+      throw new InvalidError("map() needs at least one iterable of inputs");
     return this.run(zip(iterables), options);
   }
 
@@ -110,22 +127,36 @@ export class RemoteFunction<F extends AnyHandler = (...args: unknown[]) => unkno
     inputs: Iterable<Parameters<F>> | AsyncIterable<Parameters<F>>,
     options: MapOptions & { returnExceptions: true },
   ): AsyncGenerator<ResultOf<F> | KilnError, void, undefined>;
-  starmap(inputs: Iterable<Parameters<F>> | AsyncIterable<Parameters<F>>, options?: MapOptions): AsyncGenerator<ResultOf<F>, void, undefined>;
-  starmap(inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>, options: MapOptions = {}): AsyncGenerator<unknown, void, undefined> {
+  starmap(
+    inputs: Iterable<Parameters<F>> | AsyncIterable<Parameters<F>>,
+    options?: MapOptions,
+  ): AsyncGenerator<ResultOf<F>, void, undefined>;
+  starmap(
+    inputs: Iterable<unknown[]> | AsyncIterable<unknown[]>,
+    options: MapOptions = {},
+  ): AsyncGenerator<unknown, void, undefined> {
     return this.run(toAsync(inputs), options);
   }
 
   /** Send a chunk of inputs; a limit reached (429) means "none accepted now", not a failure. */
-  private async submit(mapPath: string, items: { idx: number; args: string }[]): Promise<MapInputsResponse> {
+  private async submit(
+    mapPath: string,
+    items: { idx: number; args: string }[],
+  ): Promise<MapInputsResponse> {
     try {
-      return await this.http.request<MapInputsResponse>("POST", `${mapPath}/inputs`, { body: { items } });
+      return await this.http.request<MapInputsResponse>("POST", `${mapPath}/inputs`, {
+        body: { items },
+      });
     } catch (error) {
       if (error instanceof ResourceExhaustedError) return { accepted: 0 };
       throw error;
     }
   }
 
-  private async *run(inputs: AsyncIterator<unknown[]>, options: MapOptions): AsyncGenerator<unknown, void, undefined> {
+  private async *run(
+    inputs: AsyncIterator<unknown[]>,
+    options: MapOptions,
+  ): AsyncGenerator<unknown, void, undefined> {
     const ordered = options.orderOutputs ?? true;
     const returnExceptions = options.returnExceptions ?? false;
     const { mapId } = await this.http.request<{ mapId: string }>("POST", `${this.path}/maps`);
@@ -149,7 +180,10 @@ export class RemoteFunction<F extends AnyHandler = (...args: unknown[]) => unkno
               exhausted = true;
               break;
             }
-            unsent.push({ idx: nextIdx, args: encodeBounded(next.value, `the arguments of input ${nextIdx}`) });
+            unsent.push({
+              idx: nextIdx,
+              args: encodeBounded(next.value, `the arguments of input ${nextIdx}`),
+            });
             nextIdx += 1;
           }
           if (unsent.length === 0) break;
@@ -160,9 +194,13 @@ export class RemoteFunction<F extends AnyHandler = (...args: unknown[]) => unkno
         }
         const inFlight = nextIdx - unsent.length - received;
         if (exhausted && unsent.length === 0 && inFlight === 0) break;
-        const { outputs } = await this.http.request<{ outputs: MapOutput[] }>("GET", `${mapPath}/outputs`, {
-          query: { waitMs: inFlight === 0 ? 1000 : MAX_WAIT_MS, max: MAX_MAP_INFLIGHT },
-        });
+        const { outputs } = await this.http.request<{ outputs: MapOutput[] }>(
+          "GET",
+          `${mapPath}/outputs`,
+          {
+            query: { waitMs: inFlight === 0 ? 1000 : MAX_WAIT_MS, max: MAX_MAP_INFLIGHT },
+          },
+        );
         for (const output of outputs) {
           if (seen.has(output.idx)) continue; // a redelivered duplicate
           seen.add(output.idx);
@@ -181,11 +219,12 @@ export class RemoteFunction<F extends AnyHandler = (...args: unknown[]) => unkno
       finished = true;
     } finally {
       // Finished: just drop the map's keys. Abandoned: also drop its queued inputs.
-      await this.http.request("DELETE", mapPath, { query: { submitted: finished ? 0 : nextIdx } }).catch(() => undefined);
+      await this.http
+        .request("DELETE", mapPath, { query: { submitted: finished ? 0 : nextIdx } })
+        .catch(() => undefined);
     }
   }
 }
-
 
 function unpack(output: MapOutput, returnExceptions: boolean): unknown {
   if (output.ok) return decode(output.value);
@@ -194,7 +233,10 @@ function unpack(output: MapOutput, returnExceptions: boolean): unknown {
   throw error;
 }
 
-function takeChunk(unsent: { idx: number; args: string }[], room: number): { idx: number; args: string }[] {
+function takeChunk(
+  unsent: { idx: number; args: string }[],
+  room: number,
+): { idx: number; args: string }[] {
   let bytes = 0;
   let n = 0;
   const max = Math.min(room, MAX_CHUNK_ITEMS, unsent.length);
@@ -222,7 +264,9 @@ function toAsync<T>(source: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> {
   return { next: async () => it.next() };
 }
 
-async function* zipGen(sources: (Iterable<unknown> | AsyncIterable<unknown>)[]): AsyncGenerator<unknown[]> {
+async function* zipGen(
+  sources: (Iterable<unknown> | AsyncIterable<unknown>)[],
+): AsyncGenerator<unknown[]> {
   const iterators = sources.map(toAsync);
   for (;;) {
     const items = await Promise.all(iterators.map((it) => it.next()));

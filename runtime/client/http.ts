@@ -70,15 +70,24 @@ export class AgentHttp {
   }
 
   /** Open a streaming GET (NDJSON), for `logs --follow`. */
-  async stream(path: string, query: Record<string, string | number | boolean | undefined>, signal?: AbortSignal): Promise<Response> {
+  async stream(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    signal?: AbortSignal,
+  ): Promise<Response> {
     const target = new URL(path, this.url);
-    for (const [key, value] of Object.entries(query)) if (value !== undefined) target.searchParams.set(key, String(value));
-    const response = await fetch(target, { headers: { authorization: `Bearer ${this.token}` }, signal: signal ?? null }).catch(
-      (error: unknown) => {
-        if ((error as Error).name === "AbortError") throw error;
-        throw new UnavailableError(`cannot reach the kiln agent at ${this.url}: ${(error as Error).message}`, { cause: error });
-      },
-    );
+    for (const [key, value] of Object.entries(query))
+      if (value !== undefined) target.searchParams.set(key, String(value));
+    const response = await fetch(target, {
+      headers: { authorization: `Bearer ${this.token}` },
+      signal: signal ?? null,
+    }).catch((error: unknown) => {
+      if ((error as Error).name === "AbortError") throw error;
+      throw new UnavailableError(
+        `cannot reach the kiln agent at ${this.url}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    });
     if (!response.ok) throw errorFromResponse(response.status, await response.text());
     return response;
   }

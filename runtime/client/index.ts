@@ -13,7 +13,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { InvalidError, UnauthenticatedError, UnavailableError } from "../errors.js";
-import { formatDataRef, type AgentStatus, type AppSummary, type DataRef, type EphemeralResponse } from "../protocol.js";
+import {
+  formatDataRef,
+  type AgentStatus,
+  type AppSummary,
+  type DataRef,
+  type EphemeralResponse,
+} from "../protocol.js";
 import { APP_NAME_PATTERN, RESOURCE_NAME_PATTERN } from "../spec/names.js";
 import { Dict, type DictOptions } from "./dict.js";
 import { FunctionCall } from "./function-call.js";
@@ -44,7 +50,10 @@ export class Kiln {
   }
 
   /** A deployed function. Name its handler type for typed arguments and results. */
-  function<F extends AnyHandler = (...args: unknown[]) => unknown>(app: string, name: string): RemoteFunction<F> {
+  function<F extends AnyHandler = (...args: unknown[]) => unknown>(
+    app: string,
+    name: string,
+  ): RemoteFunction<F> {
     return new RemoteFunction<F>(this.http, app, name);
   }
 
@@ -60,20 +69,27 @@ export class Kiln {
   dict<K = unknown, V = unknown>(app: string, name: string): Dict<K, V>;
   dict<K = unknown, V = unknown>(name: string, options?: DictOptions): Dict<K, V>;
   dict<K = unknown, V = unknown>(first: string, second?: string | DictOptions): Dict<K, V> {
-    if (typeof second === "string") return new Dict<K, V>(this.http, dataRef("dict", { kind: "app", app: first, name: second }));
+    if (typeof second === "string")
+      return new Dict<K, V>(this.http, dataRef("dict", { kind: "app", app: first, name: second }));
     const options = second ?? {};
     const ref = dataRef("dict", { kind: "named", name: first });
     const body = {
       name: first,
       createIfMissing: options.createIfMissing ?? false,
       ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
-      ...(options.inactivityExpiryS === undefined ? {} : { inactivityExpiryS: options.inactivityExpiryS }),
+      ...(options.inactivityExpiryS === undefined
+        ? {}
+        : { inactivityExpiryS: options.inactivityExpiryS }),
     };
-    return new Dict<K, V>(this.http, ref, { ensure: () => this.http.request("POST", "/v1/dicts", { body }) });
+    return new Dict<K, V>(this.http, ref, {
+      ensure: () => this.http.request("POST", "/v1/dicts", { body }),
+    });
   }
 
   /** A dict deleted by `close()`, or when this process stops sending heartbeats for `ttlMs` (default 60 s). */
-  async ephemeralDict<K = unknown, V = unknown>(options: { ttlMs?: number } = {}): Promise<Dict<K, V>> {
+  async ephemeralDict<K = unknown, V = unknown>(
+    options: { ttlMs?: number } = {},
+  ): Promise<Dict<K, V>> {
     const { ref, close } = await this.ephemeral("dict", options.ttlMs);
     return new Dict<K, V>(this.http, ref, { close });
   }
@@ -81,7 +97,12 @@ export class Kiln {
   /** Delete a named dict and its entries. Returns whether it existed. */
   async deleteDict(name: string): Promise<boolean> {
     const ref = dataRef("dict", { kind: "named", name });
-    return (await this.http.request<{ deleted: boolean }>("DELETE", `/v1/dicts/${encodeURIComponent(ref)}`)).deleted;
+    return (
+      await this.http.request<{ deleted: boolean }>(
+        "DELETE",
+        `/v1/dicts/${encodeURIComponent(ref)}`,
+      )
+    ).deleted;
   }
 
   /**
@@ -91,17 +112,22 @@ export class Kiln {
   queue<T = unknown>(app: string, name: string): Queue<T>;
   queue<T = unknown>(name: string, options?: QueueOptions): Queue<T>;
   queue<T = unknown>(first: string, second?: string | QueueOptions): Queue<T> {
-    if (typeof second === "string") return new Queue<T>(this.http, dataRef("queue", { kind: "app", app: first, name: second }));
+    if (typeof second === "string")
+      return new Queue<T>(this.http, dataRef("queue", { kind: "app", app: first, name: second }));
     const options = second ?? {};
     const ref = dataRef("queue", { kind: "named", name: first });
     const body = {
       name: first,
       createIfMissing: options.createIfMissing ?? false,
       ...(options.partitionTtlS === undefined ? {} : { partitionTtlS: options.partitionTtlS }),
-      ...(options.maxPartitionItems === undefined ? {} : { maxPartitionItems: options.maxPartitionItems }),
+      ...(options.maxPartitionItems === undefined
+        ? {}
+        : { maxPartitionItems: options.maxPartitionItems }),
       ...(options.maxPartitions === undefined ? {} : { maxPartitions: options.maxPartitions }),
     };
-    return new Queue<T>(this.http, ref, { ensure: () => this.http.request("POST", "/v1/queues", { body }) });
+    return new Queue<T>(this.http, ref, {
+      ensure: () => this.http.request("POST", "/v1/queues", { body }),
+    });
   }
 
   /** A queue deleted by `close()`, or when this process stops sending heartbeats for `ttlMs` (default 60 s). */
@@ -113,24 +139,40 @@ export class Kiln {
   /** Delete a named queue and its items. Returns whether it existed. */
   async deleteQueue(name: string): Promise<boolean> {
     const ref = dataRef("queue", { kind: "named", name });
-    return (await this.http.request<{ deleted: boolean }>("DELETE", `/v1/queues/${encodeURIComponent(ref)}`)).deleted;
+    return (
+      await this.http.request<{ deleted: boolean }>(
+        "DELETE",
+        `/v1/queues/${encodeURIComponent(ref)}`,
+      )
+    ).deleted;
   }
 
   /** Create an ephemeral object and keep it alive with heartbeats until closed. */
-  private async ephemeral(kind: "dict" | "queue", ttlMs: number | undefined): Promise<{ ref: string; close: () => Promise<void> }> {
+  private async ephemeral(
+    kind: "dict" | "queue",
+    ttlMs: number | undefined,
+  ): Promise<{ ref: string; close: () => Promise<void> }> {
     const created = await this.http.request<EphemeralResponse>("POST", "/v1/ephemeral", {
       body: { kind, ...(ttlMs === undefined ? {} : { ttlMs }) },
     });
     const id = created.ref.slice("ephemeral:".length);
     const timer = setInterval(
-      () => void this.http.request("POST", `/v1/ephemeral/${encodeURIComponent(id)}/heartbeat`).catch(() => undefined),
+      () =>
+        void this.http
+          .request("POST", `/v1/ephemeral/${encodeURIComponent(id)}/heartbeat`)
+          .catch(() => undefined),
       Math.max(1000, Math.floor(created.ttlMs / 3)),
     );
     timer.unref();
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> => {
       clearInterval(timer);
-      closing ??= this.http.request(`DELETE`, `/v1/${kind === "dict" ? "dicts" : "queues"}/${encodeURIComponent(created.ref)}`).then(() => undefined);
+      closing ??= this.http
+        .request(
+          `DELETE`,
+          `/v1/${kind === "dict" ? "dicts" : "queues"}/${encodeURIComponent(created.ref)}`,
+        )
+        .then(() => undefined);
       return closing;
     };
     return { ref: created.ref, close };
@@ -148,7 +190,8 @@ export class Kiln {
 /** Resolve the agent's URL and token and check that it answers. */
 export async function connect(options: ConnectOptions = {}): Promise<Kiln> {
   const url = options.url ?? process.env["KILN_URL"] ?? DEFAULT_AGENT_URL;
-  const token = options.token ?? process.env["KILN_TOKEN"] ?? readToken(options.stateDir ?? defaultStateDir());
+  const token =
+    options.token ?? process.env["KILN_TOKEN"] ?? readToken(options.stateDir ?? defaultStateDir());
   const http = new AgentHttp(url.endsWith("/") ? url : `${url}/`, token);
   const health = await fetch(new URL("healthz", http.url)).catch((error: unknown) => {
     throw new UnavailableError(
@@ -157,7 +200,8 @@ export async function connect(options: ConnectOptions = {}): Promise<Kiln> {
       { cause: error },
     );
   });
-  if (!health.ok) throw new UnavailableError(`the agent at ${url} is not healthy (HTTP ${health.status})`);
+  if (!health.ok)
+    throw new UnavailableError(`the agent at ${url} is not healthy (HTTP ${health.status})`);
   return new Kiln(http);
 }
 
@@ -173,9 +217,12 @@ function readToken(stateDir: string): string {
 
 /** A dict or queue reference, checking names here so a bad one fails before any request. */
 function dataRef(kind: "dict" | "queue", ref: DataRef): string {
-  if (ref.kind === "app" && !APP_NAME_PATTERN.test(ref.app)) throw new InvalidError(`invalid app name ${JSON.stringify(ref.app)}`);
+  if (ref.kind === "app" && !APP_NAME_PATTERN.test(ref.app))
+    throw new InvalidError(`invalid app name ${JSON.stringify(ref.app)}`);
   if (ref.kind !== "ephemeral" && !RESOURCE_NAME_PATTERN.test(ref.name)) {
-    throw new InvalidError(`invalid ${kind} name ${JSON.stringify(ref.name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`);
+    throw new InvalidError(
+      `invalid ${kind} name ${JSON.stringify(ref.name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`,
+    );
   }
   return formatDataRef(ref);
 }
@@ -187,4 +234,11 @@ export type { DictInfo, QueueInfo, ScheduleStatus, ScheduleRun } from "../protoc
 export type { GetOptions } from "./function-call.js";
 export type { MapOptions, ResultOf, YieldOf, AnyHandler } from "./function.js";
 export * from "../errors.js";
-export type { CallStatus, CallInfo, AgentStatus, AppSummary, FunctionStatus, ContainerStatus } from "../protocol.js";
+export type {
+  CallStatus,
+  CallInfo,
+  AgentStatus,
+  AppSummary,
+  FunctionStatus,
+  ContainerStatus,
+} from "../protocol.js";

@@ -19,7 +19,11 @@
 import { InvalidError } from "../errors.js";
 import { MAX_WAIT_MS, type QueueInfo } from "../protocol.js";
 import { decode, encode } from "../serde.js";
-import { MAX_QUEUE_GET_MANY, MAX_QUEUE_ITEM_BYTES, MAX_QUEUE_MAX_PARTITION_ITEMS } from "../spec/limits.js";
+import {
+  MAX_QUEUE_GET_MANY,
+  MAX_QUEUE_ITEM_BYTES,
+  MAX_QUEUE_MAX_PARTITION_ITEMS,
+} from "../spec/limits.js";
 import { checkSize } from "./dict.js";
 import type { AgentHttp, HttpMethod } from "./http.js";
 
@@ -64,7 +68,12 @@ export class Queue<T = unknown> {
     return `/v1/queues/${encodeURIComponent(this.ref)}`;
   }
 
-  private async request<R>(method: HttpMethod, op: string, body?: unknown, query?: Record<string, string | number | boolean | undefined>): Promise<R> {
+  private async request<R>(
+    method: HttpMethod,
+    op: string,
+    body?: unknown,
+    query?: Record<string, string | number | boolean | undefined>,
+  ): Promise<R> {
     if (this.options.ensure) {
       this.ready ??= this.options.ensure().then(
         () => undefined,
@@ -90,7 +99,9 @@ export class Queue<T = unknown> {
     const items = [...values].map(itemOf);
     if (items.length === 0) return;
     if (items.length > MAX_QUEUE_MAX_PARTITION_ITEMS) {
-      throw new InvalidError(`putMany: ${items.length} items is more than a partition holds (${MAX_QUEUE_MAX_PARTITION_ITEMS}); put them in parts`);
+      throw new InvalidError(
+        `putMany: ${items.length} items is more than a partition holds (${MAX_QUEUE_MAX_PARTITION_ITEMS}); put them in parts`,
+      );
     }
     await this.request("POST", "put", { items, ...partitionOf(options) });
   }
@@ -111,13 +122,26 @@ export class Queue<T = unknown> {
 
   private async take(max: number, options: QueueGetOptions): Promise<T[]> {
     const block = options.block ?? true;
-    if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs >= 0)) {
-      throw new InvalidError(`get: timeoutMs must be a non-negative number, got ${options.timeoutMs}`);
+    if (
+      options.timeoutMs !== undefined &&
+      !(Number.isFinite(options.timeoutMs) && options.timeoutMs >= 0)
+    ) {
+      throw new InvalidError(
+        `get: timeoutMs must be a non-negative number, got ${options.timeoutMs}`,
+      );
     }
-    const deadline = !block ? 0 : options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
+    const deadline = !block
+      ? 0
+      : options.timeoutMs === undefined
+        ? Number.POSITIVE_INFINITY
+        : Date.now() + options.timeoutMs;
     for (;;) {
       const waitMs = Math.max(0, Math.min(MAX_WAIT_MS, Math.ceil(deadline - Date.now())));
-      const { items } = await this.request<{ items: string[] }>("POST", "get", { max, waitMs, ...partitionOf(options) });
+      const { items } = await this.request<{ items: string[] }>("POST", "get", {
+        max,
+        waitMs,
+        ...partitionOf(options),
+      });
       if (items.length > 0) return items.map((item) => decode<T>(item));
       if (Date.now() >= deadline) return [];
     }
@@ -125,18 +149,32 @@ export class Queue<T = unknown> {
 
   /** Items in a partition (`total: true`: in every partition). */
   async len(options: QueuePartitionOptions & { total?: boolean } = {}): Promise<number> {
-    return (await this.request<{ len: number }>("GET", "len", undefined, { ...partitionOf(options), ...(options.total ? { total: true } : {}) })).len;
+    return (
+      await this.request<{ len: number }>("GET", "len", undefined, {
+        ...partitionOf(options),
+        ...(options.total ? { total: true } : {}),
+      })
+    ).len;
   }
 
   /** Empty a partition (`all: true`: every partition); returns how many items were dropped. */
   async clear(options: QueuePartitionOptions & { all?: boolean } = {}): Promise<number> {
-    return (await this.request<{ cleared: number }>("POST", "clear", { ...partitionOf(options), ...(options.all ? { all: true } : {}) })).cleared;
+    return (
+      await this.request<{ cleared: number }>("POST", "clear", {
+        ...partitionOf(options),
+        ...(options.all ? { all: true } : {}),
+      })
+    ).cleared;
   }
 
   /** The items of a partition, oldest first, without taking them. */
   async *iterate(options: QueuePartitionOptions = {}): AsyncGenerator<T, void, undefined> {
     for (let start = 0; ; start += PAGE) {
-      const { items } = await this.request<{ items: string[] }>("GET", "items", undefined, { ...partitionOf(options), start, count: PAGE });
+      const { items } = await this.request<{ items: string[] }>("GET", "items", undefined, {
+        ...partitionOf(options),
+        start,
+        count: PAGE,
+      });
       for (const item of items) yield decode<T>(item);
       if (items.length < PAGE) return;
     }
@@ -153,7 +191,10 @@ export class Queue<T = unknown> {
 }
 
 function itemOf(value: unknown): string {
-  if (value === undefined) throw new InvalidError("a queue item cannot be undefined (get() returns undefined when nothing came): put null instead");
+  if (value === undefined)
+    throw new InvalidError(
+      "a queue item cannot be undefined (get() returns undefined when nothing came): put null instead",
+    );
   return checkSize(encode(value), "queue item", MAX_QUEUE_ITEM_BYTES, "MAX_QUEUE_ITEM_BYTES");
 }
 

@@ -28,7 +28,10 @@ const CLOCK_TICKS = 100;
 /** CPU and memory of one process from /proc, or null when it is gone. */
 export async function readProcUsage(pid: number): Promise<ProcUsage | null> {
   try {
-    const [stat, status] = await Promise.all([readFile(`/proc/${pid}/stat`, "utf8"), readFile(`/proc/${pid}/status`, "utf8")]);
+    const [stat, status] = await Promise.all([
+      readFile(`/proc/${pid}/stat`, "utf8"),
+      readFile(`/proc/${pid}/status`, "utf8"),
+    ]);
     // Fields after the command name (which may hold spaces) start at ") ".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[11]) + Number(fields[12]); // utime (14th), stime (15th)

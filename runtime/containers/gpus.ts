@@ -37,7 +37,10 @@ export interface GpuInventory {
 }
 
 /** The nvidia-smi query the inventory runs. */
-export const NVIDIA_SMI_ARGS = ["--query-gpu=index,uuid,name,memory.total,pci.bus_id", "--format=csv,noheader,nounits"];
+export const NVIDIA_SMI_ARGS = [
+  "--query-gpu=index,uuid,name,memory.total,pci.bus_id",
+  "--format=csv,noheader,nounits",
+];
 
 /**
  * Parse `nvidia-smi --query-gpu=index,uuid,name,memory.total[,pci.bus_id] --format=csv,noheader`
@@ -53,7 +56,14 @@ export function parseNvidiaSmi(csv: string): (GpuDevice & { pciBusId: string | n
     const index = Number(indexText);
     const memoryMiB = Number(memoryText.replace(/\s*MiB$/i, ""));
     if (!Number.isInteger(index) || !uuid) continue;
-    devices.push({ index, uuid, name, memoryMiB: Number.isFinite(memoryMiB) ? memoryMiB : 0, minor: index, pciBusId: pci || null });
+    devices.push({
+      index,
+      uuid,
+      name,
+      memoryMiB: Number.isFinite(memoryMiB) ? memoryMiB : 0,
+      minor: index,
+      pciBusId: pci || null,
+    });
   }
   return devices;
 }
@@ -76,21 +86,31 @@ export function parseFakeGpus(text: string): GpuDevice[] {
     }
     if (Array.isArray(parsed)) {
       for (const item of parsed) {
-        if (typeof item !== "object" || item === null || typeof (item as { name?: unknown }).name !== "string") {
-          throw new InvalidError(`KILN_GPUS: each device needs a "name" (got ${JSON.stringify(item)})`);
+        if (
+          typeof item !== "object" ||
+          item === null ||
+          typeof (item as { name?: unknown }).name !== "string"
+        ) {
+          throw new InvalidError(
+            `KILN_GPUS: each device needs a "name" (got ${JSON.stringify(item)})`,
+          );
         }
         entries.push(item as { name: string; memoryMiB?: number; uuid?: string });
       }
     } else if (typeof parsed === "object" && parsed !== null) {
       for (const [name, count] of Object.entries(parsed)) {
-        if (!Number.isInteger(count) || (count as number) < 0) throw new InvalidError(`KILN_GPUS: count of ${name} must be a whole number`);
+        if (!Number.isInteger(count) || (count as number) < 0)
+          throw new InvalidError(`KILN_GPUS: count of ${name} must be a whole number`);
         for (let i = 0; i < (count as number); i += 1) entries.push({ name });
       }
     }
   } else {
     for (const part of trimmed.split(",")) {
       const match = /^\s*([A-Za-z0-9][A-Za-z0-9 _-]*?)\s*(?::\s*([0-9]+))?\s*$/.exec(part);
-      if (!match) throw new InvalidError(`KILN_GPUS: ${JSON.stringify(part)} is not "TYPE" or "TYPE:COUNT" (e.g. "A100-80GB:2,H100:1")`);
+      if (!match)
+        throw new InvalidError(
+          `KILN_GPUS: ${JSON.stringify(part)} is not "TYPE" or "TYPE:COUNT" (e.g. "A100-80GB:2,H100:1")`,
+        );
       const count = match[2] === undefined ? 1 : Number(match[2]);
       for (let i = 0; i < count; i += 1) entries.push({ name: match[1] ?? "" });
     }
@@ -114,7 +134,10 @@ function memoryFromName(name: string): number {
 }
 
 function tokens(text: string): string[] {
-  return text.toUpperCase().split(/[^A-Z0-9]+/).filter(Boolean);
+  return text
+    .toUpperCase()
+    .split(/[^A-Z0-9]+/)
+    .filter(Boolean);
 }
 
 /** Whether `device` is of the requested `type` (see the rule at the top of this file). */
@@ -145,12 +168,19 @@ export interface GpuOffer {
  * Group devices by model (name and memory), in device order. Devices that say who holds them
  * (`holder`, null when free: the allocator's status) also count the free ones.
  */
-export function gpuOffers(devices: readonly (Pick<GpuDevice, "name" | "memoryMiB"> & { holder?: string | null })[]): GpuOffer[] {
+export function gpuOffers(
+  devices: readonly (Pick<GpuDevice, "name" | "memoryMiB"> & { holder?: string | null })[],
+): GpuOffer[] {
   const offers: GpuOffer[] = [];
   for (const device of devices) {
     let offer = offers.find((o) => o.name === device.name && o.memoryMiB === device.memoryMiB);
     if (!offer) {
-      offer = { name: device.name, memoryMiB: device.memoryMiB, count: 0, ...(device.holder === undefined ? {} : { free: 0 }) };
+      offer = {
+        name: device.name,
+        memoryMiB: device.memoryMiB,
+        count: 0,
+        ...(device.holder === undefined ? {} : { free: 0 }),
+      };
       offers.push(offer);
     }
     offer.count += 1;
@@ -181,7 +211,11 @@ export async function discoverGpus(options: DiscoverOptions = {}): Promise<GpuIn
   const fake = env["KILN_GPUS"];
   if (fake !== undefined) {
     const devices = parseFakeGpus(fake);
-    return { devices, source: "KILN_GPUS", note: devices.length === 0 ? "KILN_GPUS lists no devices" : null };
+    return {
+      devices,
+      source: "KILN_GPUS",
+      note: devices.length === 0 ? "KILN_GPUS lists no devices" : null,
+    };
   }
   const run = options.runNvidiaSmi ?? defaultNvidiaSmi;
   let csv: string;
@@ -189,7 +223,10 @@ export async function discoverGpus(options: DiscoverOptions = {}): Promise<GpuIn
     csv = await run();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const note = code === "ENOENT" ? "nvidia-smi not found: no GPUs" : `nvidia-smi failed: ${(error as Error).message.split("\n")[0]}`;
+    const note =
+      code === "ENOENT"
+        ? "nvidia-smi not found: no GPUs"
+        : `nvidia-smi failed: ${(error as Error).message.split("\n")[0]}`;
     return { devices: [], source: "none", note };
   }
   const parsed = parseNvidiaSmi(csv);
@@ -197,12 +234,18 @@ export async function discoverGpus(options: DiscoverOptions = {}): Promise<GpuIn
   for (const { pciBusId, ...device } of parsed) {
     devices.push({ ...device, minor: (await deviceMinor(pciBusId)) ?? device.index });
   }
-  return { devices, source: devices.length > 0 ? "nvidia-smi" : "none", note: devices.length > 0 ? null : "nvidia-smi lists no GPUs" };
+  return {
+    devices,
+    source: devices.length > 0 ? "nvidia-smi" : "none",
+    note: devices.length > 0 ? null : "nvidia-smi lists no GPUs",
+  };
 }
 
 function defaultNvidiaSmi(): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile("nvidia-smi", NVIDIA_SMI_ARGS, { timeout: 15_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    execFile("nvidia-smi", NVIDIA_SMI_ARGS, { timeout: 15_000 }, (error, stdout) =>
+      error ? reject(error) : resolve(stdout),
+    );
   });
 }
 
@@ -222,7 +265,10 @@ async function deviceMinor(pciBusId: string | null): Promise<number | null> {
 /** The environment that points CUDA at exactly these devices. */
 export function gpuEnv(devices: readonly GpuDevice[]): Record<string, string> {
   const uuids = devices.map((d) => d.uuid).join(",");
-  return { CUDA_VISIBLE_DEVICES: uuids, NVIDIA_VISIBLE_DEVICES: devices.length > 0 ? uuids : "void" };
+  return {
+    CUDA_VISIBLE_DEVICES: uuids,
+    NVIDIA_VISIBLE_DEVICES: devices.length > 0 ? uuids : "void",
+  };
 }
 
 export interface GpuRequest {
@@ -289,7 +335,8 @@ export class GpuAllocator {
     const devices = this.held.get(holder);
     if (!devices) return [];
     this.held.delete(holder);
-    for (const device of devices) if (this.owner.get(device.index) === holder) this.owner.delete(device.index);
+    for (const device of devices)
+      if (this.owner.get(device.index) === holder) this.owner.delete(device.index);
     for (const listener of this.listeners) listener();
     return devices;
   }
@@ -300,16 +347,33 @@ export class GpuAllocator {
     return () => this.listeners.delete(listener);
   }
 
-  status(): { total: number; free: number; devices: { index: number; uuid: string; name: string; memoryMiB: number; holder: string | null }[] } {
+  status(): {
+    total: number;
+    free: number;
+    devices: {
+      index: number;
+      uuid: string;
+      name: string;
+      memoryMiB: number;
+      holder: string | null;
+    }[];
+  } {
     return {
       total: this.devices.length,
       free: this.free.length,
-      devices: this.devices.map((d) => ({ index: d.index, uuid: d.uuid, name: d.name, memoryMiB: d.memoryMiB, holder: this.owner.get(d.index) ?? null })),
+      devices: this.devices.map((d) => ({
+        index: d.index,
+        uuid: d.uuid,
+        name: d.name,
+        memoryMiB: d.memoryMiB,
+        holder: this.owner.get(d.index) ?? null,
+      })),
     };
   }
 
   private pick(request: GpuRequest): GpuAcquireResult {
-    if (request.options.length === 0) return { ok: false, reason: "unsatisfiable", message: "an empty GPU request" };
+    if (request.options.length === 0)
+      return { ok: false, reason: "unsatisfiable", message: "an empty GPU request" };
     const needs: string[] = [];
     let satisfiable = false;
     for (const option of request.options) {
@@ -326,7 +390,12 @@ export class GpuAllocator {
       if (matching.length >= option.count) satisfiable = true;
       needs.push(`${option.count} x ${option.type}, ${free.length} free`);
     }
-    if (satisfiable) return { ok: false, reason: "capacity", message: `waiting for capacity: needs ${needs.join("; or ")}` };
+    if (satisfiable)
+      return {
+        ok: false,
+        reason: "capacity",
+        message: `waiting for capacity: needs ${needs.join("; or ")}`,
+      };
     return {
       ok: false,
       reason: "unsatisfiable",

@@ -30,8 +30,21 @@ export interface MeterSubject {
 }
 
 /** The subject of a container of `spec`. */
-export function meterSubject(containerId: string, app: string, fn: string, spec: Pick<CompiledFunctionSpec, "cpu" | "memory" | "ephemeralDisk">, gpus: number): MeterSubject {
-  return { containerId, app, fn, cpuRequest: spec.cpu.request, memoryRequestMiB: billedMemoryMiB(spec), gpus };
+export function meterSubject(
+  containerId: string,
+  app: string,
+  fn: string,
+  spec: Pick<CompiledFunctionSpec, "cpu" | "memory" | "ephemeralDisk">,
+  gpus: number,
+): MeterSubject {
+  return {
+    containerId,
+    app,
+    fn,
+    cpuRequest: spec.cpu.request,
+    memoryRequestMiB: billedMemoryMiB(spec),
+    gpus,
+  };
 }
 
 /** A reading: cumulative CPU time and the memory in use at `atMs`. Null: not measurable. */
@@ -72,7 +85,14 @@ interface Open {
 
 type Totals = Omit<UsageTotals, "app" | "fn">;
 
-const zero = (): Totals => ({ containerSeconds: 0, cpuSeconds: 0, billedCpuSeconds: 0, memoryMiBSeconds: 0, billedMemoryMiBSeconds: 0, gpuSeconds: 0 });
+const zero = (): Totals => ({
+  containerSeconds: 0,
+  cpuSeconds: 0,
+  billedCpuSeconds: 0,
+  memoryMiBSeconds: 0,
+  billedMemoryMiBSeconds: 0,
+  gpuSeconds: 0,
+});
 
 export class UsageAccumulator {
   private readonly open = new Map<string, Open>();
@@ -94,7 +114,10 @@ export class UsageAccumulator {
     const dt = (sample.atMs - entry.last.atMs) / 1000;
     if (dt <= 0) return;
     const { subject } = entry;
-    const cpuDelta = sample.cpuNs !== null && entry.last.cpuNs !== null ? Math.max(0, sample.cpuNs - entry.last.cpuNs) / 1e9 : 0;
+    const cpuDelta =
+      sample.cpuNs !== null && entry.last.cpuNs !== null
+        ? Math.max(0, sample.cpuNs - entry.last.cpuNs) / 1e9
+        : 0;
     const cores = cpuDelta / dt;
     const memoryMiB = sample.memoryBytes === null ? 0 : sample.memoryBytes / MIB;
     const totals = this.bucket(subject.app, subject.fn, sample.atMs);
@@ -104,7 +127,11 @@ export class UsageAccumulator {
     totals.memoryMiBSeconds += memoryMiB * dt;
     totals.billedMemoryMiBSeconds += Math.max(subject.memoryRequestMiB, memoryMiB) * dt;
     totals.gpuSeconds += subject.gpus * dt;
-    entry.last = { atMs: sample.atMs, cpuNs: sample.cpuNs ?? entry.last.cpuNs, memoryBytes: sample.memoryBytes };
+    entry.last = {
+      atMs: sample.atMs,
+      cpuNs: sample.cpuNs ?? entry.last.cpuNs,
+      memoryBytes: sample.memoryBytes,
+    };
   }
 
   /** Bill up to a final sample (when given) and stop metering the container. */
@@ -124,13 +151,16 @@ export class UsageAccumulator {
       const [app = "", fn = "", startText = "0"] = key.split("\0");
       if (filter.app !== undefined && app !== filter.app) continue;
       if (filter.fn !== undefined && fn !== filter.fn) continue;
-      if (filter.sinceMs !== undefined && Number(startText) + this.bucketMs <= filter.sinceMs) continue;
+      if (filter.sinceMs !== undefined && Number(startText) + this.bucketMs <= filter.sinceMs)
+        continue;
       const rowKey = `${app}\0${fn}`;
       const row = rows.get(rowKey) ?? { app, fn, ...zero() };
       for (const field of Object.keys(totals) as (keyof Totals)[]) row[field] += totals[field];
       rows.set(rowKey, row);
     }
-    return [...rows.values()].sort((a, b) => a.app.localeCompare(b.app) || a.fn.localeCompare(b.fn));
+    return [...rows.values()].sort(
+      (a, b) => a.app.localeCompare(b.app) || a.fn.localeCompare(b.fn),
+    );
   }
 
   private bucket(app: string, fn: string, atMs: number): Totals {

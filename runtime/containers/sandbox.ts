@@ -27,7 +27,12 @@ import { DATA_RLIMIT_HEADROOM_BYTES, readProcUsage, RssWatchdog, RSS_POLL_MS } f
 import { discoverGpus, GpuAllocator, gpuEnv, type GpuDevice, type GpuInventory } from "./gpus.js";
 import { meterSubject, UsageMeter } from "./metering.js";
 import { classifyExit, outOfMemoryError, type OomCause, type OomVerdict } from "./oom.js";
-import { ScratchDisks, type DiskPressure, type ScratchDisk, type ScratchDisksOptions } from "./scratch-disk.js";
+import {
+  ScratchDisks,
+  type DiskPressure,
+  type ScratchDisk,
+  type ScratchDisksOptions,
+} from "./scratch-disk.js";
 import { cgroupWrapper, rlimitCommands, type SpawnWrapper } from "./spawn-wrapper.js";
 
 const MIB = 1024 * 1024;
@@ -77,7 +82,10 @@ export interface EnforcementStatus {
   controllers: Record<string, "v1" | "v2">;
   notes: string[];
   disk: { enforcement: ScratchDisks["enforcement"]; notice: string | null } & DiskPressure;
-  gpus: ReturnType<GpuAllocator["status"]> & { source: GpuInventory["source"]; note: string | null };
+  gpus: ReturnType<GpuAllocator["status"]> & {
+    source: GpuInventory["source"];
+    note: string | null;
+  };
 }
 
 export interface SandboxHostOptions {
@@ -114,10 +122,18 @@ export class SandboxHost {
     const env = options.env ?? process.env;
     const log = options.log ?? (() => undefined);
     const disabled = env["KILN_CGROUPS"] === "off" ? "KILN_CGROUPS=off" : undefined;
-    const cgroups = await CgroupManager.open({ agentId: options.agentId, log, ...(disabled ? { disabledReason: disabled } : {}), ...options.cgroups });
+    const cgroups = await CgroupManager.open({
+      agentId: options.agentId,
+      log,
+      ...(disabled ? { disabledReason: disabled } : {}),
+      ...options.cgroups,
+    });
     const disks = await ScratchDisks.open({ root: options.scratchRoot, log, ...options.disks });
     let gpus = options.gpus;
-    let inventory: Pick<GpuInventory, "source" | "note"> = { source: "none", note: "allocator given" };
+    let inventory: Pick<GpuInventory, "source" | "note"> = {
+      source: "none",
+      note: "allocator given",
+    };
     if (!gpus) {
       const found = await discoverGpus({ env });
       gpus = new GpuAllocator(found.devices);
@@ -135,7 +151,8 @@ export class SandboxHost {
 
   /** Take the container's GPUs now and set up the rest in the background (see `Sandbox.ready`). */
   reserve(input: SandboxInput): SandboxReservation {
-    if (this.live.has(input.containerId)) throw new Error(`sandbox ${input.containerId} exists already`);
+    if (this.live.has(input.containerId))
+      throw new Error(`sandbox ${input.containerId} exists already`);
     let devices: GpuDevice[] = [];
     if (input.spec.gpu !== null) {
       const grant = this.gpus.acquire(input.containerId, input.spec.gpu);
@@ -161,13 +178,18 @@ export class SandboxHost {
 
   async status(): Promise<EnforcementStatus> {
     const controllers: Record<string, "v1" | "v2"> = {};
-    for (const [controller, version] of this.cgroups.versions) controllers[controller] = version === 1 ? "v1" : "v2";
+    for (const [controller, version] of this.cgroups.versions)
+      controllers[controller] = version === 1 ? "v1" : "v2";
     return {
       enforcement: this.cgroups.enforcement,
       reason: this.cgroups.reason,
       controllers,
       notes: this.cgroups.notes,
-      disk: { enforcement: this.disks.enforcement, notice: this.disks.notice, ...(await this.disks.pressure()) },
+      disk: {
+        enforcement: this.disks.enforcement,
+        notice: this.disks.notice,
+        ...(await this.disks.pressure()),
+      },
       gpus: { ...this.gpus.status(), source: this.inventory.source, note: this.inventory.note },
     };
   }
@@ -260,7 +282,8 @@ export class Sandbox implements WorkerSandbox {
         this.baseline = await this.group.oomCounters();
         wrapper = cgroupWrapper(this.group.procsFiles, rlimitCommands());
       } else {
-        const dataBytes = this.limitMiB === null ? null : this.limitMiB * MIB + DATA_RLIMIT_HEADROOM_BYTES;
+        const dataBytes =
+          this.limitMiB === null ? null : this.limitMiB * MIB + DATA_RLIMIT_HEADROOM_BYTES;
         wrapper = cgroupWrapper([], rlimitCommands({ dataBytes }));
       }
       this.disk = await this.host.disks.create(this.containerId, spec.ephemeralDisk);
@@ -295,7 +318,10 @@ export class Sandbox implements WorkerSandbox {
       this.watchdog = new RssWatchdog(pid, this.limitMiB * MIB, () => this.emitOom("rss")).start();
     }
     void this.host.meter
-      .track(meterSubject(this.containerId, this.app, this.fn, this.input.spec, this.gpus.length), () => this.usage())
+      .track(
+        meterSubject(this.containerId, this.app, this.fn, this.input.spec, this.gpus.length),
+        () => this.usage(),
+      )
       .then(() => (this.released ? this.host.meter.untrack(this.containerId) : undefined))
       .catch(() => undefined);
   }
@@ -310,21 +336,41 @@ export class Sandbox implements WorkerSandbox {
   async usage(): Promise<SandboxUsage> {
     if (this.group) {
       const usage = await this.group.usage();
-      if (usage.cpuNs === null && this.pid !== null) usage.cpuNs = (await readProcUsage(this.pid))?.cpuNs ?? null;
-      return { cpuNs: usage.cpuNs, memoryBytes: usage.memoryBytes, maxMemoryBytes: usage.maxMemoryBytes };
+      if (usage.cpuNs === null && this.pid !== null)
+        usage.cpuNs = (await readProcUsage(this.pid))?.cpuNs ?? null;
+      return {
+        cpuNs: usage.cpuNs,
+        memoryBytes: usage.memoryBytes,
+        maxMemoryBytes: usage.maxMemoryBytes,
+      };
     }
     const proc = this.pid === null ? null : await readProcUsage(this.pid);
-    return { cpuNs: proc?.cpuNs ?? null, memoryBytes: proc?.rssBytes ?? null, maxMemoryBytes: proc?.maxRssBytes ?? null };
+    return {
+      cpuNs: proc?.cpuNs ?? null,
+      memoryBytes: proc?.rssBytes ?? null,
+      maxMemoryBytes: proc?.maxRssBytes ?? null,
+    };
   }
 
   /** Whether the worker's exit was an out-of-memory death (read before or after `release`). */
-  async classifyExit(exit: { code: number | null; signal: NodeJS.Signals | null; stderrTail?: string | undefined }): Promise<OomVerdict> {
+  async classifyExit(exit: {
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stderrTail?: string | undefined;
+  }): Promise<OomVerdict> {
     let kills: number | null = null;
     if (this.group) {
-      const counters = this.finalCounters ?? (await this.group.oomCounters().catch(() => null)) ?? this.finalCounters;
+      const counters =
+        this.finalCounters ??
+        (await this.group.oomCounters().catch(() => null)) ??
+        this.finalCounters;
       kills = oomKillsSince(this.baseline, counters, exit.signal);
     }
-    return classifyExit({ ...exit, cgroupOomKills: kills, rssKilled: this.watchdog?.killed ?? false });
+    return classifyExit({
+      ...exit,
+      cgroupOomKills: kills,
+      rssKilled: this.watchdog?.killed ?? false,
+    });
   }
 
   /** The OutOfMemoryError for a verdict, naming the limit. */
@@ -340,7 +386,8 @@ export class Sandbox implements WorkerSandbox {
     this.released ??= (async () => {
       await this.ready.catch(() => undefined);
       const failures = await this.cleanup();
-      for (const failure of failures) this.host.log(`container ${this.containerId}: cleanup: ${failure}`);
+      for (const failure of failures)
+        this.host.log(`container ${this.containerId}: cleanup: ${failure}`);
       return failures;
     })();
     return this.released;
@@ -385,10 +432,15 @@ export class Sandbox implements WorkerSandbox {
 }
 
 /** OOM kills since `baseline`; kernels without the oom_kill counter: a SIGKILL after limit hits. */
-function oomKillsSince(baseline: OomCounters, now: OomCounters | null, signal: NodeJS.Signals | null): number | null {
+function oomKillsSince(
+  baseline: OomCounters,
+  now: OomCounters | null,
+  signal: NodeJS.Signals | null,
+): number | null {
   if (now === null) return null;
   if (now.oomKills !== null) return now.oomKills - (baseline.oomKills ?? 0);
-  if (signal === "SIGKILL" && now.limitHits !== null && now.limitHits > (baseline.limitHits ?? 0)) return 1;
+  if (signal === "SIGKILL" && now.limitHits !== null && now.limitHits > (baseline.limitHits ?? 0))
+    return 1;
   return null;
 }
 

@@ -96,7 +96,13 @@ export class ScratchDisks {
   async quotaFor(ephemeralDiskMiB: number | null): Promise<number> {
     if (ephemeralDiskMiB !== null) return ephemeralDiskMiB;
     const { freeBytes } = await this.pressure();
-    return Math.max(MIN_IMAGE_MIB, Math.min(this.options.defaultMiB ?? DEFAULT_EPHEMERAL_DISK_MIB, Math.floor(freeBytes / (1024 * 1024))));
+    return Math.max(
+      MIN_IMAGE_MIB,
+      Math.min(
+        this.options.defaultMiB ?? DEFAULT_EPHEMERAL_DISK_MIB,
+        Math.floor(freeBytes / (1024 * 1024)),
+      ),
+    );
   }
 
   /** Create and mount the container's scratch directory. */
@@ -105,7 +111,13 @@ export class ScratchDisks {
     const dir = this.pathFor(containerId);
     await mkdir(dir, { recursive: true, mode: 0o1777 });
     if (this.enforcement === "directory") {
-      const disk: ScratchDisk = { containerId, dir, quotaMiB: null, enforcement: "directory", release: once(() => this.remove(containerId, dir, null)) };
+      const disk: ScratchDisk = {
+        containerId,
+        dir,
+        quotaMiB: null,
+        enforcement: "directory",
+        release: once(() => this.remove(containerId, dir, null)),
+      };
       this.live.set(containerId, disk);
       return disk;
     }
@@ -118,9 +130,18 @@ export class ScratchDisks {
       await chmod(dir, 0o1777);
     } catch (error) {
       await this.remove(containerId, dir, image).catch(() => undefined);
-      throw new Error(`cannot create the scratch disk of ${containerId}: ${(error as Error).message}`, { cause: error });
+      throw new Error(
+        `cannot create the scratch disk of ${containerId}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
-    const disk: ScratchDisk = { containerId, dir, quotaMiB, enforcement: "loop-ext4", release: once(() => this.remove(containerId, dir, image)) };
+    const disk: ScratchDisk = {
+      containerId,
+      dir,
+      quotaMiB,
+      enforcement: "loop-ext4",
+      release: once(() => this.remove(containerId, dir, image)),
+    };
     this.live.set(containerId, disk);
     return disk;
   }
@@ -132,9 +153,16 @@ export class ScratchDisks {
     const totalBytes = stats.blocks * stats.bsize;
     const fraction = this.options.pressureFreeFraction ?? 0.1;
     const floor = this.options.pressureFreeBytes ?? 5 * 1024 ** 3;
-    const pressure = freeBytes < Math.min(floor, totalBytes * 0.5) || freeBytes < totalBytes * fraction;
+    const pressure =
+      freeBytes < Math.min(floor, totalBytes * 0.5) || freeBytes < totalBytes * fraction;
     const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-    return { path: this.images, freeBytes, totalBytes, pressure, message: pressure ? `disk pressure: ${gib(freeBytes)} free of ${gib(totalBytes)}` : null };
+    return {
+      path: this.images,
+      freeBytes,
+      totalBytes,
+      pressure,
+      message: pressure ? `disk pressure: ${gib(freeBytes)} free of ${gib(totalBytes)}` : null,
+    };
   }
 
   /** Scratch disks in use. */
@@ -152,7 +180,9 @@ export class ScratchDisks {
     }
     for (const entry of await readdir(this.options.root, { withFileTypes: true }).catch(() => [])) {
       if (entry.name === ".images" || this.live.has(entry.name)) continue;
-      await rm(join(this.options.root, entry.name), { recursive: true, force: true }).catch((e: Error) => failures.push(e.message));
+      await rm(join(this.options.root, entry.name), { recursive: true, force: true }).catch(
+        (e: Error) => failures.push(e.message),
+      );
     }
     for (const entry of await readdir(this.images).catch(() => [] as string[])) {
       if (this.live.has(entry.replace(/\.img$/, ""))) continue;
@@ -184,7 +214,19 @@ async function makeImage(image: string, mib: number): Promise<void> {
   } finally {
     await handle.close();
   }
-  await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-O", "^has_journal", "-i", "65536", "-E", "lazy_itable_init=1,nodiscard", image]);
+  await run("mkfs.ext4", [
+    "-q",
+    "-F",
+    "-m",
+    "0",
+    "-O",
+    "^has_journal",
+    "-i",
+    "65536",
+    "-E",
+    "lazy_itable_init=1,nodiscard",
+    image,
+  ]);
 }
 
 /** Why loop-mounted images cannot be used here, or null when they can. */
@@ -200,7 +242,8 @@ async function probeLoop(root: string): Promise<string | null> {
     return null;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return `${(error as { path?: string }).path ?? "a tool"} not found (install e2fsprogs and util-linux)`;
+    if (code === "ENOENT")
+      return `${(error as { path?: string }).path ?? "a tool"} not found (install e2fsprogs and util-linux)`;
     return (error as Error).message.split("\n")[0] ?? "loop mount failed";
   } finally {
     await rm(image, { force: true }).catch(() => undefined);
@@ -246,7 +289,12 @@ function run(file: string, args: string[]): Promise<string> {
     execFile(file, args, { timeout: COMMAND_TIMEOUT_MS }, (error, stdout, stderr) => {
       if (error) {
         const detail = String(stderr).trim() || error.message;
-        reject(Object.assign(new Error(`${file} ${args.join(" ")}: ${detail}`), { code: (error as NodeJS.ErrnoException).code, path: file }));
+        reject(
+          Object.assign(new Error(`${file} ${args.join(" ")}: ${detail}`), {
+            code: (error as NodeJS.ErrnoException).code,
+            path: file,
+          }),
+        );
       } else resolve(String(stdout));
     });
   });

@@ -27,7 +27,10 @@ export function shellQuote(text: string): string {
 }
 
 /** A wrapper that enters `procsFiles` (every hierarchy's cgroup.procs) and sets `rlimits`. */
-export function cgroupWrapper(procsFiles: readonly string[], rlimits: readonly string[] = []): SpawnWrapper {
+export function cgroupWrapper(
+  procsFiles: readonly string[],
+  rlimits: readonly string[] = [],
+): SpawnWrapper {
   return {
     shell: "/bin/sh",
     prelude: procsFiles.map((file) => `echo $$ > ${shellQuote(file)}`),
@@ -36,7 +39,9 @@ export function cgroupWrapper(procsFiles: readonly string[], rlimits: readonly s
 }
 
 /** `ulimit` commands for /bin/sh: no core files (a heap-OOM abort would write GBs), a data cap. */
-export function rlimitCommands(options: { dataBytes?: number | null; core?: boolean } = {}): string[] {
+export function rlimitCommands(
+  options: { dataBytes?: number | null; core?: boolean } = {},
+): string[] {
   const commands = options.core === true ? [] : ["ulimit -c 0"];
   if (options.dataBytes != null) commands.push(`ulimit -d ${Math.ceil(options.dataBytes / 1024)}`);
   return commands;
@@ -56,11 +61,22 @@ export function wrapperScript(wrapper: SpawnWrapper): string {
 }
 
 /** `fork()` options that run Node through the wrapper: pass as `execPath` and `execArgv`. */
-export function wrapFork(wrapper: SpawnWrapper, nodeFlags: readonly string[], nodePath = process.execPath): { execPath: string; execArgv: string[] } {
-  return { execPath: wrapper.shell, execArgv: ["-c", wrapperScript(wrapper), nodePath, ...nodeFlags] };
+export function wrapFork(
+  wrapper: SpawnWrapper,
+  nodeFlags: readonly string[],
+  nodePath = process.execPath,
+): { execPath: string; execArgv: string[] } {
+  return {
+    execPath: wrapper.shell,
+    execArgv: ["-c", wrapperScript(wrapper), nodePath, ...nodeFlags],
+  };
 }
 
 /** `spawn()` arguments that run `file args...` through the wrapper. */
-export function wrapSpawn(wrapper: SpawnWrapper, file: string, args: readonly string[]): { file: string; args: string[] } {
+export function wrapSpawn(
+  wrapper: SpawnWrapper,
+  file: string,
+  args: readonly string[],
+): { file: string; args: string[] } {
   return { file: wrapper.shell, args: ["-c", wrapperScript(wrapper), file, ...args] };
 }

@@ -93,7 +93,8 @@ export function workerEntryPath(): string {
   if (here.endsWith(".js")) return join(dirname(here), "..", "worker", "main.js");
   const root = resolve(dirname(here), "..", "..");
   const built = join(root, "dist", "runtime", "worker", "main.js");
-  if (!existsSync(built)) throw new Error(`worker entry ${built} is missing: run 'npm run build' first`);
+  if (!existsSync(built))
+    throw new Error(`worker entry ${built} is missing: run 'npm run build' first`);
   return built;
 }
 
@@ -124,7 +125,10 @@ export class WorkerProcess {
 
     const timer = setTimeout(() => {
       this.rejectReady(
-        new WorkerStartError(`container did not become ready within ${options.startupTimeoutMs} ms (startupTimeout)`, null),
+        new WorkerStartError(
+          `container did not become ready within ${options.startupTimeoutMs} ms (startupTimeout)`,
+          null,
+        ),
       );
       this.kill("startup-timeout");
     }, options.startupTimeoutMs);
@@ -133,7 +137,12 @@ export class WorkerProcess {
       () => clearTimeout(timer),
     );
     void this.exited.then((exit) => {
-      this.rejectReady(new WorkerStartError(`container exited during start-up (${exit.signal ?? `code ${exit.code}`})`, null));
+      this.rejectReady(
+        new WorkerStartError(
+          `container exited during start-up (${exit.signal ?? `code ${exit.code}`})`,
+          null,
+        ),
+      );
     });
 
     if (options.sandbox) {
@@ -177,14 +186,21 @@ export class WorkerProcess {
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     this.child = child;
-    child.stdout?.setEncoding("utf8").on("data", (text: string) => options.onLog(null, "stdout", text));
+    child.stdout
+      ?.setEncoding("utf8")
+      .on("data", (text: string) => options.onLog(null, "stdout", text));
     child.stderr?.setEncoding("utf8").on("data", (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL_CHARS);
       options.onLog(null, "stderr", text);
     });
     child.once("exit", (code, signal) => {
       void drained(child, STDERR_DRAIN_MS).then(() => {
-        this.finish({ code, signal, killedFor: this.killedFor, ...(this.stderrTail ? { stderrTail: this.stderrTail } : {}) });
+        this.finish({
+          code,
+          signal,
+          killedFor: this.killedFor,
+          ...(this.stderrTail ? { stderrTail: this.stderrTail } : {}),
+        });
       });
     });
     child.on("message", (arrived: Batch<FromWorker>) => {
@@ -194,7 +210,12 @@ export class WorkerProcess {
             this.resolveReady(message.loadMs);
             break;
           case "start-failed":
-            this.rejectReady(new WorkerStartError(`${message.error.name}: ${message.error.message}`, message.error));
+            this.rejectReady(
+              new WorkerStartError(
+                `${message.error.name}: ${message.error.message}`,
+                message.error,
+              ),
+            );
             break;
           default:
             this.onMessage(message);
@@ -235,10 +256,19 @@ export class WorkerProcess {
   }
 
   /** Send one input; resolves with its outcome, rejects with WorkerExitedError if the process dies. */
-  run(id: string, args: string, mode: InputMode, onYield?: (value: string) => void): Promise<RunOutcome> {
+  run(
+    id: string,
+    args: string,
+    mode: InputMode,
+    onYield?: (value: string) => void,
+  ): Promise<RunOutcome> {
     if (this.exitInfo) return Promise.reject(new WorkerExitedError(this.exitInfo));
     return new Promise<RunOutcome>((resolveRun, rejectRun) => {
-      this.pending.set(id, { resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void, reject: rejectRun, onYield });
+      this.pending.set(id, {
+        resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void,
+        reject: rejectRun,
+        onYield,
+      });
       this.post({ t: "input", id, args, mode });
     });
   }
@@ -247,7 +277,11 @@ export class WorkerProcess {
   runBatch(id: string, items: string[]): Promise<BatchOutcome> {
     if (this.exitInfo) return Promise.reject(new WorkerExitedError(this.exitInfo));
     return new Promise<BatchOutcome>((resolveRun, rejectRun) => {
-      this.pending.set(id, { resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void, reject: rejectRun, onYield: undefined });
+      this.pending.set(id, {
+        resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void,
+        reject: rejectRun,
+        onYield: undefined,
+      });
       this.post({ t: "batch", id, items });
     });
   }
@@ -302,14 +336,18 @@ export class WorkerProcess {
         const pending = this.pending.get(message.id);
         if (!pending) return;
         this.pending.delete(message.id);
-        pending.resolve(message.ok ? { ok: true, value: message.value } : { ok: false, error: message.error });
+        pending.resolve(
+          message.ok ? { ok: true, value: message.value } : { ok: false, error: message.error },
+        );
         return;
       }
       case "batch-result": {
         const pending = this.pending.get(message.id);
         if (!pending) return;
         this.pending.delete(message.id);
-        pending.resolve(message.ok ? { ok: true, values: message.values } : { ok: false, error: message.error });
+        pending.resolve(
+          message.ok ? { ok: true, values: message.values } : { ok: false, error: message.error },
+        );
         return;
       }
       default:

@@ -28,11 +28,13 @@ export interface Artifact {
 export const PROVIDED_PACKAGES = ["kiln", "kiln/*"];
 
 /** Lets CommonJS dependencies `require()` Node built-ins from inside the ESM bundle. */
-const REQUIRE_SHIM = "import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);";
+const REQUIRE_SHIM =
+  "import { createRequire as __kilnCreateRequire } from 'node:module'; const require = __kilnCreateRequire(import.meta.url);";
 
 export async function bundleFile(baseDir: string, file: string): Promise<Artifact> {
   const { build } = await import("esbuild");
-  if (isAbsolute(file)) throw new InvalidError(`handler file ${file} must be relative to the spec or program`);
+  if (isAbsolute(file))
+    throw new InvalidError(`handler file ${file} must be relative to the spec or program`);
   const entry = resolve(baseDir, file);
   let result;
   try {
@@ -54,9 +56,16 @@ export async function bundleFile(baseDir: string, file: string): Promise<Artifac
       external: PROVIDED_PACKAGES,
     });
   } catch (error) {
-    const errors = (error as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors ?? [];
-    const lines = errors.map((e) => (e.location ? `${e.location.file}:${e.location.line}: ${e.text}` : e.text));
-    throw new InvalidError(`cannot bundle ${file}:\n${lines.join("\n") || (error as Error).message}`, { cause: error });
+    const errors =
+      (error as { errors?: { text: string; location?: { file: string; line: number } | null }[] })
+        .errors ?? [];
+    const lines = errors.map((e) =>
+      e.location ? `${e.location.file}:${e.location.line}: ${e.text}` : e.text,
+    );
+    throw new InvalidError(
+      `cannot bundle ${file}:\n${lines.join("\n") || (error as Error).message}`,
+      { cause: error },
+    );
   }
   const output = result.outputFiles.find((f) => f.path.endsWith(".mjs"));
   if (!output) throw new InvalidError(`esbuild produced no output for ${file}`);
@@ -71,7 +80,10 @@ export async function bundleFile(baseDir: string, file: string): Promise<Artifac
 }
 
 /** Bundle every distinct handler file named by `handlers` ("./file.ts#export"). */
-export async function bundleHandlers(baseDir: string, handlerFiles: Iterable<string>): Promise<Map<string, Artifact>> {
+export async function bundleHandlers(
+  baseDir: string,
+  handlerFiles: Iterable<string>,
+): Promise<Map<string, Artifact>> {
   const files = [...new Set(handlerFiles)];
   const artifacts = await Promise.all(files.map((file) => bundleFile(baseDir, file)));
   return new Map(artifacts.map((artifact) => [artifact.file, artifact]));

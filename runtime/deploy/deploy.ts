@@ -31,20 +31,34 @@ export async function deployApp(
   const artifacts = await bundleHandlers(baseDir, files);
   const uploaded: DeployResult["artifacts"] = [];
   for (const artifact of artifacts.values()) {
-    uploaded.push({ file: artifact.file, sha256: artifact.sha256, bytes: Buffer.byteLength(artifact.code), uploaded: await upload(http, artifact) });
+    uploaded.push({
+      file: artifact.file,
+      sha256: artifact.sha256,
+      bytes: Buffer.byteLength(artifact.code),
+      uploaded: await upload(http, artifact),
+    });
     progress({ step: "upload", detail: `${artifact.file} (${artifact.sha256.slice(0, 12)})` });
   }
   const bundles = Object.fromEntries([...artifacts.values()].map((a) => [a.file, a.sha256]));
   progress({ step: "apply", detail: compiled.name });
-  const result = await http.request<{ app: AppSummary; changed: boolean }>("PUT", `/v1/apps/${encodeURIComponent(compiled.name)}`, {
-    body: { spec, bundles },
-  });
+  const result = await http.request<{ app: AppSummary; changed: boolean }>(
+    "PUT",
+    `/v1/apps/${encodeURIComponent(compiled.name)}`,
+    {
+      body: { spec, bundles },
+    },
+  );
   return { ...result, artifacts: uploaded };
 }
 
 async function upload(http: AgentHttp, artifact: Artifact): Promise<boolean> {
-  const { exists } = await http.request<{ exists: boolean }>("GET", `/v1/artifacts/${artifact.sha256}`);
+  const { exists } = await http.request<{ exists: boolean }>(
+    "GET",
+    `/v1/artifacts/${artifact.sha256}`,
+  );
   if (exists) return false;
-  await http.request("PUT", `/v1/artifacts/${artifact.sha256}`, { body: { code: artifact.code, exports: artifact.exports } });
+  await http.request("PUT", `/v1/artifacts/${artifact.sha256}`, {
+    body: { code: artifact.code, exports: artifact.exports },
+  });
   return true;
 }

@@ -17,7 +17,9 @@ export function createAppSpecSchema(maxima?: Maxima) {
     .strictObject({
       /** 1-63 lowercase letters, digits and dashes. */
       name: AppNameSchema,
-      functions: z.record(resourceNameSchema("function"), createFunctionSpecSchema(maxima)).default(() => ({})),
+      functions: z
+        .record(resourceNameSchema("function"), createFunctionSpecSchema(maxima))
+        .default(() => ({})),
       dicts: z.record(resourceNameSchema("dict"), DictSpecSchema).default(() => ({})),
       queues: z.record(resourceNameSchema("queue"), QueueSpecSchema).default(() => ({})),
       schedules: z.record(resourceNameSchema("schedule"), ScheduleSpecSchema).default(() => ({})),
@@ -26,13 +28,17 @@ export function createAppSpecSchema(maxima?: Maxima) {
       (app, ctx) => {
         // Every schedule calls a function of this app. Runs even when other parts failed.
         if (typeof app !== "object" || app === null) return;
-        const functions = typeof app.functions === "object" && app.functions !== null ? app.functions : {};
-        const schedules = typeof app.schedules === "object" && app.schedules !== null ? app.schedules : {};
+        const functions =
+          typeof app.functions === "object" && app.functions !== null ? app.functions : {};
+        const schedules =
+          typeof app.schedules === "object" && app.schedules !== null ? app.schedules : {};
         const known = Object.keys(functions);
         for (const [name, schedule] of Object.entries(schedules)) {
-          const target: unknown = typeof schedule === "object" && schedule !== null ? schedule.function : undefined;
+          const target: unknown =
+            typeof schedule === "object" && schedule !== null ? schedule.function : undefined;
           if (typeof target !== "string" || Object.hasOwn(functions, target)) continue;
-          const choices = known.length === 0 ? "the app has no functions" : `known: ${known.join(", ")}`;
+          const choices =
+            known.length === 0 ? "the app has no functions" : `known: ${known.join(", ")}`;
           ctx.addIssue({
             code: "custom",
             input: target,

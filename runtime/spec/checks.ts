@@ -31,7 +31,8 @@ export function rangeProblem(value: number, range: Range, label = ""): string | 
   const unit = range.unit ?? "";
   const allowed = `(allowed ${describeRange(range)})`;
   if (!Number.isFinite(value)) return `${label}${value} is not a finite number ${allowed}`;
-  if (range.integer && !Number.isInteger(value)) return `${label}${value} is not a whole number ${allowed}`;
+  if (range.integer && !Number.isInteger(value))
+    return `${label}${value} is not a whole number ${allowed}`;
   if (range.minExclusive ? value <= range.min : value < range.min) {
     return range.minExclusive
       ? `${label}${value} must be above ${range.min}${unit} ${allowed}`

@@ -3,7 +3,11 @@
  * or an `InvalidError` listing every issue (one per line, path first).
  */
 import { AppSpecSchema, type CompiledAppSpec, createAppSpecSchema } from "./app-spec.js";
-import { type CompiledFunctionSpec, createFunctionSpecSchema, FunctionSpecSchema } from "./function-spec.js";
+import {
+  type CompiledFunctionSpec,
+  createFunctionSpecSchema,
+  FunctionSpecSchema,
+} from "./function-spec.js";
 import { invalidFromZod, invalidSpecError, specIssues } from "./issues.js";
 import { type Maxima, MaximaSchema } from "./maxima.js";
 import { resourceNameSchema } from "./names.js";
@@ -30,7 +34,11 @@ export function compileAppSpec(input: unknown, options: CompileOptions = {}): Co
 }
 
 /** Validate and normalize one function; paths read `functions.<name>.<field>`. */
-export function compileFunctionSpec(name: string, input: unknown, options: CompileOptions = {}): CompiledFunctionSpec {
+export function compileFunctionSpec(
+  name: string,
+  input: unknown,
+  options: CompileOptions = {},
+): CompiledFunctionSpec {
   const maxima = parseMaxima(options.maxima);
   const nameResult = resourceNameSchema("function").safeParse(name, { reportInput: true });
   const schema = maxima === undefined ? FunctionSpecSchema : createFunctionSpecSchema(maxima);

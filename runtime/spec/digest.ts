@@ -13,21 +13,29 @@ export function canonicalJson(value: unknown): string {
 }
 
 function write(value: unknown, path: string, seen: Set<object>): string {
-  if (value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function") {
+  if (
+    value !== null &&
+    typeof value === "object" &&
+    typeof (value as { toJSON?: unknown }).toJSON === "function"
+  ) {
     value = (value as { toJSON: () => unknown }).toJSON();
   }
-  if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
+  if (value === null || typeof value === "boolean" || typeof value === "string")
+    return JSON.stringify(value);
   if (typeof value === "number") {
     if (!Number.isFinite(value)) throw new InvalidError(`${path}: ${value} has no JSON form`);
     return JSON.stringify(value);
   }
-  if (typeof value !== "object") throw new InvalidError(`${path}: a ${typeof value} has no JSON form`);
+  if (typeof value !== "object")
+    throw new InvalidError(`${path}: a ${typeof value} has no JSON form`);
   if (seen.has(value)) throw new InvalidError(`${path}: a cycle has no JSON form`);
   seen.add(value);
   try {
     if (Array.isArray(value)) {
       const items = value.map((item: unknown, index) =>
-        item === undefined || typeof item === "function" || typeof item === "symbol" ? "null" : write(item, `${path}[${index}]`, seen),
+        item === undefined || typeof item === "function" || typeof item === "symbol"
+          ? "null"
+          : write(item, `${path}[${index}]`, seen),
       );
       return `[${items.join(",")}]`;
     }

@@ -8,9 +8,17 @@ export const RESERVED_ENV_PREFIX = "KILN_";
 
 const EnvNameSchema = z.string().superRefine((name, ctx) => {
   if (!ENV_NAME_PATTERN.test(name)) {
-    ctx.addIssue({ code: "custom", input: name, message: `invalid variable name: use letters, digits and "_", not starting with a digit` });
+    ctx.addIssue({
+      code: "custom",
+      input: name,
+      message: `invalid variable name: use letters, digits and "_", not starting with a digit`,
+    });
   } else if (name.startsWith(RESERVED_ENV_PREFIX)) {
-    ctx.addIssue({ code: "custom", input: name, message: `names starting with ${RESERVED_ENV_PREFIX} are reserved for kiln` });
+    ctx.addIssue({
+      code: "custom",
+      input: name,
+      message: `names starting with ${RESERVED_ENV_PREFIX} are reserved for kiln`,
+    });
   }
 });
 

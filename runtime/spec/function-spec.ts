@@ -51,7 +51,9 @@ export function createFunctionSpecSchema(maxima?: Maxima) {
       /** Idle containers kept beyond current demand. Default 0. */
       bufferContainers: boundedInt(0, null).default(DEFAULT_BUFFER_CONTAINERS),
       /** Seconds a container stays idle before it is stopped, 1..86400. Default 60. */
-      scaledownWindow: seconds(MIN_SCALEDOWN_WINDOW_S, MAX_SCALEDOWN_WINDOW_S).default(DEFAULT_SCALEDOWN_WINDOW_S),
+      scaledownWindow: seconds(MIN_SCALEDOWN_WINDOW_S, MAX_SCALEDOWN_WINDOW_S).default(
+        DEFAULT_SCALEDOWN_WINDOW_S,
+      ),
       /** Inputs one container runs at once, 1..1000. Default 1. */
       maxInputs: boundedInt(1, MAX_INPUTS_PER_CONTAINER).default(DEFAULT_MAX_INPUTS),
       /** Inputs per container the autoscaler aims for, 1..maxInputs. Default maxInputs. */
@@ -73,7 +75,8 @@ export function createFunctionSpecSchema(maxima?: Maxima) {
     })
     .superRefine(
       (spec, ctx) => {
-        const add = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message, input: spec });
+        const add = (path: string, message: string) =>
+          ctx.addIssue({ code: "custom", path: [path], message, input: spec });
         const min = numberAt(spec, "minContainers");
         const max = numberAt(spec, "maxContainers");
         if (min !== undefined && max !== undefined && min > max) {
@@ -82,13 +85,22 @@ export function createFunctionSpecSchema(maxima?: Maxima) {
         const maxInputs = numberAt(spec, "maxInputs") ?? DEFAULT_MAX_INPUTS;
         const target = numberAt(spec, "targetInputs");
         if (target !== undefined && target > maxInputs && maxInputs >= 1) {
-          add("targetInputs", `${target} is above maxInputs ${maxInputs} (allowed 1..${maxInputs})`);
+          add(
+            "targetInputs",
+            `${target} is above maxInputs ${maxInputs} (allowed 1..${maxInputs})`,
+          );
         }
         const env = typeof spec === "object" && spec !== null ? spec.env : undefined;
         const secrets = typeof spec === "object" && spec !== null ? spec.secrets : undefined;
-        if (typeof env === "object" && env !== null && typeof secrets === "object" && secrets !== null) {
+        if (
+          typeof env === "object" &&
+          env !== null &&
+          typeof secrets === "object" &&
+          secrets !== null
+        ) {
           for (const name of Object.keys(secrets)) {
-            if (Object.hasOwn(env, name)) add("secrets", `${JSON.stringify(name)} is also set in env; set it in one of them`);
+            if (Object.hasOwn(env, name))
+              add("secrets", `${JSON.stringify(name)} is also set in env; set it in one of them`);
           }
         }
       },

@@ -44,12 +44,21 @@ export function gpuSchema(ceiling: Ceilings["gpusPerContainer"]) {
     .superRefine((value, ctx) => {
       if (value === null || value === undefined) return;
       if (Array.isArray(value) && value.length === 0) {
-        ctx.addIssue({ code: "custom", input: value, message: `an empty list: give at least one GPU option, or null for none` });
+        ctx.addIssue({
+          code: "custom",
+          input: value,
+          message: `an empty list: give at least one GPU option, or null for none`,
+        });
       }
       list(value).forEach((text, index) => {
         const parsed = parseGpuOption(text, countRange);
         if (typeof parsed === "string") {
-          ctx.addIssue({ code: "custom", input: text, message: parsed, path: Array.isArray(value) ? [index] : [] });
+          ctx.addIssue({
+            code: "custom",
+            input: text,
+            message: parsed,
+            path: Array.isArray(value) ? [index] : [],
+          });
         }
       });
     })

@@ -32,7 +32,11 @@ export function handlerProblem(ref: string): string | null {
     return `${shown}: the file must be a relative path starting with "./" or "../" (${EXPECTED})`;
   }
   if (file.includes("\\")) return `${shown}: use "/" in the file path, not "\\"`;
-  if (!HANDLER_EXTENSIONS.some((ext) => file.endsWith(ext) && file.length > ext.length && !file.endsWith(`/${ext}`))) {
+  if (
+    !HANDLER_EXTENSIONS.some(
+      (ext) => file.endsWith(ext) && file.length > ext.length && !file.endsWith(`/${ext}`),
+    )
+  ) {
     return `${shown}: the file must end in ${HANDLER_EXTENSIONS.join(", ")}`;
   }
   const parts = target.split(".");

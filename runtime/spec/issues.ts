@@ -23,7 +23,8 @@ export function formatPath(path: readonly PathSegment[]): string {
   let out = "";
   for (const segment of path) {
     if (typeof segment === "number") out += `[${segment}]`;
-    else if (typeof segment === "string" && PLAIN_KEY.test(segment)) out += out === "" ? segment : `.${segment}`;
+    else if (typeof segment === "string" && PLAIN_KEY.test(segment))
+      out += out === "" ? segment : `.${segment}`;
     else out += `[${JSON.stringify(String(segment))}]`;
   }
   return out === "" ? "(root)" : out;
@@ -38,29 +39,47 @@ export function typeName(value: unknown): string {
 }
 
 /** Flatten zod issues into spec issues, each with a full path and a readable message. */
-export function specIssues(issues: readonly Issue[], prefix: readonly PathSegment[] = []): SpecIssue[] {
+export function specIssues(
+  issues: readonly Issue[],
+  prefix: readonly PathSegment[] = [],
+): SpecIssue[] {
   const out: SpecIssue[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     switch (issue.code) {
       case "unrecognized_keys":
-        for (const key of issue.keys) out.push({ path: formatPath([...path, key]), message: "unknown field" });
+        for (const key of issue.keys)
+          out.push({ path: formatPath([...path, key]), message: "unknown field" });
         break;
       case "invalid_key":
-        out.push({ path: formatPath(path), message: issue.issues.map((inner) => inner.message).join("; ") });
+        out.push({
+          path: formatPath(path),
+          message: issue.issues.map((inner) => inner.message).join("; "),
+        });
         break;
       case "invalid_union": {
         // Report the branch that matched the value's shape (a tuple for an array, an object for an
         // object) rather than "invalid input"; fall back to the union's own message.
-        const shaped = issue.errors.filter((branch) => !branch.some((inner) => inner.code === "invalid_type" && inner.path.length === 0));
-        if (shaped.length === 1 && shaped[0] !== undefined) out.push(...specIssues(shaped[0], path));
-        else out.push({ path: formatPath(path), message: `${issue.message}, got ${typeName(issue.input)}` });
+        const shaped = issue.errors.filter(
+          (branch) =>
+            !branch.some((inner) => inner.code === "invalid_type" && inner.path.length === 0),
+        );
+        if (shaped.length === 1 && shaped[0] !== undefined)
+          out.push(...specIssues(shaped[0], path));
+        else
+          out.push({
+            path: formatPath(path),
+            message: `${issue.message}, got ${typeName(issue.input)}`,
+          });
         break;
       }
       case "invalid_type":
         out.push({
           path: formatPath(path),
-          message: issue.input === undefined ? "required" : `expected ${issue.expected === "record" ? "object" : issue.expected}, got ${typeName(issue.input)}`,
+          message:
+            issue.input === undefined
+              ? "required"
+              : `expected ${issue.expected === "record" ? "object" : issue.expected}, got ${typeName(issue.input)}`,
         });
         break;
       case "invalid_value":
@@ -79,10 +98,16 @@ export function specIssues(issues: readonly Issue[], prefix: readonly PathSegmen
 /** One InvalidError listing every issue, one per line, path first. */
 export function invalidSpecError(issues: readonly SpecIssue[], cause?: unknown): InvalidError {
   const message = issues.map((issue) => `${issue.path}: ${issue.message}`).join("\n");
-  return new InvalidError(message, { details: { issues: issues.map((issue) => ({ ...issue })) }, cause });
+  return new InvalidError(message, {
+    details: { issues: issues.map((issue) => ({ ...issue })) },
+    cause,
+  });
 }
 
 /** The InvalidError for a failed zod parse; `prefix` is prepended to every path. */
-export function invalidFromZod(error: z.ZodError, prefix: readonly PathSegment[] = []): InvalidError {
+export function invalidFromZod(
+  error: z.ZodError,
+  prefix: readonly PathSegment[] = [],
+): InvalidError {
   return invalidSpecError(specIssues(error.issues, prefix), error);
 }

@@ -3,7 +3,12 @@
  * more fails at creation: `functions.embed.cpu: request 8 exceeds the pool maximum of 4 cores`.
  */
 import { z } from "zod";
-import { MAX_CPU, MAX_EPHEMERAL_DISK_MIB, MAX_GPUS_PER_CONTAINER, MAX_MEMORY_MIB } from "./limits.js";
+import {
+  MAX_CPU,
+  MAX_EPHEMERAL_DISK_MIB,
+  MAX_GPUS_PER_CONTAINER,
+  MAX_MEMORY_MIB,
+} from "./limits.js";
 
 const positive = z.number().positive();
 
@@ -41,7 +46,10 @@ export function resolveCeilings(maxima: Maxima = {}): Ceilings {
     pool !== undefined && pool < hard ? { max: pool, pool: true } : { max: hard, pool: false };
   return {
     cpu: maxima.cpu === undefined ? { max: MAX_CPU, pool: false } : { max: maxima.cpu, pool: true },
-    memoryMiB: maxima.memoryMiB === undefined ? { max: MAX_MEMORY_MIB, pool: false } : { max: maxima.memoryMiB, pool: true },
+    memoryMiB:
+      maxima.memoryMiB === undefined
+        ? { max: MAX_MEMORY_MIB, pool: false }
+        : { max: maxima.memoryMiB, pool: true },
     gpusPerContainer: capped(maxima.gpusPerContainer, MAX_GPUS_PER_CONTAINER),
     ephemeralDiskMiB: capped(maxima.ephemeralDiskMiB, MAX_EPHEMERAL_DISK_MIB),
   };

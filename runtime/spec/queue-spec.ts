@@ -13,11 +13,16 @@ import {
 
 export const QueueSpecSchema = z.strictObject({
   /** A partition with no activity for this many seconds expires, 1..604800. Default 1 day. */
-  partitionTtlS: bounded({ min: MIN_QUEUE_PARTITION_TTL_S, max: MAX_QUEUE_PARTITION_TTL_S, integer: true, unit: " s" }).default(
-    DEFAULT_QUEUE_PARTITION_TTL_S,
-  ),
+  partitionTtlS: bounded({
+    min: MIN_QUEUE_PARTITION_TTL_S,
+    max: MAX_QUEUE_PARTITION_TTL_S,
+    integer: true,
+    unit: " s",
+  }).default(DEFAULT_QUEUE_PARTITION_TTL_S),
   /** Most items in one partition, 1..5000. Default 5000. */
-  maxPartitionItems: boundedInt(1, MAX_QUEUE_MAX_PARTITION_ITEMS).default(DEFAULT_QUEUE_MAX_PARTITION_ITEMS),
+  maxPartitionItems: boundedInt(1, MAX_QUEUE_MAX_PARTITION_ITEMS).default(
+    DEFAULT_QUEUE_MAX_PARTITION_ITEMS,
+  ),
   /** Most partitions, 1..1000000. Default 100000. */
   maxPartitions: boundedInt(1, MAX_QUEUE_MAX_PARTITIONS).default(DEFAULT_QUEUE_MAX_PARTITIONS),
 });

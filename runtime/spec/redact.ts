@@ -13,9 +13,12 @@ function redactFunction(fn: CompiledFunctionSpec): CompiledFunctionSpec {
 /** A deep copy with every secret value replaced by "<redacted>" (names are kept). */
 export function redactSpec(spec: CompiledAppSpec): CompiledAppSpec;
 export function redactSpec(spec: CompiledFunctionSpec): CompiledFunctionSpec;
-export function redactSpec(spec: CompiledAppSpec | CompiledFunctionSpec): CompiledAppSpec | CompiledFunctionSpec {
+export function redactSpec(
+  spec: CompiledAppSpec | CompiledFunctionSpec,
+): CompiledAppSpec | CompiledFunctionSpec {
   if ("handler" in spec) return redactFunction(spec);
   const copy = structuredClone(spec);
-  for (const [name, fn] of Object.entries(copy.functions)) copy.functions[name] = redactFunction(fn);
+  for (const [name, fn] of Object.entries(copy.functions))
+    copy.functions[name] = redactFunction(fn);
   return copy;
 }

@@ -5,7 +5,13 @@
 import { z } from "zod";
 import { type Range, rangeProblem } from "./checks.js";
 import type { Ceilings } from "./maxima.js";
-import { DEFAULT_CPU, DEFAULT_CPU_HEADROOM, DEFAULT_MEMORY_MIB, MIN_EPHEMERAL_DISK_MIB, MIN_MEMORY_MIB } from "./limits.js";
+import {
+  DEFAULT_CPU,
+  DEFAULT_CPU_HEADROOM,
+  DEFAULT_MEMORY_MIB,
+  MIN_EPHEMERAL_DISK_MIB,
+  MIN_MEMORY_MIB,
+} from "./limits.js";
 
 const CpuInputSchema = z.union([z.number(), z.tuple([z.number(), z.number()])], {
   error: "expected a number of cores or a [request, limit] pair",
@@ -18,7 +24,11 @@ const MemoryInputSchema = z.union([z.number(), z.tuple([z.number(), z.number().n
 type AddIssue = (message: string) => void;
 
 /** Check a `{ request, limit }` pair: request in range, then limit at or above the request and in range. */
-function checkPair(pair: { request: number; limit: number | null }, range: Range, add: AddIssue): void {
+function checkPair(
+  pair: { request: number; limit: number | null },
+  range: Range,
+  add: AddIssue,
+): void {
   const request = rangeProblem(pair.request, range, "request ");
   if (request !== null) {
     add(request);
@@ -39,14 +49,17 @@ function checkPair(pair: { request: number; limit: number | null }, range: Range
  */
 export function cpuSchema(ceiling: Ceilings["cpu"]) {
   const range: Range = { min: 0, minExclusive: true, ...ceiling, unit: " cores" };
-  const defaultLimit = (request: number) => Math.max(request, Math.min(request + DEFAULT_CPU_HEADROOM, ceiling.max));
+  const defaultLimit = (request: number) =>
+    Math.max(request, Math.min(request + DEFAULT_CPU_HEADROOM, ceiling.max));
   return CpuInputSchema.optional()
     .transform((value) => {
       if (value === undefined) return { request: DEFAULT_CPU, limit: defaultLimit(DEFAULT_CPU) };
       if (typeof value === "number") return { request: value, limit: defaultLimit(value) };
       return { request: value[0], limit: value[1] };
     })
-    .superRefine((pair, ctx) => checkPair(pair, range, (message) => ctx.addIssue({ code: "custom", message, input: pair })));
+    .superRefine((pair, ctx) =>
+      checkPair(pair, range, (message) => ctx.addIssue({ code: "custom", message, input: pair })),
+    );
 }
 
 /** Memory in MiB: `1024` or `[1024, 2048]` (the limit is hard: OOM kill). Default 128, no limit. */
@@ -58,7 +71,9 @@ export function memorySchema(ceiling: Ceilings["memoryMiB"]) {
       if (typeof value === "number") return { request: value, limit: null };
       return { request: value[0], limit: value[1] };
     })
-    .superRefine((pair, ctx) => checkPair(pair, range, (message) => ctx.addIssue({ code: "custom", message, input: pair })));
+    .superRefine((pair, ctx) =>
+      checkPair(pair, range, (message) => ctx.addIssue({ code: "custom", message, input: pair })),
+    );
 }
 
 /** Ephemeral disk in MiB, or null for the host's default. */

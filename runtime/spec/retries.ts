@@ -23,7 +23,10 @@ export const RetryPolicyObjectSchema = z.strictObject({
   /** Retries after the first attempt, 0..10. */
   maxRetries: boundedInt(retriesRange.min, retriesRange.max),
   /** Each delay is the previous one times this, 1..10. Default 2. */
-  backoffCoefficient: bounded({ min: MIN_BACKOFF_COEFFICIENT, max: MAX_BACKOFF_COEFFICIENT }).default(DEFAULT_BACKOFF_COEFFICIENT),
+  backoffCoefficient: bounded({
+    min: MIN_BACKOFF_COEFFICIENT,
+    max: MAX_BACKOFF_COEFFICIENT,
+  }).default(DEFAULT_BACKOFF_COEFFICIENT),
   /** Delay before the first retry in ms, 0..60000. Default 1000. */
   initialDelayMs: boundedInt(0, MAX_INITIAL_DELAY_MS, " ms").default(DEFAULT_INITIAL_DELAY_MS),
   /** Upper bound of any delay in ms, 1..60000. Default 60000. */
@@ -31,7 +34,9 @@ export const RetryPolicyObjectSchema = z.strictObject({
 });
 
 export const RetryPolicySchema = z
-  .union([z.number(), RetryPolicyObjectSchema], { error: "expected a number of retries or a retry policy object" })
+  .union([z.number(), RetryPolicyObjectSchema], {
+    error: "expected a number of retries or a retry policy object",
+  })
   .optional()
   .superRefine((value, ctx) => {
     if (typeof value !== "number") return;

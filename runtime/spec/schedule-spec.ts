@@ -11,11 +11,19 @@ import { DEFAULT_SCHEDULE_TIMEZONE, MIN_SCHEDULE_PERIOD_S } from "./limits.js";
 const CRON_FIELDS = "minute hour day-of-month month day-of-week";
 
 /** What is wrong with a cron expression, or null. Only 5-field expressions (no seconds). */
-export function cronProblem(expression: string, timezone: string = DEFAULT_SCHEDULE_TIMEZONE): string | null {
-  const fields = expression.trim().split(/\s+/).filter((field) => field !== "");
+export function cronProblem(
+  expression: string,
+  timezone: string = DEFAULT_SCHEDULE_TIMEZONE,
+): string | null {
+  const fields = expression
+    .trim()
+    .split(/\s+/)
+    .filter((field) => field !== "");
   const shown = JSON.stringify(expression);
-  if (fields.length === 6) return `${shown} has 6 fields; seconds are not supported: use 5 fields (${CRON_FIELDS})`;
-  if (fields.length !== 5) return `${shown} has ${fields.length} fields; expected 5 (${CRON_FIELDS})`;
+  if (fields.length === 6)
+    return `${shown} has 6 fields; seconds are not supported: use 5 fields (${CRON_FIELDS})`;
+  if (fields.length !== 5)
+    return `${shown} has ${fields.length} fields; expected 5 (${CRON_FIELDS})`;
   try {
     CronExpressionParser.parse(fields.join(" "), { tz: timezone });
   } catch (error) {
@@ -38,9 +46,13 @@ export function timezoneProblem(timezone: string): string | null {
 }
 
 /** The first value in `value` with no JSON form (functions, undefined, NaN, class instances), or null. */
-function jsonProblem(value: unknown, path: (string | number)[]): { path: (string | number)[]; message: string } | null {
+function jsonProblem(
+  value: unknown,
+  path: (string | number)[],
+): { path: (string | number)[]; message: string } | null {
   if (value === null || typeof value === "string" || typeof value === "boolean") return null;
-  if (typeof value === "number") return Number.isFinite(value) ? null : { path, message: `${value} is not a JSON value` };
+  if (typeof value === "number")
+    return Number.isFinite(value) ? null : { path, message: `${value} is not a JSON value` };
   if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) {
       const problem = jsonProblem(item, [...path, index]);
@@ -71,12 +83,21 @@ export const PeriodSchema = z
   .superRefine((period, ctx) => {
     const total = periodSeconds(period);
     if (Number.isFinite(total) && total < MIN_SCHEDULE_PERIOD_S) {
-      ctx.addIssue({ code: "custom", input: period, message: `a period of ${total} s is too short: the minimum is ${MIN_SCHEDULE_PERIOD_S} s` });
+      ctx.addIssue({
+        code: "custom",
+        input: period,
+        message: `a period of ${total} s is too short: the minimum is ${MIN_SCHEDULE_PERIOD_S} s`,
+      });
     }
   });
 
 /** The length of a period in seconds. */
-export function periodSeconds(period: { days: number; hours: number; minutes: number; seconds: number }): number {
+export function periodSeconds(period: {
+  days: number;
+  hours: number;
+  minutes: number;
+  seconds: number;
+}): number {
   return period.days * 86_400 + period.hours * 3600 + period.minutes * 60 + period.seconds;
 }
 
@@ -88,7 +109,9 @@ export const ScheduleSpecSchema = z
     cron: z
       .string()
       .nullish()
-      .transform((value) => (value === null || value === undefined ? null : value.trim().split(/\s+/).join(" "))),
+      .transform((value) =>
+        value === null || value === undefined ? null : value.trim().split(/\s+/).join(" "),
+      ),
     /** The time zone `cron` is read in. Default "UTC". */
     timezone: z
       .string()
@@ -104,7 +127,13 @@ export const ScheduleSpecSchema = z
       .array(z.unknown())
       .superRefine((args, ctx) => {
         const problem = jsonProblem(args, []);
-        if (problem !== null) ctx.addIssue({ code: "custom", input: args, path: problem.path, message: problem.message });
+        if (problem !== null)
+          ctx.addIssue({
+            code: "custom",
+            input: args,
+            path: problem.path,
+            message: problem.message,
+          });
       })
       .default(() => []),
     /** 1: after downtime, run one missed occurrence; 0: skip missed ones. Default 0. */
@@ -117,14 +146,28 @@ export const ScheduleSpecSchema = z
       const hasCron = spec.cron !== null && spec.cron !== undefined;
       const hasPeriod = spec.period !== null && spec.period !== undefined;
       if (hasCron && hasPeriod) {
-        ctx.addIssue({ code: "custom", input: spec, path: ["period"], message: "set either cron or period, not both" });
+        ctx.addIssue({
+          code: "custom",
+          input: spec,
+          path: ["period"],
+          message: "set either cron or period, not both",
+        });
       } else if (!hasCron && !hasPeriod) {
-        ctx.addIssue({ code: "custom", input: spec, path: ["cron"], message: "set cron or period (neither is set)" });
+        ctx.addIssue({
+          code: "custom",
+          input: spec,
+          path: ["cron"],
+          message: "set cron or period (neither is set)",
+        });
       }
       if (typeof spec.cron === "string") {
-        const timezone = typeof spec.timezone === "string" && timezoneProblem(spec.timezone) === null ? spec.timezone : DEFAULT_SCHEDULE_TIMEZONE;
+        const timezone =
+          typeof spec.timezone === "string" && timezoneProblem(spec.timezone) === null
+            ? spec.timezone
+            : DEFAULT_SCHEDULE_TIMEZONE;
         const problem = cronProblem(spec.cron, timezone);
-        if (problem !== null) ctx.addIssue({ code: "custom", input: spec.cron, path: ["cron"], message: problem });
+        if (problem !== null)
+          ctx.addIssue({ code: "custom", input: spec.cron, path: ["cron"], message: problem });
       }
     },
     { when: always },

@@ -47,6 +47,8 @@ export async function openStore(options: StoreConfig): Promise<Store> {
       return RedisStore.open({ url: options.url, prefix: options.prefix, clock: options.clock });
     }
     default:
-      throw new InvalidError(`unknown store kind ${JSON.stringify((options as { kind: unknown }).kind)}`);
+      throw new InvalidError(
+        `unknown store kind ${JSON.stringify((options as { kind: unknown }).kind)}`,
+      );
   }
 }

@@ -89,7 +89,8 @@ export interface EnqueueOptions {
   eager?: boolean;
 }
 
-export type EnqueueResult = { ok: true } | { ok: false; reason: "pending" | "total"; count: number };
+export type EnqueueResult =
+  { ok: true } | { ok: false; reason: "pending" | "total"; count: number };
 
 /** `accepted`: how many of the items, from the first, are queued (or were already); `refused`: why the next one was not. */
 export interface EnqueueManyResult {
@@ -226,8 +227,7 @@ export interface PartitionPushOptions {
 }
 
 export type PartitionPushResult =
-  | { ok: true; length: number }
-  | { ok: false; reason: "length" | "partitions"; count: number };
+  { ok: true; length: number } | { ok: false; reason: "length" | "partitions"; count: number };
 
 export interface PartitionStats {
   /** Partitions holding items. */
@@ -262,7 +262,11 @@ export interface Store {
    * Enqueue `items` in order in one atomic step, each as `enqueue` would; the first one refused
    * (a cap) stops it, and nothing after it is queued.
    */
-  enqueueMany(queue: string, items: readonly WorkItem[], options?: EnqueueOptions): Promise<EnqueueManyResult>;
+  enqueueMany(
+    queue: string,
+    items: readonly WorkItem[],
+    options?: EnqueueOptions,
+  ): Promise<EnqueueManyResult>;
   /**
    * Move up to `max` items from pending to claimed, atomically, each with a lease of `leaseMs`.
    * `queues` are tried in order (the first non-empty wins). Blocks up to `waitMs` for the first.
@@ -299,7 +303,11 @@ export interface Store {
   /** The field's value, null when absent or expired. Refreshes its inactivity deadline when `idleMs` is given. */
   hashGet(hash: string, field: string, options?: HashReadOptions): Promise<string | null>;
   /** Write fields (a later duplicate in `entries` wins; with `ifAbsent` the first). Atomic, capped by `maxFields`. */
-  hashSet(hash: string, entries: readonly (readonly [field: string, value: string])[], options?: HashSetOptions): Promise<HashSetResult>;
+  hashSet(
+    hash: string,
+    entries: readonly (readonly [field: string, value: string])[],
+    options?: HashSetOptions,
+  ): Promise<HashSetResult>;
   /** Remove a field; returns its value (null when absent or expired). */
   hashDelete(hash: string, field: string): Promise<string | null>;
   /** Live fields. */
@@ -311,7 +319,12 @@ export interface Store {
 
   // ---- partitioned lists (queues) ---------------------------------------------------------
   /** Append to a partition of `group`, refusing atomically past `maxLength` / `maxPartitions`. */
-  partitionPush(group: string, partition: string, values: readonly string[], options?: PartitionPushOptions): Promise<PartitionPushResult>;
+  partitionPush(
+    group: string,
+    partition: string,
+    values: readonly string[],
+    options?: PartitionPushOptions,
+  ): Promise<PartitionPushResult>;
   /** Pop from the partition's head, blocking up to `waitMs` for the first value; each value goes to exactly one caller. */
   partitionPop(group: string, partition: string, options?: ListPopOptions): Promise<string[]>;
   /** Up to `count` values from index `start` (0 = head), without removing them. */

@@ -32,7 +32,11 @@ function send(message: FromWorker): void {
 
 function errorInfo(error: unknown): RemoteErrorInfo {
   if (error instanceof Error) {
-    return { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) };
+    return {
+      name: error.name,
+      message: error.message,
+      ...(error.stack ? { stack: error.stack } : {}),
+    };
   }
   return { name: "Error", message: `non-Error thrown: ${String(error)}` };
 }
@@ -56,10 +60,13 @@ async function load(): Promise<Loaded> {
   const exported = module[exportName];
   if (exported === undefined) {
     const names = Object.keys(module).filter((name) => name !== "default");
-    throw new Error(`the bundle has no export '${exportName}'; it exports: ${names.join(", ") || "(nothing)"}`);
+    throw new Error(
+      `the bundle has no export '${exportName}'; it exports: ${names.join(", ") || "(nothing)"}`,
+    );
   }
   if (method === null) {
-    if (typeof exported !== "function") throw new Error(`export '${exportName}' is a ${typeof exported}, not a function`);
+    if (typeof exported !== "function")
+      throw new Error(`export '${exportName}' is a ${typeof exported}, not a function`);
     return { handler: exported as Handler, exit: null };
   }
   if (typeof exported !== "function") throw new Error(`export '${exportName}' is not a class`);
@@ -88,18 +95,26 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> | Iter
   const candidate = value as Record<symbol, unknown>;
   const isGenerator =
     typeof candidate[Symbol.asyncIterator] === "function" ||
-    (typeof candidate[Symbol.iterator] === "function" && Object.prototype.toString.call(value) === "[object Generator]");
+    (typeof candidate[Symbol.iterator] === "function" &&
+      Object.prototype.toString.call(value) === "[object Generator]");
   return isGenerator;
 }
 
-async function run(loaded: Loaded, id: string, args: string, mode: "value" | "stream"): Promise<void> {
+async function run(
+  loaded: Loaded,
+  id: string,
+  args: string,
+  mode: "value" | "stream",
+): Promise<void> {
   try {
     const decoded = decode<unknown[]>(args);
     const output = await currentInput.run(id, async () => {
       const returned = loaded.handler(...decoded);
       if (isAsyncIterable(returned)) {
         if (mode !== "stream") {
-          throw Object.assign(new Error("this handler is a generator: call it with remoteGen()"), { invalid: true });
+          throw Object.assign(new Error("this handler is a generator: call it with remoteGen()"), {
+            invalid: true,
+          });
         }
         for await (const item of returned as AsyncIterable<unknown>) {
           send({ t: "yield", id, value: encodeBounded(item, "a yielded value") });
@@ -107,7 +122,9 @@ async function run(loaded: Loaded, id: string, args: string, mode: "value" | "st
         return undefined;
       }
       if (mode === "stream") {
-        throw Object.assign(new Error("this handler is not a generator: call it with remote()"), { invalid: true });
+        throw Object.assign(new Error("this handler is not a generator: call it with remote()"), {
+          invalid: true,
+        });
       }
       return await returned;
     });
@@ -130,13 +147,22 @@ async function runBatch(loaded: Loaded, id: string, items: string[]): Promise<vo
     const columns = Array.from({ length: arity }, (_, p) => inputs.map((args) => args[p]));
     const returned = await currentInput.run(id, async () => await loaded.handler(...columns));
     if (!Array.isArray(returned) || returned.length !== items.length) {
-      const got = Array.isArray(returned) ? `${returned.length} results` : `a ${returned === null ? "null" : typeof returned}`;
+      const got = Array.isArray(returned)
+        ? `${returned.length} results`
+        : `a ${returned === null ? "null" : typeof returned}`;
       throw Object.assign(
-        new Error(`the batched handler returned ${got} for a batch of ${items.length} inputs; it must return a list with one result per input, in order`),
+        new Error(
+          `the batched handler returned ${got} for a batch of ${items.length} inputs; it must return a list with one result per input, in order`,
+        ),
         { name: "BatchResultError" },
       );
     }
-    send({ t: "batch-result", id, ok: true, values: returned.map((value, i) => encodeBounded(value, `result ${i} of the batch`)) });
+    send({
+      t: "batch-result",
+      id,
+      ok: true,
+      values: returned.map((value, i) => encodeBounded(value, `result ${i} of the batch`)),
+    });
   } catch (error) {
     send({ t: "batch-result", id, ok: false, error: errorInfo(error) });
   }

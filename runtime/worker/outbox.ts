@@ -26,7 +26,8 @@ export class Outbox<M> {
     if (batch.length === 0) return;
     this.queued = [];
     this.busy = true;
-    const message: Batch<M> = batch.length === 1 ? batch[0]!.message : { t: "many", messages: batch.map((b) => b.message) };
+    const message: Batch<M> =
+      batch.length === 1 ? batch[0]!.message : { t: "many", messages: batch.map((b) => b.message) };
     this.send(message, (error) => {
       this.busy = false;
       for (const { done } of batch) done?.(error);

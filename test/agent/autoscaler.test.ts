@@ -3,7 +3,13 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Autoscaler, type ScalingSettings } from "../../runtime/agent/autoscaler.js";
 
-const base: ScalingSettings = { minContainers: 0, maxContainers: 8, bufferContainers: 0, windowMs: 60_000, targetPerContainer: 1 };
+const base: ScalingSettings = {
+  minContainers: 0,
+  maxContainers: 8,
+  bufferContainers: 0,
+  windowMs: 60_000,
+  targetPerContainer: 1,
+};
 const TICK = 1_000;
 
 /** Feed one load per tick and return the decision after each, with `live` following the decision. */
@@ -44,7 +50,10 @@ describe("autoscaler policy", () => {
   });
 
   it("a steady load holds exactly ceil(load / target) + buffer containers for its whole length", () => {
-    const decisions = run({ targetPerContainer: 4, bufferContainers: 2, maxContainers: null }, Array(300).fill(10));
+    const decisions = run(
+      { targetPerContainer: 4, bufferContainers: 2, maxContainers: null },
+      Array(300).fill(10),
+    );
     expect(decisions.every((d) => d === Math.ceil(10 / 4) + 2)).toBe(true);
   });
 

@@ -69,7 +69,12 @@ describe.each(backends)("Registry ($name store)", (backend) => {
     expect(await apps.get("a")).toBe("2");
     expect(await apps.add("a", "3")).toBe(false);
     expect(await apps.add("b", "3")).toBe(true);
-    expect(await apps.entries()).toEqual(new Map([["a", "2"], ["b", "3"]]));
+    expect(await apps.entries()).toEqual(
+      new Map([
+        ["a", "2"],
+        ["b", "3"],
+      ]),
+    );
     // Registries are apart from each other and from plain keys of the same name.
     await store.set("a", "key");
     expect(await new Registry(store, registries.hosts).entries()).toEqual(new Map());
@@ -99,7 +104,12 @@ describe.each(backends)("Registry ($name store)", (backend) => {
     expect([...(await hosts.entries()).keys()].sort()).toEqual(["dead", "kept", "renewed"]);
     await sleep(400);
     expect(await hosts.get("dead")).toBeNull();
-    expect(await hosts.entries()).toEqual(new Map([["kept", "k2"], ["renewed", "r2"]]));
+    expect(await hosts.entries()).toEqual(
+      new Map([
+        ["kept", "k2"],
+        ["renewed", "r2"],
+      ]),
+    );
   });
 
   it("migrateLegacyKeys moves old-layout keys into the registries, once, with two agents at once; newer entries win", async () => {
@@ -119,9 +129,18 @@ describe.each(backends)("Registry ($name store)", (backend) => {
     const moved = await Promise.all([migrateLegacyKeys(store), migrateLegacyKeys(store)]);
     expect(moved[0] + moved[1]).toBe(4);
     expect(await migrateLegacyKeys(store)).toBe(0);
-    expect(await new Registry(store, registries.apps).entries()).toEqual(new Map([["a", "app a"], ["b", "app b (new)"]]));
-    expect(await new Registry(store, registries.schedules).entries()).toEqual(new Map([[scheduleField("a", "every"), "state of a.every"]]));
-    expect(await new Registry(store, registries.ephemeral).entries()).toEqual(new Map([["e1", "record e1"]]));
+    expect(await new Registry(store, registries.apps).entries()).toEqual(
+      new Map([
+        ["a", "app a"],
+        ["b", "app b (new)"],
+      ]),
+    );
+    expect(await new Registry(store, registries.schedules).entries()).toEqual(
+      new Map([[scheduleField("a", "every"), "state of a.every"]]),
+    );
+    expect(await new Registry(store, registries.ephemeral).entries()).toEqual(
+      new Map([["e1", "record e1"]]),
+    );
     expect(await store.keys("")).toEqual(["apps", "call:c1", "ephemeral-live:e1", LAYOUT_KEY]);
     // Later starts do not scan again, even if a stray old-layout key appears (unsupported).
     await store.set("app:late", "late");
@@ -134,10 +153,14 @@ describe.each(backends)("Registry ($name store)", (backend) => {
     const first = await startAgent({ store });
     harnesses.push(first);
     await deployData(first.kiln, (spec) => {
-      spec["schedules"] = { hourly: { function: "recordTick", period: { minutes: 60 }, args: ["x"] } };
+      spec["schedules"] = {
+        hourly: { function: "recordTick", period: { minutes: 60 }, args: ["x"] },
+      };
     });
     const states = new Registry(store, registries.schedules);
-    const state = await waitFor("the schedule's state", () => states.get(scheduleField(DATA_APP, "hourly")).then((s) => s ?? undefined));
+    const state = await waitFor("the schedule's state", () =>
+      states.get(scheduleField(DATA_APP, "hourly")).then((s) => s ?? undefined),
+    );
     const dict = await first.kiln.ephemeralDict();
     const id = dict.ref.slice("ephemeral:".length);
     await dict.put("k", "v");
@@ -163,10 +186,14 @@ describe.each(backends)("Registry ($name store)", (backend) => {
     expect((await second.kiln.apps()).map((app) => app.name)).toEqual([DATA_APP]);
     // The same state: not restarted from this agent's start.
     expect(await states.get(scheduleField(DATA_APP, "hourly"))).toBe(state);
-    const [status] = (await second.kiln.status()).apps.find((app) => app.name === DATA_APP)?.schedules ?? [];
-    expect(status?.nextTickAt).toBe(new Date((JSON.parse(state) as { anchor: number }).anchor + 3_600_000).toISOString());
+    const [status] =
+      (await second.kiln.status()).apps.find((app) => app.name === DATA_APP)?.schedules ?? [];
+    expect(status?.nextTickAt).toBe(
+      new Date((JSON.parse(state) as { anchor: number }).anchor + 3_600_000).toISOString(),
+    );
     expect(await second.agent.ephemerals.get(id, "dict")).toMatchObject({ kind: "dict" });
-    for (const prefix of ["app:", "schedule:", "ephemeral:"]) expect(await store.keys(prefix)).toEqual([]);
+    for (const prefix of ["app:", "schedule:", "ephemeral:"])
+      expect(await store.keys(prefix)).toEqual([]);
     expect(await second.agent.ephemerals.delete(id)).toBe(true);
   });
 });
@@ -207,7 +234,10 @@ describe("Registry.entries", () => {
         await pipeline.exec();
       }
       const calls = async (command: string): Promise<number> =>
-        Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await raw.info("commandstats"))?.[1] ?? 0);
+        Number(
+          new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await raw.info("commandstats"))?.[1] ??
+            0,
+        );
 
       const apps = new Registry(store, registries.apps);
       const hosts = new Registry(store, registries.hosts);
@@ -245,7 +275,9 @@ describe("Registry.entries", () => {
       harness = await startAgent({ redisUrl: redis!.url });
       const { agent, kiln } = harness;
       await deployData(kiln, (spec) => {
-        spec["schedules"] = { hourly: { function: "recordTick", period: { minutes: 60 }, args: ["x"] } };
+        spec["schedules"] = {
+          hourly: { function: "recordTick", period: { minutes: 60 }, args: ["x"] },
+        };
       });
       const dict = await kiln.ephemeralDict();
       await raw.config("RESETSTAT");

@@ -7,7 +7,12 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { OutcomeWriter } from "../../runtime/agent/outcomes.js";
 import { Replies } from "../../runtime/agent/replies.js";
-import { Scheduler, dueTicks, tickCallId, type SchedulerOptions } from "../../runtime/agent/scheduler.js";
+import {
+  Scheduler,
+  dueTicks,
+  tickCallId,
+  type SchedulerOptions,
+} from "../../runtime/agent/scheduler.js";
 import { keys, registries, scheduleField, type InputEnvelope } from "../../runtime/agent/inputs.js";
 import { Registry } from "../../runtime/agent/registry.js";
 import type { CallInfo } from "../../runtime/protocol.js";
@@ -53,17 +58,33 @@ afterAll(async () => {
   await redis?.dispose();
 });
 
-function appRecord(name: string, schedules: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+function appRecord(
+  name: string,
+  schedules: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+) {
   const spec = compileAppSpec({
     name,
     functions: { tick: { handler: "./h.ts#tick" }, other: { handler: "./h.ts#other" } },
     schedules,
   });
-  return { name, version: 1, deployedAt: new Date().toISOString(), digest: randomUUID(), spec, bundles: {}, ...extra };
+  return {
+    name,
+    version: 1,
+    deployedAt: new Date().toISOString(),
+    digest: randomUUID(),
+    spec,
+    bundles: {},
+    ...extra,
+  };
 }
 
 function schedule(input: Record<string, unknown>): CompiledScheduleSpec {
-  return compileAppSpec({ name: "x", functions: { tick: { handler: "./h.ts#tick" } }, schedules: { s: { function: "tick", ...input } } }).schedules["s"]!;
+  return compileAppSpec({
+    name: "x",
+    functions: { tick: { handler: "./h.ts#tick" } },
+    schedules: { s: { function: "tick", ...input } },
+  }).schedules["s"]!;
 }
 
 describe.each(backends)("Scheduler ($name store)", (backend) => {
@@ -137,11 +158,21 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     await setup("2024-01-01T00:00:00Z");
     const t0 = clock.now();
     scheduler();
-    await deploy(appRecord("per", { every: { function: "tick", period: { minutes: 1 }, args: [1, "two", { three: 3 }] } }));
+    await deploy(
+      appRecord("per", {
+        every: { function: "tick", period: { minutes: 1 }, args: [1, "two", { three: 3 }] },
+      }),
+    );
     await runUntil(t0 + 3 * 60_000 + 5_000);
     expect(await fired("per", "every")).toEqual([t0 + 60_000, t0 + 120_000, t0 + 180_000]);
-    const claims = await store.claim([keys.spawnQueue("per", "tick")], { owner: "test", leaseMs: 60_000, max: 10 });
-    expect(claims.map((c) => c.id)).toEqual([1, 2, 3].map((k) => tickCallId("per", "every", t0 + k * 60_000)));
+    const claims = await store.claim([keys.spawnQueue("per", "tick")], {
+      owner: "test",
+      leaseMs: 60_000,
+      max: 10,
+    });
+    expect(claims.map((c) => c.id)).toEqual(
+      [1, 2, 3].map((k) => tickCallId("per", "every", t0 + k * 60_000)),
+    );
     const input = JSON.parse(claims[0]!.payload) as InputEnvelope;
     expect(input.kind).toBe("spawn");
     expect(decode(input.args)).toEqual([1, "two", { three: 3 }]);
@@ -165,7 +196,9 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
       "2024-11-05T06:30:00.000Z",
     ]);
     // The local day of Nov 3 (00:00 EDT = 04:00Z to 00:00 EST = 05:00Z next day) has 25 hours.
-    const hourly = (await fired("dst", "hourly")).filter((t) => t >= Date.parse("2024-11-03T04:00:00Z") && t < Date.parse("2024-11-04T05:00:00Z"));
+    const hourly = (await fired("dst", "hourly")).filter(
+      (t) => t >= Date.parse("2024-11-03T04:00:00Z") && t < Date.parse("2024-11-04T05:00:00Z"),
+    );
     expect(hourly).toHaveLength(25);
     expect(new Set(hourly).size).toBe(25);
   });
@@ -173,7 +206,11 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
   it("cron in America/New_York across the spring switch: a skipped 02:30 fires once, at 03:30 EDT", async () => {
     await setup("2024-03-09T12:00:00Z");
     scheduler(LONG_POLLS);
-    await deploy(appRecord("spring", { nightly: { function: "tick", cron: "30 2 * * *", timezone: "America/New_York" } }));
+    await deploy(
+      appRecord("spring", {
+        nightly: { function: "tick", cron: "30 2 * * *", timezone: "America/New_York" },
+      }),
+    );
     await runUntil(Date.parse("2024-03-11T12:00:00Z"));
     expect((await fired("spring", "nightly")).map((t) => new Date(t).toISOString())).toEqual([
       "2024-03-10T07:30:00.000Z",
@@ -200,8 +237,15 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     const stateBefore = await states.get(scheduleField("rs", "every"));
     await first.stop();
     // A crash after the call record but before the state: put back the state of before the tick.
-    const state = JSON.parse(stateBefore!) as { since: number; lastTickAt: number | null; runs: unknown[] };
-    await states.put(scheduleField("rs", "every"), JSON.stringify({ ...state, since: t0, lastTickAt: null, runs: [] }));
+    const state = JSON.parse(stateBefore!) as {
+      since: number;
+      lastTickAt: number | null;
+      runs: unknown[];
+    };
+    await states.put(
+      scheduleField("rs", "every"),
+      JSON.stringify({ ...state, since: t0, lastTickAt: null, runs: [] }),
+    );
     scheduler();
     await settle();
     await runUntil(t0 + 10 * 60_000 + 5_000);
@@ -248,7 +292,9 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     await deploy(appRecord("race", { every: { function: "tick", period: { seconds: 10 } } }));
     await runUntil(t0 + 60_000 + 100);
     expect(a.leader && b.leader).toBe(true);
-    expect(await fired("race", "every")).toEqual(Array.from({ length: 6 }, (_, i) => t0 + (i + 1) * 10_000));
+    expect(await fired("race", "every")).toEqual(
+      Array.from({ length: 6 }, (_, i) => t0 + (i + 1) * 10_000),
+    );
     expect((await store.stats(keys.spawnQueue("race", "tick"))).pending).toBe(6);
   });
 
@@ -265,7 +311,10 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     expect(await fired("skip", "every")).toEqual([t0 + 300_000]);
     await runUntil(t0 + 25 * 60_000 + 1_000);
     expect(await fired("skip", "every")).toEqual([t0 + 300_000, t0 + 1_500_000]);
-    const [status] = await second.status("skip", appRecord("skip", { every: { function: "tick", period: { minutes: 5 } } }).spec);
+    const [status] = await second.status(
+      "skip",
+      appRecord("skip", { every: { function: "tick", period: { minutes: 5 } } }).spec,
+    );
     expect(status!.lastTickAt).toBe(new Date(t0 + 1_500_000).toISOString());
     expect(status!.nextTickAt).toBe(new Date(t0 + 1_800_000).toISOString());
   });
@@ -273,7 +322,9 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
   it("catchUp 1: only the last missed tick runs, late, and is marked as caught up", async () => {
     await setup("2024-01-01T00:00:00Z");
     const t0 = clock.now();
-    const record = appRecord("catch", { every: { function: "tick", period: { minutes: 5 }, catchUp: 1 } });
+    const record = appRecord("catch", {
+      every: { function: "tick", period: { minutes: 5 }, catchUp: 1 },
+    });
     const first = scheduler();
     await deploy(record);
     await runUntil(t0 + 5 * 60_000 + 1_000);
@@ -302,7 +353,12 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     await deploy(appRecord("re", { s: { function: "tick", period: { minutes: 3 } } }));
     const redeployed = clock.now();
     await runUntil(t0 + 21 * 60_000);
-    expect(await fired("re", "s")).toEqual([t0 + 600_000, redeployed + 180_000, redeployed + 360_000, redeployed + 540_000]);
+    expect(await fired("re", "s")).toEqual([
+      t0 + 600_000,
+      redeployed + 180_000,
+      redeployed + 360_000,
+      redeployed + 540_000,
+    ]);
     // Same timing, another function: the next tick calls it.
     await deploy(appRecord("re", { s: { function: "other", period: { minutes: 3 } } }));
     await runUntil(redeployed + 720_000 + 1_000);
@@ -313,7 +369,11 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     await setup("2024-01-01T00:00:00Z");
     const t0 = clock.now();
     const s = scheduler();
-    const record = appRecord("eph", { every: { function: "tick", period: { seconds: 10 } } }, { ephemeral: true });
+    const record = appRecord(
+      "eph",
+      { every: { function: "tick", period: { seconds: 10 } } },
+      { ephemeral: true },
+    );
     await deploy(record);
     await runUntil(t0 + 60_000);
     expect(await fired("eph", "every")).toEqual([]);
@@ -322,11 +382,15 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     await deploy(appRecord("gone", { every: { function: "tick", period: { seconds: 10 } } }));
     await runUntil(t0 + 80_000);
     expect((await fired("gone", "every")).length).toBeGreaterThan(0);
-    expect(await new Registry(store, registries.schedules).get(scheduleField("gone", "every"))).not.toBeNull();
+    expect(
+      await new Registry(store, registries.schedules).get(scheduleField("gone", "every")),
+    ).not.toBeNull();
     await new Registry(store, registries.apps).delete("gone");
     s.poke();
     await runUntil(t0 + 90_000);
-    expect(await new Registry(store, registries.schedules).get(scheduleField("gone", "every"))).toBeNull();
+    expect(
+      await new Registry(store, registries.schedules).get(scheduleField("gone", "every")),
+    ).toBeNull();
   });
 
   it("a refused submission (spawn queue full) is a failed run in status; later ticks still fire", async () => {
@@ -349,14 +413,23 @@ describe("dueTicks", () => {
   it("period: the latest tick after since, and the next", () => {
     const spec = schedule({ period: { seconds: 10 } });
     expect(dueTicks(spec, { since: 0, anchor: 0 }, 5_000)).toEqual({ latest: null, next: 10_000 });
-    expect(dueTicks(spec, { since: 0, anchor: 0 }, 35_000)).toEqual({ latest: 30_000, next: 40_000 });
-    expect(dueTicks(spec, { since: 30_000, anchor: 0 }, 35_000)).toEqual({ latest: null, next: 40_000 });
+    expect(dueTicks(spec, { since: 0, anchor: 0 }, 35_000)).toEqual({
+      latest: 30_000,
+      next: 40_000,
+    });
+    expect(dueTicks(spec, { since: 30_000, anchor: 0 }, 35_000)).toEqual({
+      latest: null,
+      next: 40_000,
+    });
   });
 
   it("cron: a monthly tick older than the look-back window is still found", () => {
     const spec = schedule({ cron: "0 0 1 * *" });
     const since = Date.parse("2024-01-01T00:00:00Z");
     const now = Date.parse("2024-02-20T00:00:00Z");
-    expect(dueTicks(spec, { since, anchor: since }, now)).toEqual({ latest: Date.parse("2024-02-01T00:00:00Z"), next: Date.parse("2024-03-01T00:00:00Z") });
+    expect(dueTicks(spec, { since, anchor: since }, now)).toEqual({
+      latest: Date.parse("2024-02-01T00:00:00Z"),
+      next: Date.parse("2024-03-01T00:00:00Z"),
+    });
   });
 });

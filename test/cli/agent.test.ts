@@ -27,7 +27,9 @@ it("kiln agent serves, writes a 0600 token, echoes worker logs and exits 0 on SI
 
   await waitFor("the agent's /healthz", async () => (await fetch(`${url}/healthz`)).ok, 20_000);
   await waitFor("the agent's start line", () => stdout.includes("\n"));
-  expect(stdout.split("\n")[0]).toBe(`kiln agent 0.1.0 listening on ${url} (token in ${join(stateDir, "token")}; state in ${stateDir})`);
+  expect(stdout.split("\n")[0]).toBe(
+    `kiln agent 0.1.0 listening on ${url} (token in ${join(stateDir, "token")}; state in ${stateDir})`,
+  );
   expect((await stat(join(stateDir, "token"))).mode & 0o777).toBe(0o600);
 
   // No --url / --token: KILN_URL and the token file in KILN_STATE_DIR.
@@ -36,7 +38,9 @@ it("kiln agent serves, writes a 0600 token, echoes worker logs and exits 0 on SI
   expect(deployed.exitCode).toBe(0);
   const called = await kiln(["call", "hello", "embed", "kiln"], { env });
   expect(called.exitCode).toBe(0);
-  await waitFor("the echoed Embedder line", () => /^\[hello\.embed( \S+)?\] Embedder loaded its vocabulary$/m.test(stdout));
+  await waitFor("the echoed Embedder line", () =>
+    /^\[hello\.embed( \S+)?\] Embedder loaded its vocabulary$/m.test(stdout),
+  );
   const status = await kiln(["status", "--json"], { env });
   expect(JSON.parse(status.stdout)).toMatchObject({ agent: { url, capacity: { cpu: 2 } } });
 
@@ -58,5 +62,7 @@ it("kiln agent on a port in use exits 1 with one line", async () => {
   const port = typeof address === "object" && address ? address.port : 0;
   const result = await kiln(["agent", "--port", String(port), "--state-dir", stateDir]);
   expect(result.exitCode).toBe(1);
-  expect(result.stderr).toBe(`error (UnavailableError): 127.0.0.1:${port} is already in use (another kiln agent?): pass --port`);
+  expect(result.stderr).toBe(
+    `error (UnavailableError): 127.0.0.1:${port} is already in use (another kiln agent?): pass --port`,
+  );
 });

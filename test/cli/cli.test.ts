@@ -53,13 +53,17 @@ describe("kiln deploy", () => {
     expect(out).toMatch(/^upload\s+\.\/functions\.ts \([0-9a-f]{12}\)$/m);
     expect(out).toMatch(/^apply\s+hello$/m);
     expect(out).toContain("deployed app 'hello' version 1 (1 of 1 bundle(s) uploaded)");
-    expect(out).toContain("functions: add, countdown, embed, fail, rich, slow, square, sumOfSquares");
+    expect(out).toContain(
+      "functions: add, countdown, embed, fail, rich, slow, square, sumOfSquares",
+    );
   });
 
   it("says 'unchanged' when the agent already runs this spec and code", async () => {
     const again = await kiln(["deploy", "--spec", HELLO_SPEC, ...conn]);
     expect(again.exitCode).toBe(0);
-    expect(again.stdout).toContain("app 'hello' unchanged at version 1 (0 of 1 bundle(s) uploaded)");
+    expect(again.stdout).toContain(
+      "app 'hello' unchanged at version 1 (0 of 1 bundle(s) uploaded)",
+    );
   });
 
   it("--json prints the deploy result as JSON, progress on stderr", async () => {
@@ -75,11 +79,19 @@ describe("kiln deploy", () => {
     const dir = await mkdtemp(join(tmpdir(), "kiln-cli-spec-"));
     try {
       const spec = join(dir, "app.json");
-      await writeFile(spec, JSON.stringify({ name: "bad", functions: { f: { handler: "./f.ts#f", memory: [256, 128] } } }));
+      await writeFile(
+        spec,
+        JSON.stringify({
+          name: "bad",
+          functions: { f: { handler: "./f.ts#f", memory: [256, 128] } },
+        }),
+      );
       const result = await kiln(["deploy", "--spec", spec, ...conn]);
       expect(result.exitCode).toBe(2);
       expect(linesOf(result.stderr)).toHaveLength(1);
-      expect(result.stderr).toMatch(/^error \(InvalidError\): invalid spec .*app\.json: functions\.f\.memory: /);
+      expect(result.stderr).toMatch(
+        /^error \(InvalidError\): invalid spec .*app\.json: functions\.f\.memory: /,
+      );
       expect(result.stdout).toBe("");
 
       await writeFile(spec, "{ not json");
@@ -149,7 +161,9 @@ describe("kiln call", () => {
   it("an unknown app exits 1 naming the deployed apps", async () => {
     const result = await kiln(["call", "ghost", "square", "1", ...conn]);
     expect(result.exitCode).toBe(1);
-    expect(linesOf(result.stderr)).toEqual(["error (NotFoundError): app 'ghost' is not deployed; deployed apps: hello"]);
+    expect(linesOf(result.stderr)).toEqual([
+      "error (NotFoundError): app 'ghost' is not deployed; deployed apps: hello",
+    ]);
   });
 
   it("a handler that throws exits 1 with the remote error; --verbose adds the remote stack", async () => {
@@ -177,17 +191,34 @@ describe("kiln status", () => {
     const result = await kiln(["status", ...conn]);
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.split("\n");
-    expect(lines[0]).toMatch(new RegExp(`^agent ${agent.url}  version ${KILN_VERSION}  store embedded  cpu [\\d.]+/\\d+ used`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^agent ${agent.url}  version ${KILN_VERSION}  store embedded  cpu [\\d.]+/\\d+ used`,
+      ),
+    );
     expect(result.stdout).toMatch(/^app hello {2}version 1 {2}deployed \S+$/m);
     const header = lines.find((line) => line.includes("FUNCTION"));
-    expect(header).toMatch(/FUNCTION\s+DESIRED\s+STARTING\s+BUSY\s+IDLE\s+DRAINING\s+PENDING\s+RUNNING\s+SPAWN-PENDING\s+COLD-STARTS\s+START-FAILURES/);
-    for (const fn of ["square", "add", "embed", "countdown", "fail", "rich", "sumOfSquares", "slow"]) {
+    expect(header).toMatch(
+      /FUNCTION\s+DESIRED\s+STARTING\s+BUSY\s+IDLE\s+DRAINING\s+PENDING\s+RUNNING\s+SPAWN-PENDING\s+COLD-STARTS\s+START-FAILURES/,
+    );
+    for (const fn of [
+      "square",
+      "add",
+      "embed",
+      "countdown",
+      "fail",
+      "rich",
+      "sumOfSquares",
+      "slow",
+    ]) {
       const row = lines.find((line) => line.trimStart().startsWith(`${fn} `));
       expect(row, fn).toBeDefined();
       expect(row).toMatch(/^ {2}\S+(\s+\d+){10}$/);
       expect(row?.length).toBe(header?.length); // numbers right-aligned under their headers
     }
-    expect(lines.find((line) => line.trimStart().startsWith("square "))).toMatch(/^ {2}square\s+[12]\s+0\s+0\s+[12]\s+0\s+0\s+0\s+0\s+[12]\s+0$/);
+    expect(lines.find((line) => line.trimStart().startsWith("square "))).toMatch(
+      /^ {2}square\s+[12]\s+0\s+0\s+[12]\s+0\s+0\s+0\s+0\s+[12]\s+0$/,
+    );
     // A host without GPUs: no host line, nothing about GPUs beyond the limits line's count.
     expect(result.stdout).not.toMatch(/^host:/m);
     expect(result.stdout).not.toContain("GPUs");
@@ -199,7 +230,16 @@ describe("kiln status", () => {
     const status = JSON.parse(result.stdout) as AgentStatus;
     expect(status.agent.url).toBe(agent.url);
     const hello = status.apps.find((app) => app.name === "hello");
-    expect(hello?.functions.map((fn) => fn.name).sort()).toEqual(["add", "countdown", "embed", "fail", "rich", "slow", "square", "sumOfSquares"]);
+    expect(hello?.functions.map((fn) => fn.name).sort()).toEqual([
+      "add",
+      "countdown",
+      "embed",
+      "fail",
+      "rich",
+      "slow",
+      "square",
+      "sumOfSquares",
+    ]);
   });
 });
 
@@ -219,15 +259,38 @@ describe("kiln status: each host's GPUs", () => {
     root = await mkdtemp(join(tmpdir(), "kiln-cli-gpus-"));
     // One store for both agents (as Redis would be): each sees the other in its cluster view.
     store = await openStore({ kind: "embedded", dir: join(root, "store") });
-    gpuAgent = await startWithGpus("A100-80GB:2", () => Agent.start({ stateDir: join(root, "gpu"), port: 0, store, token: "gpu-test" }));
+    gpuAgent = await startWithGpus("A100-80GB:2", () =>
+      Agent.start({ stateDir: join(root, "gpu"), port: 0, store, token: "gpu-test" }),
+    );
     // One warm container holding one of the two A100s.
-    await writeFile(join(root, "held.ts"), "export function held(): string {\n  return \"held\";\n}\n");
+    await writeFile(
+      join(root, "held.ts"),
+      'export function held(): string {\n  return "held";\n}\n',
+    );
     const spec = join(root, "app.json");
-    await writeFile(spec, JSON.stringify({ name: "gpus", functions: { held: { handler: "./held.ts#held", gpu: "A100", minContainers: 1 } } }));
-    const deployed = await kiln(["deploy", "--spec", spec, "--url", gpuAgent.url, "--token", gpuAgent.token]);
+    await writeFile(
+      spec,
+      JSON.stringify({
+        name: "gpus",
+        functions: { held: { handler: "./held.ts#held", gpu: "A100", minContainers: 1 } },
+      }),
+    );
+    const deployed = await kiln([
+      "deploy",
+      "--spec",
+      spec,
+      "--url",
+      gpuAgent.url,
+      "--token",
+      gpuAgent.token,
+    ]);
     expect(deployed.exitCode, deployed.stderr).toBe(0);
     const client = await connect({ url: gpuAgent.url, token: gpuAgent.token });
-    await waitFor("the warm container to hold a GPU", async () => (await client.status()).enforcement.gpus.free === 1, 30_000);
+    await waitFor(
+      "the warm container to hold a GPU",
+      async () => (await client.status()).enforcement.gpus.free === 1,
+      30_000,
+    );
   });
 
   afterAll(async () => {
@@ -239,27 +302,42 @@ describe("kiln status: each host's GPUs", () => {
 
   it("a single agent: a host line with its GPUs by type, free and in use", async () => {
     const lines = await status(gpuAgent);
-    expect(lines.filter((line) => line.startsWith("host:"))).toEqual(["host: GPUs 2 x A100-80GB (1 free, 1 in use)"]);
+    expect(lines.filter((line) => line.startsWith("host:"))).toEqual([
+      "host: GPUs 2 x A100-80GB (1 free, 1 in use)",
+    ]);
     expect(lines.some((line) => line.startsWith("cluster:"))).toBe(false);
   });
 
   it("a cluster: each host line names its GPUs with how many are free and in use, through any agent; none for a host without", async () => {
-    plainAgent = await startWithGpus("none", () => Agent.start({ stateDir: join(root, "plain"), port: 0, store, token: "gpu-test" }));
+    plainAgent = await startWithGpus("none", () =>
+      Agent.start({ stateDir: join(root, "plain"), port: 0, store, token: "gpu-test" }),
+    );
     const plain = plainAgent;
-    await waitFor("both hosts in the cluster view", async () => (await status(plain)).some((line) => line.startsWith("cluster: 2 agents")), 20_000);
-    const hostLine = (lines: string[], agentUrl: string) => lines.find((line) => line.slice(4).startsWith(`${agentUrl}  `));
+    await waitFor(
+      "both hosts in the cluster view",
+      async () => (await status(plain)).some((line) => line.startsWith("cluster: 2 agents")),
+      20_000,
+    );
+    const hostLine = (lines: string[], agentUrl: string) =>
+      lines.find((line) => line.slice(4).startsWith(`${agentUrl}  `));
 
     const throughPlain = await status(plain);
     expect(throughPlain.some((line) => line.startsWith("host:"))).toBe(false);
     // The other host's allocation as it advertised it.
     expect(hostLine(throughPlain, gpuAgent.url)).toMatch(
-      new RegExp(`^ {4}${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB \\(1 free, 1 in use\\)$`),
+      new RegExp(
+        `^ {4}${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB \\(1 free, 1 in use\\)$`,
+      ),
     );
-    expect(hostLine(throughPlain, plain.url)).toMatch(new RegExp(`^ {2}\\* ${escape(plain.url)} {2}cpu \\S+ {2}containers 0 \\(0 busy\\)$`));
+    expect(hostLine(throughPlain, plain.url)).toMatch(
+      new RegExp(`^ {2}\\* ${escape(plain.url)} {2}cpu \\S+ {2}containers 0 \\(0 busy\\)$`),
+    );
 
     const throughGpu = await status(gpuAgent);
     expect(hostLine(throughGpu, gpuAgent.url)).toMatch(
-      new RegExp(`^ {2}\\* ${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB \\(1 free, 1 in use\\)$`),
+      new RegExp(
+        `^ {2}\\* ${escape(gpuAgent.url)} {2}cpu \\S+ {2}containers 1 \\(\\d busy\\) {2}GPUs 2 x A100-80GB \\(1 free, 1 in use\\)$`,
+      ),
     );
     expect(hostLine(throughGpu, plain.url)).not.toContain("GPUs");
   });
@@ -273,7 +351,9 @@ describe("kiln logs", () => {
       stdout = (await kiln(["logs", "hello", "embed", ...conn])).stdout;
       return stdout.includes("Embedder loaded its vocabulary");
     });
-    expect(stdout).toMatch(/^\d{4}-\d\d-\d\dT\S+Z \[embed( \S+)?\] Embedder loaded its vocabulary$/m);
+    expect(stdout).toMatch(
+      /^\d{4}-\d\d-\d\dT\S+Z \[embed( \S+)?\] Embedder loaded its vocabulary$/m,
+    );
     expect(stdout).toMatch(/^\S+ \[embed\] \(system\) container \S+ ready in \d+ ms$/m);
     for (const line of linesOf(stdout)) expect(line).toMatch(/^\S+Z \[embed[ \]]/); // only that function
   });
@@ -291,7 +371,9 @@ describe("kiln logs", () => {
     try {
       const call = await kiln(["call", "hello", "add", "1", "2", ...conn]);
       expect(call.stdout).toBe("3");
-      await waitFor("the add container line in the followed logs", () => /\[add\] \(system\) container \S+ ready/.test(stdout));
+      await waitFor("the add container line in the followed logs", () =>
+        /\[add\] \(system\) container \S+ ready/.test(stdout),
+      );
     } finally {
       child.kill("SIGINT");
     }
@@ -319,11 +401,15 @@ describe("errors and usage", () => {
   it("no token anywhere says where one comes from", async () => {
     const result = await kiln(["status", "--url", agent.url]);
     expect(result.exitCode).toBe(1);
-    expect(result.stderr).toMatch(/^error \(UnauthenticatedError\): no token: pass --token, set KILN_TOKEN/);
+    expect(result.stderr).toMatch(
+      /^error \(UnauthenticatedError\): no token: pass --token, set KILN_TOKEN/,
+    );
   });
 
   it("KILN_URL and KILN_TOKEN are used when no flag is given", async () => {
-    const result = await kiln(["call", "hello", "square", "3"], { env: { KILN_URL: agent.url, KILN_TOKEN: agent.token } });
+    const result = await kiln(["call", "hello", "square", "3"], {
+      env: { KILN_URL: agent.url, KILN_TOKEN: agent.token },
+    });
     expect(result.stdout).toBe("9");
   });
 
@@ -331,7 +417,9 @@ describe("errors and usage", () => {
     const port = await freePort();
     const result = await kiln(["status", "--url", `http://127.0.0.1:${port}`, "--token", "t"]);
     expect(result.exitCode).toBe(1);
-    expect(linesOf(result.stderr)).toEqual([expect.stringMatching(/^error \(UnavailableError\): cannot reach the kiln agent at/)]);
+    expect(linesOf(result.stderr)).toEqual([
+      expect.stringMatching(/^error \(UnavailableError\): cannot reach the kiln agent at/),
+    ]);
   });
 
   it("bad flags and values exit 2", async () => {
@@ -348,7 +436,9 @@ describe("errors and usage", () => {
     expect(missingSpec.stderr).toContain("--spec");
     const badPort = await kiln(["agent", "--port", "70000"]);
     expect(badPort.exitCode).toBe(2);
-    expect(badPort.stderr).toBe("error (InvalidError): --port: must be at most 65535 (got '70000')");
+    expect(badPort.stderr).toBe(
+      "error (InvalidError): --port: must be at most 65535 (got '70000')",
+    );
     const badTail = await kiln(["logs", "hello", "--tail", "many", ...conn]);
     expect(badTail.exitCode).toBe(2);
     expect(badTail.stderr).toContain("--tail: expected a whole number");
@@ -367,7 +457,9 @@ describe("kiln stop", () => {
   it("stops the app, says what was stopped, and status no longer lists it", async () => {
     const result = await kiln(["stop", "hello", "--grace", "5", ...conn]);
     expect(result.exitCode).toBe(0);
-    expect(result.stdout).toMatch(/^stopped app 'hello' version 1: 8 function\(s\) \(.*square.*\), \d+ container\(s\)/);
+    expect(result.stdout).toMatch(
+      /^stopped app 'hello' version 1: 8 function\(s\) \(.*square.*\), \d+ container\(s\)/,
+    );
     const status = await kiln(["status", ...conn]);
     expect(status.exitCode).toBe(0);
     expect(status.stdout).not.toContain("app hello");

@@ -13,12 +13,17 @@ export const HELLO_SPEC = fileURLToPath(new URL("../../examples/hello/app.json",
 const isolatedStateDir = mkdtempSync(join(tmpdir(), "kiln-cli-empty-"));
 
 /** The environment a CLI process gets: no KILN_* from the developer's shell, plus `env`. */
-export function cliEnv(env: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+export function cliEnv(
+  env: Record<string, string | undefined> = {},
+): Record<string, string | undefined> {
   return { KILN_URL: undefined, KILN_TOKEN: undefined, KILN_STATE_DIR: isolatedStateDir, ...env };
 }
 
 /** Run `node dist/cli/main.js ...args` to completion (bounded); never throws on a non-zero exit. */
-export function kiln(args: readonly string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}) {
+export function kiln(
+  args: readonly string[],
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {},
+) {
   return execa(process.execPath, [CLI, ...args], {
     reject: false,
     timeout: options.timeoutMs ?? 30_000,
@@ -28,7 +33,11 @@ export function kiln(args: readonly string[], options: { env?: Record<string, st
 
 /** Start `kiln ...args` as a long-running child (agent, logs --follow). */
 export function kilnChild(args: readonly string[], env: Record<string, string | undefined> = {}) {
-  return execa(process.execPath, [CLI, ...args], { reject: false, env: cliEnv(env), timeout: 120_000 });
+  return execa(process.execPath, [CLI, ...args], {
+    reject: false,
+    env: cliEnv(env),
+    timeout: 120_000,
+  });
 }
 
 /** A port nothing listens on right now. */

@@ -14,11 +14,22 @@ describe("commandsFor", () => {
   it("loads none for a bare --version, and every command for help, no command or an unknown one", () => {
     expect(commandsFor(argv("--version"))).toEqual([]);
     const all = ["agent", "deploy", "preview", "run", "call", "status", "logs", "stop", "usage"];
-    for (const words of [[], ["--help"], ["help", "deploy"], ["stauts"]]) expect(commandsFor(argv(...words))).toEqual(all);
+    for (const words of [[], ["--help"], ["help", "deploy"], ["stauts"]])
+      expect(commandsFor(argv(...words))).toEqual(all);
   });
 
   it("the full program has every command", async () => {
     const program = await createProgram();
-    expect(program.commands.map((c) => c.name())).toEqual(["agent", "deploy", "preview", "run", "call", "status", "logs", "stop", "usage"]);
+    expect(program.commands.map((c) => c.name())).toEqual([
+      "agent",
+      "deploy",
+      "preview",
+      "run",
+      "call",
+      "status",
+      "logs",
+      "stop",
+      "usage",
+    ]);
   });
 });

@@ -7,14 +7,27 @@ import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileAppSpec } from "../../runtime/spec/index.js";
-import { HANDLERS, makeProgram, program, removeDir, repoRoot, runMocked, runMockedMany, type MockedRun } from "./helpers.js";
+import {
+  HANDLERS,
+  makeProgram,
+  program,
+  removeDir,
+  repoRoot,
+  runMocked,
+  runMockedMany,
+  type MockedRun,
+} from "./helpers.js";
 
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await removeDir(dir);
 });
 
-async function evaluate(source: string, files: Record<string, string> = {}, options: Parameters<typeof runMocked>[1] = {}) {
+async function evaluate(
+  source: string,
+  files: Record<string, string> = {},
+  options: Parameters<typeof runMocked>[1] = {},
+) {
   const dir = await makeProgram({ "index.ts": source, "functions.ts": HANDLERS, ...files });
   dirs.push(dir);
   return { dir, run: await runMocked(join(dir, "index.ts"), options) };
@@ -61,9 +74,15 @@ export const appName = square.appName;
   it("parents functions, dicts, queues and schedules to their App (URNs carry the parent type)", () => {
     expect(run.exports["app"]?.urn).toMatch(/::kiln:index:App::demo$/);
     expect(run.exports["pool"]?.urn).toMatch(/::kiln:index:GpuPool::pool$/);
-    expect(run.exports["square"]?.urn).toMatch(/::kiln:index:App\$kiln:index:ServerlessFunction::square$/);
-    expect(run.exports["cache"]?.urn).toMatch(/::kiln:index:App\$kiln:index:DistributedDict::cache$/);
-    expect(run.exports["jobs"]?.urn).toMatch(/::kiln:index:App\$kiln:index:DistributedQueue::jobs$/);
+    expect(run.exports["square"]?.urn).toMatch(
+      /::kiln:index:App\$kiln:index:ServerlessFunction::square$/,
+    );
+    expect(run.exports["cache"]?.urn).toMatch(
+      /::kiln:index:App\$kiln:index:DistributedDict::cache$/,
+    );
+    expect(run.exports["jobs"]?.urn).toMatch(
+      /::kiln:index:App\$kiln:index:DistributedQueue::jobs$/,
+    );
     expect(run.exports["nightly"]?.urn).toMatch(/::kiln:index:App\$kiln:index:Schedule::nightly$/);
   });
 
@@ -75,8 +94,17 @@ export const appName = square.appName;
     expect(inputs.spec).toEqual({
       name: "demo",
       functions: {
-        square: { handler: "./functions.ts#square", maxContainers: 2, cpu: [0.5, 1], env: { MODE: "fast" } },
-        embed: { handler: "./functions.ts#Model.embed", memory: [256, 512], batched: { maxBatchSize: 8, waitMs: 5 } },
+        square: {
+          handler: "./functions.ts#square",
+          maxContainers: 2,
+          cpu: [0.5, 1],
+          env: { MODE: "fast" },
+        },
+        embed: {
+          handler: "./functions.ts#Model.embed",
+          memory: [256, 512],
+          batched: { maxBatchSize: 8, waitMs: 5 },
+        },
       },
       dicts: { cache: { maxEntries: 1000 } },
       queues: { jobs: { maxPartitions: 10 } },
@@ -89,7 +117,13 @@ export const appName = square.appName;
     expect(inputs.endpoint).toBe("http://127.0.0.1:9");
     expect(inputs.target).toBe("endpoint");
     expect(inputs.specHash).toBe(run.exports["specHash"]?.value);
-    const compiled = compileAppSpec({ ...inputs.spec, functions: { ...inputs.spec.functions, embed: { ...inputs.spec.functions["embed"], secrets: inputs.secrets["embed"] } } });
+    const compiled = compileAppSpec({
+      ...inputs.spec,
+      functions: {
+        ...inputs.spec.functions,
+        embed: { ...inputs.spec.functions["embed"], secrets: inputs.secrets["embed"] },
+      },
+    });
     expect(compiled.schedules["nightly"]?.function).toBe("square");
   });
 
@@ -110,35 +144,86 @@ export const appName = square.appName;
 
 describe("bad arguments fail at construction, naming the field", () => {
   const cases: [string, string, RegExp][] = [
-    ["memory limit below request", `new ServerlessFunction("embed", { app, handler: "./functions.ts#square", memory: [256, 128] });`, /ServerlessFunction "embed": memory: limit 128 is below request 256/],
-    ["timeout out of range", `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: 0 });`, /ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/],
-    ["bad handler reference", `new ServerlessFunction("sq", { app, handler: "functions.ts#square" });`, /ServerlessFunction "sq": handler: .*must be a relative path/],
-    ["unknown field", `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", maxContainer: 2 } as never);`, /ServerlessFunction "sq": maxContainer: unknown field/],
+    [
+      "memory limit below request",
+      `new ServerlessFunction("embed", { app, handler: "./functions.ts#square", memory: [256, 128] });`,
+      /ServerlessFunction "embed": memory: limit 128 is below request 256/,
+    ],
+    [
+      "timeout out of range",
+      `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: 0 });`,
+      /ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/,
+    ],
+    [
+      "bad handler reference",
+      `new ServerlessFunction("sq", { app, handler: "functions.ts#square" });`,
+      /ServerlessFunction "sq": handler: .*must be a relative path/,
+    ],
+    [
+      "unknown field",
+      `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", maxContainer: 2 } as never);`,
+      /ServerlessFunction "sq": maxContainer: unknown field/,
+    ],
     ["bad app name", `new App("Bad_Name", { pool });`, /App "Bad_Name": name: invalid app name/],
-    ["dict out of range", `new DistributedDict("cache", { app, maxEntries: 0 });`, /DistributedDict "cache": maxEntries: 0 is below the minimum 1/],
-    ["bad cron", `const f = new ServerlessFunction("sq", { app, handler: "./functions.ts#square" }); new Schedule("s", { app, function: f, cron: "0 3 * *" });`, /Schedule "s": cron: "0 3 \* \*" has 4 fields/],
-    ["cron and period", `const f = new ServerlessFunction("sq", { app, handler: "./functions.ts#square" }); new Schedule("s", { app, function: f, cron: "0 3 * * *", period: { hours: 1 } });`, /Schedule "s": period: set either cron or period, not both/],
+    [
+      "dict out of range",
+      `new DistributedDict("cache", { app, maxEntries: 0 });`,
+      /DistributedDict "cache": maxEntries: 0 is below the minimum 1/,
+    ],
+    [
+      "bad cron",
+      `const f = new ServerlessFunction("sq", { app, handler: "./functions.ts#square" }); new Schedule("s", { app, function: f, cron: "0 3 * *" });`,
+      /Schedule "s": cron: "0 3 \* \*" has 4 fields/,
+    ],
+    [
+      "cron and period",
+      `const f = new ServerlessFunction("sq", { app, handler: "./functions.ts#square" }); new Schedule("s", { app, function: f, cron: "0 3 * * *", period: { hours: 1 } });`,
+      /Schedule "s": period: set either cron or period, not both/,
+    ],
     [
       "schedule of another app's function",
       `const other = new App("other", { pool }); const f = new ServerlessFunction("sq", { app: other, handler: "./functions.ts#square" }); new Schedule("s", { app, function: f, cron: "0 3 * * *" });`,
       /Schedule "s": function: ServerlessFunction "sq" belongs to another App/,
     ],
-    ["duplicate function name", `new ServerlessFunction("a", { app, name: "sq", handler: "./functions.ts#square" }); new ServerlessFunction("b", { app, name: "sq", handler: "./functions.ts#add" });`, /already has a function named "sq"/],
-    ["pool maxima", `new ServerlessFunction("big", { app, handler: "./functions.ts#square", cpu: 8 });`, /ServerlessFunction "big": cpu: request 8 exceeds the pool maximum of 4 cores/],
-    ["GPU type the pool lacks", `new ServerlessFunction("g", { app, handler: "./functions.ts#square", gpu: "A100" });`, /ServerlessFunction "g": gpu: "A100" does not match the pool's GPU type "H100"/],
+    [
+      "duplicate function name",
+      `new ServerlessFunction("a", { app, name: "sq", handler: "./functions.ts#square" }); new ServerlessFunction("b", { app, name: "sq", handler: "./functions.ts#add" });`,
+      /already has a function named "sq"/,
+    ],
+    [
+      "pool maxima",
+      `new ServerlessFunction("big", { app, handler: "./functions.ts#square", cpu: 8 });`,
+      /ServerlessFunction "big": cpu: request 8 exceeds the pool maximum of 4 cores/,
+    ],
+    [
+      "GPU type the pool lacks",
+      `new ServerlessFunction("g", { app, handler: "./functions.ts#square", gpu: "A100" });`,
+      /ServerlessFunction "g": gpu: "A100" does not match the pool's GPU type "H100"/,
+    ],
   ];
   const pool = `{ target: { kind: "endpoint", url: "http://127.0.0.1:9", token: "t" }, maxCpu: 4, gpuType: "H100", gpusPerHost: 2 }`;
   const others = {
-    badPool: program("", { pool: `{ target: { kind: "endpoint", token: "t" } as never, gpusPerHost: 9 }` }),
+    badPool: program("", {
+      pool: `{ target: { kind: "endpoint", token: "t" } as never, gpusPerHost: 9 }`,
+    }),
     provisioned: program("", { pool: `{ target: { kind: "kubernetes" } as never }` }),
-    missingExport: program(`new ServerlessFunction("sq", { app, handler: "./functions.ts#sqare" });`),
-    afterAwait: program(`await new Promise((r) => setTimeout(r, 1500)); new ServerlessFunction("late", { app, handler: "./functions.ts#square" });`),
-    outputArgs: program(`new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: pulumi.output(0) });`),
+    missingExport: program(
+      `new ServerlessFunction("sq", { app, handler: "./functions.ts#sqare" });`,
+    ),
+    afterAwait: program(
+      `await new Promise((r) => setTimeout(r, 1500)); new ServerlessFunction("late", { app, handler: "./functions.ts#square" });`,
+    ),
+    outputArgs: program(
+      `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", timeout: pulumi.output(0) });`,
+    ),
   };
   // Each program in its own folder, all evaluated by one runner process (Pulumi loads once).
   const errors = new Map<string, MockedRun["error"]>();
   beforeAll(async () => {
-    const sources = [...cases.map(([name, body]): [string, string] => [name, program(body, { pool })]), ...Object.entries(others)];
+    const sources = [
+      ...cases.map(([name, body]): [string, string] => [name, program(body, { pool })]),
+      ...Object.entries(others),
+    ];
     const programs: string[] = [];
     for (const [, source] of sources) {
       const dir = await makeProgram({ "index.ts": source, "functions.ts": HANDLERS });
@@ -155,24 +240,36 @@ describe("bad arguments fail at construction, naming the field", () => {
   });
 
   it("a bad pool: endpoint without a url, gpusPerHost above 8", () => {
-    expect(errors.get("badPool")?.message).toContain(`GpuPool "pool": target.url: required for an endpoint target`);
-    expect(errors.get("badPool")?.message).toContain(`GpuPool "pool": gpusPerHost: 9 is not a whole number in 0..8`);
+    expect(errors.get("badPool")?.message).toContain(
+      `GpuPool "pool": target.url: required for an endpoint target`,
+    );
+    expect(errors.get("badPool")?.message).toContain(
+      `GpuPool "pool": gpusPerHost: 9 is not a whole number in 0..8`,
+    );
   });
 
   it("a target that provisions hosts names 'pulumi up' and the endpoint target", () => {
-    expect(errors.get("provisioned")?.message).toMatch(/GpuPool "pool": target\.kind: "kubernetes" targets are provisioned by 'pulumi up'.*\{ kind: "endpoint", url, token \}/);
+    expect(errors.get("provisioned")?.message).toMatch(
+      /GpuPool "pool": target\.kind: "kubernetes" targets are provisioned by 'pulumi up'.*\{ kind: "endpoint", url, token \}/,
+    );
   });
 
   it("a handler export that does not exist fails when the bundle is checked", () => {
-    expect(errors.get("missingExport")?.message).toMatch(/ServerlessFunction "sq": handler: \.\/functions\.ts has no export 'sqare'; it exports: .*square/);
+    expect(errors.get("missingExport")?.message).toMatch(
+      /ServerlessFunction "sq": handler: \.\/functions\.ts has no export 'sqare'; it exports: .*square/,
+    );
   });
 
   it("a member declared after an await is refused, not silently left out", () => {
-    expect(errors.get("afterAwait")?.message).toMatch(/ServerlessFunction "late": app: App "demo" has already gathered its members/);
+    expect(errors.get("afterAwait")?.message).toMatch(
+      /ServerlessFunction "late": app: App "demo" has already gathered its members/,
+    );
   });
 
   it("Output arguments are checked once they resolve", () => {
-    expect(errors.get("outputArgs")?.message).toMatch(/ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/);
+    expect(errors.get("outputArgs")?.message).toMatch(
+      /ServerlessFunction "sq": timeout: 0 is below the minimum 1 s/,
+    );
   });
 });
 
@@ -182,7 +279,10 @@ export const square = new ServerlessFunction("square", { app, handler: "./lib/fu
 export const specHash = app.specHash;
 export const fnHash = square.specHash;
 `);
-  const files = { "lib/functions.ts": `import { twice } from "./util.js";\nexport function square(x: number): number { return twice(x) / 2 * x; }\n`, "lib/util.ts": `export const twice = (x: number) => 2 * x;\n` };
+  const files = {
+    "lib/functions.ts": `import { twice } from "./util.js";\nexport function square(x: number): number { return twice(x) / 2 * x; }\n`,
+    "lib/util.ts": `export const twice = (x: number) => 2 * x;\n`,
+  };
 
   it("is equal for the same code checked out at two different paths", async () => {
     const parent = await makeProgram({});
@@ -223,7 +323,9 @@ describe("the examples as programs", () => {
     expect(run.error).toBeNull();
     const inputs = run.deployments[0]!.inputs;
     expect(inputs.root).toBe(join(repoRoot, "examples", "hello"));
-    const fromJson = JSON.parse(await readFile(join(repoRoot, "examples", "hello", "app.json"), "utf8")) as unknown;
+    const fromJson = JSON.parse(
+      await readFile(join(repoRoot, "examples", "hello", "app.json"), "utf8"),
+    ) as unknown;
     expect(compileAppSpec(inputs.spec)).toEqual(compileAppSpec(fromJson));
   });
 
@@ -241,7 +343,9 @@ describe("the examples as programs", () => {
     const dir = await makeProgram({});
     dirs.push(dir);
     await cp(join(repoRoot, "examples", "batch-embeddings"), join(dir, "app"), { recursive: true });
-    const run = await runMocked(join(dir, "app", "index.ts"), { config: { "test-project:reindexCron": "30 4 * * *" } });
+    const run = await runMocked(join(dir, "app", "index.ts"), {
+      config: { "test-project:reindexCron": "30 4 * * *" },
+    });
     expect(run.error).toBeNull();
     expect(run.deployments[0]?.inputs.spec.schedules["nightly"]?.["cron"]).toBe("30 4 * * *");
   });

@@ -16,12 +16,19 @@ const RUNNER = join(repoRoot, "test", "components", "fixtures", "mock-runner.mjs
 const RESULT_MARKER = "kiln-mock-run: ";
 
 /** Write `files` into a new temp folder whose node_modules link kiln (this repo), @pulumi and zod. */
-export async function makeProgram(files: Record<string, string>, options: { parent?: string } = {}): Promise<string> {
+export async function makeProgram(
+  files: Record<string, string>,
+  options: { parent?: string } = {},
+): Promise<string> {
   const dir = await mkdtemp(join(options.parent ?? tmpdir(), "kiln-program-"));
   await writeFiles(dir, files);
   await mkdir(join(dir, "node_modules"), { recursive: true });
   await symlink(repoRoot, join(dir, "node_modules", "kiln"), "dir");
-  await symlink(join(repoRoot, "node_modules", "@pulumi"), join(dir, "node_modules", "@pulumi"), "dir");
+  await symlink(
+    join(repoRoot, "node_modules", "@pulumi"),
+    join(dir, "node_modules", "@pulumi"),
+    "dir",
+  );
   await symlink(join(repoRoot, "node_modules", "zod"), join(dir, "node_modules", "zod"), "dir");
   return dir;
 }
@@ -46,7 +53,13 @@ export interface Deployment {
   providerBytes: number;
   inputs: {
     appName: string;
-    spec: { name: string; functions: Record<string, Record<string, unknown>>; dicts: Record<string, unknown>; queues: Record<string, unknown>; schedules: Record<string, Record<string, unknown>> };
+    spec: {
+      name: string;
+      functions: Record<string, Record<string, unknown>>;
+      dicts: Record<string, unknown>;
+      queues: Record<string, unknown>;
+      schedules: Record<string, Record<string, unknown>>;
+    };
     secrets: Record<string, Record<string, string>>;
     bundles: Record<string, string>;
     root: string;
@@ -62,10 +75,20 @@ export interface MockedRun {
   resources: { type: string; name: string }[];
   deployments: Deployment[];
   exports: Record<string, { value?: unknown; secret?: boolean; urn?: string; type?: string }>;
-  error: { name?: string; code?: string; message: string; issues?: { path: string; message: string }[] } | null;
+  error: {
+    name?: string;
+    code?: string;
+    message: string;
+    issues?: { path: string; message: string }[];
+  } | null;
 }
 
-type MockedOptions = { config?: Record<string, string>; preview?: boolean; cwd?: string; env?: Record<string, string | undefined> };
+type MockedOptions = {
+  config?: Record<string, string>;
+  preview?: boolean;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+};
 
 /** Evaluate `program` (a file) under mocks in a fresh process, with `cwd` its folder unless given. */
 export async function runMocked(program: string, options: MockedOptions = {}): Promise<MockedRun> {
@@ -77,7 +100,10 @@ export async function runMocked(program: string, options: MockedOptions = {}): P
  * Evaluate `programs` one after another in one fresh process (each with fresh mocks, in its own
  * folder): a table of small programs loads Pulumi (about 1 s of CPU) once instead of per program.
  */
-export async function runMockedMany(programs: readonly string[], options: MockedOptions = {}): Promise<MockedRun[]> {
+export async function runMockedMany(
+  programs: readonly string[],
+  options: MockedOptions = {},
+): Promise<MockedRun[]> {
   const result = await execa(process.execPath, [RUNNER, ...programs], {
     cwd: options.cwd ?? dirname(programs[0]!),
     reject: false,
@@ -95,19 +121,28 @@ export async function runMockedMany(programs: readonly string[], options: Mocked
 }
 
 /** The runner's results (lines after its marker); throws with its output when they are not all there. */
-export function parseMockedRuns(result: { stdout: string; stderr: string; exitCode?: number | undefined }, programs: number): MockedRun[] {
+export function parseMockedRuns(
+  result: { stdout: string; stderr: string; exitCode?: number | undefined },
+  programs: number,
+): MockedRun[] {
   const lines = result.stdout.split("\n").filter((line) => line.startsWith(RESULT_MARKER));
   try {
     const runs = lines.map((line) => JSON.parse(line.slice(RESULT_MARKER.length)) as MockedRun);
-    if (runs.length !== programs) throw new Error(`${runs.length} results for ${programs} programs`);
+    if (runs.length !== programs)
+      throw new Error(`${runs.length} results for ${programs} programs`);
     return runs;
   } catch (error) {
-    throw new Error(`mock runner failed (exit ${result.exitCode}, ${(error as Error).message}):\n${result.stdout}\n${result.stderr}`);
+    throw new Error(
+      `mock runner failed (exit ${result.exitCode}, ${(error as Error).message}):\n${result.stdout}\n${result.stderr}`,
+    );
   }
 }
 
 /** A program's source: the imports, a local pool and app named `app`, then `body`. */
-export function program(body: string, options: { app?: string; pool?: string; imports?: string } = {}): string {
+export function program(
+  body: string,
+  options: { app?: string; pool?: string; imports?: string } = {},
+): string {
   return [
     `import * as pulumi from "@pulumi/pulumi";`,
     `import { App, DistributedDict, DistributedQueue, GpuPool, Schedule, ServerlessFunction } from "kiln";`,

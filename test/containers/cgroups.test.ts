@@ -59,14 +59,20 @@ afterAll(async () => {
 describe.skipIf(!enforced)("cgroups on this host", () => {
   it("uses each controller on the version its mount says", () => {
     const host = detectHostHierarchy();
-    for (const [controller, version] of manager.versions) expect(host.controllers.get(controller)?.version).toBe(version);
+    for (const [controller, version] of manager.versions)
+      expect(host.controllers.get(controller)?.version).toBe(version);
     expect(manager.enforcement).toMatch(/^(cgroup-v1|cgroup-v2|mixed)$/);
-    console.info(`enforcement ${manager.enforcement}: ${[...manager.versions].map(([c, v]) => `${c} v${v}`).join(", ")}`);
+    console.info(
+      `enforcement ${manager.enforcement}: ${[...manager.versions].map(([c, v]) => `${c} v${v}`).join(", ")}`,
+    );
     expect(logged.filter((l) => l.startsWith("cgroups unavailable"))).toEqual([]);
   });
 
   it("writes kubelet's settings and places the process before it runs", async () => {
-    const g = await group({ cpu: { request: 0.5, limit: 1.5 }, memory: { request: 64, limit: 128 } });
+    const g = await group({
+      cpu: { request: 0.5, limit: 1.5 },
+      memory: { request: 64, limit: 128 },
+    });
     const cpu = g.dirOf("cpu");
     const memory = g.dirOf("memory");
     if (cpu?.version === 1) {
@@ -76,18 +82,28 @@ describe.skipIf(!enforced)("cgroups on this host", () => {
       expect(readFileSync(join(cpu.dir, "cpu.max"), "utf8").trim()).toBe("150000 100000");
     }
     if (memory?.version === 1) {
-      expect(readFileSync(join(memory.dir, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(128 * 1024 * 1024));
-      expect(readFileSync(join(memory.dir, "memory.soft_limit_in_bytes"), "utf8").trim()).toBe(String(64 * 1024 * 1024));
+      expect(readFileSync(join(memory.dir, "memory.limit_in_bytes"), "utf8").trim()).toBe(
+        String(128 * 1024 * 1024),
+      );
+      expect(readFileSync(join(memory.dir, "memory.soft_limit_in_bytes"), "utf8").trim()).toBe(
+        String(64 * 1024 * 1024),
+      );
     } else if (memory) {
-      expect(readFileSync(join(memory.dir, "memory.max"), "utf8").trim()).toBe(String(128 * 1024 * 1024));
+      expect(readFileSync(join(memory.dir, "memory.max"), "utf8").trim()).toBe(
+        String(128 * 1024 * 1024),
+      );
     }
     // The first thing the program does is read its own cgroup: it is already inside.
-    const { child, exit } = run(g, "process.stdout.write(require('fs').readFileSync('/proc/self/cgroup','utf8'))");
+    const { child, exit } = run(
+      g,
+      "process.stdout.write(require('fs').readFileSync('/proc/self/cgroup','utf8'))",
+    );
     let out = "";
     child.stdout?.setEncoding("utf8").on("data", (t: string) => (out += t));
     await within(5_000, "exit", exit);
     for (const controller of manager.versions.keys()) {
-      if (manager.versions.get(controller) === 1) expect(out).toMatch(new RegExp(`:${controller}:/kiln/${agentId}/${g.id}\n`));
+      if (manager.versions.get(controller) === 1)
+        expect(out).toMatch(new RegExp(`:${controller}:/kiln/${agentId}/${g.id}\n`));
       else expect(out).toMatch(new RegExp(`^0::/kiln/${agentId}/${g.id}$`, "m"));
     }
   });
@@ -144,44 +160,66 @@ describe.skipIf(!enforced)("cgroups on this host", () => {
     // oom_kill (kernel 4.13+) is the evidence; older kernels only have the failcnt.
     if (after.oomKills !== null) expect(after.oomKills - (before.oomKills ?? 0)).toBe(1);
     else expect(after.limitHits).toBeGreaterThan(0);
-    const verdict = classifyExit({ ...died, stderrTail: died.stderr, cgroupOomKills: (after.oomKills ?? 1) - (before.oomKills ?? 0) });
+    const verdict = classifyExit({
+      ...died,
+      stderrTail: died.stderr,
+      cgroupOomKills: (after.oomKills ?? 1) - (before.oomKills ?? 0),
+    });
     expect(verdict).toMatchObject({ oom: true, cause: "cgroup" });
     expect((await g.usage()).maxMemoryBytes).toBeGreaterThan(64 * 1024 * 1024);
   });
 
   it("running out of JS heap (V8 limit from the memory limit) is classified OOM", async () => {
     const g = await group({ memory: { request: 32, limit: 256 } });
-    const { exit } = run(g, "const a=[]; for(;;){ a.push({ n: Math.random(), s: 'x'.repeat(32) + Math.random() }); }", ["--max-old-space-size=24"]);
+    const { exit } = run(
+      g,
+      "const a=[]; for(;;){ a.push({ n: Math.random(), s: 'x'.repeat(32) + Math.random() }); }",
+      ["--max-old-space-size=24"],
+    );
     const died = await within(20_000, "heap exhaustion", exit);
     expect(died.stderr).toMatch(/heap out of memory/);
     expect(died.signal === "SIGABRT" || died.code === 134).toBe(true);
     const counters = await g.oomCounters();
     expect(counters.oomKills ?? 0).toBe(0);
-    expect(classifyExit({ ...died, stderrTail: died.stderr, cgroupOomKills: 0 })).toMatchObject({ oom: true, cause: "js-heap" });
+    expect(classifyExit({ ...died, stderrTail: died.stderr, cgroupOomKills: 0 })).toMatchObject({
+      oom: true,
+      cause: "js-heap",
+    });
   });
 
-  it.skipIf(!manager.versions.has("devices") || manager.versions.get("devices") !== 1)("the devices cgroup denies nodes it does not allow (granted GPU minors only)", async () => {
-    const g = await group({ devices: gpuDeviceRules([1], null) });
-    const list = readFileSync(join(g.dirOf("devices")?.dir ?? "", "devices.list"), "utf8");
-    expect(list).toContain("c 195:1 rwm");
-    expect(list).not.toContain("c 195:0 ");
-    expect(list).not.toContain("a *:* rwm");
-    const probe = "const fs=require('fs'); const r={}; for (const p of ['/dev/null','/dev/urandom','/dev/kmsg']) { try { fs.closeSync(fs.openSync(p,'r')); r[p]='ok' } catch (e) { r[p]=e.code } } process.stdout.write(JSON.stringify(r))";
-    const { child, exit } = run(g, probe);
-    let out = "";
-    child.stdout?.setEncoding("utf8").on("data", (t: string) => (out += t));
-    await within(5_000, "exit", exit);
-    expect(JSON.parse(out)).toEqual({ "/dev/null": "ok", "/dev/urandom": "ok", "/dev/kmsg": "EPERM" });
-  });
+  it.skipIf(!manager.versions.has("devices") || manager.versions.get("devices") !== 1)(
+    "the devices cgroup denies nodes it does not allow (granted GPU minors only)",
+    async () => {
+      const g = await group({ devices: gpuDeviceRules([1], null) });
+      const list = readFileSync(join(g.dirOf("devices")?.dir ?? "", "devices.list"), "utf8");
+      expect(list).toContain("c 195:1 rwm");
+      expect(list).not.toContain("c 195:0 ");
+      expect(list).not.toContain("a *:* rwm");
+      const probe =
+        "const fs=require('fs'); const r={}; for (const p of ['/dev/null','/dev/urandom','/dev/kmsg']) { try { fs.closeSync(fs.openSync(p,'r')); r[p]='ok' } catch (e) { r[p]=e.code } } process.stdout.write(JSON.stringify(r))";
+      const { child, exit } = run(g, probe);
+      let out = "";
+      child.stdout?.setEncoding("utf8").on("data", (t: string) => (out += t));
+      await within(5_000, "exit", exit);
+      expect(JSON.parse(out)).toEqual({
+        "/dev/null": "ok",
+        "/dev/urandom": "ok",
+        "/dev/kmsg": "EPERM",
+      });
+    },
+  );
 
   it("removal kills what is left and removes every directory", async () => {
     const g = await group();
     const { exit } = run(g, "setInterval(() => {}, 1000)");
-    await waitFor("the process in the group", async () => ((await g.pids()).length > 0 ? true : undefined));
+    await waitFor("the process in the group", async () =>
+      (await g.pids()).length > 0 ? true : undefined,
+    );
     await g.destroy();
     const died = await within(5_000, "the kill", exit);
     expect(died.signal).toBe("SIGKILL");
-    for (const dir of g.directories) expect(() => readFileSync(join(dir, "cgroup.procs"))).toThrow(/ENOENT/);
+    for (const dir of g.directories)
+      expect(() => readFileSync(join(dir, "cgroup.procs"))).toThrow(/ENOENT/);
   });
 });
 
@@ -206,17 +244,31 @@ describe("fallback when cgroups cannot be written", () => {
 
   it("says so once and reports enforcement 'fallback'", async () => {
     const lines: string[] = [];
-    const fallback = await CgroupManager.open({ agentId: testAgentId(), root, log: (line) => lines.push(line) });
+    const fallback = await CgroupManager.open({
+      agentId: testAgentId(),
+      root,
+      log: (line) => lines.push(line),
+    });
     expect(fallback.enforcement).toBe("fallback");
     expect(fallback.available).toBe(false);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^cgroups unavailable: .+; falling back to rlimits \+ RSS polling$/);
     if (readOnly) expect(lines[0]).toMatch(/read-only file system|EROFS/);
-    await expect(fallback.create("x", { cpu: { request: 1, limit: null }, memory: { request: 1, limit: null }, devices: null })).rejects.toThrow(/cgroups unavailable/);
+    await expect(
+      fallback.create("x", {
+        cpu: { request: 1, limit: null },
+        memory: { request: 1, limit: null },
+        devices: null,
+      }),
+    ).rejects.toThrow(/cgroups unavailable/);
   });
 
   it("no controllers at all, or disabled on purpose, also fall back", async () => {
-    expect((await CgroupManager.open({ agentId: "a", root: join(root, "nothing-here") })).reason).toMatch(/no cpu or memory controller mounted/);
-    expect((await CgroupManager.open({ agentId: "a", disabledReason: "KILN_CGROUPS=off" })).reason).toBe("KILN_CGROUPS=off");
+    expect(
+      (await CgroupManager.open({ agentId: "a", root: join(root, "nothing-here") })).reason,
+    ).toMatch(/no cpu or memory controller mounted/);
+    expect(
+      (await CgroupManager.open({ agentId: "a", disabledReason: "KILN_CGROUPS=off" })).reason,
+    ).toBe("KILN_CGROUPS=off");
   });
 });

@@ -15,7 +15,9 @@ import { InvalidError } from "../../runtime/errors.js";
 import { parseGpuOption } from "../../runtime/spec/index.js";
 
 const range = { min: 1, max: 8, integer: true } as const;
-const request = (...texts: string[]) => ({ options: texts.map((t) => parseGpuOption(t, range) as { type: string; count: number }) });
+const request = (...texts: string[]) => ({
+  options: texts.map((t) => parseGpuOption(t, range) as { type: string; count: number }),
+});
 
 const SMI = `0, GPU-0b3c6f1e-1111-2222-3333-444455556666, NVIDIA A100-SXM4-80GB, 81920 MiB, 00000000:07:00.0
 1, GPU-1b3c6f1e-1111-2222-3333-444455556666, NVIDIA A100-SXM4-40GB, 40960 MiB, 00000000:0B:00.0
@@ -32,16 +34,26 @@ describe("inventory", () => {
       [2, "NVIDIA H100 80GB HBM3", 81559],
     ]);
     expect(devices[0]?.uuid).toBe("GPU-0b3c6f1e-1111-2222-3333-444455556666");
-    expect(parseNvidiaSmi("0, GPU-x, Tesla T4, 15360\n")[0]).toMatchObject({ name: "Tesla T4", memoryMiB: 15360, pciBusId: null });
+    expect(parseNvidiaSmi("0, GPU-x, Tesla T4, 15360\n")[0]).toMatchObject({
+      name: "Tesla T4",
+      memoryMiB: 15360,
+      pciBusId: null,
+    });
     expect(parseNvidiaSmi("garbage\n")).toEqual([]);
   });
 
   it("KILN_GPUS: TYPE:COUNT list, JSON count map, JSON device list", () => {
     const listed = parseFakeGpus("A100-80GB:2, H100:1");
-    expect(listed.map((d) => `${d.index}:${d.name}:${d.memoryMiB}`)).toEqual(["0:A100-80GB:81920", "1:A100-80GB:81920", "2:H100:0"]);
+    expect(listed.map((d) => `${d.index}:${d.name}:${d.memoryMiB}`)).toEqual([
+      "0:A100-80GB:81920",
+      "1:A100-80GB:81920",
+      "2:H100:0",
+    ]);
     expect(new Set(listed.map((d) => d.uuid)).size).toBe(3);
     expect(parseFakeGpus('{"L4": 2}').map((d) => d.name)).toEqual(["L4", "L4"]);
-    expect(parseFakeGpus('[{"name":"NVIDIA H100 80GB HBM3","memoryMiB":81559,"uuid":"GPU-a"}]')[0]).toMatchObject({ uuid: "GPU-a", minor: 0 });
+    expect(
+      parseFakeGpus('[{"name":"NVIDIA H100 80GB HBM3","memoryMiB":81559,"uuid":"GPU-a"}]')[0],
+    ).toMatchObject({ uuid: "GPU-a", minor: 0 });
     expect(parseFakeGpus("")).toEqual([]);
     expect(parseFakeGpus("none")).toEqual([]);
     expect(() => parseFakeGpus("A100:x")).toThrow(InvalidError);
@@ -86,9 +98,16 @@ describe("allocator", () => {
     const b = gpus.acquire("c2", request("A100"));
     if (!a.ok || !b.ok) throw new Error("expected grants");
     expect(a.devices[0]?.uuid).not.toBe(b.devices[0]?.uuid);
-    expect(a.env).toEqual({ CUDA_VISIBLE_DEVICES: a.devices[0]?.uuid, NVIDIA_VISIBLE_DEVICES: a.devices[0]?.uuid });
+    expect(a.env).toEqual({
+      CUDA_VISIBLE_DEVICES: a.devices[0]?.uuid,
+      NVIDIA_VISIBLE_DEVICES: a.devices[0]?.uuid,
+    });
     const c = gpus.acquire("c3", request("A100"));
-    expect(c).toEqual({ ok: false, reason: "capacity", message: "waiting for capacity: needs 1 x A100, 0 free" });
+    expect(c).toEqual({
+      ok: false,
+      reason: "capacity",
+      message: "waiting for capacity: needs 1 x A100, 0 free",
+    });
   });
 
   it("waits for capacity with the message kiln status shows", () => {
@@ -106,13 +125,21 @@ describe("allocator", () => {
     const second = gpus.acquire("c2", request("H100", "A100:2"));
     expect(first).toMatchObject({ ok: true, option: { type: "H100", count: 1 } });
     expect(second).toMatchObject({ ok: true, option: { type: "A100", count: 2 } });
-    expect(gpus.check(request("H100", "A100:4"))).toBe("waiting for capacity: needs 1 x H100, 0 free; or 4 x A100, 2 free");
+    expect(gpus.check(request("H100", "A100:4"))).toBe(
+      "waiting for capacity: needs 1 x H100, 0 free; or 4 x A100, 2 free",
+    );
   });
 
   it("a request this host can never satisfy says so", () => {
     const gpus = fake("A100:1");
-    expect(gpus.acquire("c1", request("A100:2"))).toMatchObject({ ok: false, reason: "unsatisfiable", message: expect.stringContaining("host has 1 x A100") });
-    expect(new GpuAllocator([]).check(request("any"))).toMatch(/no GPUs on this host .* \(host has no GPUs\)/);
+    expect(gpus.acquire("c1", request("A100:2"))).toMatchObject({
+      ok: false,
+      reason: "unsatisfiable",
+      message: expect.stringContaining("host has 1 x A100"),
+    });
+    expect(new GpuAllocator([]).check(request("any"))).toMatch(
+      /no GPUs on this host .* \(host has no GPUs\)/,
+    );
   });
 
   it("releases on crash (release by holder, idempotent) and tells waiters", () => {
@@ -138,7 +165,14 @@ describe("allocator", () => {
   it("property: random acquire/release sequences never share a device and keep counts exact", () => {
     const types = ["A100", "H100", "any", "A100-80GB", "L4"];
     const op = fc.oneof(
-      fc.record({ kind: fc.constant("acquire" as const), holder: fc.integer({ min: 0, max: 7 }), options: fc.array(fc.tuple(fc.constantFrom(...types), fc.integer({ min: 1, max: 4 })), { minLength: 1, maxLength: 3 }) }),
+      fc.record({
+        kind: fc.constant("acquire" as const),
+        holder: fc.integer({ min: 0, max: 7 }),
+        options: fc.array(fc.tuple(fc.constantFrom(...types), fc.integer({ min: 1, max: 4 })), {
+          minLength: 1,
+          maxLength: 3,
+        }),
+      }),
       fc.record({ kind: fc.constant("release" as const), holder: fc.integer({ min: 0, max: 7 }) }),
     );
     fc.assert(
@@ -153,7 +187,9 @@ describe("allocator", () => {
             continue;
           }
           if (model.has(holder)) continue;
-          const result = gpus.acquire(holder, { options: o.options.map(([type, count]) => ({ type, count })) });
+          const result = gpus.acquire(holder, {
+            options: o.options.map(([type, count]) => ({ type, count })),
+          });
           const freeBefore = gpus.all.filter((d) => ![...model.values()].flat().includes(d.uuid));
           if (result.ok) {
             expect(result.devices).toHaveLength(result.option.count);
@@ -166,9 +202,13 @@ describe("allocator", () => {
               if (type === result.option.type && count === result.option.count) break;
               expect(freeBefore.filter((d) => gpuMatches(type, d)).length).toBeLessThan(count);
             }
-            model.set(holder, result.devices.map((d) => d.uuid));
+            model.set(
+              holder,
+              result.devices.map((d) => d.uuid),
+            );
           } else {
-            for (const [type, count] of o.options) expect(freeBefore.filter((d) => gpuMatches(type, d)).length).toBeLessThan(count);
+            for (const [type, count] of o.options)
+              expect(freeBefore.filter((d) => gpuMatches(type, d)).length).toBeLessThan(count);
           }
           const held = [...model.values()].flat();
           expect(new Set(held).size).toBe(held.length); // never shared
@@ -193,7 +233,9 @@ describe("offers (what a host advertises for deploy-time placement)", () => {
     expect(matchingGpuCount("H100", offers)).toBe(1);
     expect(matchingGpuCount("A10", offers)).toBe(0);
     expect(matchingGpuCount("any", offers)).toBe(3);
-    expect(describeGpuOffers(gpuOffers(parseFakeGpus("A100-80GB:2,H100:1")))).toBe("2 x A100-80GB, 1 x H100");
+    expect(describeGpuOffers(gpuOffers(parseFakeGpus("A100-80GB:2,H100:1")))).toBe(
+      "2 x A100-80GB, 1 x H100",
+    );
     expect(describeGpuOffers([])).toBe("no GPUs");
   });
 });

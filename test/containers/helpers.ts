@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { compileFunctionSpec, type CompiledFunctionSpec, type FunctionSpecInput } from "../../runtime/spec/index.js";
+import {
+  compileFunctionSpec,
+  type CompiledFunctionSpec,
+  type FunctionSpecInput,
+} from "../../runtime/spec/index.js";
 import { wrapSpawn, type SpawnWrapper } from "../../runtime/containers/spawn-wrapper.js";
 
 /** A unique agent id per test file, so groups never collide with a real agent or another run. */
@@ -31,12 +35,20 @@ export function spawnNode(
   scriptArgs: string[] = [],
 ): { child: ChildProcess; exit: Promise<Exit> } {
   const node = [...nodeFlags, "-e", code, "--", ...scriptArgs];
-  const { file, args } = cpus === undefined ? wrapSpawn(wrapper, process.execPath, node) : wrapSpawn(wrapper, "taskset", ["-c", cpus, process.execPath, ...node]);
-  const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const { file, args } =
+    cpus === undefined
+      ? wrapSpawn(wrapper, process.execPath, node)
+      : wrapSpawn(wrapper, "taskset", ["-c", cpus, process.execPath, ...node]);
+  const child = spawn(file, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let stderr = "";
   child.stderr?.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   child.stdout?.resume();
-  const exit = new Promise<Exit>((resolve) => child.once("close", (code, signal) => resolve({ code, signal, stderr })));
+  const exit = new Promise<Exit>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal, stderr })),
+  );
   return { child, exit };
 }
 

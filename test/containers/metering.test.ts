@@ -4,7 +4,12 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { present } from "../support/requirements.js";
 import { GpuAllocator } from "../../runtime/containers/gpus.js";
-import { meterSubject, UsageAccumulator, UsageMeter, type MeterSubject } from "../../runtime/containers/metering.js";
+import {
+  meterSubject,
+  UsageAccumulator,
+  UsageMeter,
+  type MeterSubject,
+} from "../../runtime/containers/metering.js";
 import { Sandbox, SandboxHost } from "../../runtime/containers/sandbox.js";
 import { FakeClock } from "../store/fake-clock.js";
 import { BUSY, sleep, spawnNode, specWith, testAgentId } from "./helpers.js";
@@ -24,15 +29,31 @@ describe("UsageAccumulator (fake samples)", () => {
   it("an idle container costs its request; a busy one its usage", () => {
     const acc = new UsageAccumulator();
     acc.start(subject({ containerId: "idle" }), { atMs: 0, cpuNs: 0, memoryBytes: 10 * MIB });
-    acc.start(subject({ containerId: "busy", fn: "g" }), { atMs: 0, cpuNs: 0, memoryBytes: 10 * MIB });
+    acc.start(subject({ containerId: "busy", fn: "g" }), {
+      atMs: 0,
+      cpuNs: 0,
+      memoryBytes: 10 * MIB,
+    });
     for (let s = 1; s <= 10; s += 1) {
       acc.record("idle", { atMs: s * 1000, cpuNs: s * 0.01e9, memoryBytes: 10 * MIB });
       acc.record("busy", { atMs: s * 1000, cpuNs: s * 2e9, memoryBytes: 512 * MIB });
     }
     const [idle, busy] = acc.totals();
-    expect(idle).toMatchObject({ fn: "f", containerSeconds: 10, billedCpuSeconds: 5, billedMemoryMiBSeconds: 2560 });
+    expect(idle).toMatchObject({
+      fn: "f",
+      containerSeconds: 10,
+      billedCpuSeconds: 5,
+      billedMemoryMiBSeconds: 2560,
+    });
     expect(idle?.cpuSeconds).toBeCloseTo(0.1);
-    expect(busy).toMatchObject({ fn: "g", containerSeconds: 10, cpuSeconds: 20, billedCpuSeconds: 20, memoryMiBSeconds: 5120, billedMemoryMiBSeconds: 5120 });
+    expect(busy).toMatchObject({
+      fn: "g",
+      containerSeconds: 10,
+      cpuSeconds: 20,
+      billedCpuSeconds: 20,
+      memoryMiBSeconds: 5120,
+      billedMemoryMiBSeconds: 5120,
+    });
   });
 
   it("bills max(request, usage) per interval, not over the whole run", () => {
@@ -47,19 +68,31 @@ describe("UsageAccumulator (fake samples)", () => {
   it("disk bills as memory: max(memory request, disk / 20), via the spec", () => {
     const spec = specWith({ memory: 1024, ephemeralDisk: 512_000 });
     expect(meterSubject("c", "a", "f", spec, 0).memoryRequestMiB).toBe(25_600);
-    expect(meterSubject("c", "a", "f", specWith({ memory: 4096, ephemeralDisk: 20_480 }), 0).memoryRequestMiB).toBe(4096);
+    expect(
+      meterSubject("c", "a", "f", specWith({ memory: 4096, ephemeralDisk: 20_480 }), 0)
+        .memoryRequestMiB,
+    ).toBe(4096);
     expect(meterSubject("c", "a", "f", specWith({}), 0).memoryRequestMiB).toBe(128);
   });
 
   it("GPU seconds; per app/function; since; unknown or stopped containers ignored", () => {
     const acc = new UsageAccumulator(60_000);
-    acc.start(subject({ containerId: "g1", app: "b", gpus: 2 }), { atMs: 0, cpuNs: null, memoryBytes: null });
+    acc.start(subject({ containerId: "g1", app: "b", gpus: 2 }), {
+      atMs: 0,
+      cpuNs: null,
+      memoryBytes: null,
+    });
     acc.record("g1", { atMs: 30_000, cpuNs: null, memoryBytes: null });
     acc.record("g1", { atMs: 90_000, cpuNs: null, memoryBytes: null });
     acc.stop("g1", { atMs: 120_000, cpuNs: null, memoryBytes: null });
     acc.record("g1", { atMs: 200_000, cpuNs: null, memoryBytes: null });
     acc.record("nobody", { atMs: 1, cpuNs: 1, memoryBytes: 1 });
-    expect(acc.totals({ app: "b" })[0]).toMatchObject({ gpuSeconds: 240, containerSeconds: 120, billedCpuSeconds: 60, billedMemoryMiBSeconds: 256 * 120 });
+    expect(acc.totals({ app: "b" })[0]).toMatchObject({
+      gpuSeconds: 240,
+      containerSeconds: 120,
+      billedCpuSeconds: 60,
+      billedMemoryMiBSeconds: 256 * 120,
+    });
     expect(acc.totals({ app: "b", sinceMs: 60_000 })[0]).toMatchObject({ gpuSeconds: 180 }); // buckets from minute 1 on
     expect(acc.totals({ app: "other" })).toEqual([]);
     expect(acc.tracked).toEqual([]);
@@ -78,7 +111,12 @@ describe("UsageAccumulator (fake samples)", () => {
     clock.advance(500);
     await meter.untrack("c1");
     const [row] = meter.totals();
-    expect(row).toMatchObject({ containerSeconds: 3.5, cpuSeconds: 3, billedCpuSeconds: 3.25, billedMemoryMiBSeconds: 300 * 3.5 });
+    expect(row).toMatchObject({
+      containerSeconds: 3.5,
+      cpuSeconds: 3,
+      billedCpuSeconds: 3.25,
+      billedMemoryMiBSeconds: 300 * 3.5,
+    });
   });
 });
 
@@ -99,13 +137,23 @@ describe("metering from real cgroup readings", () => {
 
   it("a sleep costs its request; a busy loop costs its usage; disk/20 sets the memory floor", async (ctx) => {
     const host = await hostPromise;
-    if (!present("cgroups", host.cgroups.available ? null : (host.cgroups.reason ?? "unavailable"), "the metering test is skipped")) ctx.skip();
+    if (
+      !present(
+        "cgroups",
+        host.cgroups.available ? null : (host.cgroups.reason ?? "unavailable"),
+        "the metering test is skipped",
+      )
+    )
+      ctx.skip();
     const prepare = async (fn: string, spec: ReturnType<typeof specWith>) => {
       const sandbox = await host.prepare({ containerId: `ct-${fn}`, app: "meter", fn, spec });
       if (!(sandbox instanceof Sandbox)) throw new Error(sandbox.message);
       return sandbox;
     };
-    const sleeper = await prepare("sleeper", specWith({ cpu: 0.5, memory: 64, ephemeralDisk: 20_480 }));
+    const sleeper = await prepare(
+      "sleeper",
+      specWith({ cpu: 0.5, memory: 64, ephemeralDisk: 20_480 }),
+    );
     const spinner = await prepare("spinner", specWith({ cpu: [0.25, 1], memory: 64 }));
     const runs = [
       spawnNode(await sleeper.ready, "setTimeout(() => {}, 60_000)"),
@@ -131,7 +179,9 @@ describe("metering from real cgroup readings", () => {
     expect(busy.cpuSeconds / busy.containerSeconds).toBeGreaterThan(0.6); // capped at 1 core
     expect(busy.cpuSeconds / busy.containerSeconds).toBeLessThan(1.1);
     expect(busy.billedCpuSeconds).toBeGreaterThanOrEqual(busy.cpuSeconds - 1e-9);
-    expect(busy.billedCpuSeconds - busy.cpuSeconds).toBeLessThan(0.25 * busy.containerSeconds * 0.5); // usage above the request almost always
+    expect(busy.billedCpuSeconds - busy.cpuSeconds).toBeLessThan(
+      0.25 * busy.containerSeconds * 0.5,
+    ); // usage above the request almost always
     expect(busy.memoryMiBSeconds).toBeGreaterThan(0);
   });
 });

@@ -78,13 +78,22 @@ function start(sandbox: Sandbox, exportName: string, execArgv: string[] = []): W
 
 async function call<T>(worker: WorkerProcess, ...args: unknown[]): Promise<T> {
   await within(10_000, "worker ready", worker.ready());
-  const outcome = await within(30_000, "the input", worker.run(`in-${(seq += 1)}`, encode(args), "value"));
+  const outcome = await within(
+    30_000,
+    "the input",
+    worker.run(`in-${(seq += 1)}`, encode(args), "value"),
+  );
   if (!outcome.ok) throw new Error(`${outcome.error.name}: ${outcome.error.message}`);
   return decode<T>(outcome.value);
 }
 
 function reserve(fields: Parameters<typeof specWith>[0], fn = "f"): Sandbox {
-  const reservation = host.reserve({ containerId: `ct-${(seq += 1)}`, app: "app", fn, spec: specWith(fields) });
+  const reservation = host.reserve({
+    containerId: `ct-${(seq += 1)}`,
+    app: "app",
+    fn,
+    spec: specWith(fields),
+  });
   if (!reservation.ok) throw new Error(reservation.message);
   return reservation.sandbox;
 }
@@ -93,12 +102,21 @@ describe.skipIf(!enforced)("sandbox + WorkerProcess", () => {
   it("the worker runs inside its cgroup from the start, IPC works through the wrapper, env points at the scratch disk", async () => {
     const sandbox = reserve({ cpu: [0.5, 1], memory: [64, 256], ephemeralDisk: 64 });
     const worker = start(sandbox, "where");
-    const seen = await call<{ pid: number; cgroup: string; env: Record<string, string | null> }>(worker);
+    const seen = await call<{ pid: number; cgroup: string; env: Record<string, string | null> }>(
+      worker,
+    );
     expect(seen.pid).toBe(worker.pid);
     for (const controller of ["cpu", "memory"]) {
-      expect(seen.cgroup).toMatch(new RegExp(`:${controller}:/kiln/${agentId}/${sandbox.containerId}\\n`));
+      expect(seen.cgroup).toMatch(
+        new RegExp(`:${controller}:/kiln/${agentId}/${sandbox.containerId}\\n`),
+      );
     }
-    expect(seen.env).toEqual({ TMPDIR: sandbox.scratchDir, KILN_SCRATCH: sandbox.scratchDir, CUDA_VISIBLE_DEVICES: null, NVIDIA_VISIBLE_DEVICES: null });
+    expect(seen.env).toEqual({
+      TMPDIR: sandbox.scratchDir,
+      KILN_SCRATCH: sandbox.scratchDir,
+      CUDA_VISIBLE_DEVICES: null,
+      NVIDIA_VISIBLE_DEVICES: null,
+    });
     expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${sandbox.scratchDir} `);
     const usage = await sandbox.usage();
     expect(usage.cpuNs).toBeGreaterThan(0);
@@ -178,7 +196,9 @@ describe.skipIf(!enforced)("sandbox + WorkerProcess", () => {
       reason: "capacity",
       message: "waiting for capacity: needs 2 x A100, 0 free",
     });
-    expect(await Sandbox.prepare({ host, containerId: "ct-wait", app: "app", fn: "g", spec })).toMatchObject({ ok: false, reason: "capacity" });
+    expect(
+      await Sandbox.prepare({ host, containerId: "ct-wait", app: "app", fn: "g", spec }),
+    ).toMatchObject({ ok: false, reason: "capacity" });
     // Fallback list: H100 is free.
     const fallback = reserve({ gpu: ["A100:2", "H100"] });
     expect(fallback.gpus.map((d) => d.name)).toEqual(["H100"]);
@@ -190,7 +210,20 @@ describe.skipIf(!enforced)("sandbox + WorkerProcess", () => {
     expect(await sandbox.classifyExit((crashed as WorkerExitedError).exit)).toEqual({ oom: false });
     await sandbox.release();
     expect(host.gpus.free).toHaveLength(3);
-    const next = await Sandbox.prepare({ host, containerId: "ct-after", app: "app", fn: "g", spec: { ...spec, gpu: { options: [parseGpuOption("A100:2", { min: 1, max: 8 }) as { type: string; count: number }] } } });
+    const next = await Sandbox.prepare({
+      host,
+      containerId: "ct-after",
+      app: "app",
+      fn: "g",
+      spec: {
+        ...spec,
+        gpu: {
+          options: [
+            parseGpuOption("A100:2", { min: 1, max: 8 }) as { type: string; count: number },
+          ],
+        },
+      },
+    });
     expect(next).toBeInstanceOf(Sandbox);
     await (next as Sandbox).release();
   });
@@ -200,16 +233,27 @@ describe.skipIf(!enforced)("sandbox + WorkerProcess", () => {
     await sandbox.ready;
     await sandbox.release(); // cgroup gone before the worker starts
     const worker = start(sandbox, "double");
-    await expect(within(10_000, "start", worker.ready())).rejects.toThrow(/exited during start-up|could not confine/);
+    await expect(within(10_000, "start", worker.ready())).rejects.toThrow(
+      /exited during start-up|could not confine/,
+    );
   });
 
   it("status says what is enforced", async () => {
     const status = await host.status();
     expect(status.enforcement).toBe(host.cgroups.enforcement);
-    expect(status.controllers).toMatchObject({ cpu: expect.stringMatching(/^v[12]$/), memory: expect.stringMatching(/^v[12]$/) });
-    expect(status.disk).toMatchObject({ enforcement: "loop-ext4", notice: null, pressure: expect.any(Boolean) });
+    expect(status.controllers).toMatchObject({
+      cpu: expect.stringMatching(/^v[12]$/),
+      memory: expect.stringMatching(/^v[12]$/),
+    });
+    expect(status.disk).toMatchObject({
+      enforcement: "loop-ext4",
+      notice: null,
+      pressure: expect.any(Boolean),
+    });
     expect(status.gpus).toMatchObject({ total: 3 });
-    console.info(`status: ${JSON.stringify({ enforcement: status.enforcement, controllers: status.controllers, notes: status.notes, disk: status.disk.enforcement })}`);
+    console.info(
+      `status: ${JSON.stringify({ enforcement: status.enforcement, controllers: status.controllers, notes: status.notes, disk: status.disk.enforcement })}`,
+    );
   });
 });
 
@@ -241,17 +285,30 @@ describe("fallback sandbox (cgroups not writable)", () => {
       });
       expect(fallbackHost.cgroups.enforcement).toBe("fallback");
       expect(lines.filter((l) => l.startsWith("cgroups unavailable: "))).toHaveLength(1);
-      const prepared = await fallbackHost.prepare({ containerId: "ct-fb", app: "app", fn: "f", spec: specWith({ memory: [64, 128] }) });
+      const prepared = await fallbackHost.prepare({
+        containerId: "ct-fb",
+        app: "app",
+        fn: "f",
+        spec: specWith({ memory: [64, 128] }),
+      });
       if (!(prepared instanceof Sandbox)) throw new Error(prepared.message);
       const events: string[] = [];
       prepared.onOom((e) => events.push(e.cause));
       const wrapper = await prepared.ready;
-      const { child, exit } = spawnNode(wrapper, "const a=[]; setInterval(() => a.push(Buffer.alloc(16<<20, 1)), 40)");
+      const { child, exit } = spawnNode(
+        wrapper,
+        "const a=[]; setInterval(() => a.push(Buffer.alloc(16<<20, 1)), 40)",
+      );
       pid = child.pid;
       prepared.attach(child.pid ?? -1);
       // The wrapper's `ulimit -d` (limit + 256 MiB headroom) is in place once it has run.
       const dataLimit = new RegExp(`Max data size\\s+${(128 + 256) * 1024 * 1024}\\s`);
-      await waitFor("the data rlimit", () => (dataLimit.test(readFileSync(`/proc/${child.pid}/limits`, "utf8")) ? true : undefined), 3_000);
+      await waitFor(
+        "the data rlimit",
+        () =>
+          dataLimit.test(readFileSync(`/proc/${child.pid}/limits`, "utf8")) ? true : undefined,
+        3_000,
+      );
       const died = await within(10_000, "the watchdog", exit);
       expect(died.signal).toBe("SIGKILL");
       expect(events).toEqual(["rss"]);

@@ -41,7 +41,10 @@ try { while (written < mib * 1048576) { written += fs.writeSync(fd, chunk); } fs
 catch (e) { code = e.code; } finally { fs.closeSync(fd); }
 process.stdout.write(JSON.stringify({ writtenMiB: Math.floor(written / 1048576), code }));`;
 
-async function write(dir: string, mib: number): Promise<{ writtenMiB: number; code: string | null }> {
+async function write(
+  dir: string,
+  mib: number,
+): Promise<{ writtenMiB: number; code: string | null }> {
   const started = spawnNode(cgroupWrapper([]), WRITER, [], {}, undefined, [dir, String(mib)]);
   let out = "";
   started.child.stdout?.setEncoding("utf8").on("data", (t: string) => (out += t));
@@ -79,19 +82,33 @@ describe.skipIf(!loopMounts)("scratch disk with a kernel-enforced quota", () => 
     const pressure = await disks.pressure();
     expect(pressure.freeBytes).toBeGreaterThan(0);
     expect(pressure.totalBytes).toBeGreaterThanOrEqual(pressure.freeBytes);
-    expect(await disks.quotaFor(null)).toBe(Math.min(512 * 1024, Math.floor(pressure.freeBytes / 1024 / 1024)));
+    expect(await disks.quotaFor(null)).toBe(
+      Math.min(512 * 1024, Math.floor(pressure.freeBytes / 1024 / 1024)),
+    );
     expect(await disks.quotaFor(100)).toBe(100);
-    const tight = await ScratchDisks.open({ root, disabledReason: "test", pressureFreeFraction: 1.01 });
-    expect((await tight.pressure()).message).toMatch(/^disk pressure: [\d.]+ GiB free of [\d.]+ GiB$/);
+    const tight = await ScratchDisks.open({
+      root,
+      disabledReason: "test",
+      pressureFreeFraction: 1.01,
+    });
+    expect((await tight.pressure()).message).toMatch(
+      /^disk pressure: [\d.]+ GiB free of [\d.]+ GiB$/,
+    );
   });
 });
 
 describe("directory fallback", () => {
   it("without loop mounts scratch is a plain directory, and says why once", async () => {
     const lines: string[] = [];
-    const plain = await ScratchDisks.open({ root, disabledReason: "no /dev/loop*", log: (l) => lines.push(l) });
+    const plain = await ScratchDisks.open({
+      root,
+      disabledReason: "no /dev/loop*",
+      log: (l) => lines.push(l),
+    });
     expect(plain.enforcement).toBe("directory");
-    expect(lines).toEqual(["scratch disk quotas unavailable: no /dev/loop*; scratch is a plain directory without a quota"]);
+    expect(lines).toEqual([
+      "scratch disk quotas unavailable: no /dev/loop*; scratch is a plain directory without a quota",
+    ]);
     const disk = await plain.create("ct-plain", 16);
     expect(disk).toMatchObject({ enforcement: "directory", quotaMiB: null });
     expect(existsSync(disk.dir)).toBe(true);

@@ -1,8 +1,21 @@
 import { describe, expect, it } from "vitest";
 import { detectHierarchy, parseMountinfo } from "../../runtime/containers/cgroups/hierarchy.js";
-import { cfsQuotaUs, cpuShares, cpuWeight, formatDeviceRule, gpuDeviceRules, planWrites } from "../../runtime/containers/cgroups/settings.js";
+import {
+  cfsQuotaUs,
+  cpuShares,
+  cpuWeight,
+  formatDeviceRule,
+  gpuDeviceRules,
+  planWrites,
+} from "../../runtime/containers/cgroups/settings.js";
 import { classifyExit, outOfMemoryError } from "../../runtime/containers/oom.js";
-import { cgroupWrapper, rlimitCommands, shellQuote, wrapFork, wrapperScript } from "../../runtime/containers/spawn-wrapper.js";
+import {
+  cgroupWrapper,
+  rlimitCommands,
+  shellQuote,
+  wrapFork,
+  wrapperScript,
+} from "../../runtime/containers/spawn-wrapper.js";
 import { OutOfMemoryError } from "../../runtime/errors.js";
 
 const HYBRID = `
@@ -24,8 +37,12 @@ const UNIFIED = `
 
 describe("hierarchy detection, per controller", () => {
   it("hybrid host: cpu, cpuacct, memory, devices on v1; the cgroup2 mount holds only hugetlb", () => {
-    const h = detectHierarchy(parseMountinfo(HYBRID), (m) => (m === "/sys/fs/cgroup/unified" ? "hugetlb\n" : null));
-    expect(Object.fromEntries([...h.controllers].map(([c, m]) => [c, `v${m.version} ${m.mountpoint}`]))).toEqual({
+    const h = detectHierarchy(parseMountinfo(HYBRID), (m) =>
+      m === "/sys/fs/cgroup/unified" ? "hugetlb\n" : null,
+    );
+    expect(
+      Object.fromEntries([...h.controllers].map(([c, m]) => [c, `v${m.version} ${m.mountpoint}`])),
+    ).toEqual({
       cpu: "v1 /sys/fs/cgroup/cpu",
       cpuacct: "v1 /sys/fs/cgroup/cpuacct",
       memory: "v1 /sys/fs/cgroup/memory",
@@ -42,8 +59,15 @@ describe("hierarchy detection, per controller", () => {
   });
 
   it("pure v2: controllers from cgroup.controllers, cpu.stat for accounting, no devices files", () => {
-    const h = detectHierarchy(parseMountinfo(UNIFIED), () => "cpuset cpu io memory hugetlb pids rdma misc\n");
-    expect([...h.controllers].map(([c, m]) => `${c}:v${m.version}`).sort()).toEqual(["cpu:v2", "cpuacct:v2", "memory:v2"]);
+    const h = detectHierarchy(
+      parseMountinfo(UNIFIED),
+      () => "cpuset cpu io memory hugetlb pids rdma misc\n",
+    );
+    expect([...h.controllers].map(([c, m]) => `${c}:v${m.version}`).sort()).toEqual([
+      "cpu:v2",
+      "cpuacct:v2",
+      "memory:v2",
+    ]);
   });
 
   it("a controller on v1 stays v1 even if the v2 mount lists it", () => {
@@ -78,8 +102,17 @@ describe("kubelet / runc conversions", () => {
 
   it("plans v1 writes: shares, CFS quota, hard + memsw + soft memory, devices deny-all then allow", () => {
     const writes = planWrites(
-      { cpu: { request: 0.5, limit: 1 }, memory: { request: 128, limit: 256 }, devices: gpuDeviceRules([3], 511) },
-      new Map([["cpu", 1], ["cpuacct", 1], ["memory", 1], ["devices", 1]] as const),
+      {
+        cpu: { request: 0.5, limit: 1 },
+        memory: { request: 128, limit: 256 },
+        devices: gpuDeviceRules([3], 511),
+      },
+      new Map([
+        ["cpu", 1],
+        ["cpuacct", 1],
+        ["memory", 1],
+        ["devices", 1],
+      ] as const),
     );
     const pairs = writes.map((w) => `${w.file}=${w.value}`);
     expect(pairs.slice(0, 6)).toEqual([
@@ -101,9 +134,20 @@ describe("kubelet / runc conversions", () => {
   });
 
   it("plans v2 writes: cpu.weight, cpu.max, memory.max / low; unlimited as 'max'", () => {
-    const writes = planWrites({ cpu: { request: 1.5, limit: null }, memory: { request: 64, limit: null }, devices: [] }, new Map([["cpu", 2], ["memory", 2]] as const));
+    const writes = planWrites(
+      { cpu: { request: 1.5, limit: null }, memory: { request: 64, limit: null }, devices: [] },
+      new Map([
+        ["cpu", 2],
+        ["memory", 2],
+      ] as const),
+    );
     const pairs = writes.filter((w) => !w.optional).map((w) => `${w.file}=${w.value}`);
-    expect(pairs).toEqual(["cpu.weight=59", "cpu.max=max 100000", "memory.max=max", `memory.low=${64 * 1024 * 1024}`]);
+    expect(pairs).toEqual([
+      "cpu.weight=59",
+      "cpu.max=max 100000",
+      "memory.max=max",
+      `memory.low=${64 * 1024 * 1024}`,
+    ]);
   });
 
   it("device rules format as the kernel reads them", () => {
@@ -115,35 +159,66 @@ describe("kubelet / runc conversions", () => {
 
 describe("spawn wrapper", () => {
   it("writes $$ into every procs file, then execs node with its flags", () => {
-    const wrapper = cgroupWrapper(["/sys/fs/cgroup/cpu/kiln/a b/cgroup.procs", "/x/it's/cgroup.procs"], rlimitCommands({ dataBytes: 1024 * 1024 }));
+    const wrapper = cgroupWrapper(
+      ["/sys/fs/cgroup/cpu/kiln/a b/cgroup.procs", "/x/it's/cgroup.procs"],
+      rlimitCommands({ dataBytes: 1024 * 1024 }),
+    );
     const script = wrapperScript(wrapper);
-    expect(script).toContain(`echo $$ > '/sys/fs/cgroup/cpu/kiln/a b/cgroup.procs' && echo $$ > '/x/it'\\''s/cgroup.procs'`);
+    expect(script).toContain(
+      `echo $$ > '/sys/fs/cgroup/cpu/kiln/a b/cgroup.procs' && echo $$ > '/x/it'\\''s/cgroup.procs'`,
+    );
     expect(script).toContain("ulimit -c 0 2>/dev/null");
     expect(script).toContain("ulimit -d 1024 2>/dev/null");
     expect(script.endsWith(`exec "$0" "$@"`)).toBe(true);
     const forked = wrapFork(wrapper, ["--max-old-space-size=96"], "/usr/bin/node");
-    expect(forked).toEqual({ execPath: "/bin/sh", execArgv: ["-c", script, "/usr/bin/node", "--max-old-space-size=96"] });
+    expect(forked).toEqual({
+      execPath: "/bin/sh",
+      execArgv: ["-c", script, "/usr/bin/node", "--max-old-space-size=96"],
+    });
     expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
   });
 });
 
 describe("OOM classifier", () => {
   it("the cgroup's oom_kill counter moving is OOM", () => {
-    expect(classifyExit({ code: null, signal: "SIGKILL", cgroupOomKills: 1 })).toMatchObject({ oom: true, cause: "cgroup" });
+    expect(classifyExit({ code: null, signal: "SIGKILL", cgroupOomKills: 1 })).toMatchObject({
+      oom: true,
+      cause: "cgroup",
+    });
   });
   it("a plain SIGKILL is not", () => {
-    expect(classifyExit({ code: null, signal: "SIGKILL", cgroupOomKills: 0 })).toEqual({ oom: false });
-    expect(classifyExit({ code: 1, signal: null, stderrTail: "Error: boom" })).toEqual({ oom: false });
+    expect(classifyExit({ code: null, signal: "SIGKILL", cgroupOomKills: 0 })).toEqual({
+      oom: false,
+    });
+    expect(classifyExit({ code: 1, signal: null, stderrTail: "Error: boom" })).toEqual({
+      oom: false,
+    });
   });
   it("the RSS watchdog's kill is OOM", () => {
-    expect(classifyExit({ code: null, signal: "SIGKILL", rssKilled: true })).toMatchObject({ oom: true, cause: "rss" });
+    expect(classifyExit({ code: null, signal: "SIGKILL", rssKilled: true })).toMatchObject({
+      oom: true,
+      cause: "rss",
+    });
   });
   it("JS heap exhaustion: the message, SIGABRT, or exit 134", () => {
-    const tail = "<--- Last few GCs --->\nFATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n";
-    expect(classifyExit({ code: null, signal: "SIGABRT", stderrTail: tail })).toMatchObject({ oom: true, cause: "js-heap" });
-    expect(classifyExit({ code: 1, signal: null, stderrTail: tail })).toMatchObject({ oom: true, cause: "js-heap" });
-    expect(classifyExit({ code: null, signal: "SIGABRT" })).toMatchObject({ oom: true, cause: "js-heap" });
-    expect(classifyExit({ code: 134, signal: null })).toMatchObject({ oom: true, cause: "js-heap" });
+    const tail =
+      "<--- Last few GCs --->\nFATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n";
+    expect(classifyExit({ code: null, signal: "SIGABRT", stderrTail: tail })).toMatchObject({
+      oom: true,
+      cause: "js-heap",
+    });
+    expect(classifyExit({ code: 1, signal: null, stderrTail: tail })).toMatchObject({
+      oom: true,
+      cause: "js-heap",
+    });
+    expect(classifyExit({ code: null, signal: "SIGABRT" })).toMatchObject({
+      oom: true,
+      cause: "js-heap",
+    });
+    expect(classifyExit({ code: 134, signal: null })).toMatchObject({
+      oom: true,
+      cause: "js-heap",
+    });
   });
   it("the error names the limit", () => {
     const error = outOfMemoryError("app.f", 256, { oom: true, cause: "cgroup", detail: "killed" });

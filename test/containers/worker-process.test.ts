@@ -5,13 +5,26 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { present } from "../support/requirements.js";
 import type { WorkerSandbox } from "../../runtime/containers/sandbox.js";
-import { cgroupWrapper, rlimitCommands, type SpawnWrapper } from "../../runtime/containers/spawn-wrapper.js";
-import { WorkerExitedError, WorkerProcess, WorkerStartError } from "../../runtime/containers/worker-process.js";
+import {
+  cgroupWrapper,
+  rlimitCommands,
+  type SpawnWrapper,
+} from "../../runtime/containers/spawn-wrapper.js";
+import {
+  WorkerExitedError,
+  WorkerProcess,
+  WorkerStartError,
+} from "../../runtime/containers/worker-process.js";
 import { decode, encode } from "../../runtime/serde.js";
 import { within } from "../support/wait.js";
 
 const BUNDLE = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "handlers.mjs");
-const built = present("the built worker", existsSync(join(process.cwd(), "dist", "runtime", "worker", "main.js")) ? null : "dist/runtime/worker/main.js is missing (npm run build)");
+const built = present(
+  "the built worker",
+  existsSync(join(process.cwd(), "dist", "runtime", "worker", "main.js"))
+    ? null
+    : "dist/runtime/worker/main.js is missing (npm run build)",
+);
 const workers: WorkerProcess[] = [];
 
 afterAll(async () => {
@@ -19,7 +32,11 @@ afterAll(async () => {
   await Promise.all(workers.map((w) => w.exited));
 });
 
-function worker(exportName: string, sandbox?: WorkerSandbox, execArgv: string[] = []): WorkerProcess {
+function worker(
+  exportName: string,
+  sandbox?: WorkerSandbox,
+  execArgv: string[] = [],
+): WorkerProcess {
   const w = new WorkerProcess({
     id: `w-${workers.length}`,
     bundlePath: BUNDLE,
@@ -40,7 +57,11 @@ function worker(exportName: string, sandbox?: WorkerSandbox, execArgv: string[] 
   return w;
 }
 
-function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+function deferred<T>(): {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+} {
   let resolve!: (v: T) => void;
   let reject!: (e: Error) => void;
   const promise = new Promise<T>((res, rej) => {
@@ -62,14 +83,19 @@ describe.skipIf(!built)("WorkerProcess", () => {
   it("with a sandbox, waits for it, starts through the wrapper (node flags kept) and attaches the pid", async () => {
     const ready = deferred<SpawnWrapper | null>();
     const attached: number[] = [];
-    const w = worker("where", { ready: ready.promise, attach: (pid) => attached.push(pid) }, ["--max-old-space-size=77"]);
+    const w = worker("where", { ready: ready.promise, attach: (pid) => attached.push(pid) }, [
+      "--max-old-space-size=77",
+    ]);
     expect(w.pid).toBeUndefined();
     ready.resolve(cgroupWrapper([], rlimitCommands()));
     await within(10_000, "ready", w.ready());
     expect(attached).toEqual([w.pid]);
     const outcome = await w.run("i2", encode([]), "value");
     if (!outcome.ok) throw new Error(outcome.error.message);
-    expect(decode(outcome.value)).toMatchObject({ pid: w.pid, execArgv: ["--max-old-space-size=77"] });
+    expect(decode(outcome.value)).toMatchObject({
+      pid: w.pid,
+      execArgv: ["--max-old-space-size=77"],
+    });
   });
 
   it("a sandbox that fails to set up fails the start with WorkerStartError", async () => {
@@ -91,8 +117,12 @@ describe.skipIf(!built)("WorkerProcess", () => {
   });
 
   it("a worker that could not enter its cgroup exits before running anything (exit 125)", async () => {
-    const w = worker("double", { ready: Promise.resolve(cgroupWrapper(["/proc/nonexistent/cgroup.procs"])) });
-    await expect(within(10_000, "start", w.ready())).rejects.toThrow(/exited during start-up \(code 125\)/);
+    const w = worker("double", {
+      ready: Promise.resolve(cgroupWrapper(["/proc/nonexistent/cgroup.procs"])),
+    });
+    await expect(within(10_000, "start", w.ready())).rejects.toThrow(
+      /exited during start-up \(code 125\)/,
+    );
     const exit = await w.exited;
     expect(exit.stderrTail).toMatch(/could not confine the worker/);
   });

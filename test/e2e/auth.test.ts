@@ -33,7 +33,11 @@ const routes: [string, string, unknown?][] = [
 
 describe("authentication", () => {
   for (const [method, path, body] of routes) {
-    for (const header of [undefined, "Bearer wrong-token", `Basic ${Buffer.from("a:b").toString("base64")}`]) {
+    for (const header of [
+      undefined,
+      "Bearer wrong-token",
+      `Basic ${Buffer.from("a:b").toString("base64")}`,
+    ]) {
       it(`${method} ${path} with ${header ? header.split(" ")[0] : "no"} credentials: 401`, async () => {
         const response = await fetch(new URL(path, h.agent.url), {
           method,

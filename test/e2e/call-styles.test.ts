@@ -33,7 +33,10 @@ describe("remote", () => {
     const echo = harness.kiln.function<typeof h.echo>("e2e", "echo");
     const value = {
       date: new Date("2026-01-02T03:04:05.678Z"),
-      map: new Map<unknown, unknown>([["k", { nested: [1, 2] }], [1, new Set([1n, 2n])]]),
+      map: new Map<unknown, unknown>([
+        ["k", { nested: [1, 2] }],
+        [1, new Set([1n, 2n])],
+      ]),
       set: new Set(["a", "b"]),
       big: -(2n ** 90n),
       bytes: new Uint8Array([0, 255, 7]),
@@ -124,7 +127,9 @@ describe("spawn and FunctionCall", () => {
     // sleep has maxContainers 4: some of these are running, some pending.
     await Promise.all(calls.map((c) => c.cancel()));
     for (const call of calls) {
-      await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "CancelledError" });
+      await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({
+        name: "CancelledError",
+      });
       expect(await call.status()).toBe("cancelled");
     }
   });
@@ -137,9 +142,13 @@ describe("spawn and FunctionCall", () => {
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     );
-    const key = await waitFor("the call's record", async () => (await harness.agent.store.keys("call:")).find((k) => !before.has(k)));
+    const key = await waitFor("the call's record", async () =>
+      (await harness.agent.store.keys("call:")).find((k) => !before.has(k)),
+    );
     const call = harness.kiln.functionCall(key.slice("call:".length));
-    await waitFor("the input to be claimed", async () => ((await harness.agent.store.stats("q:e2e:sleep")).claimed > 0 ? true : undefined));
+    await waitFor("the input to be claimed", async () =>
+      (await harness.agent.store.stats("q:e2e:sleep")).claimed > 0 ? true : undefined,
+    );
     await call.cancel();
     expect(await waiting).toMatchObject({ error: { name: "CancelledError" } });
     expect(Date.now() - started).toBeLessThan(1_400);
@@ -164,7 +173,9 @@ describe("spawn and FunctionCall", () => {
   });
 
   it("an unknown call id is a NotFoundError", async () => {
-    await expect(harness.kiln.functionCall("fc-nope").get()).rejects.toMatchObject({ name: "NotFoundError" });
+    await expect(harness.kiln.functionCall("fc-nope").get()).rejects.toMatchObject({
+      name: "NotFoundError",
+    });
   });
 });
 
@@ -172,11 +183,14 @@ describe("map and starmap", () => {
   it("outputs match inputs, in order, whatever the handler's timing (property)", async () => {
     const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 0, maxLength: 25 }), async (delays) => {
-        const inputs = delays.map((ms, i) => [ms, i] as [number, number]);
-        const out = await collect(sleep.starmap(inputs));
-        expect(out).toEqual(inputs.map(([, i]) => i));
-      }),
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 0, maxLength: 25 }),
+        async (delays) => {
+          const inputs = delays.map((ms, i) => [ms, i] as [number, number]);
+          const out = await collect(sleep.starmap(inputs));
+          expect(out).toEqual(inputs.map(([, i]) => i));
+        },
+      ),
       { numRuns: 8 },
     );
   });
@@ -184,7 +198,15 @@ describe("map and starmap", () => {
   it("orderOutputs: false yields every output once, as completed", async () => {
     // One container running both inputs at once (maxInputs 10): the fast one finishes first.
     const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleepConcurrent");
-    const out = await collect(sleep.starmap([[500, "slow"], [0, "fast"]], { orderOutputs: false }));
+    const out = await collect(
+      sleep.starmap(
+        [
+          [500, "slow"],
+          [0, "fast"],
+        ],
+        { orderOutputs: false },
+      ),
+    );
     expect(out).toEqual(["fast", "slow"]);
   });
 
@@ -193,10 +215,12 @@ describe("map and starmap", () => {
     const spans = await collect(span.map(Array.from({ length: 15 }, () => 300)));
     expect(new Set(spans.map((s) => s.pid)).size).toBe(1);
     // Most inputs running at any instant: 10 (maxInputs), not 15 and not 1.
-    const events = spans.flatMap((s) => [
-      [s.start, 1],
-      [s.end, -1],
-    ]).sort((a, b) => (a[0] as number) - (b[0] as number) || (a[1] as number) - (b[1] as number));
+    const events = spans
+      .flatMap((s) => [
+        [s.start, 1],
+        [s.end, -1],
+      ])
+      .sort((a, b) => (a[0] as number) - (b[0] as number) || (a[1] as number) - (b[1] as number));
     let running = 0;
     let peak = 0;
     for (const [, delta] of events) peak = Math.max(peak, (running += delta as number));
@@ -265,7 +289,10 @@ describe("remoteGen", () => {
 
   it("calling a generator with remote() (or a function with remoteGen) says which to use", async () => {
     const count = harness.kiln.function("e2e", "count");
-    await expect(count.remote(1)).rejects.toMatchObject({ name: "InvalidError", message: expect.stringContaining("remoteGen") });
+    await expect(count.remote(1)).rejects.toMatchObject({
+      name: "InvalidError",
+      message: expect.stringContaining("remoteGen"),
+    });
     const add = harness.kiln.function("e2e", "add");
     await expect(collect(add.remoteGen(1, 2))).rejects.toMatchObject({ name: "InvalidError" });
   });
@@ -276,11 +303,9 @@ describe("logs", () => {
     const logs = harness.kiln.function<typeof h.logs>("e2e", "logs");
     const call = await logs.spawn("tagged");
     await call.get({ timeoutMs: 10_000 });
-    const { lines } = await harness.kiln.http.request<{ lines: { callId: string | null; stream: string; text: string }[] }>(
-      "GET",
-      "/v1/apps/e2e/logs",
-      { query: { function: "logs" } },
-    );
+    const { lines } = await harness.kiln.http.request<{
+      lines: { callId: string | null; stream: string; text: string }[];
+    }>("GET", "/v1/apps/e2e/logs", { query: { function: "logs" } });
     const mine = lines.filter((l) => l.callId === call.id);
     expect(mine.map((l) => [l.stream, l.text.trim()])).toEqual(
       expect.arrayContaining([

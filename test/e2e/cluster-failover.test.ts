@@ -38,7 +38,11 @@ suite("agents on one redis-server: failures", () => {
     const kiln = await client(a);
     await deployFixture(kiln);
     await waitFor("b and c to know the app", async () =>
-      (await Promise.all([b, c].map(async (x) => (await (await client(x)).apps()).length))).every((n) => n === 1) ? true : undefined,
+      (await Promise.all([b, c].map(async (x) => (await (await client(x)).apps()).length))).every(
+        (n) => n === 1,
+      )
+        ? true
+        : undefined,
     );
     const where = kiln.function<typeof h.whereSlept>("e2e", "where");
     const inputs = Array.from({ length: 1000 }, (_, i) => [5, `i${i}`] as [number, string]);
@@ -53,7 +57,10 @@ suite("agents on one redis-server: failures", () => {
       }
     }
     const killed = victim as ChildAgent | null;
-    if (killed === null) throw new Error("neither b nor c ran any of the first 150 inputs: nothing was killed mid-way");
+    if (killed === null)
+      throw new Error(
+        "neither b nor c ran any of the first 150 inputs: nothing was killed mid-way",
+      );
     expect(out.map((r) => r.tag)).toEqual(inputs.map(([, tag]) => tag));
     // Not hung: a lapsed claim comes back after the 2 s lease; in a full run on 2 cores this map takes up to 45 s.
     expect(Date.now() - started).toBeLessThan(120_000);
@@ -68,7 +75,9 @@ suite("agents on one redis-server: failures", () => {
     const kilnB = await client(b);
     await deployFixture(kilnB);
     const call = await kilnB.function<typeof h.whereSlept>("e2e", "where").spawn(1_500, "orphan");
-    await waitFor("the call to run on b", async () => ((await call.status()) === "running" ? true : undefined));
+    await waitFor("the call to run on b", async () =>
+      (await call.status()) === "running" ? true : undefined,
+    );
     b.child.kill("SIGKILL");
     await b.exited;
     // The input waits in Redis until an agent with room recovers it.
@@ -85,7 +94,9 @@ suite("agents on one redis-server: failures", () => {
     await deployFixture(kilnB);
     // Long enough that b is frozen well before its worker finishes (even on a loaded machine).
     const call = await kilnB.function<typeof h.whereSlept>("e2e", "where").spawn(3_000, "fenced");
-    await waitFor("the call to run on b", async () => ((await call.status()) === "running" ? true : undefined));
+    await waitFor("the call to run on b", async () =>
+      (await call.status()) === "running" ? true : undefined,
+    );
     b.child.kill("SIGSTOP");
     const c = await startAgent();
     const kilnC = await client(c);
@@ -97,13 +108,23 @@ suite("agents on one redis-server: failures", () => {
     await waitFor(
       "b to notice it lost the input",
       async () => {
-        const { lines } = await kilnB.http.request<{ lines: { text: string }[] }>("GET", "/v1/apps/e2e/logs", { query: { function: "where" } });
+        const { lines } = await kilnB.http.request<{ lines: { text: string }[] }>(
+          "GET",
+          "/v1/apps/e2e/logs",
+          { query: { function: "where" } },
+        );
         return lines.some((l) => /lost the lease|lease lapsed/.test(l.text)) ? true : undefined;
       },
       15_000,
     ).catch(async (error: unknown) => {
-      const { lines } = await kilnB.http.request<{ lines: { text: string }[] }>("GET", "/v1/apps/e2e/logs", { query: { function: "where" } });
-      throw new Error(`${(error as Error).message}; b's log:\n${lines.map((l) => l.text.trimEnd()).join("\n")}`);
+      const { lines } = await kilnB.http.request<{ lines: { text: string }[] }>(
+        "GET",
+        "/v1/apps/e2e/logs",
+        { query: { function: "where" } },
+      );
+      throw new Error(
+        `${(error as Error).message}; b's log:\n${lines.map((l) => l.text.trimEnd()).join("\n")}`,
+      );
     });
     const again = await kilnC.functionCall<Where>(call.id).get({ timeoutMs: 5_000 });
     expect(again).toEqual(first);
@@ -116,10 +137,13 @@ suite("agents on one redis-server: failures", () => {
     const whereB = kilnB.function<typeof h.whereSlept>("e2e", "where");
     // The caller waits on b, and b runs the input: b hands outcomes to its own callers in process.
     const pending = whereB.remote(3_000, "remote-fenced");
-    const fnOf = async (kiln: Kiln) => (await kiln.status()).apps[0]?.functions.find((f) => f.name === "where");
+    const fnOf = async (kiln: Kiln) =>
+      (await kiln.status()).apps[0]?.functions.find((f) => f.name === "where");
     // Running in b's (ready) container, so b's worker finishes it while b is frozen.
     await waitFor("the input to run on b", async () =>
-      (await fnOf(kilnB))?.containers.some((ct) => ct.state === "ready" && ct.inFlight > 0) ? true : undefined,
+      (await fnOf(kilnB))?.containers.some((ct) => ct.state === "ready" && ct.inFlight > 0)
+        ? true
+        : undefined,
     );
     b.child.kill("SIGSTOP");
     const frozenAt = Date.now();
@@ -132,7 +156,10 @@ suite("agents on one redis-server: failures", () => {
     await waitFor(
       "c to run the input, and b's worker to have finished",
       async () =>
-        Date.now() - frozenAt > 3_500 && (await fnOf(kilnC))?.containers.some((ct) => ct.state === "ready" && ct.inFlight > 0) ? true : undefined,
+        Date.now() - frozenAt > 3_500 &&
+        (await fnOf(kilnC))?.containers.some((ct) => ct.state === "ready" && ct.inFlight > 0)
+          ? true
+          : undefined,
       30_000,
     );
     b.child.kill("SIGCONT");
@@ -146,14 +173,18 @@ suite("agents on one redis-server: failures", () => {
     const kiln = await client(a);
     await deployFixture(kiln);
     const where = kiln.function<typeof h.whereSlept>("e2e", "where");
-    const calls = await Promise.all(Array.from({ length: 20 }, (_, i) => where.spawn(300, `r${i}`)));
+    const calls = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => where.spawn(300, `r${i}`)),
+    );
     await cluster.redis.stop();
     const started = Date.now();
     await expect(where.remote(1, "down")).rejects.toBeInstanceOf(UnavailableError);
     expect(Date.now() - started).toBeLessThan(6_000);
     await cluster.redis.start();
     const results = await Promise.all(
-      calls.map((c) => retryUnavailable(() => kiln.functionCall<Where>(c.id).get({ timeoutMs: 60_000 }))),
+      calls.map((c) =>
+        retryUnavailable(() => kiln.functionCall<Where>(c.id).get({ timeoutMs: 60_000 })),
+      ),
     );
     expect(results.map((r) => r.tag)).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
     expect((await where.remote(1, "up")).tag).toBe("up");

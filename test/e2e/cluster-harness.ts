@@ -58,13 +58,18 @@ export function useCluster(): Cluster {
 
   return {
     get redis() {
-      if (redis === undefined) throw new Error("the cluster's redis-server starts in beforeAll: use it inside a test");
+      if (redis === undefined)
+        throw new Error("the cluster's redis-server starts in beforeAll: use it inside a test");
       return redis;
     },
     async startAgent(env = {}) {
       const dir = await mkdtemp(join(tmpdir(), "kiln-cluster-"));
       dirs.push(dir);
-      const agent = await startChildAgent(dir, 0, { KILN_REDIS_URL: redis!.url, KILN_TOKEN: token, ...env });
+      const agent = await startChildAgent(dir, 0, {
+        KILN_REDIS_URL: redis!.url,
+        KILN_TOKEN: token,
+        ...env,
+      });
       agents.push(agent);
       return agent;
     },

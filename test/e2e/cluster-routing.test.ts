@@ -21,7 +21,9 @@ suite("three agents on one redis-server: routing and placement", () => {
     await deployFixture(await client(a));
     for (const agent of [a, b, c]) {
       const kiln = await client(agent);
-      await waitFor("the app to reach this agent", async () => ((await kiln.apps()).length === 1 ? true : undefined));
+      await waitFor("the app to reach this agent", async () =>
+        (await kiln.apps()).length === 1 ? true : undefined,
+      );
       expect(await kiln.function<typeof h.add>("e2e", "add").remote(20, 22)).toBe(42);
     }
     const status = await (await client(b)).status();
@@ -32,7 +34,9 @@ suite("three agents on one redis-server: routing and placement", () => {
     const small = await startAgent({ KILN_TEST_AGENT_CPU: "1", KILN_GPUS: "A100:2" });
     const big = await startAgent({ KILN_TEST_AGENT_CPU: "4", KILN_GPUS: "none" });
     const kiln = await client(small);
-    await waitFor("both hosts advertised", async () => ((await kiln.status()).hosts.length === 2 ? true : undefined));
+    await waitFor("both hosts advertised", async () =>
+      (await kiln.status()).hosts.length === 2 ? true : undefined,
+    );
     await deployFixture(kiln, (spec) => {
       (spec["functions"] as Record<string, Record<string, unknown>>)["where"]!["cpu"] = 3;
     });
@@ -46,7 +50,10 @@ suite("three agents on one redis-server: routing and placement", () => {
     // 3 cores and 2 GPUs: the big host has the cores, the small one the GPUs; neither has both.
     await expect(
       deployFixture(kiln, (spec) => {
-        Object.assign((spec["functions"] as Record<string, Record<string, unknown>>)["where"]!, { cpu: 3, gpu: "A100:2" });
+        Object.assign((spec["functions"] as Record<string, Record<string, unknown>>)["where"]!, {
+          cpu: 3,
+          gpu: "A100:2",
+        });
       }),
     ).rejects.toThrow(/functions\.where: no single host can run one container of it/);
   });
@@ -67,7 +74,9 @@ suite("three agents on one redis-server: routing and placement", () => {
       const error = await deployFixture(kiln, gpu("H100:2")).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidError);
       const message = (error as Error).message;
-      expect(message).toContain("functions.where.gpu: no live host can give one container 2 x H100");
+      expect(message).toContain(
+        "functions.where.gpu: no live host can give one container 2 x H100",
+      );
       expect(message).toContain(`${idOf(withGpus)} 2 x A100-80GB`);
       expect(message).toContain(`${idOf(without)} no GPUs`);
       expect(message).toContain("or add a host with 2 x H100");
@@ -84,17 +93,26 @@ suite("three agents on one redis-server: routing and placement", () => {
     const kiln = await client(a);
     await deployFixture(kiln);
     await waitFor("every agent to know the app", async () =>
-      (await Promise.all([b, c].map(async (x) => (await (await client(x)).apps()).length))).every((n) => n === 1) ? true : undefined,
+      (await Promise.all([b, c].map(async (x) => (await (await client(x)).apps()).length))).every(
+        (n) => n === 1,
+      )
+        ? true
+        : undefined,
     );
     const capped = kiln.function<typeof h.whereSlept>("e2e", "capped");
-    const calls = await Promise.all(Array.from({ length: 30 }, (_, i) => capped.spawn(100, `c${i}`)));
+    const calls = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => capped.spawn(100, `c${i}`)),
+    );
     let peak = 0;
     const done = Promise.all(calls.map((call) => call.get({ timeoutMs: 60_000 })));
     let finished = false;
     void done.then(() => (finished = true));
     while (!finished) {
       const status = await kiln.status();
-      const total = status.hosts.reduce((n, host) => n + (host.functions["e2e.capped"]?.containers ?? 0), 0);
+      const total = status.hosts.reduce(
+        (n, host) => n + (host.functions["e2e.capped"]?.containers ?? 0),
+        0,
+      );
       peak = Math.max(peak, total);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -13,7 +13,10 @@ export async function dataSpec(): Promise<Record<string, unknown>> {
 }
 
 /** Deploy the data app, changed by `patch` (add schedules, drop a dict...). */
-export async function deployData(kiln: Kiln, patch: (spec: Record<string, unknown>) => void = () => undefined) {
+export async function deployData(
+  kiln: Kiln,
+  patch: (spec: Record<string, unknown>) => void = () => undefined,
+) {
   const spec = await dataSpec();
   patch(spec);
   return deployApp(kiln.http, spec, dataDir);

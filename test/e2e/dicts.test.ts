@@ -38,7 +38,12 @@ describe("a declared dict", () => {
     expect(await d.get("a")).toBe(1);
     expect(await d.contains("a")).toBe(true);
     expect(await d.contains("b")).toBe(false);
-    await d.update(new Map([["b", 2], ["c", 3]]));
+    await d.update(
+      new Map([
+        ["b", 2],
+        ["c", 3],
+      ]),
+    );
     await d.update({ d: 4 });
     await d.update([["e", 5]]);
     expect(await d.len()).toBe(5);
@@ -47,32 +52,66 @@ describe("a declared dict", () => {
     expect(await d.pop("e", 0)).toBe(0);
     const items: [string, number][] = [];
     for await (const item of d.items()) items.push(item);
-    expect(items.sort()).toEqual([["a", 1], ["b", 2], ["c", 3], ["d", 4]]);
+    expect(items.sort()).toEqual([
+      ["a", 1],
+      ["b", 2],
+      ["c", 3],
+      ["d", 4],
+    ]);
     const keysSeen: string[] = [];
     for await (const key of d) keysSeen.push(key);
     expect(keysSeen.sort()).toEqual(["a", "b", "c", "d"]);
     const values: number[] = [];
     for await (const value of d.values()) values.push(value);
     expect(values.sort()).toEqual([1, 2, 3, 4]);
-    expect(await d.info()).toMatchObject({ ref: "app:data-e2e:cache", kind: "app", app: DATA_APP, name: "cache", len: 4, maxEntries: 10_000_000, inactivityExpiryS: 604_800 });
+    expect(await d.info()).toMatchObject({
+      ref: "app:data-e2e:cache",
+      kind: "app",
+      app: DATA_APP,
+      name: "cache",
+      len: 4,
+      maxEntries: 10_000_000,
+      inactivityExpiryS: 604_800,
+    });
     expect(await d.clear()).toBe(4);
     expect(await d.len()).toBe(0);
   });
 
   it("keys and values are any serializable value; equal keys match whatever their order", async () => {
     const d = kiln.dict<unknown, unknown>(DATA_APP, "cache");
-    const value = { when: new Date("2024-01-02T03:04:05Z"), tags: new Set(["x", "y"]), big: 2n ** 70n, bytes: Buffer.from("hi"), nothing: undefined };
+    const value = {
+      when: new Date("2024-01-02T03:04:05Z"),
+      tags: new Set(["x", "y"]),
+      big: 2n ** 70n,
+      bytes: Buffer.from("hi"),
+      nothing: undefined,
+    };
     await d.put({ user: 7, region: "eu" }, value);
     expect(await d.get({ region: "eu", user: 7 })).toEqual(value);
-    await d.put(new Map<unknown, unknown>([["b", 2], ["a", 1]]), "map");
-    expect(await d.get(new Map<unknown, unknown>([["a", 1], ["b", 2]]))).toBe("map");
+    await d.put(
+      new Map<unknown, unknown>([
+        ["b", 2],
+        ["a", 1],
+      ]),
+      "map",
+    );
+    expect(
+      await d.get(
+        new Map<unknown, unknown>([
+          ["a", 1],
+          ["b", 2],
+        ]),
+      ),
+    ).toBe("map");
     await d.put(new Set([3, 1, 2]), "set");
     expect(await d.get(new Set([1, 2, 3]))).toBe("set");
     await d.put(-0, "zero");
     expect(await d.get(0)).toBe("zero");
     await d.put([1, "1"], "array");
     expect(await d.get(["1", 1])).toBeUndefined();
-    expect(canonicalKey({ b: [1, { d: 1, c: 2 }], a: null })).toBe(canonicalKey({ a: null, b: [1, { c: 2, d: 1 }] }));
+    expect(canonicalKey({ b: [1, { d: 1, c: 2 }], a: null })).toBe(
+      canonicalKey({ a: null, b: [1, { c: 2, d: 1 }] }),
+    );
     const shared = { x: 1 };
     expect(canonicalKey([shared, shared])).toBe(canonicalKey([{ x: 1 }, { x: 1 }]));
     // Keys come back as values.
@@ -96,7 +135,11 @@ describe("a declared dict", () => {
     const d = kiln.dict<string, string>(DATA_APP, "cache");
     await d.put("short", "lived", { ttlS: 0.3 });
     expect(await d.get("short")).toBe("lived");
-    await waitFor("the entry to expire", async () => ((await d.get("short")) === undefined ? true : undefined), 5_000);
+    await waitFor(
+      "the entry to expire",
+      async () => ((await d.get("short")) === undefined ? true : undefined),
+      5_000,
+    );
     await expect(d.put("k", "v", { ttlS: -1 })).rejects.toBeInstanceOf(InvalidError);
   });
 
@@ -120,15 +163,28 @@ describe("a declared dict", () => {
     cyclic["self"] = cyclic;
     await expect(d.put(cyclic, 1)).rejects.toThrow(/cycles/);
     // The agent checks too (a caller that skips the client).
-    const raw = (body: unknown) => kiln.http.request("POST", `/v1/dicts/${encodeURIComponent("app:data-e2e:cache")}/put`, { body });
-    await expect(raw({ key: canonicalKey("big"), value: JSON.stringify(big) })).rejects.toThrow(/MAX_DICT_VALUE_BYTES/);
+    const raw = (body: unknown) =>
+      kiln.http.request("POST", `/v1/dicts/${encodeURIComponent("app:data-e2e:cache")}/put`, {
+        body,
+      });
+    await expect(raw({ key: canonicalKey("big"), value: JSON.stringify(big) })).rejects.toThrow(
+      /MAX_DICT_VALUE_BYTES/,
+    );
     await expect(raw({ key: "", value: "1" })).rejects.toBeInstanceOf(InvalidError);
     expect(await d.contains("big")).toBe(false);
 
     const small = kiln.dict<string, number>(DATA_APP, "small");
     await small.clear();
-    await small.update([["a", 1], ["b", 2]]);
-    const refused = await small.update([["c", 3], ["d", 4]]).catch((error: unknown) => error);
+    await small.update([
+      ["a", 1],
+      ["b", 2],
+    ]);
+    const refused = await small
+      .update([
+        ["c", 3],
+        ["d", 4],
+      ])
+      .catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ResourceExhaustedError);
     expect((refused as ResourceExhaustedError).message).toMatch(/limit of 3 \(maxEntries\)/);
     expect((refused as ResourceExhaustedError).details).toMatchObject({ limit: 3, count: 2 });
@@ -140,7 +196,9 @@ describe("a declared dict", () => {
   });
 
   it("an undeclared dict or a missing app is a NotFoundError naming what exists", async () => {
-    await expect(kiln.dict(DATA_APP, "nope").get("k")).rejects.toThrow(/declares no dict 'nope'; its dicts: cache, embeddings, small, stats/);
+    await expect(kiln.dict(DATA_APP, "nope").get("k")).rejects.toThrow(
+      /declares no dict 'nope'; its dicts: cache, embeddings, small, stats/,
+    );
     await expect(kiln.dict("no-such-app", "cache").get("k")).rejects.toBeInstanceOf(NotFoundError);
     expect(() => kiln.dict(DATA_APP, "bad:name")).toThrow(InvalidError);
   });
@@ -156,12 +214,19 @@ describe("a declared dict", () => {
 
 describe("named dicts", () => {
   it("need createIfMissing; are shared by name; deleteDict removes them", async () => {
-    await expect(kiln.dict("shared-e2e").get("k")).rejects.toThrow(/does not exist: create it with/);
+    await expect(kiln.dict("shared-e2e").get("k")).rejects.toThrow(
+      /does not exist: create it with/,
+    );
     const a = kiln.dict<string, string>("shared-e2e", { createIfMissing: true, maxEntries: 50 });
     await a.put("k", "v");
     const b = kiln.dict<string, string>("shared-e2e");
     expect(await b.get("k")).toBe("v");
-    expect(await b.info()).toMatchObject({ kind: "named", name: "shared-e2e", maxEntries: 50, len: 1 });
+    expect(await b.info()).toMatchObject({
+      kind: "named",
+      name: "shared-e2e",
+      maxEntries: 50,
+      len: 1,
+    });
     expect(await kiln.deleteDict("shared-e2e")).toBe(true);
     expect(await kiln.deleteDict("shared-e2e")).toBe(false);
     await expect(b.get("k")).rejects.toBeInstanceOf(NotFoundError);
@@ -187,10 +252,20 @@ describe("ephemeral dicts", () => {
     const kept = await kiln.ephemeralDict<string, number>({ ttlMs: 3000 });
     await kept.put("x", 1);
     // An owner that never heartbeats: created over raw HTTP.
-    const { ref } = await kiln.http.request<{ ref: string }>("POST", "/v1/ephemeral", { body: { kind: "dict", ttlMs: 3000 } });
+    const { ref } = await kiln.http.request<{ ref: string }>("POST", "/v1/ephemeral", {
+      body: { kind: "dict", ttlMs: 3000 },
+    });
     const orphan = new Dict<string, number>(kiln.http, ref);
     await orphan.put("y", 2);
-    await waitFor("the orphan to expire", async () => (await orphan.get("y").then(() => undefined, (e: unknown) => e)) ?? undefined, 8_000);
+    await waitFor(
+      "the orphan to expire",
+      async () =>
+        (await orphan.get("y").then(
+          () => undefined,
+          (e: unknown) => e,
+        )) ?? undefined,
+      8_000,
+    );
     await expect(orphan.get("y")).rejects.toThrow(/sent no heartbeat/);
     expect(await kept.get("x")).toBe(1);
     // Swept now, unless the agent's own periodic sweep got there first (it did, once, on a busy box).

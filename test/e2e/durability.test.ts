@@ -50,12 +50,16 @@ describe("kill -9", () => {
   it("right after spawn() returned: the app and the spawned calls survive and complete after restart", async () => {
     const { stateDir, first, kiln } = await startDeployed();
     const sleep = kiln.function<typeof h.sleep>("e2e", "sleep");
-    const calls = await Promise.all(Array.from({ length: 5 }, (_, i) => sleep.spawn(50, `value-${i}`)));
+    const calls = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => sleep.spawn(50, `value-${i}`)),
+    );
     await killHard(first);
 
     const again = await restartOn(stateDir, first);
     expect((await again.apps()).map((a) => a.name)).toEqual(["e2e"]);
-    const results = await Promise.all(calls.map((c) => again.functionCall<string>(c.id).get({ timeoutMs: 20_000 })));
+    const results = await Promise.all(
+      calls.map((c) => again.functionCall<string>(c.id).get({ timeoutMs: 20_000 })),
+    );
     expect(results).toEqual(["value-0", "value-1", "value-2", "value-3", "value-4"]);
   });
 
@@ -63,7 +67,8 @@ describe("kill -9", () => {
     const { stateDir, first, kiln } = await startDeployed();
     const call = await kiln.function<typeof h.sleep>("e2e", "sleep").spawn(1_500, "finished");
     const deadline = Date.now() + 10_000;
-    while ((await call.status()) !== "running" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    while ((await call.status()) !== "running" && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
     expect(await call.status()).toBe("running");
     await killHard(first);
 

@@ -29,7 +29,11 @@ suite("eager hand-over on Redis", () => {
     redis = await startRedisServer();
     dir = await mkdtemp(join(tmpdir(), "kiln-eager-"));
     // A short command timeout and lease: a frozen Redis fails calls fast, a lapsed claim comes back soon.
-    const store = await RedisStore.open({ url: redis.url, prefix: "kiln-eager:", commandTimeoutMs: 500 });
+    const store = await RedisStore.open({
+      url: redis.url,
+      prefix: "kiln-eager:",
+      commandTimeoutMs: 500,
+    });
     harness = await startAgent({ store, leaseMs: 1_500 });
     await deployFixture(harness.kiln);
   });
@@ -52,7 +56,9 @@ suite("eager hand-over on Redis", () => {
       // Every call's record and result are in Redis, as for a queued call.
       const records = await spied.keys("call:");
       expect(records).toHaveLength(22);
-      expect((await spied.keys("result:")).map((k) => k.slice("result:".length))).toEqual(records.map((k) => k.slice("call:".length)));
+      expect((await spied.keys("result:")).map((k) => k.slice("result:".length))).toEqual(
+        records.map((k) => k.slice("call:".length)),
+      );
     } finally {
       await spied.close();
     }
@@ -68,7 +74,9 @@ suite("eager hand-over on Redis", () => {
       const queue = keys.queue("e2e", "flaky");
       expect(await flaky.remote(join(dir, "warm"), 0)).toBe(1);
       // The warm call's settle is sent after its reply: let it land before freezing Redis.
-      await waitFor("the warm call to be settled", async () => ((await spied.stats(queue)).claimed === 0 ? true : undefined));
+      await waitFor("the warm call to be settled", async () =>
+        (await spied.stats(queue)).claimed === 0 ? true : undefined,
+      );
       const resultsBefore = (await spied.keys("result:")).length;
       redis.pause();
       const started = Date.now();
@@ -79,13 +87,21 @@ suite("eager hand-over on Redis", () => {
       redis.resume();
       // The script reached Redis before the freeze and ran after it: the agent finds its claim and
       // settles the run it has, so the input is acknowledged with its result and never runs again.
-      await waitFor("the run to be settled", async () => {
-        const stats = await spied.stats(queue);
-        const results = (await spied.keys("result:")).length;
-        return stats.pending === 0 && stats.claimed === 0 && results === resultsBefore + 1 ? true : undefined;
-      }, 15_000);
+      await waitFor(
+        "the run to be settled",
+        async () => {
+          const stats = await spied.stats(queue);
+          const results = (await spied.keys("result:")).length;
+          return stats.pending === 0 && stats.claimed === 0 && results === resultsBefore + 1
+            ? true
+            : undefined;
+        },
+        15_000,
+      );
       expect(await readFile(counter, "utf8")).toBe("1");
-      const log = (await harness.agent.logs.tail("e2e", "flaky", 1_000)).map((l) => l.text).join("");
+      const log = (await harness.agent.logs.tail("e2e", "flaky", 1_000))
+        .map((l) => l.text)
+        .join("");
       expect(log).not.toContain("its outcome is dropped");
       expect(await flaky.remote(join(dir, "after"), 0)).toBe(1);
     } finally {
@@ -100,21 +116,32 @@ suite("eager hand-over on Redis", () => {
     try {
       const queue = keys.queue("e2e", "flaky");
       expect(await flaky.remote(join(dir, "warm-lost"), 0)).toBe(1);
-      await waitFor("the warm call to be settled", async () => ((await spied.stats(queue)).claimed === 0 ? true : undefined));
+      await waitFor("the warm call to be settled", async () =>
+        (await spied.stats(queue)).claimed === 0 ? true : undefined,
+      );
       await admin.client("PAUSE", 10_000, "WRITE");
       const call = flaky.remote(counter, 0).catch((e: unknown) => e);
       // The agent's script waits in Redis (EVALSHA, or EVAL the first time); the run goes on.
       const held = await waitFor("the held script", async () => {
-        const line = ((await admin.client("LIST")) as string).split("\n").find((l) => / cmd=eval(sha)? /.test(l));
+        const line = ((await admin.client("LIST")) as string)
+          .split("\n")
+          .find((l) => / cmd=eval(sha)? /.test(l));
         return line ? /id=(\d+)/.exec(line)?.[1] : undefined;
       });
-      await waitFor("the run", async () => ((await readFile(counter, "utf8").catch(() => "")) === "1" ? true : undefined));
+      await waitFor("the run", async () =>
+        (await readFile(counter, "utf8").catch(() => "")) === "1" ? true : undefined,
+      );
       await admin.client("KILL", "ID", held);
       await admin.client("UNPAUSE");
       expect(await call).toBeInstanceOf(UnavailableError);
-      const flakyLog = async () => (await harness.agent.logs.tail("e2e", "flaky", 1_000)).map((l) => l.text).join("");
-      await waitFor("the outcome to be dropped", async () => (await flakyLog()).includes("its outcome is dropped")).catch(async (error: unknown) => {
-        throw new Error(`${(error as Error).message}; the function's log:\n${await flakyLog()}\nqueue: ${JSON.stringify(await spied.stats(queue))}`);
+      const flakyLog = async () =>
+        (await harness.agent.logs.tail("e2e", "flaky", 1_000)).map((l) => l.text).join("");
+      await waitFor("the outcome to be dropped", async () =>
+        (await flakyLog()).includes("its outcome is dropped"),
+      ).catch(async (error: unknown) => {
+        throw new Error(
+          `${(error as Error).message}; the function's log:\n${await flakyLog()}\nqueue: ${JSON.stringify(await spied.stats(queue))}`,
+        );
       });
       expect(await spied.stats(queue)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
       expect(await flaky.remote(join(dir, "after-lost"), 0)).toBe(1);

@@ -29,9 +29,13 @@ describe("platform retries", () => {
   it("a worker that exits mid-input is replaced and the input retried: the right result arrives", async () => {
     const crashOnce = harness.kiln.function<typeof h.crashOnce>("e2e", "crashOnce");
     expect(await crashOnce.remote(join(scratch, "crash-marker"))).toBe("survived");
-    const { lines } = await harness.kiln.http.request<{ lines: { text: string }[] }>("GET", "/v1/apps/e2e/logs", {
-      query: { function: "crashOnce" },
-    });
+    const { lines } = await harness.kiln.http.request<{ lines: { text: string }[] }>(
+      "GET",
+      "/v1/apps/e2e/logs",
+      {
+        query: { function: "crashOnce" },
+      },
+    );
     expect(lines.some((l) => l.text.includes("platform retry 1/3"))).toBe(true);
   });
 
@@ -71,7 +75,10 @@ describe("timeouts and cancellation kill the work", () => {
   it("a synchronous infinite loop past its timeout fails with FunctionTimeoutError, and the next input succeeds", async () => {
     const busy = harness.kiln.function("e2e", "busyLoop");
     const started = Date.now();
-    await expect(busy.remote()).rejects.toMatchObject({ name: "FunctionTimeoutError", message: expect.stringContaining("timeout of 1 s") });
+    await expect(busy.remote()).rejects.toMatchObject({
+      name: "FunctionTimeoutError",
+      message: expect.stringContaining("timeout of 1 s"),
+    });
     // Far below a hang (the call would wait out its 50 s long poll); the cold start before the 1 s
     // timeout can take seconds on a busy 2-core CI box (another suite writes 900 MiB meanwhile).
     expect(Date.now() - started).toBeLessThan(20_000);
@@ -86,7 +93,9 @@ describe("timeouts and cancellation kill the work", () => {
   it("cancel kills a synchronous infinite loop; the function serves the next input", async () => {
     const busy = harness.kiln.function("e2e", "busyLoopLong");
     const call = await busy.spawn();
-    await waitFor("the loop to run", async () => ((await call.status()) === "running" ? true : undefined));
+    await waitFor("the loop to run", async () =>
+      (await call.status()) === "running" ? true : undefined,
+    );
     const pidsBefore = await containerPids("busyLoopLong");
     await call.cancel();
     await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "CancelledError" });
@@ -95,7 +104,9 @@ describe("timeouts and cancellation kill the work", () => {
     }
     // The same function takes new work (it starts a fresh worker).
     const next = await busy.spawn();
-    await waitFor("the next input to run", async () => ((await next.status()) === "running" ? true : undefined));
+    await waitFor("the next input to run", async () =>
+      (await next.status()) === "running" ? true : undefined,
+    );
     await next.cancel();
   });
 });
@@ -116,7 +127,9 @@ describe("container start failures", () => {
 
 async function containerPids(fn: string): Promise<number[]> {
   const status = await harness.kiln.status();
-  return (status.apps[0]?.functions.find((f) => f.name === fn)?.containers ?? []).flatMap((c) => (c.pid ? [c.pid] : []));
+  return (status.apps[0]?.functions.find((f) => f.name === fn)?.containers ?? []).flatMap((c) =>
+    c.pid ? [c.pid] : [],
+  );
 }
 
 function alive(pid: number): boolean {

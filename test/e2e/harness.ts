@@ -15,7 +15,10 @@ export const fixturesDir = resolve(dirname(fileURLToPath(import.meta.url)), "fix
 export const repoRoot = resolve(fixturesDir, "..", "..", "..");
 
 export async function fixtureSpec(): Promise<Record<string, unknown>> {
-  return JSON.parse(await readFile(join(fixturesDir, "app.json"), "utf8")) as Record<string, unknown>;
+  return JSON.parse(await readFile(join(fixturesDir, "app.json"), "utf8")) as Record<
+    string,
+    unknown
+  >;
 }
 
 export interface Harness {
@@ -40,7 +43,10 @@ export async function startAgent(options: Partial<AgentOptions> = {}): Promise<H
   };
 }
 
-export async function deployFixture(kiln: Kiln, patch: (spec: Record<string, unknown>) => void = () => undefined) {
+export async function deployFixture(
+  kiln: Kiln,
+  patch: (spec: Record<string, unknown>) => void = () => undefined,
+) {
   const spec = await fixtureSpec();
   patch(spec);
   return deployApp(kiln.http, spec, fixturesDir);
@@ -54,7 +60,11 @@ export interface ChildAgent {
   exited: Promise<number | null>;
 }
 
-export async function startChildAgent(stateDir: string, port = 0, env: Record<string, string> = {}): Promise<ChildAgent> {
+export async function startChildAgent(
+  stateDir: string,
+  port = 0,
+  env: Record<string, string> = {},
+): Promise<ChildAgent> {
   const script = join(repoRoot, "test", "e2e", "fixtures", "child-agent.mjs");
   const child = spawn(process.execPath, [script, stateDir, String(port)], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -63,7 +73,10 @@ export async function startChildAgent(stateDir: string, port = 0, env: Record<st
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const line = await new Promise<string>((resolveLine, reject) => {
     let buffer = "";
-    const timer = setTimeout(() => reject(new Error("child agent did not start within 15 s")), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error("child agent did not start within 15 s")),
+      15_000,
+    );
     child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
       buffer += chunk;
       const end = buffer.indexOf("\n");
@@ -72,7 +85,9 @@ export async function startChildAgent(stateDir: string, port = 0, env: Record<st
         resolveLine(buffer.slice(0, end));
       }
     });
-    child.once("exit", (code) => reject(new Error(`child agent exited with ${code} before starting`)));
+    child.once("exit", (code) =>
+      reject(new Error(`child agent exited with ${code} before starting`)),
+    );
   });
   const { url, token } = JSON.parse(line) as { url: string; token: string };
   return { child, url, token, exited };

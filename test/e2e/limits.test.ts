@@ -18,27 +18,50 @@ interface FloodResult {
 }
 
 async function flood(h: Harness, path: string, count: number, body: unknown): Promise<FloodResult> {
-  const { stdout } = await run(process.execPath, [join(fixturesDir, "flood.mjs"), h.agent.url, h.agent.token, path, String(count), JSON.stringify(body)], {
-    timeout: 60_000,
-  });
+  const { stdout } = await run(
+    process.execPath,
+    [
+      join(fixturesDir, "flood.mjs"),
+      h.agent.url,
+      h.agent.token,
+      path,
+      String(count),
+      JSON.stringify(body),
+    ],
+    {
+      timeout: 60_000,
+    },
+  );
   return JSON.parse(stdout) as FloodResult;
 }
 
 /** Two processes flood at once; their answers added up. */
-async function floodFromTwo(h: Harness, path: string, each: number, body: unknown): Promise<FloodResult> {
+async function floodFromTwo(
+  h: Harness,
+  path: string,
+  each: number,
+  body: unknown,
+): Promise<FloodResult> {
   const [a, b] = await Promise.all([flood(h, path, each, body), flood(h, path, each, body)]);
   const sum = (x: Record<string, number>, y: Record<string, number>) => {
     const out = { ...x };
     for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
     return out;
   };
-  return { statuses: sum(a.statuses, b.statuses), codes: sum(a.codes, b.codes), messages: [...a.messages, ...b.messages] };
+  return {
+    statuses: sum(a.statuses, b.statuses),
+    codes: sum(a.codes, b.codes),
+    messages: [...a.messages, ...b.messages],
+  };
 }
 
 /** A function whose one container holds one input for a long time: everything else stays pending. */
 function holdSpec(spec: Record<string, unknown>): void {
   spec["name"] = "limits";
-  (spec["functions"] as Record<string, unknown>)["hold"] = { handler: "./handlers.ts#sleep", maxContainers: 1 };
+  (spec["functions"] as Record<string, unknown>)["hold"] = {
+    handler: "./handlers.ts#sleep",
+    maxContainers: 1,
+  };
 }
 
 const longSleep = { args: encode([60_000]), waitMs: 0 };
@@ -64,10 +87,17 @@ describe("default limits", () => {
   });
 
   it("at most 1,000 inputs in flight per map invocation", async () => {
-    const { mapId } = await h.kiln.http.request<{ mapId: string }>("POST", "/v1/apps/limits/functions/sleep/maps");
+    const { mapId } = await h.kiln.http.request<{ mapId: string }>(
+      "POST",
+      "/v1/apps/limits/functions/sleep/maps",
+    );
     const items = Array.from({ length: 1000 }, (_, idx) => ({ idx, args: encode([60_000]) }));
     // A different function, so the 2,000-pending cap of `hold` above does not interfere.
-    const first = await h.kiln.http.request<{ accepted: number }>("POST", `/v1/maps/${mapId}/inputs`, { body: { items } });
+    const first = await h.kiln.http.request<{ accepted: number }>(
+      "POST",
+      `/v1/maps/${mapId}/inputs`,
+      { body: { items } },
+    );
     expect(first.accepted).toBe(1000);
     const response = await fetch(new URL(`/v1/maps/${mapId}/inputs`, h.agent.url), {
       method: "POST",
@@ -92,7 +122,9 @@ describe("default limits", () => {
     expect(body.error.type).toBe("PayloadTooLargeError");
     expect(body.error.message).toContain("2.0 MiB inline limit");
     // The client refuses the same before sending.
-    await expect(h.kiln.function("limits", "echo").remote("x".repeat(2 * 1024 * 1024 + 1))).rejects.toMatchObject({
+    await expect(
+      h.kiln.function("limits", "echo").remote("x".repeat(2 * 1024 * 1024 + 1)),
+    ).rejects.toMatchObject({
       name: "PayloadTooLargeError",
     });
   });
@@ -114,7 +146,10 @@ describe("configured limits (same code paths, smaller numbers)", () => {
   });
 
   it("spawned inputs have their own pending cap", async () => {
-    const result = await floodFromTwo(h, "/v1/apps/limits/functions/hold/calls", 25, { ...longSleep, spawn: true });
+    const result = await floodFromTwo(h, "/v1/apps/limits/functions/hold/calls", 25, {
+      ...longSleep,
+      spawn: true,
+    });
     const status = await h.kiln.status();
     const hold = status.apps[0]?.functions.find((f) => f.name === "hold");
     expect(hold?.queue.spawnPending).toBe(30);

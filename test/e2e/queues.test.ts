@@ -2,7 +2,13 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InvalidError, NotFoundError, PayloadTooLargeError, ResourceExhaustedError, type Kiln } from "../../runtime/client/index.js";
+import {
+  InvalidError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ResourceExhaustedError,
+  type Kiln,
+} from "../../runtime/client/index.js";
 import { DATA_APP, deployData } from "./data-harness.js";
 import { ensureBuilt, fixturesDir, startAgent, type Harness } from "./harness.js";
 
@@ -35,7 +41,15 @@ describe("a declared queue", () => {
     expect(await q.get()).toBe(1);
     expect(await q.getMany(2)).toEqual([2, { three: 3 }]);
     expect(await q.get({ partition: "letters" })).toBe("a");
-    expect(await q.info()).toMatchObject({ ref: "app:data-e2e:jobs", kind: "app", partitions: 2, items: 2, maxPartitionItems: 5000, maxPartitions: 100_000, partitionTtlS: 86_400 });
+    expect(await q.info()).toMatchObject({
+      ref: "app:data-e2e:jobs",
+      kind: "app",
+      partitions: 2,
+      items: 2,
+      maxPartitionItems: 5000,
+      maxPartitions: 100_000,
+      partitionTtlS: 86_400,
+    });
     expect(await q.clear({ partition: "letters" })).toBe(1);
     expect(await q.clear({ all: true })).toBe(1);
     expect(await q.get({ block: false })).toBeUndefined();
@@ -59,7 +73,9 @@ describe("a declared queue", () => {
 
   it("handlers put and get through connect()", async () => {
     expect(await kiln.function(DATA_APP, "queueProduce").remote([1, 2, 3], "from-handler")).toBe(3);
-    expect(await kiln.queue(DATA_APP, "jobs").getMany(10, { partition: "from-handler" })).toEqual([1, 2, 3]);
+    expect(await kiln.queue(DATA_APP, "jobs").getMany(10, { partition: "from-handler" })).toEqual([
+      1, 2, 3,
+    ]);
     const consuming = kiln.function(DATA_APP, "queueConsume").remote(2, 10_000);
     await new Promise((r) => setTimeout(r, 200));
     await kiln.queue(DATA_APP, "jobs").putMany(["x", "y"]);
@@ -72,12 +88,16 @@ describe("a declared queue", () => {
     await tiny.putMany([1, 2, 3]);
     const refused = await tiny.putMany([4, 5, 6]).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ResourceExhaustedError);
-    expect((refused as Error).message).toMatch(/holds 3 items; 3 more would pass its limit of 5 \(maxPartitionItems\)/);
+    expect((refused as Error).message).toMatch(
+      /holds 3 items; 3 more would pass its limit of 5 \(maxPartitionItems\)/,
+    );
     expect(await tiny.len()).toBe(3);
     await tiny.putMany([4, 5]);
     await expect(tiny.put(6)).rejects.toBeInstanceOf(ResourceExhaustedError);
     await tiny.put(1, { partition: "second" });
-    await expect(tiny.put(1, { partition: "third" })).rejects.toThrow(/limit of 2 \(maxPartitions\)/);
+    await expect(tiny.put(1, { partition: "third" })).rejects.toThrow(
+      /limit of 2 \(maxPartitions\)/,
+    );
     await tiny.clear({ partition: "second" });
     await tiny.put(1, { partition: "third" });
 
@@ -86,19 +106,32 @@ describe("a declared queue", () => {
     await expect(q.put(1, { partition: "" })).rejects.toBeInstanceOf(InvalidError);
     await expect(q.put("x".repeat(1024 * 1024 + 10))).rejects.toBeInstanceOf(PayloadTooLargeError);
     await expect(
-      kiln.http.request("POST", `/v1/queues/${encodeURIComponent("app:data-e2e:jobs")}/put`, { body: { items: [JSON.stringify("x".repeat(1024 * 1024 + 10))] } }),
+      kiln.http.request("POST", `/v1/queues/${encodeURIComponent("app:data-e2e:jobs")}/put`, {
+        body: { items: [JSON.stringify("x".repeat(1024 * 1024 + 10))] },
+      }),
     ).rejects.toThrow(/MAX_QUEUE_ITEM_BYTES/);
     // The default cap: 5,000 items in one partition.
     await q.clear({ partition: "full" });
-    await q.putMany(Array.from({ length: 5000 }, (_, i) => i), { partition: "full" });
-    await expect(q.put(5000, { partition: "full" })).rejects.toThrow(/limit of 5000 \(maxPartitionItems\)/);
-    await expect(q.putMany(Array.from({ length: 5001 }, (_, i) => i))).rejects.toBeInstanceOf(InvalidError);
+    await q.putMany(
+      Array.from({ length: 5000 }, (_, i) => i),
+      { partition: "full" },
+    );
+    await expect(q.put(5000, { partition: "full" })).rejects.toThrow(
+      /limit of 5000 \(maxPartitionItems\)/,
+    );
+    await expect(q.putMany(Array.from({ length: 5001 }, (_, i) => i))).rejects.toBeInstanceOf(
+      InvalidError,
+    );
     expect(await q.clear({ partition: "full" })).toBe(5000);
   });
 
   it("a missing queue is a NotFoundError", async () => {
-    await expect(kiln.queue(DATA_APP, "nope").get({ block: false })).rejects.toThrow(/declares no queue 'nope'; its queues: jobs, pending-docs, ticks, tiny/);
-    await expect(kiln.queue("never-made").get({ block: false })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(kiln.queue(DATA_APP, "nope").get({ block: false })).rejects.toThrow(
+      /declares no queue 'nope'; its queues: jobs, pending-docs, ticks, tiny/,
+    );
+    await expect(kiln.queue("never-made").get({ block: false })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
   });
 });
 
@@ -127,9 +160,13 @@ describe("exactly-once delivery", () => {
     const q = kiln.queue<string>(DATA_APP, "jobs");
     await q.clear({ all: true });
     const getters = Array.from({ length: 20 }, () => {
-      const child = spawn(process.execPath, [join(fixturesDir, "queue-getter.mjs"), h.agent.url, h.agent.token, DATA_APP, "jobs"], {
-        stdio: ["ignore", "pipe", "inherit"],
-      });
+      const child = spawn(
+        process.execPath,
+        [join(fixturesDir, "queue-getter.mjs"), h.agent.url, h.agent.token, DATA_APP, "jobs"],
+        {
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      );
       let out = "";
       child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
       const ready = new Promise<void>((resolve) => {

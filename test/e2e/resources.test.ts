@@ -22,7 +22,12 @@ beforeAll(async () => {
     functions["onGpu"] = { handler: "./handlers.ts#gpuHolder", gpu: "A100", maxContainers: 3 };
     functions["otherGpu"] = { handler: "./handlers.ts#gpuHolder", gpu: "A100:2" };
     functions["hog"] = { handler: "./handlers.ts#hog", memory: [64, 160] };
-    functions["fill"] = { handler: "./handlers.ts#fill", memory: [64, 256], ephemeralDisk: 1024, timeout: 120 };
+    functions["fill"] = {
+      handler: "./handlers.ts#fill",
+      memory: [64, 256],
+      ephemeralDisk: 1024,
+      timeout: 120,
+    };
   });
 });
 
@@ -71,11 +76,17 @@ describe("GPUs", () => {
       expect(error).toBeInstanceOf(InvalidError);
       expect((error as InvalidError).status).toBe(400);
       const message = (error as Error).message;
-      expect(message).toContain("functions.embed.gpu: no live host can give one container 2 x H100");
+      expect(message).toContain(
+        "functions.embed.gpu: no live host can give one container 2 x H100",
+      );
       expect(message).toContain(`${harness.agent.id} 2 x A100-80GB`);
-      expect(message).toContain('Ask for a GPU type a host has (e.g. "any:2"), or add a host with 2 x H100');
+      expect(message).toContain(
+        'Ask for a GPU type a host has (e.g. "any:2"), or add a host with 2 x H100',
+      );
       // Nothing was stored.
-      await expect(harness.kiln.http.request("GET", `/v1/apps/${app}`)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(harness.kiln.http.request("GET", `/v1/apps/${app}`)).rejects.toBeInstanceOf(
+        NotFoundError,
+      );
       const accepted = await deploy(["H100:2", "A100:2"]);
       expect(accepted.app.name).toBe(app);
       expect((await deploy("A100-80GB:2")).changed).toBe(true);
@@ -107,6 +118,8 @@ describe("scratch disk", () => {
     expect(full.written).toBeLessThan(1024);
     // Stop the app: its containers stop and their scratch dirs are removed.
     await harness.kiln.http.request("DELETE", "/v1/apps/e2e", { query: { graceMs: 1000 } });
-    await waitFor("the scratch dir to be removed", () => (full.scratch && !existsSync(full.scratch) ? true : undefined));
+    await waitFor("the scratch dir to be removed", () =>
+      full.scratch && !existsSync(full.scratch) ? true : undefined,
+    );
   });
 });

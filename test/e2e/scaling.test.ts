@@ -32,15 +32,25 @@ describe("autoscaling", () => {
     const burst = harness.kiln.function<typeof h.sleep>("e2e", "burst");
     const calls = await Promise.all(Array.from({ length: 40 }, (_, i) => burst.spawn(150, i)));
     let peak = 0;
-    await waitFor("all burst calls", async () => {
-      peak = Math.max(peak, (await fnStatus("burst")).containers.length);
-      const states = await Promise.all(calls.slice(-5).map((c) => c.status()));
-      return states.every((s) => s === "succeeded") ? true : undefined;
-    }, 30_000);
+    await waitFor(
+      "all burst calls",
+      async () => {
+        peak = Math.max(peak, (await fnStatus("burst")).containers.length);
+        const states = await Promise.all(calls.slice(-5).map((c) => c.status()));
+        return states.every((s) => s === "succeeded") ? true : undefined;
+      },
+      30_000,
+    );
     expect(peak).toBe(4);
-    expect(await Promise.all(calls.map((c) => c.get()))).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(await Promise.all(calls.map((c) => c.get()))).toEqual(
+      Array.from({ length: 40 }, (_, i) => i),
+    );
     const idleFrom = Date.now();
-    await waitFor("burst to scale to zero", async () => ((await fnStatus("burst")).containers.length === 0 ? true : undefined), 15_000);
+    await waitFor(
+      "burst to scale to zero",
+      async () => ((await fnStatus("burst")).containers.length === 0 ? true : undefined),
+      15_000,
+    );
     // scaledownWindow is 2 s: gone within the window plus a few ticks.
     expect(Date.now() - idleFrom).toBeLessThan(2_000 + 6_000);
     const status = await fnStatus("burst");
@@ -49,7 +59,11 @@ describe("autoscaling", () => {
   });
 
   it("minContainers stay warm with no input at all, past the scaledown window", async () => {
-    await waitFor("two warm containers", async () => ((await fnStatus("warm")).scaling.idle === 2 ? true : undefined), 15_000);
+    await waitFor(
+      "two warm containers",
+      async () => ((await fnStatus("warm")).scaling.idle === 2 ? true : undefined),
+      15_000,
+    );
     const before = (await fnStatus("warm")).containers.map((c) => c.id).sort();
     await new Promise((r) => setTimeout(r, 2_500)); // > scaledownWindow (1 s): they must still be the same two
     expect((await fnStatus("warm")).containers.map((c) => c.id).sort()).toEqual(before);
@@ -58,10 +72,14 @@ describe("autoscaling", () => {
   it("bufferContainers extra idle containers are kept while the function is active", async () => {
     const buffered = harness.kiln.function<typeof h.sleep>("e2e", "buffered");
     const call = await buffered.spawn(3_000);
-    const status = await waitFor("one busy plus two buffer containers", async () => {
-      const s = await fnStatus("buffered");
-      return s.scaling.busy === 1 && s.scaling.idle === 2 ? s : undefined;
-    }, 15_000);
+    const status = await waitFor(
+      "one busy plus two buffer containers",
+      async () => {
+        const s = await fnStatus("buffered");
+        return s.scaling.busy === 1 && s.scaling.idle === 2 ? s : undefined;
+      },
+      15_000,
+    );
     expect(status.scaling.desired).toBe(3);
     await call.cancel();
   });
@@ -73,7 +91,11 @@ describe("dynamic batching", () => {
     // Both processes connect, then call at the same moment: well inside the batch's 1 s wait
     // however long each took to start (over 1 s apart on a busy machine, before).
     const callers = ["a", "b"].map((tag) => {
-      const child = execa(process.execPath, [script, harness.agent.url, harness.agent.token, "batchEcho", tag, "4"], { timeout: 60_000 });
+      const child = execa(
+        process.execPath,
+        [script, harness.agent.url, harness.agent.token, "batchEcho", tag, "4"],
+        { timeout: 60_000 },
+      );
       let said = "";
       child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString()));
       return { child, ready: () => said.includes("ready") };
@@ -81,13 +103,29 @@ describe("dynamic batching", () => {
     await waitFor("both callers to connect", () => callers.every((c) => c.ready()));
     for (const { child } of callers) child.stdin?.end("go\n");
     const [a, b] = await Promise.all(callers.map(({ child }) => child));
-    const results = [...(JSON.parse(a!.stdout) as Echoed[]), ...(JSON.parse(b!.stdout) as Echoed[])];
+    const results = [
+      ...(JSON.parse(a!.stdout) as Echoed[]),
+      ...(JSON.parse(b!.stdout) as Echoed[]),
+    ];
     // Each caller got its own item back.
-    expect(results.map((r) => r.item).sort()).toEqual(["a-0", "a-1", "a-2", "a-3", "b-0", "b-1", "b-2", "b-3"]);
+    expect(results.map((r) => r.item).sort()).toEqual([
+      "a-0",
+      "a-1",
+      "a-2",
+      "a-3",
+      "b-0",
+      "b-1",
+      "b-2",
+      "b-3",
+    ]);
     // At least one batch carried inputs of both processes, and none was larger than maxBatchSize.
     const batches = new Map<string, string[]>();
     for (const r of results) batches.set(r.batch, [...(batches.get(r.batch) ?? []), r.item]);
-    expect([...batches.values()].some((items) => items.some((i) => i.startsWith("a")) && items.some((i) => i.startsWith("b")))).toBe(true);
+    expect(
+      [...batches.values()].some(
+        (items) => items.some((i) => i.startsWith("a")) && items.some((i) => i.startsWith("b")),
+      ),
+    ).toBe(true);
     expect(results.every((r) => r.size <= 8)).toBe(true);
   });
 

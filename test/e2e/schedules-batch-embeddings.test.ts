@@ -17,7 +17,10 @@ import { waitFor } from "../support/wait.js";
 const APP = "batch-embeddings";
 const example = join(repoRoot, "examples", APP);
 const cli = join(repoRoot, "dist", "cli", "main.js");
-const built = present("the built CLI and examples/batch-embeddings", existsSync(join(example, "index.ts")) && existsSync(cli) ? null : "missing (npm run build)");
+const built = present(
+  "the built CLI and examples/batch-embeddings",
+  existsSync(join(example, "index.ts")) && existsSync(cli) ? null : "missing (npm run build)",
+);
 
 let h: Harness;
 let kiln: Kiln;
@@ -42,9 +45,14 @@ async function nightly(): Promise<ScheduleStatus> {
       cwd: repoRoot,
       reject: false,
       timeout: 120_000,
-      env: { KILN_URL: h.agent.url, KILN_TOKEN: h.agent.token, KILN_STATE_DIR: join(h.stateDir, "no-cli-state") },
+      env: {
+        KILN_URL: h.agent.url,
+        KILN_TOKEN: h.agent.token,
+        KILN_STATE_DIR: join(h.stateDir, "no-cli-state"),
+      },
     });
-    if (deployed.exitCode !== 0) throw new Error(`kiln deploy ${example} failed:\n${deployed.stdout}\n${deployed.stderr}`);
+    if (deployed.exitCode !== 0)
+      throw new Error(`kiln deploy ${example} failed:\n${deployed.stdout}\n${deployed.stderr}`);
     await advanceTo("2024-05-01T02:00:00Z");
   });
 
@@ -53,7 +61,10 @@ async function nightly(): Promise<ScheduleStatus> {
   });
 
   it("the dict cache: a second embedding of a text is a hit, read from the app's dict", async () => {
-    const embedCached = kiln.function<(text: string) => { vector: number[]; cached: boolean }>(APP, "embedCached");
+    const embedCached = kiln.function<(text: string) => { vector: number[]; cached: boolean }>(
+      APP,
+      "embedCached",
+    );
     const first = await embedCached.remote("a kiln is a furnace");
     expect(first.cached).toBe(false);
     expect(first.vector).toHaveLength(16);
@@ -71,24 +82,43 @@ async function nightly(): Promise<ScheduleStatus> {
     await advanceTo("2024-05-01T02:59:59Z");
     expect((await nightly()).runs).toEqual([]);
     await advanceTo("2024-05-01T03:00:01Z");
-    const first = await waitFor("the first nightly run", async () => {
-      const s = await nightly();
-      return s.runs[0]?.status === "succeeded" ? s : undefined;
-    }, 60_000);
+    const first = await waitFor(
+      "the first nightly run",
+      async () => {
+        const s = await nightly();
+        return s.runs[0]?.status === "succeeded" ? s : undefined;
+      },
+      60_000,
+    );
     expect(first.runs).toHaveLength(1);
-    expect(first.runs[0]!.callId).toBe(`sched:${APP}:nightly:${Date.parse("2024-05-01T03:00:00Z")}`);
-    expect(await kiln.functionCall(first.runs[0]!.callId).get({ timeoutMs: 5_000 })).toEqual({ texts: 3, fresh: 3 });
+    expect(first.runs[0]!.callId).toBe(
+      `sched:${APP}:nightly:${Date.parse("2024-05-01T03:00:00Z")}`,
+    );
+    expect(await kiln.functionCall(first.runs[0]!.callId).get({ timeoutMs: 5_000 })).toEqual({
+      texts: 3,
+      fresh: 3,
+    });
     expect(await cache.len()).toBe(before + 3);
     expect(await cache.contains("the cache remembers")).toBe(true);
     expect(first.nextTickAt).toBe("2024-05-02T03:00:00.000Z");
 
     // The next night: the corpus is all cached now.
     await advanceTo("2024-05-02T03:00:01Z");
-    const second = await waitFor("the second nightly run", async () => {
-      const s = await nightly();
-      return s.runs.length === 2 && s.runs[0]!.status === "succeeded" ? s : undefined;
-    }, 60_000);
-    expect(await kiln.functionCall(second.runs[0]!.callId).get({ timeoutMs: 5_000 })).toEqual({ texts: 3, fresh: 0 });
-    expect(second.runs.map((r) => r.tickAt)).toEqual(["2024-05-02T03:00:00.000Z", "2024-05-01T03:00:00.000Z"]);
+    const second = await waitFor(
+      "the second nightly run",
+      async () => {
+        const s = await nightly();
+        return s.runs.length === 2 && s.runs[0]!.status === "succeeded" ? s : undefined;
+      },
+      60_000,
+    );
+    expect(await kiln.functionCall(second.runs[0]!.callId).get({ timeoutMs: 5_000 })).toEqual({
+      texts: 3,
+      fresh: 0,
+    });
+    expect(second.runs.map((r) => r.tickAt)).toEqual([
+      "2024-05-02T03:00:00.000Z",
+      "2024-05-01T03:00:00.000Z",
+    ]);
   });
 });

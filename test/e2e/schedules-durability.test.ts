@@ -21,7 +21,10 @@ afterEach(async () => {
     await c.exited;
   }
   // Best effort: a container killed with its agent may leave its scratch disk mounted for a while.
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true, maxRetries: 5 }).catch((error: unknown) => console.warn(`could not remove ${d}: ${String(error)}`));
+  for (const d of dirs.splice(0))
+    await rm(d, { recursive: true, force: true, maxRetries: 5 }).catch((error: unknown) =>
+      console.warn(`could not remove ${d}: ${String(error)}`),
+    );
 });
 
 async function schedule(kiln: Kiln): Promise<ScheduleStatus | undefined> {
@@ -37,17 +40,26 @@ describe("kill -9 with dicts, queues and schedules", () => {
     children.push(first);
     const kiln = await connect({ url: first.url, token: first.token });
     await deployData(kiln, (spec) => {
-      spec["schedules"] = { pulse: { function: "recordTick", period: { seconds: 1 }, args: ["pulse"] } };
+      spec["schedules"] = {
+        pulse: { function: "recordTick", period: { seconds: 1 }, args: ["pulse"] },
+      };
     });
-    await kiln.dict(DATA_APP, "cache").update([["durable", { n: 1 }], [new Date(0), "epoch"]]);
+    await kiln.dict(DATA_APP, "cache").update([
+      ["durable", { n: 1 }],
+      [new Date(0), "epoch"],
+    ]);
     await kiln.dict(DATA_APP, "cache").put("with-ttl", "kept", { ttlS: 3600 });
     await kiln.queue(DATA_APP, "jobs").putMany(["j1", "j2"], { partition: "p" });
     const named = kiln.dict<string, string>("survivor", { createIfMissing: true });
     await named.put("k", "v");
-    const before = await waitFor("two runs", async () => {
-      const s = await schedule(kiln);
-      return s && s.runs.length >= 2 ? s : undefined;
-    }, 15_000);
+    const before = await waitFor(
+      "two runs",
+      async () => {
+        const s = await schedule(kiln);
+        return s && s.runs.length >= 2 ? s : undefined;
+      },
+      15_000,
+    );
     first.child.kill("SIGKILL");
     await first.exited;
 
@@ -57,15 +69,24 @@ describe("kill -9 with dicts, queues and schedules", () => {
     expect(await again.dict(DATA_APP, "cache").get("durable")).toEqual({ n: 1 });
     expect(await again.dict(DATA_APP, "cache").get(new Date(0))).toBe("epoch");
     expect(await again.dict(DATA_APP, "cache").get("with-ttl")).toBe("kept");
-    expect(await again.queue(DATA_APP, "jobs").getMany(10, { partition: "p", block: false })).toEqual(["j1", "j2"]);
+    expect(
+      await again.queue(DATA_APP, "jobs").getMany(10, { partition: "p", block: false }),
+    ).toEqual(["j1", "j2"]);
     expect(await again.dict<string, string>("survivor").get("k")).toBe("v");
     // The state came back: the runs fired before the kill are still listed.
     const restored = (await schedule(again))!;
     for (const run of before.runs) expect(restored.runs.map((r) => r.callId)).toContain(run.callId);
-    const after = await waitFor("two more runs", async () => {
-      const s = await schedule(again);
-      return s && s.runs.filter((r) => Date.parse(r.tickAt) > Date.parse(before.lastTickAt!)).length >= 2 ? s : undefined;
-    }, 15_000);
+    const after = await waitFor(
+      "two more runs",
+      async () => {
+        const s = await schedule(again);
+        return s &&
+          s.runs.filter((r) => Date.parse(r.tickAt) > Date.parse(before.lastTickAt!)).length >= 2
+          ? s
+          : undefined;
+      },
+      15_000,
+    );
     second.child.kill("SIGTERM"); // a clean stop: containers and their scratch disks go too
     await second.exited;
     children.splice(0);
@@ -74,7 +95,9 @@ describe("kill -9 with dicts, queues and schedules", () => {
     const store = await EmbeddedStore.open({ dir: join(stateDir, "store") });
     try {
       const prefix = `call:sched:${DATA_APP}:pulse:`;
-      const ticks = (await store.keys(prefix)).map((k) => Number(k.slice(prefix.length))).sort((a, b) => a - b);
+      const ticks = (await store.keys(prefix))
+        .map((k) => Number(k.slice(prefix.length)))
+        .sort((a, b) => a - b);
       expect(new Set(ticks).size).toBe(ticks.length);
       expect(ticks.length).toBeGreaterThanOrEqual(4);
       for (const t of ticks) expect((t - ticks[0]!) % 1000).toBe(0);

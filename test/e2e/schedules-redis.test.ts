@@ -37,7 +37,8 @@ suite("three agents on Redis", () => {
     const [a, b, c] = agents.map((h) => h.kiln) as [Kiln, Kiln, Kiln];
     await deployData(a);
     await waitFor("every agent to know the app", async () => {
-      for (const k of [b, c]) if (!(await k.apps()).some((app) => app.name === DATA_APP)) return undefined;
+      for (const k of [b, c])
+        if (!(await k.apps()).some((app) => app.name === DATA_APP)) return undefined;
       return true;
     });
     await a.dict(DATA_APP, "cache").put({ shared: true }, "from a");
@@ -54,23 +55,39 @@ suite("three agents on Redis", () => {
   it("a 1 s schedule fires once per tick with three agents, and goes on when the leader stops", async () => {
     const [a] = agents.map((h) => h.kiln) as [Kiln];
     await deployData(a, (spec) => {
-      spec["schedules"] = { pulse: { function: "recordTick", period: { seconds: 1 }, args: ["pulse"] } };
+      spec["schedules"] = {
+        pulse: { function: "recordTick", period: { seconds: 1 }, args: ["pulse"] },
+      };
     });
     const prefix = `call:sched:${DATA_APP}:pulse:`;
-    const ticks = async () => (await store.keys(prefix)).map((k) => Number(k.slice(prefix.length))).sort((x, y) => x - y);
-    await waitFor("four ticks", async () => ((await ticks()).length >= 4 ? true : undefined), 20_000);
+    const ticks = async () =>
+      (await store.keys(prefix)).map((k) => Number(k.slice(prefix.length))).sort((x, y) => x - y);
+    await waitFor(
+      "four ticks",
+      async () => ((await ticks()).length >= 4 ? true : undefined),
+      20_000,
+    );
     const leaders = agents.filter((h) => h.agent.scheduler.leader);
     expect(leaders).toHaveLength(1);
     await leaders[0]!.close();
     agents.splice(agents.indexOf(leaders[0]!), 1);
     const stoppedAt = (await ticks()).at(-1)!;
-    await waitFor("four ticks under the next leader", async () => ((await ticks()).filter((t) => t > stoppedAt).length >= 4 ? true : undefined), 20_000);
+    await waitFor(
+      "four ticks under the next leader",
+      async () => ((await ticks()).filter((t) => t > stoppedAt).length >= 4 ? true : undefined),
+      20_000,
+    );
     expect(agents.filter((h) => h.agent.scheduler.leader)).toHaveLength(1);
     const all = await ticks();
     expect(new Set(all).size).toBe(all.length);
     // One grid (one anchor), and no tick skipped: the hand-over was within the grace period.
     for (let i = 1; i < all.length; i++) expect(all[i]! - all[i - 1]!).toBe(1000);
     // Each fired tick ran once (no retries in play): one item per run on the ticks queue.
-    await waitFor("the runs to finish", async () => ((await agents[0]!.kiln.queue(DATA_APP, "ticks").len()) >= all.length ? true : undefined), 20_000);
+    await waitFor(
+      "the runs to finish",
+      async () =>
+        (await agents[0]!.kiln.queue(DATA_APP, "ticks").len()) >= all.length ? true : undefined,
+      20_000,
+    );
   });
 });

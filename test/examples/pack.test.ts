@@ -15,7 +15,11 @@ let infra: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "kiln-pack-"));
-  const packed = await execa("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", work], { cwd: repoRoot, timeout: 120_000 });
+  const packed = await execa(
+    "npm",
+    ["pack", "--ignore-scripts", "--silent", "--pack-destination", work],
+    { cwd: repoRoot, timeout: 120_000 },
+  );
   const tarball = join(work, packed.stdout.trim().split("\n").pop() ?? "");
   infra = join(work, "infra");
   await mkdir(join(infra, "node_modules"), { recursive: true });
@@ -26,8 +30,14 @@ beforeAll(async () => {
     await symlink(join(repoRoot, "node_modules", entry), join(infra, "node_modules", entry), "dir");
   }
   await writeFiles(infra, {
-    "package.json": JSON.stringify({ name: "infra", private: true, type: "module", dependencies: { kiln: "file:kiln.tgz" } }),
-    "Pulumi.yaml": "name: infra\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n    nodeargs: --import kiln/register\nmain: index.ts\n",
+    "package.json": JSON.stringify({
+      name: "infra",
+      private: true,
+      type: "module",
+      dependencies: { kiln: "file:kiln.tgz" },
+    }),
+    "Pulumi.yaml":
+      "name: infra\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n    nodeargs: --import kiln/register\nmain: index.ts\n",
     "Pulumi.dev.yaml": "config:\n  infra:maxContainers: '3'\n",
     "functions.ts": HANDLERS,
     "index.ts": `
@@ -41,7 +51,10 @@ new DistributedDict("cache", { app });
 export const specHash = app.specHash;
 `,
   });
-  await copyFile(join(repoRoot, "test", "components", "fixtures", "mock-runner.mjs"), join(infra, "mock-runner.mjs"));
+  await copyFile(
+    join(repoRoot, "test", "components", "fixtures", "mock-runner.mjs"),
+    join(infra, "mock-runner.mjs"),
+  );
 });
 
 afterAll(async () => {
@@ -62,7 +75,13 @@ describe("kiln installed from its tarball", () => {
     const run = await runMockedIn(infra, join(infra, "mock-runner.mjs"), join(infra, "index.ts"));
     expect(run.error).toBeNull();
     expect(run.resources.map((r) => r.type)).toEqual(
-      expect.arrayContaining(["kiln:index:GpuPool", "kiln:index:App", "kiln:index:ServerlessFunction", "kiln:index:DistributedDict", "pulumi-nodejs:dynamic/kiln:AppDeployment"]),
+      expect.arrayContaining([
+        "kiln:index:GpuPool",
+        "kiln:index:App",
+        "kiln:index:ServerlessFunction",
+        "kiln:index:DistributedDict",
+        "pulumi-nodejs:dynamic/kiln:AppDeployment",
+      ]),
     );
     expect(run.deployments[0]?.inputs.root).toBe(infra);
     expect(run.deployments[0]?.providerBytes).toBeGreaterThan(0);
@@ -70,15 +89,26 @@ describe("kiln installed from its tarball", () => {
   });
 
   it("its installed kiln previews the program, reading the stack's config", async () => {
-    const result = await execa(process.execPath, [join(infra, "node_modules", "kiln", "dist", "cli", "main.js"), "preview", ".", "--json"], {
-      cwd: infra,
-      reject: false,
-      timeout: 60_000,
-      env: { KILN_URL: "http://127.0.0.1:9", KILN_TOKEN: "t", KILN_STATE_DIR: join(work, "state") },
-    });
+    const result = await execa(
+      process.execPath,
+      [join(infra, "node_modules", "kiln", "dist", "cli", "main.js"), "preview", ".", "--json"],
+      {
+        cwd: infra,
+        reject: false,
+        timeout: 60_000,
+        env: {
+          KILN_URL: "http://127.0.0.1:9",
+          KILN_TOKEN: "t",
+          KILN_STATE_DIR: join(work, "state"),
+        },
+      },
+    );
     expect(result.stderr).toBe("");
     expect(result.exitCode).toBe(0);
-    const parsed = JSON.parse(result.stdout) as { apps: { app: string; reachable: boolean; diff: { entries: unknown[] } }[]; notes: string[] };
+    const parsed = JSON.parse(result.stdout) as {
+      apps: { app: string; reachable: boolean; diff: { entries: unknown[] } }[];
+      notes: string[];
+    };
     expect(parsed.apps[0]?.app).toBe("infra-app");
     expect(parsed.apps[0]?.reachable).toBe(false);
     expect(parsed.apps[0]?.diff.entries).toEqual([
@@ -89,13 +119,29 @@ describe("kiln installed from its tarball", () => {
 
     // --stack prod reads Pulumi.prod.yaml: its maxContainers 0 fails the function, with the field path.
     await writeFiles(infra, { "Pulumi.prod.yaml": "config:\n  infra:maxContainers: '0'\n" });
-    const prod = await execa(process.execPath, [join(infra, "node_modules", "kiln", "dist", "cli", "main.js"), "preview", ".", "--stack", "prod"], {
-      cwd: infra,
-      reject: false,
-      timeout: 60_000,
-      env: { KILN_URL: "http://127.0.0.1:9", KILN_TOKEN: "t", KILN_STATE_DIR: join(work, "state") },
-    });
+    const prod = await execa(
+      process.execPath,
+      [
+        join(infra, "node_modules", "kiln", "dist", "cli", "main.js"),
+        "preview",
+        ".",
+        "--stack",
+        "prod",
+      ],
+      {
+        cwd: infra,
+        reject: false,
+        timeout: 60_000,
+        env: {
+          KILN_URL: "http://127.0.0.1:9",
+          KILN_TOKEN: "t",
+          KILN_STATE_DIR: join(work, "state"),
+        },
+      },
+    );
     expect(prod.exitCode).toBe(2);
-    expect(prod.stderr).toMatch(/ServerlessFunction "square": maxContainers: 0 is below the minimum 1/);
+    expect(prod.stderr).toMatch(
+      /ServerlessFunction "square": maxContainers: 0 is below the minimum 1/,
+    );
   });
 });

@@ -53,7 +53,8 @@ afterAll(async () => {
 });
 
 /** Output with the agent's URL and content hashes made stable. */
-const normalize = (text: string) => text.replaceAll(agent.url, "http://AGENT").replace(/\b[0-9a-f]{12}\b/g, "<sha>");
+const normalize = (text: string) =>
+  text.replaceAll(agent.url, "http://AGENT").replace(/\b[0-9a-f]{12}\b/g, "<sha>");
 
 describe("kiln preview / deploy <program-dir>", () => {
   it("a new app: everything to add", async () => {
@@ -61,7 +62,13 @@ describe("kiln preview / deploy <program-dir>", () => {
     expect(result.stderr).toBe("");
     expect(result.exitCode).toBe(0);
     expect(normalize(result.stdout)).toBe(
-      ["app demo on http://AGENT: new app", "  + function add", "  + function model", "  + function square", "  3 to add, 0 to change, 0 to remove"].join("\n"),
+      [
+        "app demo on http://AGENT: new app",
+        "  + function add",
+        "  + function model",
+        "  + function square",
+        "  3 to add, 0 to change, 0 to remove",
+      ].join("\n"),
     );
   });
 
@@ -106,10 +113,28 @@ describe("kiln preview / deploy <program-dir>", () => {
   it("--json: the same diff for machines", async () => {
     const result = await kiln(["preview", dir, "--json"], { env });
     expect(result.exitCode).toBe(0);
-    const parsed = JSON.parse(result.stdout) as { apps: { app: string; version: number; diff: { counts: unknown; entries: { kind: string; name: string; action: string; fields: { field: string }[] }[] } }[] };
-    expect(parsed.apps[0]).toMatchObject({ app: "demo", version: 1, diff: { counts: { add: 3, change: 2, remove: 1 } } });
+    const parsed = JSON.parse(result.stdout) as {
+      apps: {
+        app: string;
+        version: number;
+        diff: {
+          counts: unknown;
+          entries: { kind: string; name: string; action: string; fields: { field: string }[] }[];
+        };
+      }[];
+    };
+    expect(parsed.apps[0]).toMatchObject({
+      app: "demo",
+      version: 1,
+      diff: { counts: { add: 3, change: 2, remove: 1 } },
+    });
     const square = parsed.apps[0]?.diff.entries.find((e) => e.name === "square");
-    expect(square?.fields.map((f) => f.field)).toEqual(["cpu.request", "maxContainers", "retries.maxRetries", "code"]);
+    expect(square?.fields.map((f) => f.field)).toEqual([
+      "cpu.request",
+      "maxContainers",
+      "retries.maxRetries",
+      "code",
+    ]);
   });
 
   it("a code-only change shows as code on the functions of that file", async () => {
@@ -117,27 +142,46 @@ describe("kiln preview / deploy <program-dir>", () => {
     await writeFile(join(dir, "functions.ts"), FUNCTIONS_V1);
     await writeFile(join(dir, "model.ts"), MODEL.replace("text.length", "text.length + 1"));
     const result = await kiln(["preview", dir], { env });
-    expect(normalize(result.stdout)).toBe(["app demo on http://AGENT (version 1):", "  ~ function model", "      code: <sha> -> <sha>", "  0 to add, 1 to change, 0 to remove"].join("\n"));
+    expect(normalize(result.stdout)).toBe(
+      [
+        "app demo on http://AGENT (version 1):",
+        "  ~ function model",
+        "      code: <sha> -> <sha>",
+        "  0 to add, 1 to change, 0 to remove",
+      ].join("\n"),
+    );
     await writeFile(join(dir, "model.ts"), MODEL);
   });
 
   it("a bad argument fails before anything is sent: exit 2, one line naming the field", async () => {
-    const bad = await makeProgram({ "index.ts": program(`new ServerlessFunction("sq", { app, handler: "./functions.ts#square", memory: [256, 64] });`, { pool: LOCAL }), "functions.ts": FUNCTIONS_V1 });
+    const bad = await makeProgram({
+      "index.ts": program(
+        `new ServerlessFunction("sq", { app, handler: "./functions.ts#square", memory: [256, 64] });`,
+        { pool: LOCAL },
+      ),
+      "functions.ts": FUNCTIONS_V1,
+    });
     try {
       const result = await kiln(["preview", bad], { env });
       expect(result.exitCode).toBe(2);
-      expect(result.stderr).toBe(`error (InvalidError): ServerlessFunction "sq": memory: limit 64 is below request 256`);
+      expect(result.stderr).toBe(
+        `error (InvalidError): ServerlessFunction "sq": memory: limit 64 is below request 256`,
+      );
     } finally {
       await removeDir(bad);
     }
   });
 
   it("a target kiln cannot reach without the Pulumi engine: a clear error naming 'pulumi up' and the endpoint target", async () => {
-    const engine = await makeProgram({ "index.ts": program("", { pool: `{ target: { kind: "docker" } as never }` }) });
+    const engine = await makeProgram({
+      "index.ts": program("", { pool: `{ target: { kind: "docker" } as never }` }),
+    });
     try {
       const result = await kiln(["deploy", engine], { env });
       expect(result.exitCode).toBe(2);
-      expect(result.stderr).toMatch(/GpuPool "pool": target\.kind: a "docker" pool provisions hosts, which needs the Pulumi engine: run 'pulumi up'.*with 'kiln deploy', use \{ kind: "endpoint", url, token \}/);
+      expect(result.stderr).toMatch(
+        /GpuPool "pool": target\.kind: a "docker" pool provisions hosts, which needs the Pulumi engine: run 'pulumi up'.*with 'kiln deploy', use \{ kind: "endpoint", url, token \}/,
+      );
     } finally {
       await removeDir(engine);
     }
@@ -148,15 +192,21 @@ describe("kiln preview / deploy <program-dir>", () => {
     try {
       const result = await kiln(["preview", empty], { env });
       expect(result.exitCode).toBe(2);
-      expect(result.stderr).toContain("no Pulumi program found: expected Pulumi.yaml with 'main', or one of index.ts");
+      expect(result.stderr).toContain(
+        "no Pulumi program found: expected Pulumi.yaml with 'main', or one of index.ts",
+      );
     } finally {
       await removeDir(empty);
     }
   });
 
   it("deploy with no agent answering: exit 1, saying how to start one", async () => {
-    const result = await kiln(["deploy", dir], { env: { KILN_URL: "http://127.0.0.1:9", KILN_TOKEN: "t" } });
+    const result = await kiln(["deploy", dir], {
+      env: { KILN_URL: "http://127.0.0.1:9", KILN_TOKEN: "t" },
+    });
     expect(result.exitCode).toBe(1);
-    expect(result.stderr).toContain("no agent answers at http://127.0.0.1:9: start one with 'kiln agent'");
+    expect(result.stderr).toContain(
+      "no agent answers at http://127.0.0.1:9: start one with 'kiln agent'",
+    );
   });
 });

@@ -60,7 +60,12 @@ beforeAll(async () => {
   stateDir = await mkdtemp(join(tmpdir(), "kiln-run-test-"));
   agent = await Agent.start({ stateDir, port: 0, token: `tok-${randomUUID()}` });
   env = { KILN_URL: agent.url, KILN_TOKEN: agent.token };
-  dir = await makeProgram({ "index.ts": INDEX, "functions.ts": FUNCTIONS, "main.ts": MAIN, "hang.ts": HANG });
+  dir = await makeProgram({
+    "index.ts": INDEX,
+    "functions.ts": FUNCTIONS,
+    "main.ts": MAIN,
+    "hang.ts": HANG,
+  });
 });
 
 afterAll(async () => {
@@ -69,15 +74,26 @@ afterAll(async () => {
   await removeDir(dir);
 });
 
-const runApps = () => agent.apps.list().map((a) => a.name).filter((name) => name.startsWith("runner-run-"));
+const runApps = () =>
+  agent.apps
+    .list()
+    .map((a) => a.name)
+    .filter((name) => name.startsWith("runner-run-"));
 
 describe("kiln run <program-dir> <entry>", () => {
   it("deploys an ephemeral app, runs main with the flags, streams the logs, removes the app", async () => {
-    const result = await kiln(["run", dir, join(dir, "main.ts"), "--", "--n", "3", "--label", "total"], { env });
+    const result = await kiln(
+      ["run", dir, join(dir, "main.ts"), "--", "--n", "3", "--label", "total"],
+      { env },
+    );
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toMatch(/^total 14 on runner-run-[0-9a-f]{6}\n\{ total: 14 \}$/);
-    expect(result.stderr).toMatch(/kiln run: note: schedules do not fire in ephemeral apps; not deployed: nightly/);
-    expect(result.stderr).toMatch(/kiln run: deployed app 'runner' as 'runner-run-[0-9a-f]{6}' on /);
+    expect(result.stderr).toMatch(
+      /kiln run: note: schedules do not fire in ephemeral apps; not deployed: nightly/,
+    );
+    expect(result.stderr).toMatch(
+      /kiln run: deployed app 'runner' as 'runner-run-[0-9a-f]{6}' on /,
+    );
     expect(result.stderr).toContain("[square] squaring 2");
     expect(result.stderr).toMatch(/kiln run: removed app 'runner-run-[0-9a-f]{6}'/);
     expect(runApps()).toEqual([]);
@@ -117,7 +133,9 @@ describe("kiln run <program-dir> <entry>", () => {
     expect(wrong.stderr).toContain("--y: not a parameter of square (its parameters: x)");
     const missing = await kiln(["run", dir, "::nope"], { env });
     expect(missing.exitCode).toBe(1);
-    expect(missing.stderr).toContain("the program has no function 'nope'; its functions: add, area, countdown, slow, square, viaClient");
+    expect(missing.stderr).toContain(
+      "the program has no function 'nope'; its functions: add, area, countdown, slow, square, viaClient",
+    );
     for (const result of [wrong, missing]) expect(result.stderr).not.toContain("deployed app");
     expect(runApps()).toEqual([]);
   });
@@ -127,16 +145,23 @@ describe("kiln run <program-dir> <entry>", () => {
     expect(result.exitCode).toBe(0);
     const left = runApps();
     expect(left).toHaveLength(1);
-    expect(result.stderr).toContain(`left app '${left[0]}' running (--detach); stop it with 'kiln stop ${left[0]}'`);
+    expect(result.stderr).toContain(
+      `left app '${left[0]}' running (--detach); stop it with 'kiln stop ${left[0]}'`,
+    );
     await agent.apps.delete(left[0]!, 0);
   });
 
   it("Ctrl-C (SIGINT) while main runs removes the app and exits 130", async () => {
-    const child = execa(process.execPath, [CLI, "run", dir, join(dir, "hang.ts")], { reject: false, timeout: 60_000, env: { ...env, KILN_STATE_DIR: stateDir } });
+    const child = execa(process.execPath, [CLI, "run", dir, join(dir, "hang.ts")], {
+      reject: false,
+      timeout: 60_000,
+      env: { ...env, KILN_STATE_DIR: stateDir },
+    });
     let out = "";
     child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
     const deadline = Date.now() + 30_000;
-    while (!out.includes("started") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (!out.includes("started") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     expect(out).toMatch(/started runner-run-[0-9a-f]{6}/);
     expect(runApps()).toHaveLength(1);
     child.kill("SIGINT");
@@ -149,11 +174,17 @@ describe("kiln run <program-dir> <entry>", () => {
 
   it("with a local pool and no agent answering, it starts an embedded agent for the run and says so", async () => {
     const port = await freePort();
-    const result = await kiln(["run", dir, "::square", "--x", "5"], { env: { KILN_URL: `http://127.0.0.1:${port}` } });
+    const result = await kiln(["run", dir, "::square", "--x", "5"], {
+      env: { KILN_URL: `http://127.0.0.1:${port}` },
+    });
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toBe("25");
-    expect(result.stderr).toContain(`kiln run: no agent answers at http://127.0.0.1:${port}: started an embedded agent for this run at http://127.0.0.1:`);
-    const detached = await kiln(["run", dir, "::square", "--x", "5", "--detach"], { env: { KILN_URL: `http://127.0.0.1:${port}` } });
+    expect(result.stderr).toContain(
+      `kiln run: no agent answers at http://127.0.0.1:${port}: started an embedded agent for this run at http://127.0.0.1:`,
+    );
+    const detached = await kiln(["run", dir, "::square", "--x", "5", "--detach"], {
+      env: { KILN_URL: `http://127.0.0.1:${port}` },
+    });
     expect(detached.exitCode).toBe(2);
     expect(detached.stderr).toContain("--detach needs an agent that outlives the run");
   });
@@ -161,7 +192,19 @@ describe("kiln run <program-dir> <entry>", () => {
 
 describe("flags and parameters", () => {
   it("parseFlags: --k v, --k=v, bare flags, --no-x, positional JSON, kebab to camel", () => {
-    expect(parseFlags(["[1,2]", "--n", "5", "--name=bob", "--dry-run", "--no-cache", "text", "--max-items", "3"])).toEqual({
+    expect(
+      parseFlags([
+        "[1,2]",
+        "--n",
+        "5",
+        "--name=bob",
+        "--dry-run",
+        "--no-cache",
+        "text",
+        "--max-items",
+        "3",
+      ]),
+    ).toEqual({
       named: { n: 5, name: "bob", dryRun: true, cache: false, maxItems: 3 },
       positional: [[1, 2], "text"],
     });
@@ -173,8 +216,15 @@ describe("flags and parameters", () => {
 
   it("parameterNames reads functions, methods, arrows, defaults and destructuring", () => {
     expect(parameterNames("function square(x) { return x * x; }")).toEqual(["x"]);
-    expect(parameterNames("async function* gen(from, step = (1 + 1), ...rest) {}")).toEqual(["from", "step", "rest"]);
-    expect(parameterNames("embed(texts, options = { a: [1, 2] }) {}")).toEqual(["texts", "options"]);
+    expect(parameterNames("async function* gen(from, step = (1 + 1), ...rest) {}")).toEqual([
+      "from",
+      "step",
+      "rest",
+    ]);
+    expect(parameterNames("embed(texts, options = { a: [1, 2] }) {}")).toEqual([
+      "texts",
+      "options",
+    ]);
     expect(parameterNames("x => x * 2")).toEqual(["x"]);
     expect(parameterNames("({ width, height }) => width * height")).toBe("object");
   });

@@ -15,7 +15,11 @@ beforeAll(async () => {
     tsconfig,
     JSON.stringify({
       extends: join(repoRoot, "tsconfig.json"),
-      compilerOptions: { noEmit: true, rootDir: repoRoot, typeRoots: [join(repoRoot, "node_modules", "@types")] },
+      compilerOptions: {
+        noEmit: true,
+        rootDir: repoRoot,
+        typeRoots: [join(repoRoot, "node_modules", "@types")],
+      },
       include: [join(repoRoot, "examples", "**", "*.ts")],
     }),
   );
@@ -25,13 +29,21 @@ afterAll(async () => removeDir(dir));
 const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
 
 it("every example type-checks", async () => {
-  const listed = await execa(process.execPath, [tsc, "-p", tsconfig, "--listFilesOnly"], { reject: false, timeout: 120_000 });
+  const listed = await execa(process.execPath, [tsc, "-p", tsconfig, "--listFilesOnly"], {
+    reject: false,
+    timeout: 120_000,
+  });
   for (const example of await readdir(join(repoRoot, "examples"))) {
-    for (const file of (await readdir(join(repoRoot, "examples", example))).filter((f) => f.endsWith(".ts"))) {
+    for (const file of (await readdir(join(repoRoot, "examples", example))).filter((f) =>
+      f.endsWith(".ts"),
+    )) {
       expect(listed.stdout).toContain(join(repoRoot, "examples", example, file));
     }
   }
-  const result = await execa(process.execPath, [tsc, "-p", tsconfig], { reject: false, timeout: 120_000 });
+  const result = await execa(process.execPath, [tsc, "-p", tsconfig], {
+    reject: false,
+    timeout: 120_000,
+  });
   expect(result.stdout).toBe("");
   expect(result.exitCode).toBe(0);
 });

@@ -3,12 +3,25 @@ import { describe, expect, it } from "vitest";
 import { compileAppSpec, type AppSpecInput } from "../../runtime/spec/index.js";
 import { diffApps, formatAppDiff, type AppView } from "../../provider/diff.js";
 
-function view(spec: AppSpecInput, code: Record<string, string | null> = {}, secretValuesKnown = true): AppView {
+function view(
+  spec: AppSpecInput,
+  code: Record<string, string | null> = {},
+  secretValuesKnown = true,
+): AppView {
   const compiled = compileAppSpec(spec);
   return {
     name: compiled.name,
     endpoint: "http://agent:7070",
-    functions: Object.fromEntries(Object.entries(compiled.functions).map(([name, fn]) => [name, { spec: fn, code: code[name] === undefined ? "a".repeat(64) : code[name], secretValuesKnown }])),
+    functions: Object.fromEntries(
+      Object.entries(compiled.functions).map(([name, fn]) => [
+        name,
+        {
+          spec: fn,
+          code: code[name] === undefined ? "a".repeat(64) : code[name],
+          secretValuesKnown,
+        },
+      ]),
+    ),
     dicts: compiled.dicts,
     queues: compiled.queues,
     schedules: compiled.schedules,
@@ -17,7 +30,10 @@ function view(spec: AppSpecInput, code: Record<string, string | null> = {}, secr
 
 const base: AppSpecInput = {
   name: "app",
-  functions: { f: { handler: "./f.ts#f", maxContainers: 2, env: { A: "1" }, secrets: { K: "v1" } }, g: { handler: "./f.ts#g" } },
+  functions: {
+    f: { handler: "./f.ts#f", maxContainers: 2, env: { A: "1" }, secrets: { K: "v1" } },
+    g: { handler: "./f.ts#g" },
+  },
   dicts: { d: {} },
   schedules: { s: { function: "f", cron: "0 3 * * *" } },
 };
@@ -31,15 +47,33 @@ describe("diffApps", () => {
 
   it("a new app: everything added", () => {
     const d = diffApps(null, view(base));
-    expect(d).toMatchObject({ exists: false, changed: true, counts: { add: 4, change: 0, remove: 0 } });
-    expect(formatAppDiff(d)).toEqual(["app app: new app", "  + function f", "  + function g", "  + dict d", "  + schedule s", "  4 to add, 0 to change, 0 to remove"]);
+    expect(d).toMatchObject({
+      exists: false,
+      changed: true,
+      counts: { add: 4, change: 0, remove: 0 },
+    });
+    expect(formatAppDiff(d)).toEqual([
+      "app app: new app",
+      "  + function f",
+      "  + function g",
+      "  + dict d",
+      "  + schedule s",
+      "  4 to add, 0 to change, 0 to remove",
+    ]);
   });
 
   it("nested fields, env, secrets (values hidden), handler, batching, dicts and schedules", () => {
     const next: AppSpecInput = {
       name: "app",
       functions: {
-        f: { handler: "./f.ts#f2", maxContainers: 3, memory: [128, 256], env: { A: "2", B: "x" }, secrets: { K: "v2", L: "w" }, batched: { maxBatchSize: 4, waitMs: 10 } },
+        f: {
+          handler: "./f.ts#f2",
+          maxContainers: 3,
+          memory: [128, 256],
+          env: { A: "2", B: "x" },
+          secrets: { K: "v2", L: "w" },
+          batched: { maxBatchSize: 4, waitMs: 10 },
+        },
         h: { handler: "./f.ts#h" },
       },
       dicts: { d: { maxEntries: 5 } },
@@ -75,8 +109,18 @@ describe("diffApps", () => {
     old.functions["g"]!.hidden = "code";
     const d = diffApps(old, view(base));
     expect(d.entries).toEqual([
-      { kind: "function", name: "f", action: "change", fields: [{ field: "code or secret values", old: "(changed)", new: "aaaaaaaaaaaa" }] },
-      { kind: "function", name: "g", action: "change", fields: [{ field: "code", old: "(changed)", new: "aaaaaaaaaaaa" }] },
+      {
+        kind: "function",
+        name: "f",
+        action: "change",
+        fields: [{ field: "code or secret values", old: "(changed)", new: "aaaaaaaaaaaa" }],
+      },
+      {
+        kind: "function",
+        name: "g",
+        action: "change",
+        fields: [{ field: "code", old: "(changed)", new: "aaaaaaaaaaaa" }],
+      },
     ]);
     old.functions["f"]!.hidden = "same";
     old.functions["g"]!.hidden = "same";
@@ -87,7 +131,13 @@ describe("diffApps", () => {
     const d = diffApps(view(base), view({ ...base, name: "app2" }));
     expect(d.replaces).toEqual([{ field: "appName", old: "app", new: "app2" }]);
     expect(formatAppDiff(d)[1]).toBe('  +- appName: "app" -> "app2" (replaces the app)');
-    expect(diffApps(view(base), { ...view(base), endpoint: "http://other:7070/" }).replaces.map((r) => r.field)).toEqual(["endpoint"]);
-    expect(diffApps(view(base), { ...view(base), endpoint: "http://agent:7070/" }).changed).toBe(false);
+    expect(
+      diffApps(view(base), { ...view(base), endpoint: "http://other:7070/" }).replaces.map(
+        (r) => r.field,
+      ),
+    ).toEqual(["endpoint"]);
+    expect(diffApps(view(base), { ...view(base), endpoint: "http://agent:7070/" }).changed).toBe(
+      false,
+    );
   });
 });

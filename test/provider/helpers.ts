@@ -18,7 +18,11 @@ export async function deploymentInputs(
   const secrets = extra.secrets ?? {};
   const compiled = compileAppSpec(agentSpec({ spec, secrets }));
   const files = [...new Set(Object.values(compiled.functions).map((fn) => fn.handler.file))];
-  const bundles = Object.fromEntries(await Promise.all(files.map(async (file) => [file, (await bundleFile(root, file)).sha256] as const)));
+  const bundles = Object.fromEntries(
+    await Promise.all(
+      files.map(async (file) => [file, (await bundleFile(root, file)).sha256] as const),
+    ),
+  );
   return {
     appName: spec.name,
     spec,

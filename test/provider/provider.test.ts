@@ -36,7 +36,8 @@ afterAll(async () => {
   for (const dir of [stateDir, root, root2]) await removeDir(dir);
 });
 
-const inputs = (spec = helloSpec(), extra: Partial<AppDeploymentInputs> = {}) => deploymentInputs(extra.root ?? root, agent.url, agent.token, spec, extra);
+const inputs = (spec = helloSpec(), extra: Partial<AppDeploymentInputs> = {}) =>
+  deploymentInputs(extra.root ?? root, agent.url, agent.token, spec, extra);
 
 describe("check", () => {
   it("accepts valid inputs", async () => {
@@ -45,17 +46,35 @@ describe("check", () => {
 
   it("names the input and the field path of each problem", async () => {
     const good = await inputs();
-    const bad = { ...good, spec: helloSpec("prov-test", { timeout: 0 }), maxima: { cpu: 0.1 }, bundles: {}, endpoint: "nope" };
+    const bad = {
+      ...good,
+      spec: helloSpec("prov-test", { timeout: 0 }),
+      maxima: { cpu: 0.1 },
+      bundles: {},
+      endpoint: "nope",
+    };
     const { failures } = await check(undefined, bad);
     expect(failures).toEqual(
       expect.arrayContaining([
-        { property: "spec", reason: expect.stringMatching(/^functions\.square\.timeout: 0 is below the minimum 1 s/) as string },
-        { property: "spec", reason: expect.stringMatching(/^functions\.square\.cpu: request 0\.125 exceeds the pool maximum of 0\.1 cores/) as string },
+        {
+          property: "spec",
+          reason: expect.stringMatching(
+            /^functions\.square\.timeout: 0 is below the minimum 1 s/,
+          ) as string,
+        },
+        {
+          property: "spec",
+          reason: expect.stringMatching(
+            /^functions\.square\.cpu: request 0\.125 exceeds the pool maximum of 0\.1 cores/,
+          ) as string,
+        },
         { property: "endpoint", reason: `endpoint: expected an http(s) URL, got "nope"` },
       ]),
     );
     const renamed = await check(undefined, { ...good, appName: "other" });
-    expect(renamed.failures).toEqual([{ property: "spec", reason: `name: the spec names app "prov-test", not "other"` }]);
+    expect(renamed.failures).toEqual([
+      { property: "spec", reason: `name: the spec names app "prov-test", not "other"` },
+    ]);
   });
 });
 
@@ -66,7 +85,12 @@ describe("diff: old outputs against new inputs", () => {
   });
 
   it("nothing changed: no changes", async () => {
-    expect(await diff("prov-test", olds, await inputs())).toEqual({ changes: false, replaces: [], stables: [], deleteBeforeReplace: false });
+    expect(await diff("prov-test", olds, await inputs())).toEqual({
+      changes: false,
+      replaces: [],
+      stables: [],
+      deleteBeforeReplace: false,
+    });
   });
 
   it("the same code at another path: no changes (root is not compared)", async () => {
@@ -82,7 +106,11 @@ describe("diff: old outputs against new inputs", () => {
   });
 
   it("a scaling-only change updates in place", async () => {
-    const result = await diff("prov-test", olds, await inputs(helloSpec("prov-test", { maxContainers: 3 })));
+    const result = await diff(
+      "prov-test",
+      olds,
+      await inputs(helloSpec("prov-test", { maxContainers: 3 })),
+    );
     expect(result).toMatchObject({ changes: true, replaces: [] });
   });
 
@@ -93,14 +121,22 @@ describe("diff: old outputs against new inputs", () => {
   });
 
   it("a rename replaces; so does another agent", async () => {
-    expect(await diff("prov-test", olds, await inputs(helloSpec("prov-renamed")))).toMatchObject({ changes: true, replaces: ["appName"] });
-    expect(await diff("prov-test", olds, { ...(await inputs()), endpoint: "http://10.0.0.1:7070" })).toMatchObject({ replaces: ["endpoint"] });
+    expect(await diff("prov-test", olds, await inputs(helloSpec("prov-renamed")))).toMatchObject({
+      changes: true,
+      replaces: ["appName"],
+    });
+    expect(
+      await diff("prov-test", olds, { ...(await inputs()), endpoint: "http://10.0.0.1:7070" }),
+    ).toMatchObject({ replaces: ["endpoint"] });
   });
 
   it("a secret value change is a change, shown without its value", async () => {
     const withSecret = { ...olds, secrets: { square: { API_KEY: "one" } } };
     const next = { ...(await inputs()), secrets: { square: { API_KEY: "two" } } };
-    expect(await diff("prov-test", withSecret, next)).toMatchObject({ changes: true, replaces: [] });
+    expect(await diff("prov-test", withSecret, next)).toMatchObject({
+      changes: true,
+      replaces: [],
+    });
   });
 });
 
@@ -113,7 +149,10 @@ describe("create, update, delete, read against a real agent", () => {
     outs = created.outs;
     expect(created.id).toBe(name);
     expect(outs.version).toBe(1);
-    const deployed = await kiln.http.request<{ version: number; digest: string }>("GET", `/v1/apps/${name}`);
+    const deployed = await kiln.http.request<{ version: number; digest: string }>(
+      "GET",
+      `/v1/apps/${name}`,
+    );
     expect(deployed).toMatchObject({ version: 1, digest: outs.digest });
     expect(await kiln.function<(x: number) => number>(name, "square").remote(7)).toBe(49);
   });
@@ -131,7 +170,11 @@ describe("create, update, delete, read against a real agent", () => {
 
   it("a code update rolls the function to a new version, with a new hash", async () => {
     const before = await functionVersion(name, "square");
-    const updated = await update(name, outs, await inputs(helloSpec(name, { maxContainers: 2 }), { root: root2 }));
+    const updated = await update(
+      name,
+      outs,
+      await inputs(helloSpec(name, { maxContainers: 2 }), { root: root2 }),
+    );
     expect(updated.outs.version).toBe(3);
     expect(updated.outs.bundles).not.toEqual(outs.bundles);
     expect(updated.outs.specHash).not.toBe(outs.specHash);
@@ -141,20 +184,28 @@ describe("create, update, delete, read against a real agent", () => {
   });
 
   it("applying the same inputs again leaves the agent's version alone", async () => {
-    const again = await update(name, outs, await inputs(helloSpec(name, { maxContainers: 2 }), { root: root2 }));
+    const again = await update(
+      name,
+      outs,
+      await inputs(helloSpec(name, { maxContainers: 2 }), { root: root2 }),
+    );
     expect(again.outs.version).toBe(outs.version);
   });
 
   it("read reports the agent's version; delete stops the app; delete again is fine", async () => {
     expect((await read(name, outs)).props?.version).toBe(outs.version);
     await remove(name, outs, { graceMs: 1000 });
-    await expect(kiln.http.request("GET", `/v1/apps/${name}`)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(kiln.http.request("GET", `/v1/apps/${name}`)).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
     await remove(name, outs);
     expect(await read(name, outs)).toEqual({});
   });
 
   it("no token: a clear error, nothing sent", async () => {
-    await expect(create({ ...(await inputs(helloSpec(name))), token: "" })).rejects.toThrow(/no token for the agent at .*kiln agent/);
+    await expect(create({ ...(await inputs(helloSpec(name))), token: "" })).rejects.toThrow(
+      /no token for the agent at .*kiln agent/,
+    );
   });
 });
 

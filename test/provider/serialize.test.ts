@@ -43,7 +43,11 @@ describe("the serialized provider", () => {
     await writeFile(inputsFile, JSON.stringify(inputs));
     const out = join(project, "provider.txt");
     // The program's process: registers the AppDeployment and keeps the __provider text Pulumi would send.
-    const serialized = await execa(process.execPath, [join(fixtures, "serialize-provider.mjs"), inputsFile, out], { cwd: project, reject: false, timeout: 60_000 });
+    const serialized = await execa(
+      process.execPath,
+      [join(fixtures, "serialize-provider.mjs"), inputsFile, out],
+      { cwd: project, reject: false, timeout: 60_000 },
+    );
     expect(serialized.stderr).toBe("");
     text = await readFile(out, "utf8");
   });
@@ -59,8 +63,18 @@ describe("the serialized provider", () => {
     const providerFile = join(project, "provider.txt");
     const result = await execa(
       process.execPath,
-      [join(fixtures, "run-provider.cjs"), providerFile, inputsFile, join(repoRoot, "node_modules", "require-from-string")],
-      { cwd: project, reject: false, timeout: 60_000, env: { KILN_TOKEN: undefined, KILN_URL: undefined } },
+      [
+        join(fixtures, "run-provider.cjs"),
+        providerFile,
+        inputsFile,
+        join(repoRoot, "node_modules", "require-from-string"),
+      ],
+      {
+        cwd: project,
+        reject: false,
+        timeout: 60_000,
+        env: { KILN_TOKEN: undefined, KILN_URL: undefined },
+      },
     );
     expect(result.stderr).toBe("");
     expect(result.exitCode).toBe(0);
@@ -80,8 +94,18 @@ it("the provider resolves kiln from the project it runs in: without kiln there, 
   const dir = await mkdtemp(join(tmpdir(), "kiln-serialize-empty-"));
   try {
     // Without kiln resolvable from the working directory, the provider fails at call time, loudly.
-    await writeFile(join(dir, "provider.txt"), "exports.handler = () => ({ async check() { return import(\"kiln/provider/ops\"); } });");
-    const result = await execa(process.execPath, ["-e", `require(${JSON.stringify(join(repoRoot, "node_modules", "require-from-string"))})(require("fs").readFileSync("provider.txt","utf8")).handler().check().catch((e) => { console.log(e.code); })`], { cwd: dir, reject: false, timeout: 30_000 });
+    await writeFile(
+      join(dir, "provider.txt"),
+      'exports.handler = () => ({ async check() { return import("kiln/provider/ops"); } });',
+    );
+    const result = await execa(
+      process.execPath,
+      [
+        "-e",
+        `require(${JSON.stringify(join(repoRoot, "node_modules", "require-from-string"))})(require("fs").readFileSync("provider.txt","utf8")).handler().check().catch((e) => { console.log(e.code); })`,
+      ],
+      { cwd: dir, reject: false, timeout: 30_000 },
+    );
     expect(result.stdout.trim()).toBe("ERR_MODULE_NOT_FOUND");
   } finally {
     await removeDir(dir);

@@ -1,16 +1,28 @@
 import { describe, expect, it } from "vitest";
 import { InvalidError } from "../../runtime/errors.js";
-import { type AppSpecInput, type CompiledAppSpec, compileAppSpec } from "../../runtime/spec/index.js";
+import {
+  type AppSpecInput,
+  type CompiledAppSpec,
+  compileAppSpec,
+} from "../../runtime/spec/index.js";
 import { invalid, issuesOf, linesOf } from "./helpers.js";
 
 describe("compileAppSpec", () => {
   it("compiles the minimal app with every default filled in", () => {
-    const input: AppSpecInput = { name: "hello", functions: { square: { handler: "./functions.ts#square" } } };
+    const input: AppSpecInput = {
+      name: "hello",
+      functions: { square: { handler: "./functions.ts#square" } },
+    };
     const expected: CompiledAppSpec = {
       name: "hello",
       functions: {
         square: {
-          handler: { ref: "./functions.ts#square", file: "./functions.ts", exportName: "square", method: null },
+          handler: {
+            ref: "./functions.ts#square",
+            file: "./functions.ts",
+            exportName: "square",
+            method: null,
+          },
           cpu: { request: 0.125, limit: 4.125 },
           memory: { request: 128, limit: null },
           gpu: null,
@@ -22,7 +34,12 @@ describe("compileAppSpec", () => {
           maxInputs: 1,
           targetInputs: 1,
           batched: null,
-          retries: { maxRetries: 0, backoffCoefficient: 2, initialDelayMs: 1000, maxDelayMs: 60000 },
+          retries: {
+            maxRetries: 0,
+            backoffCoefficient: 2,
+            initialDelayMs: 1000,
+            maxDelayMs: 60000,
+          },
           timeout: 300,
           startupTimeout: 300,
           env: {},
@@ -38,18 +55,29 @@ describe("compileAppSpec", () => {
   });
 
   it("compiles an app with nothing but a name", () => {
-    expect(compileAppSpec({ name: "empty" })).toEqual({ name: "empty", functions: {}, dicts: {}, queues: {}, schedules: {} });
+    expect(compileAppSpec({ name: "empty" })).toEqual({
+      name: "empty",
+      functions: {},
+      dicts: {},
+      queues: {},
+      schedules: {},
+    });
   });
 
   it("does not share default objects between compilations", () => {
     const a = compileAppSpec({ name: "a", functions: { f: { handler: "./f.ts#f" } } });
     const b = compileAppSpec({ name: "b", functions: { f: { handler: "./f.ts#f" } } });
     expect(a.functions.f?.env).not.toBe(b.functions.f?.env);
-    expect(compileAppSpec({ name: "c" }).functions).not.toBe(compileAppSpec({ name: "d" }).functions);
+    expect(compileAppSpec({ name: "c" }).functions).not.toBe(
+      compileAppSpec({ name: "d" }).functions,
+    );
   });
 
   it("does not modify its input", () => {
-    const input = { name: "hello", functions: { square: { handler: "./functions.ts#square", cpu: [1, 2] } } };
+    const input = {
+      name: "hello",
+      functions: { square: { handler: "./functions.ts#square", cpu: [1, 2] } },
+    };
     const copy = structuredClone(input);
     compileAppSpec(input);
     expect(input).toEqual(copy);
@@ -57,7 +85,9 @@ describe("compileAppSpec", () => {
 
   it("rejects a non-object input", () => {
     for (const input of [null, undefined, 42, "app", []]) {
-      expect(invalid(() => compileAppSpec(input)).message).toMatch(/^\(root\): (expected object|required)/);
+      expect(invalid(() => compileAppSpec(input)).message).toMatch(
+        /^\(root\): (expected object|required)/,
+      );
     }
   });
 
@@ -73,22 +103,37 @@ describe("compileAppSpec", () => {
     expect(compileAppSpec({ name }).name).toBe(name);
   });
 
-  it.each(["", "Hello", "-app", "my_app", "my app", "a".repeat(64)])("rejects the app name %j", (name) => {
-    const [issue] = issuesOf({ name });
-    expect(issue?.path).toBe("name");
-    expect(issue?.message).toMatch(/invalid app name .*1-63 lowercase letters, digits and dashes/);
-  });
+  it.each(["", "Hello", "-app", "my_app", "my app", "a".repeat(64)])(
+    "rejects the app name %j",
+    (name) => {
+      const [issue] = issuesOf({ name });
+      expect(issue?.path).toBe("name");
+      expect(issue?.message).toMatch(
+        /invalid app name .*1-63 lowercase letters, digits and dashes/,
+      );
+    },
+  );
 
-  it.each(["square", "_private", "Embed_v2", "with-dash", "a".repeat(64)])("accepts the function name %j", (name) => {
-    expect(Object.keys(compileAppSpec({ name: "app", functions: { [name]: { handler: "./f.ts#f" } } }).functions)).toEqual([name]);
-  });
+  it.each(["square", "_private", "Embed_v2", "with-dash", "a".repeat(64)])(
+    "accepts the function name %j",
+    (name) => {
+      expect(
+        Object.keys(
+          compileAppSpec({ name: "app", functions: { [name]: { handler: "./f.ts#f" } } }).functions,
+        ),
+      ).toEqual([name]);
+    },
+  );
 
-  it.each(["2fast", "-x", "has space", "dot.name", "a".repeat(65)])("rejects the function name %j", (name) => {
-    const [issue] = issuesOf({ name: "app", functions: { [name]: { handler: "./f.ts#f" } } });
-    expect(issue?.path).toContain("functions");
-    expect(issue?.path).toContain(name);
-    expect(issue?.message).toMatch(/^invalid function name: /);
-  });
+  it.each(["2fast", "-x", "has space", "dot.name", "a".repeat(65)])(
+    "rejects the function name %j",
+    (name) => {
+      const [issue] = issuesOf({ name: "app", functions: { [name]: { handler: "./f.ts#f" } } });
+      expect(issue?.path).toContain("functions");
+      expect(issue?.path).toContain(name);
+      expect(issue?.message).toMatch(/^invalid function name: /);
+    },
+  );
 
   it("checks dict, queue and schedule names too", () => {
     const issues = issuesOf({
@@ -98,8 +143,16 @@ describe("compileAppSpec", () => {
       queues: { "q q": {} },
       schedules: { "s!": { function: "f", cron: "* * * * *" } },
     });
-    expect(issues.map((issue) => issue.path)).toEqual(['dicts["1d"]', 'queues["q q"]', 'schedules["s!"]']);
-    expect(issues.map((issue) => issue.message.split(":")[0])).toEqual(["invalid dict name", "invalid queue name", "invalid schedule name"]);
+    expect(issues.map((issue) => issue.path)).toEqual([
+      'dicts["1d"]',
+      'queues["q q"]',
+      'schedules["s!"]',
+    ]);
+    expect(issues.map((issue) => issue.message.split(":")[0])).toEqual([
+      "invalid dict name",
+      "invalid queue name",
+      "invalid schedule name",
+    ]);
   });
 
   it("reports every issue, one per line, path first, with details.issues", () => {
@@ -117,7 +170,9 @@ describe("compileAppSpec", () => {
     expect(error.status).toBe(400);
     const lines = error.message.split("\n");
     expect(lines).toHaveLength(4);
-    expect(lines).toContain("functions.square.timeout: 0 is below the minimum 1 s (allowed 1..86400)");
+    expect(lines).toContain(
+      "functions.square.timeout: 0 is below the minimum 1 s (allowed 1..86400)",
+    );
     expect(lines).toContain("functions.square.bogus: unknown field");
     expect(lines).toContain("functions.embed.memory: limit 64 is below request 128");
     expect(lines.some((line) => line.startsWith("name: invalid app name"))).toBe(true);
@@ -126,8 +181,14 @@ describe("compileAppSpec", () => {
   });
 
   it("reports a wrong type with what was expected", () => {
-    expect(linesOf({ name: "app", functions: { f: { handler: 42 } } })).toEqual(["functions.f.handler: expected string, got number"]);
-    expect(linesOf({ name: "app", functions: [] })).toEqual(["functions: expected object, got array"]);
-    expect(linesOf({ name: "app", functions: { f: {} } })).toEqual(["functions.f.handler: required"]);
+    expect(linesOf({ name: "app", functions: { f: { handler: 42 } } })).toEqual([
+      "functions.f.handler: expected string, got number",
+    ]);
+    expect(linesOf({ name: "app", functions: [] })).toEqual([
+      "functions: expected object, got array",
+    ]);
+    expect(linesOf({ name: "app", functions: { f: {} } })).toEqual([
+      "functions.f.handler: required",
+    ]);
   });
 });

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { compileAppSpec, compileFunctionSpec, type CompiledFunctionSpec } from "../../runtime/spec/index.js";
+import {
+  compileAppSpec,
+  compileFunctionSpec,
+  type CompiledFunctionSpec,
+} from "../../runtime/spec/index.js";
 import { appWith, HANDLER, invalid, issuesOf, linesOf } from "./helpers.js";
 
 const compileF = (fields: Record<string, unknown>): CompiledFunctionSpec => {
@@ -43,19 +47,71 @@ describe("function fields out of range", () => {
   const nested: [string, Record<string, unknown>, string, string][] = [
     ["retries", { maxRetries: -1 }, "maxRetries", "-1 is below the minimum 0 (allowed 0..10)"],
     ["retries", { maxRetries: 11 }, "maxRetries", "11 is above the maximum 10 (allowed 0..10)"],
-    ["retries", { maxRetries: 1, backoffCoefficient: 0.5 }, "backoffCoefficient", "0.5 is below the minimum 1 (allowed 1..10)"],
-    ["retries", { maxRetries: 1, backoffCoefficient: 11 }, "backoffCoefficient", "11 is above the maximum 10 (allowed 1..10)"],
-    ["retries", { maxRetries: 1, initialDelayMs: -1 }, "initialDelayMs", "-1 is below the minimum 0 ms (allowed 0..60000)"],
-    ["retries", { maxRetries: 1, initialDelayMs: 60_001 }, "initialDelayMs", "60001 is above the maximum 60000 ms (allowed 0..60000)"],
-    ["retries", { maxRetries: 1, maxDelayMs: 0 }, "maxDelayMs", "0 is below the minimum 1 ms (allowed 1..60000)"],
-    ["retries", { maxRetries: 1, maxDelayMs: 60_001 }, "maxDelayMs", "60001 is above the maximum 60000 ms (allowed 1..60000)"],
-    ["batched", { maxBatchSize: 0, waitMs: 10 }, "maxBatchSize", "0 is below the minimum 1 (allowed 1..1000)"],
-    ["batched", { maxBatchSize: 1001, waitMs: 10 }, "maxBatchSize", "1001 is above the maximum 1000 (allowed 1..1000)"],
-    ["batched", { maxBatchSize: 8, waitMs: -1 }, "waitMs", "-1 is below the minimum 0 ms (allowed 0..600000)"],
-    ["batched", { maxBatchSize: 8, waitMs: 600_001 }, "waitMs", "600001 is above the maximum 600000 ms (allowed 0..600000)"],
+    [
+      "retries",
+      { maxRetries: 1, backoffCoefficient: 0.5 },
+      "backoffCoefficient",
+      "0.5 is below the minimum 1 (allowed 1..10)",
+    ],
+    [
+      "retries",
+      { maxRetries: 1, backoffCoefficient: 11 },
+      "backoffCoefficient",
+      "11 is above the maximum 10 (allowed 1..10)",
+    ],
+    [
+      "retries",
+      { maxRetries: 1, initialDelayMs: -1 },
+      "initialDelayMs",
+      "-1 is below the minimum 0 ms (allowed 0..60000)",
+    ],
+    [
+      "retries",
+      { maxRetries: 1, initialDelayMs: 60_001 },
+      "initialDelayMs",
+      "60001 is above the maximum 60000 ms (allowed 0..60000)",
+    ],
+    [
+      "retries",
+      { maxRetries: 1, maxDelayMs: 0 },
+      "maxDelayMs",
+      "0 is below the minimum 1 ms (allowed 1..60000)",
+    ],
+    [
+      "retries",
+      { maxRetries: 1, maxDelayMs: 60_001 },
+      "maxDelayMs",
+      "60001 is above the maximum 60000 ms (allowed 1..60000)",
+    ],
+    [
+      "batched",
+      { maxBatchSize: 0, waitMs: 10 },
+      "maxBatchSize",
+      "0 is below the minimum 1 (allowed 1..1000)",
+    ],
+    [
+      "batched",
+      { maxBatchSize: 1001, waitMs: 10 },
+      "maxBatchSize",
+      "1001 is above the maximum 1000 (allowed 1..1000)",
+    ],
+    [
+      "batched",
+      { maxBatchSize: 8, waitMs: -1 },
+      "waitMs",
+      "-1 is below the minimum 0 ms (allowed 0..600000)",
+    ],
+    [
+      "batched",
+      { maxBatchSize: 8, waitMs: 600_001 },
+      "waitMs",
+      "600001 is above the maximum 600000 ms (allowed 0..600000)",
+    ],
   ];
   it.each(nested)("%s = %j", (field, value, key, message) => {
-    expect(linesOf(appWith({ [field]: value }))).toEqual([`functions.f.${field}.${key}: ${message}`]);
+    expect(linesOf(appWith({ [field]: value }))).toEqual([
+      `functions.f.${field}.${key}: ${message}`,
+    ]);
   });
 
   it("accepts the bounds themselves", () => {
@@ -73,15 +129,24 @@ describe("function fields out of range", () => {
     });
     expect(fn.cpu).toEqual({ request: 64, limit: 64 });
     expect(fn.memory).toEqual({ request: 1, limit: 1_048_576 });
-    expect(fn.retries).toEqual({ maxRetries: 10, backoffCoefficient: 10, initialDelayMs: 0, maxDelayMs: 1 });
+    expect(fn.retries).toEqual({
+      maxRetries: 10,
+      backoffCoefficient: 10,
+      initialDelayMs: 0,
+      maxDelayMs: 1,
+    });
     expect(fn.batched).toEqual({ maxBatchSize: 1000, waitMs: 600_000 });
     expect(fn.startupTimeout).toBe(86_400);
   });
 
   it("rejects NaN, Infinity and strings for numbers", () => {
-    expect(linesOf(appWith({ timeout: "300" }))).toEqual(["functions.f.timeout: expected number, got string"]);
+    expect(linesOf(appWith({ timeout: "300" }))).toEqual([
+      "functions.f.timeout: expected number, got string",
+    ]);
     expect(issuesOf(appWith({ timeout: Number.NaN }))[0]?.path).toBe("functions.f.timeout");
-    expect(issuesOf(appWith({ maxInputs: Number.POSITIVE_INFINITY }))[0]?.path).toBe("functions.f.maxInputs");
+    expect(issuesOf(appWith({ maxInputs: Number.POSITIVE_INFINITY }))[0]?.path).toBe(
+      "functions.f.maxInputs",
+    );
   });
 });
 
@@ -90,13 +155,19 @@ describe("unknown fields", () => {
     expect(linesOf(appWith({ bogus: 1 }))).toEqual(["functions.f.bogus: unknown field"]);
   });
   it("in retries", () => {
-    expect(linesOf(appWith({ retries: { maxRetries: 1, jitter: true } }))).toEqual(["functions.f.retries.jitter: unknown field"]);
+    expect(linesOf(appWith({ retries: { maxRetries: 1, jitter: true } }))).toEqual([
+      "functions.f.retries.jitter: unknown field",
+    ]);
   });
   it("in batched", () => {
-    expect(linesOf(appWith({ batched: { maxBatchSize: 4, waitMs: 10, maxWait: 5 } }))).toEqual(["functions.f.batched.maxWait: unknown field"]);
+    expect(linesOf(appWith({ batched: { maxBatchSize: 4, waitMs: 10, maxWait: 5 } }))).toEqual([
+      "functions.f.batched.maxWait: unknown field",
+    ]);
   });
   it("in webEndpoint", () => {
-    expect(linesOf(appWith({ webEndpoint: { method: "GET", path: "/x" } }))).toEqual(["functions.f.webEndpoint.path: unknown field"]);
+    expect(linesOf(appWith({ webEndpoint: { method: "GET", path: "/x" } }))).toEqual([
+      "functions.f.webEndpoint.path: unknown field",
+    ]);
   });
   it("quotes odd keys in the path", () => {
     expect(linesOf(appWith({ "a.b": 1 }))).toEqual(['functions.f["a.b"]: unknown field']);
@@ -122,31 +193,47 @@ describe("cpu and memory", () => {
     expect(compileF({ memory: 2048 }).memory).toEqual({ request: 2048, limit: null });
   });
   it("rejects a memory limit below the request with the exact message", () => {
-    expect(linesOf({ name: "app", functions: { embed: { handler: "./model.ts#Model.embed", memory: [128, 64] } } })).toEqual([
-      "functions.embed.memory: limit 64 is below request 128",
-    ]);
+    expect(
+      linesOf({
+        name: "app",
+        functions: { embed: { handler: "./model.ts#Model.embed", memory: [128, 64] } },
+      }),
+    ).toEqual(["functions.embed.memory: limit 64 is below request 128"]);
   });
   it("rejects a cpu limit below the request and above the ceiling", () => {
-    expect(linesOf(appWith({ cpu: [2, 1] }))).toEqual(["functions.f.cpu: limit 1 is below request 2"]);
-    expect(linesOf(appWith({ cpu: [2, 65] }))).toEqual(["functions.f.cpu: limit 65 is above the maximum 64 cores (allowed >0..64)"]);
+    expect(linesOf(appWith({ cpu: [2, 1] }))).toEqual([
+      "functions.f.cpu: limit 1 is below request 2",
+    ]);
+    expect(linesOf(appWith({ cpu: [2, 65] }))).toEqual([
+      "functions.f.cpu: limit 65 is above the maximum 64 cores (allowed >0..64)",
+    ]);
     expect(linesOf(appWith({ memory: [128, 2_000_000] }))).toEqual([
       "functions.f.memory: limit 2000000 is above the maximum 1048576 MiB (allowed 1..1048576)",
     ]);
   });
   it("rejects malformed tuples", () => {
-    expect(linesOf(appWith({ cpu: [1, "2"] }))).toEqual(["functions.f.cpu[1]: expected number, got string"]);
+    expect(linesOf(appWith({ cpu: [1, "2"] }))).toEqual([
+      "functions.f.cpu[1]: expected number, got string",
+    ]);
     expect(issuesOf(appWith({ cpu: [1, 2, 3] }))[0]?.path).toBe("functions.f.cpu");
-    expect(linesOf(appWith({ memory: "1Gi" }))).toEqual(["functions.f.memory: expected a number of MiB or a [request, limit] pair, got string"]);
+    expect(linesOf(appWith({ memory: "1Gi" }))).toEqual([
+      "functions.f.memory: expected a number of MiB or a [request, limit] pair, got string",
+    ]);
   });
 });
 
 describe("scaling and inputs", () => {
   it("defaults targetInputs to maxInputs", () => {
     expect(compileF({ maxInputs: 8 })).toMatchObject({ maxInputs: 8, targetInputs: 8 });
-    expect(compileF({ maxInputs: 8, targetInputs: 4 })).toMatchObject({ maxInputs: 8, targetInputs: 4 });
+    expect(compileF({ maxInputs: 8, targetInputs: 4 })).toMatchObject({
+      maxInputs: 8,
+      targetInputs: 4,
+    });
   });
   it("rejects targetInputs above maxInputs", () => {
-    expect(linesOf(appWith({ maxInputs: 4, targetInputs: 5 }))).toEqual(["functions.f.targetInputs: 5 is above maxInputs 4 (allowed 1..4)"]);
+    expect(linesOf(appWith({ maxInputs: 4, targetInputs: 5 }))).toEqual([
+      "functions.f.targetInputs: 5 is above maxInputs 4 (allowed 1..4)",
+    ]);
   });
   it("takes min/max/buffer containers", () => {
     expect(compileF({ minContainers: 1, maxContainers: 3, bufferContainers: 2 })).toMatchObject({
@@ -168,13 +255,21 @@ describe("scaling and inputs", () => {
   });
   it("defaults startupTimeout to timeout", () => {
     expect(compileF({ timeout: 60 })).toMatchObject({ timeout: 60, startupTimeout: 60 });
-    expect(compileF({ timeout: 60, startupTimeout: 600 })).toMatchObject({ timeout: 60, startupTimeout: 600 });
+    expect(compileF({ timeout: 60, startupTimeout: 600 })).toMatchObject({
+      timeout: 60,
+      startupTimeout: 600,
+    });
   });
 });
 
 describe("retries, batching, web endpoint", () => {
   it("normalizes a number of retries to the object form", () => {
-    expect(compileF({ retries: 3 }).retries).toEqual({ maxRetries: 3, backoffCoefficient: 2, initialDelayMs: 1000, maxDelayMs: 60000 });
+    expect(compileF({ retries: 3 }).retries).toEqual({
+      maxRetries: 3,
+      backoffCoefficient: 2,
+      initialDelayMs: 1000,
+      maxDelayMs: 60000,
+    });
   });
   it("fills defaults of a partial retry policy", () => {
     expect(compileF({ retries: { maxRetries: 2, initialDelayMs: 10 } }).retries).toEqual({
@@ -188,17 +283,32 @@ describe("retries, batching, web endpoint", () => {
     expect(linesOf(appWith({ retries: {} }))).toEqual(["functions.f.retries.maxRetries: required"]);
   });
   it("rejects a retries value of the wrong type", () => {
-    expect(linesOf(appWith({ retries: "3" }))).toEqual(["functions.f.retries: expected a number of retries or a retry policy object, got string"]);
+    expect(linesOf(appWith({ retries: "3" }))).toEqual([
+      "functions.f.retries: expected a number of retries or a retry policy object, got string",
+    ]);
   });
   it("takes batched and requires both fields", () => {
-    expect(compileF({ batched: { maxBatchSize: 32, waitMs: 50 } }).batched).toEqual({ maxBatchSize: 32, waitMs: 50 });
+    expect(compileF({ batched: { maxBatchSize: 32, waitMs: 50 } }).batched).toEqual({
+      maxBatchSize: 32,
+      waitMs: 50,
+    });
     expect(compileF({ batched: null }).batched).toBeNull();
-    expect(linesOf(appWith({ batched: { maxBatchSize: 32 } }))).toEqual(["functions.f.batched.waitMs: required"]);
+    expect(linesOf(appWith({ batched: { maxBatchSize: 32 } }))).toEqual([
+      "functions.f.batched.waitMs: required",
+    ]);
   });
   it("takes a web endpoint, private by default", () => {
-    expect(compileF({ webEndpoint: { method: "POST" } }).webEndpoint).toEqual({ method: "POST", public: false });
-    expect(compileF({ webEndpoint: { method: "GET", public: true } }).webEndpoint).toEqual({ method: "GET", public: true });
-    expect(linesOf(appWith({ webEndpoint: { method: "PUT" } }))).toEqual(['functions.f.webEndpoint.method: expected one of "GET", "POST", got "PUT"']);
+    expect(compileF({ webEndpoint: { method: "POST" } }).webEndpoint).toEqual({
+      method: "POST",
+      public: false,
+    });
+    expect(compileF({ webEndpoint: { method: "GET", public: true } }).webEndpoint).toEqual({
+      method: "GET",
+      public: true,
+    });
+    expect(linesOf(appWith({ webEndpoint: { method: "PUT" } }))).toEqual([
+      'functions.f.webEndpoint.method: expected one of "GET", "POST", got "PUT"',
+    ]);
   });
 });
 
@@ -214,7 +324,9 @@ describe("env and secrets", () => {
       "functions.f.env.KILN_TOKEN: names starting with KILN_ are reserved for kiln",
       "functions.f.env.OK: expected string, got number",
     ]);
-    expect(linesOf(appWith({ secrets: { KILN_X: "s" } }))).toEqual(["functions.f.secrets.KILN_X: names starting with KILN_ are reserved for kiln"]);
+    expect(linesOf(appWith({ secrets: { KILN_X: "s" } }))).toEqual([
+      "functions.f.secrets.KILN_X: names starting with KILN_ are reserved for kiln",
+    ]);
   });
   it("rejects a name set in both env and secrets", () => {
     expect(linesOf(appWith({ env: { TOKEN: "a" }, secrets: { TOKEN: "b" } }))).toEqual([
@@ -230,11 +342,13 @@ describe("compileFunctionSpec", () => {
     expect(fn.handler.exportName).toBe("square");
   });
   it("prefixes paths with functions.<name>", () => {
-    expect(invalid(() => compileFunctionSpec("square", { handler: HANDLER, timeout: 0 })).message).toBe(
-      "functions.square.timeout: 0 is below the minimum 1 s (allowed 1..86400)",
-    );
+    expect(
+      invalid(() => compileFunctionSpec("square", { handler: HANDLER, timeout: 0 })).message,
+    ).toBe("functions.square.timeout: 0 is below the minimum 1 s (allowed 1..86400)");
   });
   it("checks the name", () => {
-    expect(invalid(() => compileFunctionSpec("not ok", { handler: HANDLER })).message).toMatch(/^functions\["not ok"\]: invalid function name/);
+    expect(invalid(() => compileFunctionSpec("not ok", { handler: HANDLER })).message).toMatch(
+      /^functions\["not ok"\]: invalid function name/,
+    );
   });
 });

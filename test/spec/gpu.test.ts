@@ -34,11 +34,26 @@ describe("gpu", () => {
   it.each([
     ["A100:9", 'functions.f.gpu: "A100:9": count 9 is above the maximum 8 GPUs (allowed 1..8)'],
     ["A100:0", 'functions.f.gpu: "A100:0": count 0 is below the minimum 1 GPUs (allowed 1..8)'],
-    ["", 'functions.f.gpu: "" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")'],
-    ["A100:", 'functions.f.gpu: "A100:" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")'],
-    ["A100:-1", 'functions.f.gpu: "A100:-1" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")'],
-    ["A100:1.5", 'functions.f.gpu: "A100:1.5" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")'],
-    ["A100 x2", 'functions.f.gpu: "A100 x2" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")'],
+    [
+      "",
+      'functions.f.gpu: "" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")',
+    ],
+    [
+      "A100:",
+      'functions.f.gpu: "A100:" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")',
+    ],
+    [
+      "A100:-1",
+      'functions.f.gpu: "A100:-1" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")',
+    ],
+    [
+      "A100:1.5",
+      'functions.f.gpu: "A100:1.5" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")',
+    ],
+    [
+      "A100 x2",
+      'functions.f.gpu: "A100 x2" is not a GPU request (expected "TYPE" or "TYPE:COUNT", e.g. "A100:2", "H100", "any")',
+    ],
   ])("rejects %j", (gpu, line) => {
     expect(linesOf(appWith({ gpu }))).toEqual([line]);
   });
@@ -51,8 +66,14 @@ describe("gpu", () => {
   });
 
   it("rejects an empty list and wrong types", () => {
-    expect(linesOf(appWith({ gpu: [] }))).toEqual(["functions.f.gpu: an empty list: give at least one GPU option, or null for none"]);
-    expect(linesOf(appWith({ gpu: 2 }))[0]).toMatch(/^functions\.f\.gpu: expected a GPU string or a list of them .*got number$/);
-    expect(linesOf(appWith({ gpu: ["H100", 2] }))).toEqual(["functions.f.gpu[1]: expected string, got number"]);
+    expect(linesOf(appWith({ gpu: [] }))).toEqual([
+      "functions.f.gpu: an empty list: give at least one GPU option, or null for none",
+    ]);
+    expect(linesOf(appWith({ gpu: 2 }))[0]).toMatch(
+      /^functions\.f\.gpu: expected a GPU string or a list of them .*got number$/,
+    );
+    expect(linesOf(appWith({ gpu: ["H100", 2] }))).toEqual([
+      "functions.f.gpu[1]: expected string, got number",
+    ]);
   });
 });

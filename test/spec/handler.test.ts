@@ -2,11 +2,17 @@ import { describe, expect, it } from "vitest";
 import { compileAppSpec, handlerProblem } from "../../runtime/spec/index.js";
 import { linesOf } from "./helpers.js";
 
-const handlerOf = (handler: string) => compileAppSpec({ name: "app", functions: { f: { handler } } }).functions.f?.handler;
+const handlerOf = (handler: string) =>
+  compileAppSpec({ name: "app", functions: { f: { handler } } }).functions.f?.handler;
 
 describe("handler", () => {
   it("parses ./file.ts#export", () => {
-    expect(handlerOf("./functions.ts#square")).toEqual({ ref: "./functions.ts#square", file: "./functions.ts", exportName: "square", method: null });
+    expect(handlerOf("./functions.ts#square")).toEqual({
+      ref: "./functions.ts#square",
+      file: "./functions.ts",
+      exportName: "square",
+      method: null,
+    });
   });
 
   it("parses ./file.ts#Class.method", () => {
@@ -18,13 +24,19 @@ describe("handler", () => {
     });
   });
 
-  it.each(["./a.js#f", "./a.mjs#f", "./a.mts#f", "./a.cts#f", "./a.tsx#f", "../shared/lib/a.ts#f", "./dir/a.ts#$f", "./a.ts#_F.run_2"])(
-    "accepts %j",
-    (ref) => {
-      expect(handlerProblem(ref)).toBeNull();
-      expect(handlerOf(ref)?.ref).toBe(ref);
-    },
-  );
+  it.each([
+    "./a.js#f",
+    "./a.mjs#f",
+    "./a.mts#f",
+    "./a.cts#f",
+    "./a.tsx#f",
+    "../shared/lib/a.ts#f",
+    "./dir/a.ts#$f",
+    "./a.ts#_F.run_2",
+  ])("accepts %j", (ref) => {
+    expect(handlerProblem(ref)).toBeNull();
+    expect(handlerOf(ref)?.ref).toBe(ref);
+  });
 
   const bad: [string, RegExp][] = [
     ["./functions.ts", /has no "#export" part/],

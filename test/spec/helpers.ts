@@ -5,7 +5,10 @@ import { compileAppSpec, type CompileOptions, type SpecIssue } from "../../runti
 export const HANDLER = "./functions.ts#square";
 
 /** An app with one function `f` made of `fields`. */
-export function appWith(fields: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function appWith(
+  fields: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { name: "app", functions: { f: { handler: HANDLER, ...fields } }, ...extra };
 }
 

@@ -6,9 +6,13 @@ import { HANDLER } from "./helpers.js";
 describe("resource tuples (property)", () => {
   it("any valid cpu/memory tuple compiles, with limit >= request", () => {
     const cores = fc.double({ min: 0.001, max: MAX_CPU, noNaN: true, noDefaultInfinity: true });
-    const cpu = fc.tuple(cores, cores).map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]);
+    const cpu = fc
+      .tuple(cores, cores)
+      .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]);
     const mib = fc.integer({ min: 1, max: MAX_MEMORY_MIB });
-    const memory = fc.tuple(mib, mib).map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]);
+    const memory = fc
+      .tuple(mib, mib)
+      .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]);
     fc.assert(
       fc.property(cpu, memory, (cpuPair, memoryPair) => {
         const fn = compileFunctionSpec("f", { handler: HANDLER, cpu: cpuPair, memory: memoryPair });
@@ -23,12 +27,15 @@ describe("resource tuples (property)", () => {
 
   it("any valid single cpu request gets a limit >= request", () => {
     fc.assert(
-      fc.property(fc.double({ min: 0.001, max: MAX_CPU, noNaN: true, noDefaultInfinity: true }), (request) => {
-        const { cpu } = compileFunctionSpec("f", { handler: HANDLER, cpu: request });
-        expect(cpu.request).toBe(request);
-        expect(cpu.limit).toBeGreaterThanOrEqual(request);
-        expect(cpu.limit).toBeLessThanOrEqual(Math.max(request, MAX_CPU));
-      }),
+      fc.property(
+        fc.double({ min: 0.001, max: MAX_CPU, noNaN: true, noDefaultInfinity: true }),
+        (request) => {
+          const { cpu } = compileFunctionSpec("f", { handler: HANDLER, cpu: request });
+          expect(cpu.request).toBe(request);
+          expect(cpu.limit).toBeGreaterThanOrEqual(request);
+          expect(cpu.limit).toBeLessThanOrEqual(Math.max(request, MAX_CPU));
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -1,16 +1,32 @@
 import { describe, expect, it } from "vitest";
-import { billedMemoryMiB, canonicalJson, compileAppSpec, compileFunctionSpec, redactSpec, specDigest } from "../../runtime/spec/index.js";
+import {
+  billedMemoryMiB,
+  canonicalJson,
+  compileAppSpec,
+  compileFunctionSpec,
+  redactSpec,
+  specDigest,
+} from "../../runtime/spec/index.js";
 import { HANDLER, invalid } from "./helpers.js";
 
 describe("redactSpec", () => {
   const spec = compileAppSpec({
     name: "app",
-    functions: { f: { handler: HANDLER, env: { MODE: "prod" }, secrets: { API_KEY: "s3cret", DB_PASSWORD: "hunter2" } } },
+    functions: {
+      f: {
+        handler: HANDLER,
+        env: { MODE: "prod" },
+        secrets: { API_KEY: "s3cret", DB_PASSWORD: "hunter2" },
+      },
+    },
   });
 
   it("replaces secret values and keeps their names", () => {
     const redacted = redactSpec(spec);
-    expect(redacted.functions.f?.secrets).toEqual({ API_KEY: "<redacted>", DB_PASSWORD: "<redacted>" });
+    expect(redacted.functions.f?.secrets).toEqual({
+      API_KEY: "<redacted>",
+      DB_PASSWORD: "<redacted>",
+    });
     expect(redacted.functions.f?.env).toEqual({ MODE: "prod" });
     expect(JSON.stringify(redacted)).not.toContain("s3cret");
   });
@@ -30,11 +46,15 @@ describe("redactSpec", () => {
 
 describe("canonicalJson and specDigest", () => {
   it("sorts keys at every level", () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null } })).toBe('{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null } })).toBe(
+      '{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}',
+    );
   });
 
   it("follows JSON for undefined and toJSON", () => {
-    expect(canonicalJson({ a: undefined, b: [undefined], c: new Date(0) })).toBe('{"b":[null],"c":"1970-01-01T00:00:00.000Z"}');
+    expect(canonicalJson({ a: undefined, b: [undefined], c: new Date(0) })).toBe(
+      '{"b":[null],"c":"1970-01-01T00:00:00.000Z"}',
+    );
   });
 
   it("rejects values with no JSON form", () => {
@@ -68,7 +88,10 @@ describe("canonicalJson and specDigest", () => {
 
   it("equals for an explicit default and an omitted one", () => {
     const a = compileAppSpec({ name: "app", functions: { f: { handler: HANDLER } } });
-    const b = compileAppSpec({ name: "app", functions: { f: { handler: HANDLER, timeout: 300, retries: 0, cpu: 0.125 } } });
+    const b = compileAppSpec({
+      name: "app",
+      functions: { f: { handler: HANDLER, timeout: 300, retries: 0, cpu: 0.125 } },
+    });
     expect(specDigest(a)).toBe(specDigest(b));
   });
 });
@@ -78,7 +101,15 @@ describe("billedMemoryMiB", () => {
     expect(billedMemoryMiB(compileFunctionSpec("f", { handler: HANDLER, memory: 512 }))).toBe(512);
   });
   it("is disk / 20 when that is larger", () => {
-    expect(billedMemoryMiB(compileFunctionSpec("f", { handler: HANDLER, memory: 512, ephemeralDisk: 20_480 }))).toBe(1024);
-    expect(billedMemoryMiB(compileFunctionSpec("f", { handler: HANDLER, memory: 2048, ephemeralDisk: 20_480 }))).toBe(2048);
+    expect(
+      billedMemoryMiB(
+        compileFunctionSpec("f", { handler: HANDLER, memory: 512, ephemeralDisk: 20_480 }),
+      ),
+    ).toBe(1024);
+    expect(
+      billedMemoryMiB(
+        compileFunctionSpec("f", { handler: HANDLER, memory: 2048, ephemeralDisk: 20_480 }),
+      ),
+    ).toBe(2048);
   });
 });

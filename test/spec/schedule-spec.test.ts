@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { compileAppSpec, cronProblem, periodSeconds, timezoneProblem } from "../../runtime/spec/index.js";
+import {
+  compileAppSpec,
+  cronProblem,
+  periodSeconds,
+  timezoneProblem,
+} from "../../runtime/spec/index.js";
 import { linesOf } from "./helpers.js";
 
 const withSchedule = (schedule: Record<string, unknown>) => ({
@@ -7,7 +12,8 @@ const withSchedule = (schedule: Record<string, unknown>) => ({
   functions: { report: { handler: "./jobs.ts#report" } },
   schedules: { nightly: schedule },
 });
-const compileSchedule = (schedule: Record<string, unknown>) => compileAppSpec(withSchedule(schedule)).schedules.nightly;
+const compileSchedule = (schedule: Record<string, unknown>) =>
+  compileAppSpec(withSchedule(schedule)).schedules.nightly;
 
 describe("schedules", () => {
   it("compiles a cron schedule with defaults", () => {
@@ -23,8 +29,21 @@ describe("schedules", () => {
 
   it("takes a time zone, args and catchUp", () => {
     expect(
-      compileSchedule({ function: "report", cron: " 0  9 * * MON-FRI ", timezone: "Europe/Paris", args: [1, { a: "b" }, null], catchUp: 1 }),
-    ).toEqual({ function: "report", cron: "0 9 * * MON-FRI", timezone: "Europe/Paris", period: null, args: [1, { a: "b" }, null], catchUp: 1 });
+      compileSchedule({
+        function: "report",
+        cron: " 0  9 * * MON-FRI ",
+        timezone: "Europe/Paris",
+        args: [1, { a: "b" }, null],
+        catchUp: 1,
+      }),
+    ).toEqual({
+      function: "report",
+      cron: "0 9 * * MON-FRI",
+      timezone: "Europe/Paris",
+      period: null,
+      args: [1, { a: "b" }, null],
+      catchUp: 1,
+    });
   });
 
   it("compiles a period schedule", () => {
@@ -41,8 +60,12 @@ describe("schedules", () => {
     expect(linesOf(withSchedule({ function: "report", cron: "every day" }))).toEqual([
       'schedules.nightly.cron: "every day" has 2 fields; expected 5 (minute hour day-of-month month day-of-week)',
     ]);
-    expect(linesOf(withSchedule({ function: "report", cron: "0 0 31 2 *" }))[0]).toMatch(/^schedules\.nightly\.cron: invalid cron expression/);
-    expect(linesOf(withSchedule({ function: "report", cron: "@daily" }))[0]).toMatch(/has 1 fields; expected 5/);
+    expect(linesOf(withSchedule({ function: "report", cron: "0 0 31 2 *" }))[0]).toMatch(
+      /^schedules\.nightly\.cron: invalid cron expression/,
+    );
+    expect(linesOf(withSchedule({ function: "report", cron: "@daily" }))[0]).toMatch(
+      /has 1 fields; expected 5/,
+    );
   });
 
   it("rejects 6-field (seconds) expressions", () => {
@@ -52,7 +75,11 @@ describe("schedules", () => {
   });
 
   it("rejects an unknown time zone with a clear message", () => {
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", timezone: "Mars/Olympus_Mons" }))).toEqual([
+    expect(
+      linesOf(
+        withSchedule({ function: "report", cron: "0 3 * * *", timezone: "Mars/Olympus_Mons" }),
+      ),
+    ).toEqual([
       'schedules.nightly.timezone: unknown time zone "Mars/Olympus_Mons": expected an IANA name such as "UTC" or "Europe/Paris"',
     ]);
     expect(timezoneProblem("America/New_York")).toBeNull();
@@ -60,39 +87,51 @@ describe("schedules", () => {
   });
 
   it("rejects both cron and period, and neither", () => {
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", period: { hours: 1 } }))).toEqual([
-      "schedules.nightly.period: set either cron or period, not both",
+    expect(
+      linesOf(withSchedule({ function: "report", cron: "0 3 * * *", period: { hours: 1 } })),
+    ).toEqual(["schedules.nightly.period: set either cron or period, not both"]);
+    expect(linesOf(withSchedule({ function: "report" }))).toEqual([
+      "schedules.nightly.cron: set cron or period (neither is set)",
     ]);
-    expect(linesOf(withSchedule({ function: "report" }))).toEqual(["schedules.nightly.cron: set cron or period (neither is set)"]);
   });
 
   it("rejects a schedule of an unknown function", () => {
     expect(linesOf(withSchedule({ function: "reprot", cron: "0 3 * * *" }))).toEqual([
       'schedules.nightly.function: no function "reprot" in this app (known: report)',
     ]);
-    expect(linesOf({ name: "app", schedules: { s: { function: "x", period: { seconds: 5 } } } })).toEqual([
-      'schedules.s.function: no function "x" in this app (the app has no functions)',
-    ]);
+    expect(
+      linesOf({ name: "app", schedules: { s: { function: "x", period: { seconds: 5 } } } }),
+    ).toEqual(['schedules.s.function: no function "x" in this app (the app has no functions)']);
   });
 
   it("rejects bad periods", () => {
     expect(linesOf(withSchedule({ function: "report", period: { seconds: 0.5 } }))).toEqual([
       "schedules.nightly.period: a period of 0.5 s is too short: the minimum is 1 s",
     ]);
-    expect(linesOf(withSchedule({ function: "report", period: {} }))).toEqual(["schedules.nightly.period: a period of 0 s is too short: the minimum is 1 s"]);
-    expect(linesOf(withSchedule({ function: "report", period: { hours: -1, minutes: 90 } }))).toEqual([
-      "schedules.nightly.period.hours: -1 is below the minimum 0 (allowed >= 0)",
+    expect(linesOf(withSchedule({ function: "report", period: {} }))).toEqual([
+      "schedules.nightly.period: a period of 0 s is too short: the minimum is 1 s",
     ]);
-    expect(linesOf(withSchedule({ function: "report", period: { weeks: 1 } }))).toContain("schedules.nightly.period.weeks: unknown field");
+    expect(
+      linesOf(withSchedule({ function: "report", period: { hours: -1, minutes: 90 } })),
+    ).toEqual(["schedules.nightly.period.hours: -1 is below the minimum 0 (allowed >= 0)"]);
+    expect(linesOf(withSchedule({ function: "report", period: { weeks: 1 } }))).toContain(
+      "schedules.nightly.period.weeks: unknown field",
+    );
   });
 
   it("rejects bad args, catchUp and unknown fields", () => {
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", args: "x" }))).toEqual(["schedules.nightly.args: expected array, got string"]);
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", args: [() => 1] }))).toEqual([
-      "schedules.nightly.args[0]: expected a JSON value, got function",
+    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", args: "x" }))).toEqual([
+      "schedules.nightly.args: expected array, got string",
     ]);
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", catchUp: 2 }))).toEqual(["schedules.nightly.catchUp: expected one of 0, 1, got 2"]);
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", every: "day" }))).toEqual(["schedules.nightly.every: unknown field"]);
+    expect(
+      linesOf(withSchedule({ function: "report", cron: "0 3 * * *", args: [() => 1] })),
+    ).toEqual(["schedules.nightly.args[0]: expected a JSON value, got function"]);
+    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", catchUp: 2 }))).toEqual([
+      "schedules.nightly.catchUp: expected one of 0, 1, got 2",
+    ]);
+    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", every: "day" }))).toEqual([
+      "schedules.nightly.every: unknown field",
+    ]);
   });
 
   it("exposes cronProblem for other callers", () => {
@@ -104,11 +143,13 @@ describe("schedules", () => {
 
 describe("schedule args", () => {
   it("must be JSON", () => {
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", args: [1, { when: new Date(0) }] }))).toEqual([
-      "schedules.nightly.args[1].when: expected a JSON value, got Date",
-    ]);
-    expect(linesOf(withSchedule({ function: "report", cron: "0 3 * * *", args: [[Number.NaN]] }))).toEqual([
-      "schedules.nightly.args[0][0]: NaN is not a JSON value",
-    ]);
+    expect(
+      linesOf(
+        withSchedule({ function: "report", cron: "0 3 * * *", args: [1, { when: new Date(0) }] }),
+      ),
+    ).toEqual(["schedules.nightly.args[1].when: expected a JSON value, got Date"]);
+    expect(
+      linesOf(withSchedule({ function: "report", cron: "0 3 * * *", args: [[Number.NaN]] })),
+    ).toEqual(["schedules.nightly.args[0][0]: NaN is not a JSON value"]);
   });
 });

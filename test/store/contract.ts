@@ -60,7 +60,7 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
       });
 
       it("keeps values exactly (empty, unicode, newlines, large)", async () => {
-        const values = ["", "héllo ✓ 🚀", "line1\nline2\r\n\"quoted\"\\", "x".repeat(256 * 1024)];
+        const values = ["", "héllo ✓ 🚀", 'line1\nline2\r\n"quoted"\\', "x".repeat(256 * 1024)];
         for (const [i, value] of values.entries()) await store.set(`${ns}${i}`, value);
         expect(await store.getMany(values.map((_, i) => `${ns}${i}`))).toEqual(values);
       });
@@ -74,7 +74,9 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("ifAbsent: exactly one of many concurrent setters wins", async () => {
         const key = `${ns}race`;
-        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.set(key, String(i), { ifAbsent: true })));
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => store.set(key, String(i), { ifAbsent: true })),
+        );
         expect(results.filter(Boolean)).toHaveLength(1);
         expect(await store.get(key)).toBe(String(results.indexOf(true)));
       });
@@ -107,7 +109,12 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
       it("getMany returns values in order, null for missing", async () => {
         await store.set(`${ns}a`, "A");
         await store.set(`${ns}c`, "C");
-        expect(await store.getMany([`${ns}c`, `${ns}b`, `${ns}a`, `${ns}a`])).toEqual(["C", null, "A", "A"]);
+        expect(await store.getMany([`${ns}c`, `${ns}b`, `${ns}a`, `${ns}a`])).toEqual([
+          "C",
+          null,
+          "A",
+          "A",
+        ]);
         expect(await store.getMany([])).toEqual([]);
       });
 
@@ -116,7 +123,13 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.set(`${ns}gone`, "x");
         await store.delete(`${ns}gone`);
         expect(await store.keys(`${ns}a/`)).toEqual([`${ns}a/1`, `${ns}a/10`, `${ns}a/2`]);
-        expect(await store.keys(ns)).toEqual([`${ns}a/1`, `${ns}a/10`, `${ns}a/2`, `${ns}b`, `${ns}c`]);
+        expect(await store.keys(ns)).toEqual([
+          `${ns}a/1`,
+          `${ns}a/10`,
+          `${ns}a/2`,
+          `${ns}b`,
+          `${ns}c`,
+        ]);
         expect(await store.keys(`${ns}zzz`)).toEqual([]);
       });
     });
@@ -145,7 +158,9 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("200 concurrent increments with max 50: exactly 50 succeed", async () => {
         const key = `${ns}slots`;
-        const results = await Promise.all(Array.from({ length: 200 }, () => store.incr(key, 1, { max: 50 })));
+        const results = await Promise.all(
+          Array.from({ length: 200 }, () => store.incr(key, 1, { max: 50 })),
+        );
         const granted = results.filter((r) => r !== null);
         expect(granted).toHaveLength(50);
         expect(new Set(granted).size).toBe(50);
@@ -163,7 +178,8 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
     describe("work queues", () => {
       it("claims in FIFO order with increasing fences and deliveries 0", async () => {
         const q = `${ns}q`;
-        for (let i = 0; i < 5; i++) expect(await store.enqueue(q, { id: `i${i}`, payload: `p${i}` })).toEqual({ ok: true });
+        for (let i = 0; i < 5; i++)
+          expect(await store.enqueue(q, { id: `i${i}`, payload: `p${i}` })).toEqual({ ok: true });
         const first = await store.claim([q], lease);
         expect(first).toHaveLength(1); // max defaults to 1
         const rest = await store.claim([q], { ...lease, max: 10 });
@@ -171,7 +187,8 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(all.map((c) => c.id)).toEqual(["i0", "i1", "i2", "i3", "i4"]);
         expect(all.map((c) => c.payload)).toEqual(["p0", "p1", "p2", "p3", "p4"]);
         expect(all.every((c) => c.queue === q && c.deliveries === 0)).toBe(true);
-        for (let i = 1; i < all.length; i++) expect(all[i]!.fence).toBeGreaterThan(all[i - 1]!.fence);
+        for (let i = 1; i < all.length; i++)
+          expect(all[i]!.fence).toBeGreaterThan(all[i - 1]!.fence);
         expect(await store.claim([q], lease)).toEqual([]);
       });
 
@@ -217,27 +234,47 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("refuses past maxPending with the count", async () => {
         const q = `${ns}q`;
-        for (let i = 0; i < 3; i++) expect(await store.enqueue(q, { id: `i${i}`, payload: "" }, { maxPending: 3 })).toEqual({ ok: true });
-        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 3 })).toEqual({ ok: false, reason: "pending", count: 3 });
+        for (let i = 0; i < 3; i++)
+          expect(await store.enqueue(q, { id: `i${i}`, payload: "" }, { maxPending: 3 })).toEqual({
+            ok: true,
+          });
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 3 })).toEqual({
+          ok: false,
+          reason: "pending",
+          count: 3,
+        });
         // An id already present is still a no-op, not a refusal.
-        expect(await store.enqueue(q, { id: "i0", payload: "" }, { maxPending: 3 })).toEqual({ ok: true });
+        expect(await store.enqueue(q, { id: "i0", payload: "" }, { maxPending: 3 })).toEqual({
+          ok: true,
+        });
         await store.claim([q], lease);
-        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 3 })).toEqual({ ok: true });
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 3 })).toEqual({
+          ok: true,
+        });
         expect(await store.stats(q)).toEqual({ pending: 3, claimed: 1, delayed: 0 });
       });
 
       it("refuses past maxTotal (pending + claimed) with the count", async () => {
         const q = `${ns}q`;
-        for (let i = 0; i < 3; i++) await store.enqueue(q, { id: `i${i}`, payload: "" }, { maxTotal: 3 });
+        for (let i = 0; i < 3; i++)
+          await store.enqueue(q, { id: `i${i}`, payload: "" }, { maxTotal: 3 });
         const claims = await store.claim([q], { ...lease, max: 2 });
-        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxTotal: 3 })).toEqual({ ok: false, reason: "total", count: 3 });
-        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 10, maxTotal: 3 })).toEqual({
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxTotal: 3 })).toEqual({
+          ok: false,
+          reason: "total",
+          count: 3,
+        });
+        expect(
+          await store.enqueue(q, { id: "i3", payload: "" }, { maxPending: 10, maxTotal: 3 }),
+        ).toEqual({
           ok: false,
           reason: "total",
           count: 3,
         });
         await store.complete(ref(claims[0]!));
-        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxTotal: 3 })).toEqual({ ok: true });
+        expect(await store.enqueue(q, { id: "i3", payload: "" }, { maxTotal: 3 })).toEqual({
+          ok: true,
+        });
       });
 
       it("enqueueMany queues in order and stops at the first item a cap refuses", async () => {
@@ -245,12 +282,27 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.enqueue(q, { id: "b", payload: "old" });
         const items = ["a", "b", "c", "d", "e"].map((id) => ({ id, payload: id }));
         // "b" is already there: accepted, unchanged; the cap of 3 pending refuses "d" and stops there.
-        expect(await store.enqueueMany(q, items, { maxPending: 3 })).toEqual({ accepted: 3, refused: { reason: "pending", count: 3 } });
+        expect(await store.enqueueMany(q, items, { maxPending: 3 })).toEqual({
+          accepted: 3,
+          refused: { reason: "pending", count: 3 },
+        });
         const claims = await store.claim([q], { ...lease, max: 10 });
-        expect(claims.map((c) => [c.id, c.payload])).toEqual([["b", "old"], ["a", "a"], ["c", "c"]]);
-        expect(await store.enqueueMany(q, [{ id: "f", payload: "" }], { maxTotal: 3 })).toEqual({ accepted: 0, refused: { reason: "total", count: 3 } });
+        expect(claims.map((c) => [c.id, c.payload])).toEqual([
+          ["b", "old"],
+          ["a", "a"],
+          ["c", "c"],
+        ]);
+        expect(await store.enqueueMany(q, [{ id: "f", payload: "" }], { maxTotal: 3 })).toEqual({
+          accepted: 0,
+          refused: { reason: "total", count: 3 },
+        });
         expect(await store.enqueueMany(q, [])).toEqual({ accepted: 0 });
-        expect(await store.enqueueMany(q, [{ id: "g", payload: "" }, { id: "h", payload: "" }])).toEqual({ accepted: 2 });
+        expect(
+          await store.enqueueMany(q, [
+            { id: "g", payload: "" },
+            { id: "h", payload: "" },
+          ]),
+        ).toEqual({ accepted: 2 });
         expect(await store.stats(q)).toEqual({ pending: 2, claimed: 3, delayed: 0 });
       });
 
@@ -258,32 +310,67 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const q = `${ns}q`;
         const waiting = store.claim([q], { ...lease, max: 2, waitMs: 10_000 });
         await sleep(30);
-        expect(await store.enqueueMany(q, ["a", "b", "c"].map((id) => ({ id, payload: id })))).toEqual({ accepted: 3 });
+        expect(
+          await store.enqueueMany(
+            q,
+            ["a", "b", "c"].map((id) => ({ id, payload: id })),
+          ),
+        ).toEqual({ accepted: 3 });
         expect((await waiting).map((c) => c.id)).toEqual(["a", "b"]);
-        expect(await store.enqueueMany(q, [{ id: "d", payload: "" }, { id: "e", payload: "" }], { delayMs: 100 })).toEqual({ accepted: 2 });
+        expect(
+          await store.enqueueMany(
+            q,
+            [
+              { id: "d", payload: "" },
+              { id: "e", payload: "" },
+            ],
+            { delayMs: 100 },
+          ),
+        ).toEqual({ accepted: 2 });
         expect(await store.stats(q)).toEqual({ pending: 3, claimed: 2, delayed: 2 });
         let later: Claim[] = [];
-        await waitFor("the delayed items", async () => (later = [...later, ...(await store.claim([q], { ...lease, max: 10 }))]).length === 3, 3000);
+        await waitFor(
+          "the delayed items",
+          async () =>
+            (later = [...later, ...(await store.claim([q], { ...lease, max: 10 }))]).length === 3,
+          3000,
+        );
         expect(later.map((c) => c.id)).toEqual(["c", "d", "e"]);
       });
 
       it("records are set with an accepted enqueue, and not with a refused one", async () => {
         const q = `${ns}q`;
-        const first = await store.enqueue(q, { id: "a", payload: "A" }, { maxPending: 1, records: [{ key: `${ns}call:a`, value: "record a" }] });
+        const first = await store.enqueue(
+          q,
+          { id: "a", payload: "A" },
+          { maxPending: 1, records: [{ key: `${ns}call:a`, value: "record a" }] },
+        );
         expect(first).toEqual({ ok: true });
         expect(await store.get(`${ns}call:a`)).toBe("record a");
         expect(await store.ttl(`${ns}call:a`)).toBeNull();
-        const refused = await store.enqueue(q, { id: "b", payload: "B" }, { maxPending: 1, records: [{ key: `${ns}call:b`, value: "record b" }] });
+        const refused = await store.enqueue(
+          q,
+          { id: "b", payload: "B" },
+          { maxPending: 1, records: [{ key: `${ns}call:b`, value: "record b" }] },
+        );
         expect(refused).toEqual({ ok: false, reason: "pending", count: 1 });
         expect(await store.get(`${ns}call:b`)).toBeNull();
         // The same through a waiting claimer (the store may enqueue and claim in one step), and with a delay.
         expect((await store.claim([q], { ...lease, waitMs: 0 })).map((c) => c.id)).toEqual(["a"]);
         const waiting = store.claim([q], { ...lease, waitMs: 5_000 });
         await sleep(20);
-        await store.enqueue(q, { id: "c", payload: "C" }, { records: [{ key: `${ns}call:c`, value: "record c" }] });
+        await store.enqueue(
+          q,
+          { id: "c", payload: "C" },
+          { records: [{ key: `${ns}call:c`, value: "record c" }] },
+        );
         expect((await waiting).map((c) => c.id)).toEqual(["c"]);
         expect(await store.get(`${ns}call:c`)).toBe("record c");
-        await store.enqueue(q, { id: "d", payload: "D" }, { delayMs: 50, records: [{ key: `${ns}call:d`, value: "record d" }] });
+        await store.enqueue(
+          q,
+          { id: "d", payload: "D" },
+          { delayMs: 50, records: [{ key: `${ns}call:d`, value: "record d" }] },
+        );
         expect(await store.get(`${ns}call:d`)).toBe("record d");
       });
 
@@ -291,7 +378,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const q = `${ns}q`;
         const waiting = store.claim([q], { ...lease, waitMs: 5_000, eager: () => true });
         await sleep(20);
-        const enqueued = store.enqueue(q, { id: "a", payload: "A" }, { eager: true, records: [{ key: `${ns}call:a`, value: "record a" }] });
+        const enqueued = store.enqueue(
+          q,
+          { id: "a", payload: "A" },
+          { eager: true, records: [{ key: `${ns}call:a`, value: "record a" }] },
+        );
         const [claim] = await waiting;
         expect(claim).toMatchObject({ queue: q, id: "a", payload: "A", deliveries: 0 });
         // A store that hands over early says when the claim is recorded; until then it has no fence.
@@ -302,10 +393,14 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.get(`${ns}call:a`)).toBe("record a");
         expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
         expect(await store.renew([claim!], 30_000)).toEqual([true]);
-        expect(await store.settle(claim!, { guard: { key: `${ns}result:a`, value: "done" } })).toBe("applied");
+        expect(await store.settle(claim!, { guard: { key: `${ns}result:a`, value: "done" } })).toBe(
+          "applied",
+        );
         expect(await store.stats(q)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
         // Nobody eager is waiting: the item is queued as any other, and a plain claim of it is recorded already.
-        expect(await store.enqueue(q, { id: "b", payload: "B" }, { eager: true })).toEqual({ ok: true });
+        expect(await store.enqueue(q, { id: "b", payload: "B" }, { eager: true })).toEqual({
+          ok: true,
+        });
         expect(await store.stats(q)).toEqual({ pending: 1, claimed: 0, delayed: 0 });
         const [plain] = await store.claim([q], { ...lease, waitMs: 0, eager: () => true });
         expect(plain).toMatchObject({ id: "b", deliveries: 0 });
@@ -315,7 +410,9 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
       it("caps hold under concurrent enqueues", async () => {
         const q = `${ns}q`;
         const results = await Promise.all(
-          Array.from({ length: 100 }, (_, i) => store.enqueue(q, { id: `i${i}`, payload: "" }, { maxPending: 25 })),
+          Array.from({ length: 100 }, (_, i) =>
+            store.enqueue(q, { id: `i${i}`, payload: "" }, { maxPending: 25 }),
+          ),
         );
         expect(results.filter((r) => r.ok)).toHaveLength(25);
         expect((await store.stats(q)).pending).toBe(25);
@@ -329,7 +426,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.stats(q)).toEqual({ pending: 2, claimed: 0, delayed: 1 });
         expect((await store.claim([q], { ...lease, max: 5 })).map((c) => c.id)).toEqual(["now"]);
         let claims: Claim[] = [];
-        await waitFor("delayed item", async () => (claims = await store.claim([q], lease)).length > 0, 3000);
+        await waitFor(
+          "delayed item",
+          async () => (claims = await store.claim([q], lease)).length > 0,
+          3000,
+        );
         expect(Date.now() - started).toBeGreaterThanOrEqual(140);
         expect(claims[0]!.id).toBe("later");
         expect(await store.stats(q)).toEqual({ pending: 0, claimed: 2, delayed: 0 });
@@ -362,12 +463,20 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const [held] = await store.claim([q], lease);
         const waiting = store.claim([q], { ...lease, waitMs: 10_000 });
         await sleep(30);
-        expect(await store.enqueue(q, { id: "refused", payload: "" }, { maxTotal: 1 })).toEqual({ ok: false, reason: "total", count: 1 });
+        expect(await store.enqueue(q, { id: "refused", payload: "" }, { maxTotal: 1 })).toEqual({
+          ok: false,
+          reason: "total",
+          count: 1,
+        });
         await sleep(30);
         expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
         expect(await store.complete(ref(held!))).toBe(true);
-        expect(await store.enqueue(q, { id: "accepted", payload: "p" }, { maxTotal: 1 })).toEqual({ ok: true });
-        expect((await waiting).map((c) => [c.id, c.payload, c.deliveries])).toEqual([["accepted", "p", 0]]);
+        expect(await store.enqueue(q, { id: "accepted", payload: "p" }, { maxTotal: 1 })).toEqual({
+          ok: true,
+        });
+        expect((await waiting).map((c) => [c.id, c.payload, c.deliveries])).toEqual([
+          ["accepted", "p", 0],
+        ]);
         expect(await store.stats(q)).toEqual({ pending: 0, claimed: 1, delayed: 0 });
       });
 
@@ -411,7 +520,9 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         setTimeout(() => controller.abort(), 30);
         expect(await waiting).toEqual([]);
         expect(Date.now() - started).toBeLessThan(3000);
-        expect(await store.claim([q], { ...lease, waitMs: 20_000, signal: AbortSignal.abort() })).toEqual([]);
+        expect(
+          await store.claim([q], { ...lease, waitMs: 20_000, signal: AbortSignal.abort() }),
+        ).toEqual([]);
         // The aborted waiter took nothing: a later enqueue stays claimable.
         await store.enqueue(q, { id: "x", payload: "" });
         expect((await store.claim([q], lease)).map((c) => c.id)).toEqual(["x"]);
@@ -423,7 +534,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const [first] = await store.claim([q], { owner: "a", leaseMs: 100 });
         expect(first!.deliveries).toBe(0);
         let second: Claim[] = [];
-        await waitFor("redelivery", async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000);
+        await waitFor(
+          "redelivery",
+          async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0,
+          3000,
+        );
         expect(second[0]).toMatchObject({ id: "x", payload: "p", deliveries: 1 });
         expect(second[0]!.fence).toBeGreaterThan(first!.fence);
         expect(await store.complete(ref(first!))).toBe(false);
@@ -477,12 +592,17 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.enqueue(q, { id: "b", payload: "" });
         const [a, b] = await store.claim([q], { ...lease, max: 2 });
         await store.complete(ref(b!));
-        expect(await store.renew([ref(a!), ref(b!), { queue: q, id: "nope", fence: 1 }, { ...ref(a!), fence: a!.fence + 1000 }], 30_000)).toEqual([
-          true,
-          false,
-          false,
-          false,
-        ]);
+        expect(
+          await store.renew(
+            [
+              ref(a!),
+              ref(b!),
+              { queue: q, id: "nope", fence: 1 },
+              { ...ref(a!), fence: a!.fence + 1000 },
+            ],
+            30_000,
+          ),
+        ).toEqual([true, false, false, false]);
       });
 
       it("release puts an item back at the front by default, or at the back", async () => {
@@ -493,7 +613,9 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const [again] = await store.claim([q], lease);
         expect(again).toMatchObject({ id: "a", deliveries: 1 });
         expect(await store.release(ref(again!), { front: false })).toBe(true);
-        expect((await store.claim([q], { ...lease, max: 3 })).map((c) => [c.id, c.deliveries])).toEqual([
+        expect(
+          (await store.claim([q], { ...lease, max: 3 })).map((c) => [c.id, c.deliveries]),
+        ).toEqual([
           ["b", 0],
           ["c", 0],
           ["a", 2],
@@ -576,109 +698,130 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
           fc.record({ t: fc.constant("enqueueMany" as const), n: fc.integer({ min: 1, max: 3 }) }),
           { arbitrary: fc.record({ t: fc.constant("settle" as const), i: fc.nat() }), weight: 2 },
           fc.record({ t: fc.constant("duplicate" as const), i: fc.nat() }),
-          { arbitrary: fc.record({ t: fc.constant("claim" as const), max: fc.integer({ min: 1, max: 4 }), wait: fc.boolean() }), weight: 4 },
+          {
+            arbitrary: fc.record({
+              t: fc.constant("claim" as const),
+              max: fc.integer({ min: 1, max: 4 }),
+              wait: fc.boolean(),
+            }),
+            weight: 4,
+          },
           { arbitrary: fc.record({ t: fc.constant("complete" as const), i: fc.nat() }), weight: 3 },
           fc.record({ t: fc.constant("release" as const), i: fc.nat(), front: fc.boolean() }),
           fc.record({ t: fc.constant("stale" as const), i: fc.nat() }),
         );
         let run = 0;
         await fc.assert(
-          fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { maxLength: 25 }), async (batches) => {
-            const q = `${ns}prop-${run++}`;
-            const out = `${q}:out`;
-            const enqueued: string[] = [];
-            const completed: string[] = [];
-            const settled: string[] = [];
-            let held: Claim[] = [];
-            const stale: ClaimRef[] = [];
-            let next = 0;
-            const exec = async (o: Op): Promise<void> => {
-              switch (o.t) {
-                case "enqueue": {
-                  const id = `i${next++}`;
-                  enqueued.push(id);
-                  expect(await store.enqueue(q, { id, payload: id })).toEqual({ ok: true });
-                  return;
-                }
-                case "enqueueMany": {
-                  const ids = Array.from({ length: o.n }, () => `i${next++}`);
-                  enqueued.push(...ids);
-                  expect(await store.enqueueMany(q, ids.map((id) => ({ id, payload: id })))).toEqual({ accepted: o.n });
-                  return;
-                }
-                case "settle": {
-                  if (held.length === 0) return;
-                  const c = held[o.i % held.length]!;
-                  const result = await store.settle(ref(c), { push: [{ key: out, values: [c.id] }] });
-                  if (result === "applied") {
-                    completed.push(c.id);
-                    settled.push(c.id);
-                    held = held.filter((h) => h !== c);
-                  } else expect(result).toBe("stale");
-                  return;
-                }
-                case "duplicate": {
-                  if (enqueued.length === 0) return;
-                  const id = enqueued[o.i % enqueued.length]!;
-                  // Present: a no-op. Completed (or held, so maybe being completed in this batch):
-                  // the id may be free again, and would come back as a new item; skip those.
-                  if (completed.includes(id) || held.some((c) => c.id === id)) return;
-                  expect(await store.enqueue(q, { id, payload: "dup" })).toEqual({ ok: true });
-                  return;
-                }
-                case "claim": {
-                  // A waiting claim blocks briefly: an enqueue in the same batch may hand it items in its own step.
-                  const claims = await store.claim([q], { ...lease, max: o.max, waitMs: o.wait ? 30 : 0 });
-                  for (const c of claims) expect(c.payload).toBe(c.id);
-                  held.push(...claims);
-                  return;
-                }
-                case "complete": {
-                  if (held.length === 0) return;
-                  const c = held[o.i % held.length]!;
-                  if (await store.complete(ref(c))) {
-                    completed.push(c.id);
-                    held = held.filter((h) => h !== c);
+          fc.asyncProperty(
+            fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { maxLength: 25 }),
+            async (batches) => {
+              const q = `${ns}prop-${run++}`;
+              const out = `${q}:out`;
+              const enqueued: string[] = [];
+              const completed: string[] = [];
+              const settled: string[] = [];
+              let held: Claim[] = [];
+              const stale: ClaimRef[] = [];
+              let next = 0;
+              const exec = async (o: Op): Promise<void> => {
+                switch (o.t) {
+                  case "enqueue": {
+                    const id = `i${next++}`;
+                    enqueued.push(id);
+                    expect(await store.enqueue(q, { id, payload: id })).toEqual({ ok: true });
+                    return;
                   }
-                  return;
-                }
-                case "release": {
-                  if (held.length === 0) return;
-                  const c = held[o.i % held.length]!;
-                  if (await store.release(ref(c), { front: o.front })) {
-                    held = held.filter((h) => h !== c);
-                    stale.push(ref(c));
+                  case "enqueueMany": {
+                    const ids = Array.from({ length: o.n }, () => `i${next++}`);
+                    enqueued.push(...ids);
+                    expect(
+                      await store.enqueueMany(
+                        q,
+                        ids.map((id) => ({ id, payload: id })),
+                      ),
+                    ).toEqual({ accepted: o.n });
+                    return;
                   }
-                  return;
+                  case "settle": {
+                    if (held.length === 0) return;
+                    const c = held[o.i % held.length]!;
+                    const result = await store.settle(ref(c), {
+                      push: [{ key: out, values: [c.id] }],
+                    });
+                    if (result === "applied") {
+                      completed.push(c.id);
+                      settled.push(c.id);
+                      held = held.filter((h) => h !== c);
+                    } else expect(result).toBe("stale");
+                    return;
+                  }
+                  case "duplicate": {
+                    if (enqueued.length === 0) return;
+                    const id = enqueued[o.i % enqueued.length]!;
+                    // Present: a no-op. Completed (or held, so maybe being completed in this batch):
+                    // the id may be free again, and would come back as a new item; skip those.
+                    if (completed.includes(id) || held.some((c) => c.id === id)) return;
+                    expect(await store.enqueue(q, { id, payload: "dup" })).toEqual({ ok: true });
+                    return;
+                  }
+                  case "claim": {
+                    // A waiting claim blocks briefly: an enqueue in the same batch may hand it items in its own step.
+                    const claims = await store.claim([q], {
+                      ...lease,
+                      max: o.max,
+                      waitMs: o.wait ? 30 : 0,
+                    });
+                    for (const c of claims) expect(c.payload).toBe(c.id);
+                    held.push(...claims);
+                    return;
+                  }
+                  case "complete": {
+                    if (held.length === 0) return;
+                    const c = held[o.i % held.length]!;
+                    if (await store.complete(ref(c))) {
+                      completed.push(c.id);
+                      held = held.filter((h) => h !== c);
+                    }
+                    return;
+                  }
+                  case "release": {
+                    if (held.length === 0) return;
+                    const c = held[o.i % held.length]!;
+                    if (await store.release(ref(c), { front: o.front })) {
+                      held = held.filter((h) => h !== c);
+                      stale.push(ref(c));
+                    }
+                    return;
+                  }
+                  case "stale": {
+                    if (stale.length === 0) return;
+                    expect(await store.complete(stale[o.i % stale.length]!)).toBe(false);
+                    return;
+                  }
                 }
-                case "stale": {
-                  if (stale.length === 0) return;
-                  expect(await store.complete(stale[o.i % stale.length]!)).toBe(false);
-                  return;
-                }
-              }
-            };
-            // Ops of a batch run concurrently, batches one after the other.
-            for (const batch of batches) await Promise.all(batch.map(exec));
+              };
+              // Ops of a batch run concurrently, batches one after the other.
+              for (const batch of batches) await Promise.all(batch.map(exec));
 
-            const stats = await store.stats(q);
-            expect(stats.claimed).toBe(held.length);
-            expect(stats.pending + stats.claimed).toBe(enqueued.length - completed.length);
-            const drained: string[] = [];
-            for (;;) {
-              const claims = await store.claim([q], { ...lease, max: 100 });
-              if (claims.length === 0) break;
-              drained.push(...claims.map((c) => c.id));
-            }
-            const present = [...held.map((c) => c.id), ...drained];
-            expect(new Set(completed).size).toBe(completed.length);
-            expect(new Set(present).size).toBe(present.length);
-            expect(present.filter((id) => completed.includes(id))).toEqual([]);
-            expect([...completed, ...present].sort()).toEqual([...enqueued].sort());
-            // Each settled item wrote its effects exactly once.
-            expect((await store.listPop(out, { max: 1000 })).sort()).toEqual([...settled].sort());
-            await store.dropQueue(q);
-          }),
+              const stats = await store.stats(q);
+              expect(stats.claimed).toBe(held.length);
+              expect(stats.pending + stats.claimed).toBe(enqueued.length - completed.length);
+              const drained: string[] = [];
+              for (;;) {
+                const claims = await store.claim([q], { ...lease, max: 100 });
+                if (claims.length === 0) break;
+                drained.push(...claims.map((c) => c.id));
+              }
+              const present = [...held.map((c) => c.id), ...drained];
+              expect(new Set(completed).size).toBe(completed.length);
+              expect(new Set(present).size).toBe(present.length);
+              expect(present.filter((id) => completed.includes(id))).toEqual([]);
+              expect([...completed, ...present].sort()).toEqual([...enqueued].sort());
+              // Each settled item wrote its effects exactly once.
+              expect((await store.listPop(out, { max: 1000 })).sort()).toEqual([...settled].sort());
+              await store.dropQueue(q);
+            },
+          ),
           { numRuns: 60 },
         );
       });
@@ -749,7 +892,12 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const h = `${ns}h`;
         expect(await store.hashGet(h, "a")).toBeNull();
         expect(await store.hashLength(h)).toBe(0);
-        expect(await store.hashSet(h, [["a", "1"], ["b", "2"]])).toEqual({ ok: true, written: 2 });
+        expect(
+          await store.hashSet(h, [
+            ["a", "1"],
+            ["b", "2"],
+          ]),
+        ).toEqual({ ok: true, written: 2 });
         expect(await store.hashGet(h, "a")).toBe("1");
         expect(await store.hashSet(h, [["a", "one"]])).toEqual({ ok: true, written: 1 });
         expect(await store.hashGet(h, "a")).toBe("one");
@@ -786,16 +934,35 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("a later duplicate wins; with ifAbsent only absent fields are written, the first duplicate wins", async () => {
         const h = `${ns}h`;
-        expect(await store.hashSet(h, [["a", "1"], ["a", "2"]])).toEqual({ ok: true, written: 1 });
+        expect(
+          await store.hashSet(h, [
+            ["a", "1"],
+            ["a", "2"],
+          ]),
+        ).toEqual({ ok: true, written: 1 });
         expect(await store.hashGet(h, "a")).toBe("2");
-        expect(await store.hashSet(h, [["a", "x"], ["b", "first"], ["b", "second"]], { ifAbsent: true })).toEqual({ ok: true, written: 1 });
+        expect(
+          await store.hashSet(
+            h,
+            [
+              ["a", "x"],
+              ["b", "first"],
+              ["b", "second"],
+            ],
+            { ifAbsent: true },
+          ),
+        ).toEqual({ ok: true, written: 1 });
         expect(await store.hashGet(h, "a")).toBe("2");
         expect(await store.hashGet(h, "b")).toBe("first");
       });
 
       it("ifAbsent: exactly one of many concurrent writers wins", async () => {
         const h = `${ns}h`;
-        const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.hashSet(h, [["f", String(i)]], { ifAbsent: true })));
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            store.hashSet(h, [["f", String(i)]], { ifAbsent: true }),
+          ),
+        );
         const winners = results.flatMap((r, i) => (r.ok && r.written === 1 ? [i] : []));
         expect(winners).toHaveLength(1);
         expect(await store.hashGet(h, "f")).toBe(String(winners[0]));
@@ -803,18 +970,56 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("maxFields refuses the whole write with the count; overwrites do not count", async () => {
         const h = `${ns}h`;
-        expect(await store.hashSet(h, [["a", "1"], ["b", "2"]], { maxFields: 3 })).toEqual({ ok: true, written: 2 });
-        expect(await store.hashSet(h, [["c", "3"], ["d", "4"]], { maxFields: 3 })).toEqual({ ok: false, count: 2 });
+        expect(
+          await store.hashSet(
+            h,
+            [
+              ["a", "1"],
+              ["b", "2"],
+            ],
+            { maxFields: 3 },
+          ),
+        ).toEqual({ ok: true, written: 2 });
+        expect(
+          await store.hashSet(
+            h,
+            [
+              ["c", "3"],
+              ["d", "4"],
+            ],
+            { maxFields: 3 },
+          ),
+        ).toEqual({ ok: false, count: 2 });
         expect(await store.hashGet(h, "c")).toBeNull();
-        expect(await store.hashSet(h, [["a", "10"], ["b", "20"], ["c", "30"]], { maxFields: 3 })).toEqual({ ok: true, written: 3 });
-        expect(await store.hashSet(h, [["a", "100"]], { maxFields: 3 })).toEqual({ ok: true, written: 1 });
-        expect(await store.hashSet(h, [["z", "1"]], { maxFields: 3 })).toEqual({ ok: false, count: 3 });
+        expect(
+          await store.hashSet(
+            h,
+            [
+              ["a", "10"],
+              ["b", "20"],
+              ["c", "30"],
+            ],
+            { maxFields: 3 },
+          ),
+        ).toEqual({ ok: true, written: 3 });
+        expect(await store.hashSet(h, [["a", "100"]], { maxFields: 3 })).toEqual({
+          ok: true,
+          written: 1,
+        });
+        expect(await store.hashSet(h, [["z", "1"]], { maxFields: 3 })).toEqual({
+          ok: false,
+          count: 3,
+        });
         expect(await store.hashLength(h)).toBe(3);
       });
 
       it("maxFields holds under concurrent writers", async () => {
         const h = `${ns}h`;
-        const results = await Promise.all(Array.from({ length: 100 }, (_, i) => store.hashSet(h, [[`f${i}`, "v"]], { maxFields: 30 })));
+        const results = await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            store.hashSet(h, [[`f${i}`, "v"]], { maxFields: 30 }),
+          ),
+        );
         expect(results.filter((r) => r.ok)).toHaveLength(30);
         expect(await store.hashLength(h)).toBe(30);
       });
@@ -824,12 +1029,18 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.hashSet(h, [["short", "s"]], { ttlMs: 150, idleMs: 60_000 });
         await store.hashSet(h, [["long", "l"]], { idleMs: 60_000 });
         expect(await store.hashGet(h, "short", { idleMs: 60_000 })).toBe("s");
-        await waitFor("field to expire", async () => (await store.hashGet(h, "short", { idleMs: 60_000 })) === null, 3000);
+        await waitFor(
+          "field to expire",
+          async () => (await store.hashGet(h, "short", { idleMs: 60_000 })) === null,
+          3000,
+        );
         expect(await store.hashLength(h)).toBe(1);
         expect((await store.hashScan(h, "0", 100)).entries).toEqual([["long", "l"]]);
         expect(await store.hashDelete(h, "short")).toBeNull();
         // Absent for ifAbsent and for maxFields too.
-        expect(await store.hashSet(h, [["short", "again"]], { ifAbsent: true, maxFields: 2 })).toEqual({ ok: true, written: 1 });
+        expect(
+          await store.hashSet(h, [["short", "again"]], { ifAbsent: true, maxFields: 2 }),
+        ).toEqual({ ok: true, written: 1 });
         expect(await store.hashGet(h, "short")).toBe("again");
       });
 
@@ -843,7 +1054,14 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("idleMs: reads that pass idleMs keep a field alive; an idle one expires", async () => {
         const h = `${ns}h`;
-        await store.hashSet(h, [["read", "r"], ["idle", "i"]], { idleMs: 400 });
+        await store.hashSet(
+          h,
+          [
+            ["read", "r"],
+            ["idle", "i"],
+          ],
+          { idleMs: 400 },
+        );
         const until = Date.now() + 900;
         while (Date.now() < until) {
           expect(await store.hashGet(h, "read", { idleMs: 400 })).toBe("r");
@@ -852,7 +1070,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.hashGet(h, "idle")).toBeNull();
         expect(await store.hashLength(h)).toBe(1);
         // A plain read (no idleMs) does not refresh.
-        await waitFor("unrefreshed field to expire", async () => (await store.hashGet(h, "read")) === null, 3000);
+        await waitFor(
+          "unrefreshed field to expire",
+          async () => (await store.hashGet(h, "read")) === null,
+          3000,
+        );
       });
 
       it("scan pages through every live field once, cursor '0' at the end", async () => {
@@ -877,7 +1099,10 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("a field present for the whole scan is returned even while others come and go", async () => {
         const h = `${ns}h`;
-        await store.hashSet(h, Array.from({ length: 200 }, (_, i) => [`keep${i}`, "k"] as [string, string]));
+        await store.hashSet(
+          h,
+          Array.from({ length: 200 }, (_, i) => [`keep${i}`, "k"] as [string, string]),
+        );
         const seen = new Set<string>();
         let cursor = "0";
         let round = 0;
@@ -894,7 +1119,10 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("hashDrop removes the hash and reports its live fields", async () => {
         const h = `${ns}h`;
-        await store.hashSet(h, [["a", "1"], ["b", "2"]]);
+        await store.hashSet(h, [
+          ["a", "1"],
+          ["b", "2"],
+        ]);
         expect(await store.hashDrop(h)).toBe(2);
         expect(await store.hashLength(h)).toBe(0);
         expect(await store.hashGet(h, "a")).toBeNull();
@@ -932,15 +1160,29 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("maxLength refuses the whole push with the count", async () => {
         const g = `${ns}g`;
-        expect(await store.partitionPush(g, "p", ["1", "2", "3"], { maxLength: 4 })).toEqual({ ok: true, length: 3 });
-        expect(await store.partitionPush(g, "p", ["4", "5"], { maxLength: 4 })).toEqual({ ok: false, reason: "length", count: 3 });
+        expect(await store.partitionPush(g, "p", ["1", "2", "3"], { maxLength: 4 })).toEqual({
+          ok: true,
+          length: 3,
+        });
+        expect(await store.partitionPush(g, "p", ["4", "5"], { maxLength: 4 })).toEqual({
+          ok: false,
+          reason: "length",
+          count: 3,
+        });
         expect(await store.partitionLength(g, "p")).toBe(3);
-        expect(await store.partitionPush(g, "p", ["4"], { maxLength: 4 })).toEqual({ ok: true, length: 4 });
+        expect(await store.partitionPush(g, "p", ["4"], { maxLength: 4 })).toEqual({
+          ok: true,
+          length: 4,
+        });
       });
 
       it("maxLength holds under concurrent pushes", async () => {
         const g = `${ns}g`;
-        const results = await Promise.all(Array.from({ length: 100 }, (_, i) => store.partitionPush(g, "p", [String(i)], { maxLength: 25 })));
+        const results = await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            store.partitionPush(g, "p", [String(i)], { maxLength: 25 }),
+          ),
+        );
         expect(results.filter((r) => r.ok)).toHaveLength(25);
         expect(await store.partitionLength(g, "p")).toBe(25);
       });
@@ -950,12 +1192,20 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const cap = { maxPartitions: 2 };
         expect((await store.partitionPush(g, "a", ["1"], cap)).ok).toBe(true);
         expect((await store.partitionPush(g, "b", ["1"], cap)).ok).toBe(true);
-        expect(await store.partitionPush(g, "c", ["1"], cap)).toEqual({ ok: false, reason: "partitions", count: 2 });
+        expect(await store.partitionPush(g, "c", ["1"], cap)).toEqual({
+          ok: false,
+          reason: "partitions",
+          count: 2,
+        });
         expect((await store.partitionPush(g, "a", ["2"], cap)).ok).toBe(true);
         expect(await store.partitionPop(g, "b")).toEqual(["1"]);
         expect((await store.partitionPush(g, "c", ["1"], cap)).ok).toBe(true);
         expect(await store.partitionStats(g)).toEqual({ partitions: 2, items: 3 });
-        const racing = await Promise.all(Array.from({ length: 20 }, (_, i) => store.partitionPush(`${ns}race`, `p${i}`, ["x"], { maxPartitions: 5 })));
+        const racing = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            store.partitionPush(`${ns}race`, `p${i}`, ["x"], { maxPartitions: 5 }),
+          ),
+        );
         expect(racing.filter((r) => r.ok)).toHaveLength(5);
       });
 
@@ -968,7 +1218,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.partitionPop(g, "p")).toEqual(["a"]);
         await sleep(400);
         if (Date.now() - lastPush < 550) expect(await store.partitionLength(g, "p")).toBe(2);
-        await waitFor("partition to expire", async () => (await store.partitionLength(g, "p")) === 0, 3000);
+        await waitFor(
+          "partition to expire",
+          async () => (await store.partitionLength(g, "p")) === 0,
+          3000,
+        );
         expect(await store.partitionPop(g, "p")).toEqual([]);
         expect(await store.partitionStats(g)).toEqual({ partitions: 0, items: 0 });
         // An expired partition does not count against maxPartitions.
@@ -1050,7 +1304,10 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
           guard: { key: `${ns}result`, value: "42", ttlMs: 60_000 },
           push: [{ key: `${ns}out`, values: ["a", "b"], ttlMs: 60_000 }],
           incr: [{ key: `${ns}count`, by: -1, min: 0 }],
-          expire: [{ key: `${ns}record`, ttlMs: 60_000 }, { key: `${ns}missing`, ttlMs: 60_000 }],
+          expire: [
+            { key: `${ns}record`, ttlMs: 60_000 },
+            { key: `${ns}missing`, ttlMs: 60_000 },
+          ],
           publish: [{ channel: `${ns}done`, message: "finished" }],
         });
         expect(settled).toBe("applied");
@@ -1073,7 +1330,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         await store.enqueue(q, { id: "x", payload: "p" });
         const [first] = await store.claim([q], { owner: "a", leaseMs: 100 });
         let second: Claim[] = [];
-        await waitFor("redelivery", async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0, 3000);
+        await waitFor(
+          "redelivery",
+          async () => (second = await store.claim([q], { owner: "b", leaseMs: 30_000 })).length > 0,
+          3000,
+        );
         const late = await store.settle(ref(first!), {
           guard: { key: `${ns}result`, value: "late" },
           push: [{ key: `${ns}out`, values: ["late"] }],
@@ -1082,7 +1343,12 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(late).toBe("stale");
         expect(await store.get(`${ns}result`)).toBeNull();
         expect(await store.listLength(`${ns}out`)).toBe(0);
-        expect(await store.settle(ref(second[0]!), { guard: { key: `${ns}result`, value: "fresh" }, publish: [{ channel: `${ns}done`, message: "fresh" }] })).toBe("applied");
+        expect(
+          await store.settle(ref(second[0]!), {
+            guard: { key: `${ns}result`, value: "fresh" },
+            publish: [{ channel: `${ns}done`, message: "fresh" }],
+          }),
+        ).toBe("applied");
         expect(await store.get(`${ns}result`)).toBe("fresh");
         await waitFor("the announcement", () => heard.length >= 1, 3000);
         await sleep(50);
@@ -1123,11 +1389,23 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(await store.complete(ref(c!))).toBe(true); // c's claim is now stale
         const entry = (claim: Claim, id: string) => ({
           claim: ref(claim),
-          effects: { guard: { key: `${ns}r-${id}`, value: id }, push: [{ key: `${ns}out`, values: [id] }], publish: [{ channel: `${ns}done`, message: id }] },
+          effects: {
+            guard: { key: `${ns}r-${id}`, value: id },
+            push: [{ key: `${ns}out`, values: [id] }],
+            publish: [{ channel: `${ns}done`, message: id }],
+          },
         });
-        expect(await store.settleMany([entry(a!, "a"), entry(b!, "b"), entry(c!, "c")])).toEqual(["applied", "guarded", "stale"]);
+        expect(await store.settleMany([entry(a!, "a"), entry(b!, "b"), entry(c!, "c")])).toEqual([
+          "applied",
+          "guarded",
+          "stale",
+        ]);
         expect(await store.stats(q1)).toEqual({ pending: 0, claimed: 0, delayed: 0 });
-        expect(await store.getMany([`${ns}r-a`, `${ns}r-b`, `${ns}r-c`])).toEqual(["a", "taken", null]);
+        expect(await store.getMany([`${ns}r-a`, `${ns}r-b`, `${ns}r-c`])).toEqual([
+          "a",
+          "taken",
+          null,
+        ]);
         expect(await store.listPop(`${ns}out`, { max: 10 })).toEqual(["a"]);
         await waitFor("the announcement", () => heard.length === 1, 3000);
         await sleep(50);
@@ -1151,17 +1429,30 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         expect(heard).toEqual(["m"]);
         // incr below min is skipped, the rest goes on; a counter keeps its TTL.
         await store.set(`${ns}c`, "0", { ttlMs: 60_000 });
-        expect(await store.apply({ incr: [{ key: `${ns}c`, by: -1, min: 0 }, { key: `${ns}d`, by: 3 }] })).toBe(true);
+        expect(
+          await store.apply({
+            incr: [
+              { key: `${ns}c`, by: -1, min: 0 },
+              { key: `${ns}d`, by: 3 },
+            ],
+          }),
+        ).toBe(true);
         expect(await store.get(`${ns}c`)).toBe("0");
         expect(await store.ttl(`${ns}c`)).not.toBeNull();
         expect(await store.get(`${ns}d`)).toBe("3");
       });
 
       it("refuses bad values with InvalidError, writing nothing", async () => {
-        await expect(store.apply({ guard: { key: `${ns}k`, value: "v", ttlMs: 0 } })).rejects.toBeInstanceOf(InvalidError);
-        await expect(store.apply({ incr: [{ key: `${ns}n`, by: 1.5 }] })).rejects.toBeInstanceOf(InvalidError);
+        await expect(
+          store.apply({ guard: { key: `${ns}k`, value: "v", ttlMs: 0 } }),
+        ).rejects.toBeInstanceOf(InvalidError);
+        await expect(store.apply({ incr: [{ key: `${ns}n`, by: 1.5 }] })).rejects.toBeInstanceOf(
+          InvalidError,
+        );
         await store.set(`${ns}text`, "abc");
-        await expect(store.apply({ incr: [{ key: `${ns}text`, by: 1 }] })).rejects.toBeInstanceOf(InvalidError);
+        await expect(store.apply({ incr: [{ key: `${ns}text`, by: 1 }] })).rejects.toBeInstanceOf(
+          InvalidError,
+        );
         expect(await store.get(`${ns}k`)).toBeNull();
       });
     });
@@ -1184,7 +1475,9 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
 
       it("exactly one of many concurrent lockers wins", async () => {
         const name = `${ns}lock`;
-        const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.lock(name, `o${i}`, 30_000)));
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.lock(name, `o${i}`, 30_000)),
+        );
         expect(results.filter((r) => r !== null)).toHaveLength(1);
       });
 
@@ -1193,7 +1486,11 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const a = await store.lock(name, "a", 100);
         expect(a).not.toBeNull();
         let b: number | null = null;
-        await waitFor("lock to expire", async () => (b = await store.lock(name, "b", 30_000)) !== null, 3000);
+        await waitFor(
+          "lock to expire",
+          async () => (b = await store.lock(name, "b", 30_000)) !== null,
+          3000,
+        );
         expect(b!).toBeGreaterThan(a!);
         expect(await store.unlock(name, "a")).toBe(false);
       });
@@ -1244,7 +1541,10 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
         const unsubscribe = await store.subscribe(channel, (m) => gone.push(m));
         await store.subscribe(channel, (m) => kept.push(m));
         await store.publish(channel, "before");
-        await waitFor("both subscribers to hear the first message", () => gone.length === 1 && kept.length === 1);
+        await waitFor(
+          "both subscribers to hear the first message",
+          () => gone.length === 1 && kept.length === 1,
+        );
         await unsubscribe();
         await unsubscribe(); // idempotent
         await store.publish(channel, "after");
@@ -1280,7 +1580,9 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
           expect(Date.now() - started).toBeLessThan(3000);
           await expect(own.store.get(`${ns}k`)).rejects.toBeInstanceOf(UnavailableError);
           await expect(own.store.get(`${ns}k`)).rejects.toThrow("store is closed");
-          await expect(own.store.enqueue(`${ns}q`, { id: "x", payload: "" })).rejects.toBeInstanceOf(UnavailableError);
+          await expect(
+            own.store.enqueue(`${ns}q`, { id: "x", payload: "" }),
+          ).rejects.toBeInstanceOf(UnavailableError);
           await expect(own.store.claim([`${ns}q`], lease)).rejects.toBeInstanceOf(UnavailableError);
           await expect(own.store.close()).resolves.toBeUndefined();
         } finally {

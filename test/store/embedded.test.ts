@@ -45,7 +45,9 @@ describe("EmbeddedStore (embedded only)", () => {
     return dir;
   }
 
-  async function open(options: Parameters<typeof EmbeddedStore.open>[0] = {}): Promise<EmbeddedStore> {
+  async function open(
+    options: Parameters<typeof EmbeddedStore.open>[0] = {},
+  ): Promise<EmbeddedStore> {
     const store = await EmbeddedStore.open(options);
     stores.push(store);
     return store;
@@ -79,7 +81,10 @@ describe("EmbeddedStore (embedded only)", () => {
     const [claimA] = await a.claim(["q"], lease);
     await a.complete({ queue: "q", id: "a", fence: claimA!.fence });
     const [claimB] = await a.claim(["q"], lease);
-    await a.release({ queue: "q", id: "b", fence: claimB!.fence }, { front: false, payload: "p-b2" });
+    await a.release(
+      { queue: "q", id: "b", fence: claimB!.fence },
+      { front: false, payload: "p-b2" },
+    );
     const token = (await a.lock("leader", "agent-1", 60_000))!;
     await a.close();
 
@@ -120,7 +125,8 @@ describe("EmbeddedStore (embedded only)", () => {
       ["c", 0],
       ["d", 0],
     ]);
-    for (const old of held) expect(await b.complete({ queue: "q", id: old.id, fence: old.fence })).toBe(false);
+    for (const old of held)
+      expect(await b.complete({ queue: "q", id: old.id, fence: old.fence })).toBe(false);
     await b.close();
 
     // Reopening twice does not count the same lost delivery twice.
@@ -226,7 +232,9 @@ describe("EmbeddedStore (embedded only)", () => {
     await expect(store.incr("l", 1)).rejects.toBeInstanceOf(InvalidError);
     await store.set("n", "abc");
     await expect(store.incr("n", 1)).rejects.toBeInstanceOf(InvalidError);
-    await expect(store.claim(["q"], { owner: "a", leaseMs: 0 })).rejects.toBeInstanceOf(InvalidError);
+    await expect(store.claim(["q"], { owner: "a", leaseMs: 0 })).rejects.toBeInstanceOf(
+      InvalidError,
+    );
   });
 
   describe("with a fake clock", () => {
@@ -236,7 +244,9 @@ describe("EmbeddedStore (embedded only)", () => {
       await store.enqueue("q", { id: "x", payload: "" });
       const [first] = await store.claim(["q"], { owner: "a", leaseMs: 1000 });
       let woken: unknown = null;
-      void store.claim(["q"], { owner: "b", leaseMs: 1000, waitMs: 60_000 }).then((c) => (woken = c));
+      void store
+        .claim(["q"], { owner: "b", leaseMs: 1000, waitMs: 60_000 })
+        .then((c) => (woken = c));
       clock.advance(999);
       await new Promise((resolve) => setImmediate(resolve));
       expect(woken).toBeNull();
@@ -286,7 +296,11 @@ describe("EmbeddedStore (embedded only)", () => {
     it("many delays ending at once are all handled, a bounded number per tick", async () => {
       const clock = new FakeClock();
       const store = await open({ clock });
-      await Promise.all(Array.from({ length: 5000 }, (_, i) => store.enqueue("q", { id: `i${i}`, payload: "" }, { delayMs: 1000 })));
+      await Promise.all(
+        Array.from({ length: 5000 }, (_, i) =>
+          store.enqueue("q", { id: `i${i}`, payload: "" }, { delayMs: 1000 }),
+        ),
+      );
       expect(await store.stats("q")).toEqual({ pending: 5000, claimed: 0, delayed: 5000 });
       clock.advance(1000);
       expect(await store.stats("q")).toEqual({ pending: 5000, claimed: 0, delayed: 0 });
@@ -299,7 +313,14 @@ describe("EmbeddedStore (embedded only)", () => {
       const dir = await newDir();
       const week = 7 * 24 * 3600 * 1000;
       const a = await EmbeddedStore.open({ clock, dir });
-      await a.hashSet("d", [["read", "r"], ["idle", "i"]], { idleMs: week });
+      await a.hashSet(
+        "d",
+        [
+          ["read", "r"],
+          ["idle", "i"],
+        ],
+        { idleMs: week },
+      );
       await a.hashSet("d", [["fixed", "f"]], { idleMs: week, ttlMs: 3 * 24 * 3600 * 1000 });
       clock.advance(2 * 24 * 3600 * 1000);
       expect(await a.hashGet("d", "read", { idleMs: week })).toBe("r");
@@ -340,14 +361,21 @@ describe("EmbeddedStore (embedded only)", () => {
       await store.partitionPush("g", "b", ["2"], { ttlMs: 5000 });
       clock.advance(1000);
       expect(await store.partitionStats("g")).toEqual({ partitions: 1, items: 1 });
-      expect(await store.partitionPush("g", "c", ["3"], { maxPartitions: 2 })).toEqual({ ok: true, length: 1 });
+      expect(await store.partitionPush("g", "c", ["3"], { maxPartitions: 2 })).toEqual({
+        ok: true,
+        length: 1,
+      });
     });
 
     it("reopen and compaction keep hashes (with deadlines) and partitions (with expiry, in order)", async () => {
       const clock = new FakeClock();
       const dir = await newDir();
       const a = await EmbeddedStore.open({ clock, dir, compactBytes: 16 * 1024 });
-      await a.hashSet("d", Array.from({ length: 1500 }, (_, i) => [`k${i}`, `v${i}`] as [string, string]), { idleMs: 60_000 });
+      await a.hashSet(
+        "d",
+        Array.from({ length: 1500 }, (_, i) => [`k${i}`, `v${i}`] as [string, string]),
+        { idleMs: 60_000 },
+      );
       await a.hashSet("d", [["fixed", "f"]], { ttlMs: 30_000 });
       for (let i = 0; i < 1000; i += 2) await a.hashDelete("d", `k${i}`);
       await a.partitionPush("g", "p", ["1", "2", "3"], { ttlMs: 60_000 });
@@ -368,7 +396,10 @@ describe("EmbeddedStore (embedded only)", () => {
       expect(await b.hashLength("d")).toBe(0);
       expect(await b.partitionLength("g", "p")).toBe(0);
       // The scan cursor goes on in insertion order after a reopen.
-      await b.hashSet("s", Array.from({ length: 30 }, (_, i) => [`f${i}`, "v"] as [string, string]));
+      await b.hashSet(
+        "s",
+        Array.from({ length: 30 }, (_, i) => [`f${i}`, "v"] as [string, string]),
+      );
       const first = await b.hashScan("s", "0", 10);
       await b.close();
       const c = await open({ clock, dir });
@@ -379,7 +410,9 @@ describe("EmbeddedStore (embedded only)", () => {
         rest.push(...page.entries.map(([f]) => f));
         cursor = page.cursor;
       }
-      expect([...first.entries.map(([f]) => f), ...rest]).toEqual(Array.from({ length: 30 }, (_, i) => `f${i}`));
+      expect([...first.entries.map(([f]) => f), ...rest]).toEqual(
+        Array.from({ length: 30 }, (_, i) => `f${i}`),
+      );
     });
 
     it("locks expire by the clock and re-locking by the owner keeps the token", async () => {
@@ -401,11 +434,18 @@ describe("EmbeddedStore (embedded only)", () => {
     const started = performance.now();
     // Half interleaved one by one, half with a standing backlog of 12,500 items.
     for (let i = 0; i < 12_500; i++) {
-      expect(await store.enqueue("q", { id: `a${i}`, payload: "p" }, { maxPending: 2000, maxTotal: 25_000 })).toEqual({ ok: true });
+      expect(
+        await store.enqueue(
+          "q",
+          { id: `a${i}`, payload: "p" },
+          { maxPending: 2000, maxTotal: 25_000 },
+        ),
+      ).toEqual({ ok: true });
       const [claim] = await store.claim(["q"], lease);
       expect(await store.complete(claim!)).toBe(true);
     }
-    for (let i = 0; i < 12_500; i++) await store.enqueue("q", { id: `b${i}`, payload: "p" }, { maxTotal: 25_000 });
+    for (let i = 0; i < 12_500; i++)
+      await store.enqueue("q", { id: `b${i}`, payload: "p" }, { maxTotal: 25_000 });
     for (;;) {
       const claims = await store.claim(["q"], { ...lease, max: 100 });
       if (claims.length === 0) break;
@@ -445,13 +485,18 @@ process.stdout.write("done\\n");
 for (let j = 0; ; j++) await store.set("extra" + (j % 100), "x".repeat(1000));
 `,
     );
-    const child = spawn(process.execPath, [path.join(dir, "child.mjs"), storeDir, String(n)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [path.join(dir, "child.mjs"), storeDir, String(n)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`child did not finish: ${stderr}`)), 20_000);
+        const timer = setTimeout(
+          () => reject(new Error(`child did not finish: ${stderr}`)),
+          20_000,
+        );
         let out = "";
         child.stdout.on("data", (chunk: Buffer) => {
           out += chunk.toString();

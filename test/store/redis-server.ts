@@ -51,7 +51,11 @@ export function redisServerBinary(): string | null {
 
 /** Whether redis-server is here; see `present` for what happens when it is not. */
 export function redisPresent(skipped?: string): boolean {
-  return present("redis-server", redisServerBinary() === null ? "not installed (apt-get install redis-server)" : null, skipped);
+  return present(
+    "redis-server",
+    redisServerBinary() === null ? "not installed (apt-get install redis-server)" : null,
+    skipped,
+  );
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -113,7 +117,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       if (hasExited) throw new Error(`redis-server exited before answering PING:\n${output}`);
       if (Date.now() > deadline) {
         proc.kill("SIGKILL");
-        throw new Error(`redis-server did not answer PING within ${READY_TIMEOUT_MS} ms:\n${output}`);
+        throw new Error(
+          `redis-server did not answer PING within ${READY_TIMEOUT_MS} ms:\n${output}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

@@ -23,7 +23,16 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** The child processes import the built store: `npm run build` first. */
 function ensureBuiltStore(): void {
-  const built = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "runtime", "store", "redis", "index.js");
+  const built = resolve(
+    dirname(fileURLToPath(import.meta.url)),
+    "..",
+    "..",
+    "dist",
+    "runtime",
+    "store",
+    "redis",
+    "index.js",
+  );
   execFileSync("test", ["-f", built]);
 }
 
@@ -47,7 +56,9 @@ suite("RedisStore", () => {
     const stores: RedisStore[] = [];
     const lease = { owner: "agent-a", leaseMs: 30_000 };
 
-    async function open(options: Partial<RedisStoreOptions> & { prefix: string }): Promise<RedisStore> {
+    async function open(
+      options: Partial<RedisStoreOptions> & { prefix: string },
+    ): Promise<RedisStore> {
       const store = await RedisStore.open({ url: server.url, ...options });
       stores.push(store);
       return store;
@@ -64,7 +75,11 @@ suite("RedisStore", () => {
     });
 
     it("openStore opens the Redis store", async () => {
-      const store = await openStore({ kind: "redis", url: server.url, prefix: `kiln-test-${randomUUID()}:` });
+      const store = await openStore({
+        kind: "redis",
+        url: server.url,
+        prefix: `kiln-test-${randomUUID()}:`,
+      });
       try {
         expect(store.kind).toBe("redis");
         await store.set("k", "v");
@@ -106,7 +121,9 @@ suite("RedisStore", () => {
       await store.set("n", "abc");
       await expect(store.incr("n", 1)).rejects.toBeInstanceOf(InvalidError);
       await expect(store.incr("n", 1.5)).rejects.toBeInstanceOf(InvalidError);
-      await expect(store.claim(["q"], { owner: "a", leaseMs: 0 })).rejects.toBeInstanceOf(InvalidError);
+      await expect(store.claim(["q"], { owner: "a", leaseMs: 0 })).rejects.toBeInstanceOf(
+        InvalidError,
+      );
     });
 
     it("a claim by one agent is invisible to the other, and records its owner", async () => {
@@ -137,7 +154,9 @@ suite("RedisStore", () => {
       expect(second).toMatchObject({ id: "x", payload: "p", deliveries: 1 });
       expect(second!.fence).toBeGreaterThan(first!.fence);
       expect((await a.listClaims("q")).map((c) => c.owner)).toEqual(["agent-b"]);
-      expect(await a.renew([{ queue: "q", id: "x", fence: first!.fence }], 30_000)).toEqual([false]);
+      expect(await a.renew([{ queue: "q", id: "x", fence: first!.fence }], 30_000)).toEqual([
+        false,
+      ]);
       expect(await a.complete({ queue: "q", id: "x", fence: first!.fence })).toBe(false);
       expect(await b.complete({ queue: "q", id: "x", fence: second!.fence })).toBe(true);
     });
@@ -151,9 +170,15 @@ suite("RedisStore", () => {
       await a.enqueue("q", { id: "x", payload: "" });
       await a.claim(["q"], { owner: "agent-a", leaseMs: 100 });
       // A third agent blocked on another queue is not involved; the sweep of any agent moves x back.
-      const pending = watcher.claim(["other"], { owner: "w", leaseMs: 1000, waitMs: 3000 }).then((c) => woken.push(...c.map((x) => x.id)));
+      const pending = watcher
+        .claim(["other"], { owner: "w", leaseMs: 1000, waitMs: 3000 })
+        .then((c) => woken.push(...c.map((x) => x.id)));
       await a.close();
-      await waitFor("the sweep to recover the lapsed claim", async () => ((await watcher.listClaims("q")).length === 0 ? true : undefined), 3000);
+      await waitFor(
+        "the sweep to recover the lapsed claim",
+        async () => ((await watcher.listClaims("q")).length === 0 ? true : undefined),
+        3000,
+      );
       expect(await watcher.stats("q")).toEqual({ pending: 1, claimed: 0, delayed: 0 });
       await watcher.close();
       await pending;
@@ -183,7 +208,8 @@ suite("RedisStore", () => {
       const stats = new Redis(server.url);
       try {
         /** Claim-script work on the server since the last reset (LLEN runs in every claim attempt, not in the sweep's index scan). */
-        const claimWork = async (): Promise<number> => Number(/cmdstat_llen:calls=(\d+)/.exec(await stats.info("commandstats"))?.[1] ?? 0);
+        const claimWork = async (): Promise<number> =>
+          Number(/cmdstat_llen:calls=(\d+)/.exec(await stats.info("commandstats"))?.[1] ?? 0);
         expect(await b.claim(["q", "q2"], { ...lease, waitMs: 0 })).toEqual([]);
         await stats.config("RESETSTAT");
         // Nothing was heard since that attempt found both queues empty: the waiter asks nothing.
@@ -196,12 +222,16 @@ suite("RedisStore", () => {
         // Enqueued before the claim is made, its wake-up possibly not heard yet: still claimed at once.
         await a.enqueue("q", { id: "y", payload: "2" });
         const started = performance.now();
-        expect((await b.claim(["q", "q2"], { ...lease, waitMs: 5_000 })).map((c) => c.id)).toEqual(["y"]);
+        expect((await b.claim(["q", "q2"], { ...lease, waitMs: 5_000 })).map((c) => c.id)).toEqual([
+          "y",
+        ]);
         expect(performance.now() - started).toBeLessThan(500);
         // A delayed item publishes nothing when queued: it is claimed when its delay ends.
         const queuedAt = Date.now();
         await a.enqueue("q2", { id: "z", payload: "3" }, { delayMs: 200 });
-        expect((await b.claim(["q", "q2"], { ...lease, waitMs: 5_000 })).map((c) => c.id)).toEqual(["z"]);
+        expect((await b.claim(["q", "q2"], { ...lease, waitMs: 5_000 })).map((c) => c.id)).toEqual([
+          "z",
+        ]);
         expect(Date.now() - queuedAt).toBeGreaterThanOrEqual(190);
         expect(Date.now() - queuedAt).toBeLessThan(1_500);
       } finally {
@@ -223,7 +253,9 @@ suite("RedisStore", () => {
         // The pool alternates the order; the set is the same and nothing was heard since.
         const second = b.claim(["q2", "q"], { ...lease, waitMs: 10_000 });
         await sleep(100);
-        expect(Number(/cmdstat_llen:calls=(\d+)/.exec(await stats.info("commandstats"))?.[1] ?? 0)).toBe(0);
+        expect(
+          Number(/cmdstat_llen:calls=(\d+)/.exec(await stats.info("commandstats"))?.[1] ?? 0),
+        ).toBe(0);
         await a.enqueue("q", { id: "y", payload: "2" });
         expect((await second).map((c) => c.id)).toEqual(["y"]);
       } finally {
@@ -252,27 +284,47 @@ suite("RedisStore", () => {
       expect(unrecordedAtDelivery).toBe(true);
       await claim!.recorded;
       const held = await b.listClaims("q");
-      expect(held).toEqual([expect.objectContaining({ id: "x", owner: "agent-a", fence: claim!.fence })]);
+      expect(held).toEqual([
+        expect.objectContaining({ id: "x", owner: "agent-a", fence: claim!.fence }),
+      ]);
       expect(held[0]!.leaseLeftMs).toBeGreaterThan(25_000);
       // It never waits in the queue, so the caps do not refuse it; a queued item is refused.
       const second = a.claim(["q"], { ...lease, waitMs: 5_000, eager: () => true });
       await sleep(20);
-      expect(await a.enqueue("q", { id: "y", payload: "p" }, { eager: true, maxTotal: 1, maxPending: 1 })).toEqual({ ok: true });
+      expect(
+        await a.enqueue(
+          "q",
+          { id: "y", payload: "p" },
+          { eager: true, maxTotal: 1, maxPending: 1 },
+        ),
+      ).toEqual({ ok: true });
       const [taken] = await second;
       await taken!.recorded;
       expect(await b.stats("q")).toEqual({ pending: 0, claimed: 2, delayed: 0 });
-      expect(await b.enqueue("q", { id: "z", payload: "p" }, { maxTotal: 2 })).toEqual({ ok: false, reason: "total", count: 2 });
+      expect(await b.enqueue("q", { id: "z", payload: "p" }, { maxTotal: 2 })).toEqual({
+        ok: false,
+        reason: "total",
+        count: 2,
+      });
       // A claimer that cannot start an item at once now takes none: the item is queued.
       const busy = a.claim(["q"], { ...lease, waitMs: 5_000, eager: () => false });
       await sleep(20);
-      expect(await a.enqueue("q", { id: "w", payload: "p" }, { eager: true })).toEqual({ ok: true });
+      expect(await a.enqueue("q", { id: "w", payload: "p" }, { eager: true })).toEqual({
+        ok: true,
+      });
       const [plain] = await busy;
       expect(plain).toMatchObject({ id: "w", deliveries: 0 });
       expect(plain!.recorded).toBeUndefined();
       // The same id again while its first copy is held: nothing is written, the hand-over is void.
       const third = a.claim(["q"], { ...lease, waitMs: 5_000, eager: () => true });
       await sleep(20);
-      expect(await a.enqueue("q", { id: "x", payload: "again" }, { eager: true, records: [{ key: "call:x", value: "again" }] })).toEqual({ ok: true });
+      expect(
+        await a.enqueue(
+          "q",
+          { id: "x", payload: "again" },
+          { eager: true, records: [{ key: "call:x", value: "again" }] },
+        ),
+      ).toEqual({ ok: true });
       expect(await a.get("call:x")).toBe("again");
       const [duplicate] = await third;
       await expect(duplicate!.recorded).rejects.toThrow(/already queued/);
@@ -288,7 +340,9 @@ suite("RedisStore", () => {
         waiting.push(b.claim(["q"], { owner: "agent-b", leaseMs: 30_000, waitMs: 10_000 }));
       }
       await sleep(50);
-      await Promise.all(Array.from({ length: 8 }, (_, i) => a.enqueue("q", { id: `i${i}`, payload: "" })));
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) => a.enqueue("q", { id: `i${i}`, payload: "" })),
+      );
       const got = (await Promise.all(waiting)).flat();
       expect(got.map((c) => c.id).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `i${i}`));
     });
@@ -302,20 +356,36 @@ suite("RedisStore", () => {
       let stop = false;
       const loop = async (store: RedisStore, owner: string, slow: boolean): Promise<void> => {
         while (!stop) {
-          const claims = await store.claim(["q"], { owner, leaseMs: slow ? 60 : 5000, max: 3, waitMs: 200 });
+          const claims = await store.claim(["q"], {
+            owner,
+            leaseMs: slow ? 60 : 5000,
+            max: 3,
+            waitMs: 200,
+          });
           for (const claim of claims) {
             // The slow worker outlives its lease every time: its claims are taken over and fenced off.
             if (slow) await sleep(100);
-            if (await store.complete(claim)) completed.set(claim.id, (completed.get(claim.id) ?? 0) + 1);
+            if (await store.complete(claim))
+              completed.set(claim.id, (completed.get(claim.id) ?? 0) + 1);
             else stale++;
           }
         }
       };
-      const loops = three.flatMap((store, i) => [0, 1, 2].map((j) => loop(store, `agent-${i}-${j}`, i === 0 && j === 0)));
+      const loops = three.flatMap((store, i) =>
+        [0, 1, 2].map((j) => loop(store, `agent-${i}-${j}`, i === 0 && j === 0)),
+      );
       for (let i = 0; i < n; i += 50) {
-        await Promise.all(Array.from({ length: 50 }, (_, j) => three[(i + j) % 3]!.enqueue("q", { id: `i${i + j}`, payload: "" })));
+        await Promise.all(
+          Array.from({ length: 50 }, (_, j) =>
+            three[(i + j) % 3]!.enqueue("q", { id: `i${i + j}`, payload: "" }),
+          ),
+        );
       }
-      await waitFor("every item to complete", async () => (completed.size === n ? true : undefined), 20_000);
+      await waitFor(
+        "every item to complete",
+        async () => (completed.size === n ? true : undefined),
+        20_000,
+      );
       stop = true;
       await Promise.all(loops);
       expect([...completed.values()].every((times) => times === 1)).toBe(true);
@@ -364,7 +434,10 @@ suite("RedisStore", () => {
       await sleep(50);
       controller.abort();
       expect(await aborted).toEqual([]);
-      await store.listPush("l", Array.from({ length: 10 }, (_, i) => `v${i}`));
+      await store.listPush(
+        "l",
+        Array.from({ length: 10 }, (_, i) => `v${i}`),
+      );
       const values = (await Promise.all(pops)).flat();
       expect(values.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `v${i}`).sort());
       expect(await store.listLength("l")).toBe(0);
@@ -404,9 +477,15 @@ suite("RedisStore", () => {
       ensureBuiltStore();
       const prefix = `kiln-test-${randomUUID()}:`;
       const store = await open({ prefix });
-      const script = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "partition-getter.mjs");
+      const script = join(
+        dirname(fileURLToPath(import.meta.url)),
+        "fixtures",
+        "partition-getter.mjs",
+      );
       const getters = Array.from({ length: 20 }, () => {
-        const child = spawn(process.execPath, [script, server.url, prefix, "g", "work"], { stdio: ["ignore", "pipe", "inherit"] });
+        const child = spawn(process.execPath, [script, server.url, prefix, "g", "work"], {
+          stdio: ["ignore", "pipe", "inherit"],
+        });
         let out = "";
         child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
         const ready = (async () => {
@@ -432,8 +511,13 @@ suite("RedisStore", () => {
       await Promise.all(getters.map((g) => g.ready));
       await sleep(200);
       const items = Array.from({ length: 1000 }, (_, i) => `item-${i}`);
-      for (let i = 0; i < items.length; i += 50) await store.partitionPush("g", "work", items.slice(i, i + 50));
-      await store.partitionPush("g", "work", Array.from({ length: 20 }, () => "STOP"));
+      for (let i = 0; i < items.length; i += 50)
+        await store.partitionPush("g", "work", items.slice(i, i + 50));
+      await store.partitionPush(
+        "g",
+        "work",
+        Array.from({ length: 20 }, () => "STOP"),
+      );
       const taken = (await Promise.all(getters.map((g) => g.done))).flat();
       expect(taken).toHaveLength(items.length);
       expect(new Set(taken)).toEqual(new Set(items));
@@ -443,7 +527,9 @@ suite("RedisStore", () => {
     it("an unreachable server fails open fast with UnavailableError naming the URL", async () => {
       const port = await freePort();
       const started = Date.now();
-      const failure = await RedisStore.open({ url: `redis://127.0.0.1:${port}` }).catch((error: unknown) => error);
+      const failure = await RedisStore.open({ url: `redis://127.0.0.1:${port}` }).catch(
+        (error: unknown) => error,
+      );
       expect(failure).toBeInstanceOf(UnavailableError);
       expect(String((failure as Error).message)).toContain(`127.0.0.1:${port}`);
       expect(Date.now() - started).toBeLessThan(2000);
@@ -451,7 +537,9 @@ suite("RedisStore", () => {
 
     it("the password is not in error messages", async () => {
       const port = await freePort();
-      const failure = await RedisStore.open({ url: `redis://user:sekrit@127.0.0.1:${port}` }).catch((error: unknown) => error);
+      const failure = await RedisStore.open({ url: `redis://user:sekrit@127.0.0.1:${port}` }).catch(
+        (error: unknown) => error,
+      );
       expect(failure).toBeInstanceOf(UnavailableError);
       expect((failure as Error).message).not.toContain("sekrit");
     });
@@ -469,7 +557,11 @@ suite("RedisStore", () => {
     });
 
     it("calls fail with UnavailableError after the command timeout, blocked pops too, and work resumes after SIGCONT", async () => {
-      const store = await RedisStore.open({ url: frozen.url, prefix: `kiln-test-${randomUUID()}:`, commandTimeoutMs: 300 });
+      const store = await RedisStore.open({
+        url: frozen.url,
+        prefix: `kiln-test-${randomUUID()}:`,
+        commandTimeoutMs: 300,
+      });
       try {
         await store.set("k", "v");
         const pop = store.listPop("l", { waitMs: 200 }).catch((e: unknown) => e);
@@ -480,7 +572,13 @@ suite("RedisStore", () => {
         expect(await pop).toBeInstanceOf(UnavailableError);
         expect(Date.now() - started).toBeLessThan(2000);
         frozen.resume();
-        expect(await waitFor("the server to answer again", () => store.get("k").then((v) => v ?? undefined), 10_000)).toBe("v");
+        expect(
+          await waitFor(
+            "the server to answer again",
+            () => store.get("k").then((v) => v ?? undefined),
+            10_000,
+          ),
+        ).toBe("v");
       } finally {
         frozen.resume();
         await store.close();
@@ -488,12 +586,23 @@ suite("RedisStore", () => {
     });
 
     it("an eager hand-over whose reply is lost (server frozen past the command timeout): the enqueue fails, and the claim is found once the server answers", async () => {
-      const store = await RedisStore.open({ url: frozen.url, prefix: `kiln-test-${randomUUID()}:`, commandTimeoutMs: 300 });
+      const store = await RedisStore.open({
+        url: frozen.url,
+        prefix: `kiln-test-${randomUUID()}:`,
+        commandTimeoutMs: 300,
+      });
       try {
-        const waiting = store.claim(["q"], { owner: "agent-a", leaseMs: 10_000, waitMs: 5_000, eager: () => true });
+        const waiting = store.claim(["q"], {
+          owner: "agent-a",
+          leaseMs: 10_000,
+          waitMs: 5_000,
+          eager: () => true,
+        });
         await sleep(20);
         frozen.pause();
-        const enqueued = store.enqueue("q", { id: "x", payload: "p" }, { eager: true }).catch((e: unknown) => e);
+        const enqueued = store
+          .enqueue("q", { id: "x", payload: "p" }, { eager: true })
+          .catch((e: unknown) => e);
         const [claim] = await waiting;
         expect(claim).toMatchObject({ id: "x" });
         expect(await enqueued).toBeInstanceOf(UnavailableError);
@@ -502,7 +611,9 @@ suite("RedisStore", () => {
         frozen.resume();
         await claim!.recorded;
         expect(claim!.fence).toBeGreaterThan(0);
-        expect(await store.listClaims("q")).toEqual([expect.objectContaining({ id: "x", owner: "agent-a", fence: claim!.fence })]);
+        expect(await store.listClaims("q")).toEqual([
+          expect.objectContaining({ id: "x", owner: "agent-a", fence: claim!.fence }),
+        ]);
         expect(await store.settle(claim!, {})).toBe("applied");
         expect(await store.stats("q")).toEqual({ pending: 0, claimed: 0, delayed: 0 });
       } finally {
@@ -512,19 +623,32 @@ suite("RedisStore", () => {
     });
 
     it("an eager hand-over whose step never ran (its connection killed while the server held writes): the claim is void and nothing is queued", async () => {
-      const store = await RedisStore.open({ url: frozen.url, prefix: `kiln-test-${randomUUID()}:`, commandTimeoutMs: 2_000 });
+      const store = await RedisStore.open({
+        url: frozen.url,
+        prefix: `kiln-test-${randomUUID()}:`,
+        commandTimeoutMs: 2_000,
+      });
       const admin = new Redis(frozen.url);
       try {
-        const waiting = store.claim(["q"], { owner: "agent-a", leaseMs: 10_000, waitMs: 5_000, eager: () => true });
+        const waiting = store.claim(["q"], {
+          owner: "agent-a",
+          leaseMs: 10_000,
+          waitMs: 5_000,
+          eager: () => true,
+        });
         await sleep(20);
         await admin.client("PAUSE", 5_000, "WRITE");
-        const enqueued = store.enqueue("q", { id: "x", payload: "p" }, { eager: true }).catch((e: unknown) => e);
+        const enqueued = store
+          .enqueue("q", { id: "x", payload: "p" }, { eager: true })
+          .catch((e: unknown) => e);
         const [claim] = await waiting;
         const held = await waitFor("the held script", async () => {
-            // EVALSHA, or EVAL on a server that has not seen the script yet.
-            const line = ((await admin.client("LIST")) as string).split("\n").find((l) => / cmd=eval(sha)? /.test(l));
-            return line ? /id=(\d+)/.exec(line)?.[1] : undefined;
-          });
+          // EVALSHA, or EVAL on a server that has not seen the script yet.
+          const line = ((await admin.client("LIST")) as string)
+            .split("\n")
+            .find((l) => / cmd=eval(sha)? /.test(l));
+          return line ? /id=(\d+)/.exec(line)?.[1] : undefined;
+        });
         await admin.client("KILL", "ID", held);
         await admin.client("UNPAUSE");
         expect(await enqueued).toBeInstanceOf(UnavailableError);
@@ -562,15 +686,21 @@ suite("RedisStore", () => {
         const got: string[] = [];
         await store.subscribe("ch", (m) => got.push(m));
         // A blocked claim and a blocked pop are in flight when the server goes away.
-        const blockedClaim = store.claim(["empty"], { owner: "agent-a", leaseMs: 1000, waitMs: 20_000 }).catch((e: unknown) => e);
+        const blockedClaim = store
+          .claim(["empty"], { owner: "agent-a", leaseMs: 1000, waitMs: 20_000 })
+          .catch((e: unknown) => e);
         const blockedPop = store.listPop("empty-list", { waitMs: 20_000 }).catch((e: unknown) => e);
         await sleep(50);
 
         await aof.stop();
         let started = Date.now();
         await expect(store.get("k")).rejects.toBeInstanceOf(UnavailableError);
-        await expect(store.enqueue("q", { id: "w", payload: "" })).rejects.toBeInstanceOf(UnavailableError);
-        await expect(store.claim(["q"], { owner: "agent-a", leaseMs: 1000 })).rejects.toBeInstanceOf(UnavailableError);
+        await expect(store.enqueue("q", { id: "w", payload: "" })).rejects.toBeInstanceOf(
+          UnavailableError,
+        );
+        await expect(
+          store.claim(["q"], { owner: "agent-a", leaseMs: 1000 }),
+        ).rejects.toBeInstanceOf(UnavailableError);
         const failure = await store.get("k").catch((e: unknown) => e);
         expect((failure as Error).message).toContain(aof.url.replace("redis://", ""));
         expect(Date.now() - started).toBeLessThan(2000);
@@ -580,7 +710,13 @@ suite("RedisStore", () => {
 
         await aof.start();
         started = Date.now();
-        expect(await waitFor("the store to reconnect", () => store.get("k").then((v) => v ?? undefined), 10_000)).toBe("v");
+        expect(
+          await waitFor(
+            "the store to reconnect",
+            () => store.get("k").then((v) => v ?? undefined),
+            10_000,
+          ),
+        ).toBe("v");
         expect(Date.now() - started).toBeLessThan(10_000);
         expect(await store.get("n")).toBe("41");
         expect(await store.listPop("l", { max: 10 })).toEqual(["a", "b"]);
@@ -592,10 +728,14 @@ suite("RedisStore", () => {
         expect(rest[0]!.fence).toBeGreaterThan(token!);
         expect(await store.complete(held!)).toBe(true);
         // The subscriber re-subscribed by itself.
-        await waitFor("the subscription to come back", async () => {
+        await waitFor(
+          "the subscription to come back",
+          async () => {
             await store.publish("ch", "again");
             return got.length > 0 ? true : undefined;
-          }, 10_000);
+          },
+          10_000,
+        );
         // And blocking works again, woken as before.
         const waiting = store.claim(["q2"], { owner: "agent-a", leaseMs: 1000, waitMs: 10_000 });
         await sleep(20);

@@ -25,7 +25,11 @@ export class MissingComponentError extends Error {
  * True when `problem` is null (the component is there). Otherwise skips with a printed reason, or
  * throws MissingComponentError where everything is required.
  */
-export function present(component: string, problem: string | null, skipped = "its tests are skipped"): boolean {
+export function present(
+  component: string,
+  problem: string | null,
+  skipped = "its tests are skipped",
+): boolean {
   if (problem === null) return true;
   if (everythingRequired()) throw new MissingComponentError(component, problem);
   console.warn(`${component}: ${problem}: ${skipped}`);

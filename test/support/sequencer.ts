@@ -25,7 +25,8 @@ const SECONDS: Record<string, number> = {
 export class HeaviestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const ordered = await super.sort(files);
-    const weight = (file: TestSpecification) => SECONDS[relative(this.ctx.config.root, file.moduleId).split("\\").join("/")] ?? 0;
+    const weight = (file: TestSpecification) =>
+      SECONDS[relative(this.ctx.config.root, file.moduleId).split("\\").join("/")] ?? 0;
     // Array.prototype.sort is stable: unlisted files keep vitest's order.
     return ordered.sort((a, b) => weight(b) - weight(a));
   }

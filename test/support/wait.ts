@@ -23,7 +23,8 @@ export async function waitFor<T>(
   check: () => T | NotYet | Promise<T | NotYet>,
   options: WaitOptions | number = {},
 ): Promise<Exclude<T, NotYet>> {
-  const { timeoutMs = 15_000, intervalMs = 25 } = typeof options === "number" ? { timeoutMs: options } : options;
+  const { timeoutMs = 15_000, intervalMs = 25 } =
+    typeof options === "number" ? { timeoutMs: options } : options;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -34,7 +35,10 @@ export async function waitFor<T>(
       lastError = error;
     }
     if (Date.now() >= deadline) {
-      const why = lastError === undefined ? "" : ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`;
+      const why =
+        lastError === undefined
+          ? ""
+          : ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`;
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

@@ -11,7 +11,12 @@
  * Not promised: iteration is not a snapshot (entries written meanwhile may or may not appear); on
  * the Redis store an entry may appear twice during a rehash.
  */
-import { InvalidError, NotFoundError, PayloadTooLargeError, ResourceExhaustedError } from "../../errors.js";
+import {
+  InvalidError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ResourceExhaustedError,
+} from "../../errors.js";
 import { formatDataRef, type DictEntriesResponse, type DictInfo } from "../../protocol.js";
 import { formatBytes } from "../../serde.js";
 import {
@@ -93,7 +98,10 @@ export class Dicts {
     return { found: (await this.get(ref, key)).found };
   }
 
-  async put(ref: string, body: { key: string; value: string; skipIfExists: boolean; ttlS?: number | undefined }): Promise<{ written: boolean }> {
+  async put(
+    ref: string,
+    body: { key: string; value: string; skipIfExists: boolean; ttlS?: number | undefined },
+  ): Promise<{ written: boolean }> {
     const dict = await this.resolve(ref);
     checkKey(body.key);
     checkValue(body.value);
@@ -113,7 +121,10 @@ export class Dicts {
       checkKey(key);
       checkValue(value);
     }
-    const result = await this.store.hashSet(dict.hash, entries, { idleMs: idleMs(dict), maxFields: dict.settings.maxEntries });
+    const result = await this.store.hashSet(dict.hash, entries, {
+      idleMs: idleMs(dict),
+      maxFields: dict.settings.maxEntries,
+    });
     if (!result.ok) throw full(dict, result.count, entries.length);
     return { written: result.written };
   }
@@ -144,7 +155,9 @@ export class Dicts {
     const parsed = refOf(ref);
     switch (parsed.kind) {
       case "app":
-        throw new InvalidError(`dict ${ref} is declared by app '${parsed.app}': remove it from the app's spec and redeploy to delete it`);
+        throw new InvalidError(
+          `dict ${ref} is declared by app '${parsed.app}': remove it from the app's spec and redeploy to delete it`,
+        );
       case "ephemeral":
         return { deleted: await this.ephemerals.delete(parsed.id) };
       case "named": {
@@ -165,20 +178,42 @@ export class Dicts {
         const settings = spec.dicts[ref.name];
         if (!settings) {
           const names = Object.keys(spec.dicts).sort();
-          throw new NotFoundError(`app '${ref.app}' declares no dict '${ref.name}'; its dicts: ${names.join(", ") || "(none)"}`);
+          throw new NotFoundError(
+            `app '${ref.app}' declares no dict '${ref.name}'; its dicts: ${names.join(", ") || "(none)"}`,
+          );
         }
         return { ref: canonical, hash, kind: "app", name: ref.name, app: ref.app, settings };
       }
       case "named": {
         const raw = await this.store.get(keys.namedDict(ref.name));
-        if (raw === null) throw new NotFoundError(`dict '${ref.name}' does not exist: create it with kiln.dict('${ref.name}', { createIfMissing: true })`);
+        if (raw === null)
+          throw new NotFoundError(
+            `dict '${ref.name}' does not exist: create it with kiln.dict('${ref.name}', { createIfMissing: true })`,
+          );
         const record = JSON.parse(raw) as NamedRecord<DictSettings>;
-        return { ref: canonical, hash, kind: "named", name: ref.name, settings: record.settings, createdAt: record.createdAt };
+        return {
+          ref: canonical,
+          hash,
+          kind: "named",
+          name: ref.name,
+          settings: record.settings,
+          createdAt: record.createdAt,
+        };
       }
       case "ephemeral": {
         const record = await this.ephemerals.get(ref.id, "dict");
-        const settings = { maxEntries: DEFAULT_DICT_MAX_ENTRIES, inactivityExpiryS: DEFAULT_DICT_INACTIVITY_EXPIRY_S };
-        return { ref: canonical, hash, kind: "ephemeral", name: ref.id, settings, createdAt: record.createdAt };
+        const settings = {
+          maxEntries: DEFAULT_DICT_MAX_ENTRIES,
+          inactivityExpiryS: DEFAULT_DICT_INACTIVITY_EXPIRY_S,
+        };
+        return {
+          ref: canonical,
+          hash,
+          kind: "ephemeral",
+          name: ref.id,
+          settings,
+          createdAt: record.createdAt,
+        };
       }
     }
   }
@@ -198,17 +233,23 @@ function full(dict: ResolvedDict, count: number, adding = 1): ResourceExhaustedE
 
 export function checkName(name: string, kind: string): void {
   if (!RESOURCE_NAME_PATTERN.test(name)) {
-    throw new InvalidError(`invalid ${kind} name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`);
+    throw new InvalidError(
+      `invalid ${kind} name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`,
+    );
   }
 }
 
 function checkKey(key: string): void {
-  if (key.length === 0) throw new InvalidError("dict key: expected a serde-encoded value, got an empty string");
+  if (key.length === 0)
+    throw new InvalidError("dict key: expected a serde-encoded value, got an empty string");
   const bytes = Buffer.byteLength(key);
   if (bytes > MAX_DICT_KEY_BYTES) {
-    throw new PayloadTooLargeError(`dict key is ${formatBytes(bytes)} encoded, over the ${formatBytes(MAX_DICT_KEY_BYTES)} key limit (MAX_DICT_KEY_BYTES): use a shorter key (a hash of it)`, {
-      details: { bytes, limit: MAX_DICT_KEY_BYTES, limitName: "MAX_DICT_KEY_BYTES" },
-    });
+    throw new PayloadTooLargeError(
+      `dict key is ${formatBytes(bytes)} encoded, over the ${formatBytes(MAX_DICT_KEY_BYTES)} key limit (MAX_DICT_KEY_BYTES): use a shorter key (a hash of it)`,
+      {
+        details: { bytes, limit: MAX_DICT_KEY_BYTES, limitName: "MAX_DICT_KEY_BYTES" },
+      },
+    );
   }
 }
 

@@ -13,7 +13,12 @@
  * Not promised: an item popped just as its getter's connection broke is lost (at most once past
  * the door); `iterate` pages by index, so gets during an iteration shift what it sees.
  */
-import { InvalidError, NotFoundError, PayloadTooLargeError, ResourceExhaustedError } from "../../errors.js";
+import {
+  InvalidError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ResourceExhaustedError,
+} from "../../errors.js";
 import { formatDataRef, type QueueInfo } from "../../protocol.js";
 import { formatBytes } from "../../serde.js";
 import {
@@ -107,7 +112,13 @@ export class Queues {
     if (result.reason === "length") {
       throw new ResourceExhaustedError(
         `queue ${queue.ref} partition ${describe(part)} holds ${result.count} items; ${items.length} more would pass its limit of ${maxPartitionItems} (maxPartitionItems): get some first`,
-        { details: { limit: maxPartitionItems, count: result.count, limitName: "maxPartitionItems" } },
+        {
+          details: {
+            limit: maxPartitionItems,
+            count: result.count,
+            limitName: "maxPartitionItems",
+          },
+        },
       );
     }
     throw new ResourceExhaustedError(
@@ -116,41 +127,64 @@ export class Queues {
     );
   }
 
-  async get(ref: string, body: { max: number; waitMs: number; partition?: string | undefined }, signal?: AbortSignal): Promise<{ items: string[] }> {
+  async get(
+    ref: string,
+    body: { max: number; waitMs: number; partition?: string | undefined },
+    signal?: AbortSignal,
+  ): Promise<{ items: string[] }> {
     const queue = await this.resolve(ref);
     const part = partitionOf(body.partition);
-    const items = await this.store.partitionPop(queue.group, part, { max: body.max, waitMs: body.waitMs, ...(signal ? { signal } : {}) });
+    const items = await this.store.partitionPop(queue.group, part, {
+      max: body.max,
+      waitMs: body.waitMs,
+      ...(signal ? { signal } : {}),
+    });
     return { items };
   }
 
   async len(ref: string, partition: string | undefined, total: boolean): Promise<{ len: number }> {
     const queue = await this.resolve(ref);
     if (total) {
-      if (partition !== undefined) throw new InvalidError("len: pass either partition or total, not both");
+      if (partition !== undefined)
+        throw new InvalidError("len: pass either partition or total, not both");
       return { len: (await this.store.partitionStats(queue.group)).items };
     }
     return { len: await this.store.partitionLength(queue.group, partitionOf(partition)) };
   }
 
-  async clear(ref: string, partition: string | undefined, all: boolean): Promise<{ cleared: number }> {
+  async clear(
+    ref: string,
+    partition: string | undefined,
+    all: boolean,
+  ): Promise<{ cleared: number }> {
     const queue = await this.resolve(ref);
     if (all) {
-      if (partition !== undefined) throw new InvalidError("clear: pass either partition or all, not both");
+      if (partition !== undefined)
+        throw new InvalidError("clear: pass either partition or all, not both");
       return { cleared: await this.store.partitionDrop(queue.group) };
     }
     return { cleared: await this.store.partitionClear(queue.group, partitionOf(partition)) };
   }
 
-  async items(ref: string, partition: string | undefined, start: number, count: number): Promise<{ items: string[] }> {
+  async items(
+    ref: string,
+    partition: string | undefined,
+    start: number,
+    count: number,
+  ): Promise<{ items: string[] }> {
     const queue = await this.resolve(ref);
-    return { items: await this.store.partitionRange(queue.group, partitionOf(partition), start, count) };
+    return {
+      items: await this.store.partitionRange(queue.group, partitionOf(partition), start, count),
+    };
   }
 
   async delete(ref: string): Promise<{ deleted: boolean }> {
     const parsed = refOf(ref);
     switch (parsed.kind) {
       case "app":
-        throw new InvalidError(`queue ${ref} is declared by app '${parsed.app}': remove it from the app's spec and redeploy to delete it`);
+        throw new InvalidError(
+          `queue ${ref} is declared by app '${parsed.app}': remove it from the app's spec and redeploy to delete it`,
+        );
       case "ephemeral":
         return { deleted: await this.ephemerals.delete(parsed.id) };
       case "named": {
@@ -171,19 +205,38 @@ export class Queues {
         const settings = spec.queues[ref.name];
         if (!settings) {
           const names = Object.keys(spec.queues).sort();
-          throw new NotFoundError(`app '${ref.app}' declares no queue '${ref.name}'; its queues: ${names.join(", ") || "(none)"}`);
+          throw new NotFoundError(
+            `app '${ref.app}' declares no queue '${ref.name}'; its queues: ${names.join(", ") || "(none)"}`,
+          );
         }
         return { ref: canonical, group, kind: "app", name: ref.name, app: ref.app, settings };
       }
       case "named": {
         const raw = await this.store.get(keys.namedQueue(ref.name));
-        if (raw === null) throw new NotFoundError(`queue '${ref.name}' does not exist: create it with kiln.queue('${ref.name}', { createIfMissing: true })`);
+        if (raw === null)
+          throw new NotFoundError(
+            `queue '${ref.name}' does not exist: create it with kiln.queue('${ref.name}', { createIfMissing: true })`,
+          );
         const record = JSON.parse(raw) as NamedRecord<QueueSettings>;
-        return { ref: canonical, group, kind: "named", name: ref.name, settings: record.settings, createdAt: record.createdAt };
+        return {
+          ref: canonical,
+          group,
+          kind: "named",
+          name: ref.name,
+          settings: record.settings,
+          createdAt: record.createdAt,
+        };
       }
       case "ephemeral": {
         const record = await this.ephemerals.get(ref.id, "queue");
-        return { ref: canonical, group, kind: "ephemeral", name: ref.id, settings: DEFAULT_SETTINGS, createdAt: record.createdAt };
+        return {
+          ref: canonical,
+          group,
+          kind: "ephemeral",
+          name: ref.id,
+          settings: DEFAULT_SETTINGS,
+          createdAt: record.createdAt,
+        };
       }
     }
   }
@@ -195,7 +248,13 @@ function partitionOf(partition: string | undefined): string {
   if (partition.length < 1 || partition.length > MAX_QUEUE_PARTITION_KEY_LENGTH) {
     throw new InvalidError(
       `partition key ${JSON.stringify(partition.slice(0, 80))} is ${partition.length} characters; partition keys are 1-${MAX_QUEUE_PARTITION_KEY_LENGTH} characters (MAX_QUEUE_PARTITION_KEY_LENGTH)`,
-      { details: { length: partition.length, limit: MAX_QUEUE_PARTITION_KEY_LENGTH, limitName: "MAX_QUEUE_PARTITION_KEY_LENGTH" } },
+      {
+        details: {
+          length: partition.length,
+          limit: MAX_QUEUE_PARTITION_KEY_LENGTH,
+          limitName: "MAX_QUEUE_PARTITION_KEY_LENGTH",
+        },
+      },
     );
   }
   return partition;
@@ -206,7 +265,8 @@ function describe(partition: string): string {
 }
 
 function checkItem(item: string): void {
-  if (item.length === 0) throw new InvalidError("queue item: expected a serde-encoded value, got an empty string");
+  if (item.length === 0)
+    throw new InvalidError("queue item: expected a serde-encoded value, got an empty string");
   const bytes = Buffer.byteLength(item);
   if (bytes > MAX_QUEUE_ITEM_BYTES) {
     throw new PayloadTooLargeError(

@@ -50,7 +50,10 @@ export class Ephemerals {
     this.records = new Registry(store, registries.ephemeral);
   }
 
-  async create(kind: DataKind, ttlMs = DEFAULT_EPHEMERAL_TTL_MS): Promise<{ ref: string; ttlMs: number }> {
+  async create(
+    kind: DataKind,
+    ttlMs = DEFAULT_EPHEMERAL_TTL_MS,
+  ): Promise<{ ref: string; ttlMs: number }> {
     const id = randomUUID();
     const record: EphemeralRecord = { kind, createdAt: new Date().toISOString(), ttlMs };
     await this.records.put(id, JSON.stringify(record));
@@ -60,16 +63,28 @@ export class Ephemerals {
 
   /** The record of a live ephemeral object of `kind`, or NotFoundError. */
   async get(id: string, kind: DataKind): Promise<EphemeralRecord> {
-    const [raw, live] = await Promise.all([this.records.get(id), this.store.get(keys.ephemeralLive(id))]);
+    const [raw, live] = await Promise.all([
+      this.records.get(id),
+      this.store.get(keys.ephemeralLive(id)),
+    ]);
     const record = raw == null ? null : (JSON.parse(raw) as EphemeralRecord);
-    if (record === null || record.kind !== kind) throw new NotFoundError(`ephemeral ${kind} ${id} does not exist (closed, or deleted after its owner stopped sending heartbeats)`);
-    if (live == null) throw new NotFoundError(`ephemeral ${kind} ${id} expired: its owner sent no heartbeat for ${record.ttlMs} ms`);
+    if (record === null || record.kind !== kind)
+      throw new NotFoundError(
+        `ephemeral ${kind} ${id} does not exist (closed, or deleted after its owner stopped sending heartbeats)`,
+      );
+    if (live == null)
+      throw new NotFoundError(
+        `ephemeral ${kind} ${id} expired: its owner sent no heartbeat for ${record.ttlMs} ms`,
+      );
     return record;
   }
 
   async heartbeat(id: string): Promise<{ ttlMs: number }> {
     const raw = await this.records.get(id);
-    if (raw === null) throw new NotFoundError(`ephemeral object ${id} does not exist (closed, or deleted after its owner stopped sending heartbeats)`);
+    if (raw === null)
+      throw new NotFoundError(
+        `ephemeral object ${id} does not exist (closed, or deleted after its owner stopped sending heartbeats)`,
+      );
     const record = JSON.parse(raw) as EphemeralRecord;
     await this.store.set(keys.ephemeralLive(id), "1", { ttlMs: record.ttlMs });
     return { ttlMs: record.ttlMs };
@@ -116,7 +131,12 @@ export function refOf(text: string): DataRef {
 }
 
 /** Drop the data of the dicts and queues an app declared but `next` (the redeployed spec, or null: deleted) does not. */
-export async function dropRemovedData(store: Store, app: string, previous: CompiledAppSpec, next: CompiledAppSpec | null): Promise<void> {
+export async function dropRemovedData(
+  store: Store,
+  app: string,
+  previous: CompiledAppSpec,
+  next: CompiledAppSpec | null,
+): Promise<void> {
   for (const name of Object.keys(previous.dicts ?? {})) {
     if (next?.dicts?.[name]) continue;
     await store.hashDrop(keys.dictHash(formatDataRef({ kind: "app", app, name })));

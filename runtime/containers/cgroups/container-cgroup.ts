@@ -71,7 +71,10 @@ export class ContainerCgroup {
         await writeFile(file, write.value);
       } catch (error) {
         if (write.optional) continue;
-        throw new Error(`cannot write ${JSON.stringify(write.value)} to ${file}: ${(error as Error).message}`, { cause: error });
+        throw new Error(
+          `cannot write ${JSON.stringify(write.value)} to ${file}: ${(error as Error).message}`,
+          { cause: error },
+        );
       }
     }
   }
@@ -87,7 +90,12 @@ export class ContainerCgroup {
   }
 
   async usage(): Promise<CgroupUsage> {
-    const usage: CgroupUsage = { cpuNs: null, memoryBytes: null, memoryChargedBytes: null, maxMemoryBytes: null };
+    const usage: CgroupUsage = {
+      cpuNs: null,
+      memoryBytes: null,
+      memoryChargedBytes: null,
+      maxMemoryBytes: null,
+    };
     const acct = this.dirOf("cpuacct") ?? this.dirOf("cpu");
     if (acct?.version === 1 && acct.controller === "cpuacct") {
       usage.cpuNs = await readNumber(join(acct.dir, "cpuacct.usage"));
@@ -101,12 +109,14 @@ export class ContainerCgroup {
       usage.maxMemoryBytes = await readNumber(join(memory.dir, "memory.max_usage_in_bytes"));
       const stat = await readText(join(memory.dir, "memory.stat"));
       const inactive = keyed(stat, "total_inactive_file") ?? keyed(stat, "inactive_file") ?? 0;
-      if (usage.memoryChargedBytes !== null) usage.memoryBytes = Math.max(0, usage.memoryChargedBytes - inactive);
+      if (usage.memoryChargedBytes !== null)
+        usage.memoryBytes = Math.max(0, usage.memoryChargedBytes - inactive);
     } else if (memory?.version === 2) {
       usage.memoryChargedBytes = await readNumber(join(memory.dir, "memory.current"));
       usage.maxMemoryBytes = await readNumber(join(memory.dir, "memory.peak"));
       const inactive = keyed(await readText(join(memory.dir, "memory.stat")), "inactive_file") ?? 0;
-      if (usage.memoryChargedBytes !== null) usage.memoryBytes = Math.max(0, usage.memoryChargedBytes - inactive);
+      if (usage.memoryChargedBytes !== null)
+        usage.memoryBytes = Math.max(0, usage.memoryChargedBytes - inactive);
     }
     return usage;
   }
@@ -117,9 +127,15 @@ export class ContainerCgroup {
     if (memory?.version === 1) {
       const control = await readText(join(memory.dir, "memory.oom_control"));
       // With memsw set to the same limit, the memsw counter is the one that moves.
-      const hits = [await readNumber(join(memory.dir, "memory.failcnt")), await readNumber(join(memory.dir, "memory.memsw.failcnt"))];
+      const hits = [
+        await readNumber(join(memory.dir, "memory.failcnt")),
+        await readNumber(join(memory.dir, "memory.memsw.failcnt")),
+      ];
       const known = hits.filter((n): n is number => n !== null);
-      return { oomKills: keyed(control, "oom_kill"), limitHits: known.length > 0 ? Math.max(...known) : null };
+      return {
+        oomKills: keyed(control, "oom_kill"),
+        limitHits: known.length > 0 ? Math.max(...known) : null,
+      };
     }
     if (memory?.version === 2) {
       const events = await readText(join(memory.dir, "memory.events"));
@@ -147,7 +163,8 @@ export class ContainerCgroup {
       const error = await removeDir(dir);
       if (error !== null) failures.push(`${dir}: ${error}`);
     }
-    if (failures.length > 0) throw new Error(`could not remove cgroup ${this.id}: ${failures.join("; ")}`);
+    if (failures.length > 0)
+      throw new Error(`could not remove cgroup ${this.id}: ${failures.join("; ")}`);
   }
 }
 
@@ -194,7 +211,9 @@ export async function removeTree(dir: string): Promise<string[]> {
   const failures: string[] = [];
   let entries: string[] = [];
   try {
-    entries = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    entries = (await readdir(dir, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
   }

@@ -46,21 +46,30 @@ export function parseMountinfo(text: string): MountEntry[] {
     const dash = fields.indexOf("-");
     if (dash < 6 || fields.length < dash + 4) continue;
     const mountpoint = unescapeMount(fields[4] ?? "");
-    entries.push({ mountpoint, fstype: fields[dash + 1] ?? "", superOptions: (fields[dash + 3] ?? "").split(",") });
+    entries.push({
+      mountpoint,
+      fstype: fields[dash + 1] ?? "",
+      superOptions: (fields[dash + 3] ?? "").split(","),
+    });
   }
   return entries;
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal. */
 function unescapeMount(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  return text.replace(/\\([0-7]{3})/g, (_, octal: string) =>
+    String.fromCharCode(parseInt(octal, 8)),
+  );
 }
 
 /**
  * Decide the version of each controller. `readControllers(mountpoint)` returns the content of a
  * cgroup2 mount's `cgroup.controllers` (null when unreadable).
  */
-export function detectHierarchy(mounts: MountEntry[], readControllers: (mountpoint: string) => string | null): Hierarchy {
+export function detectHierarchy(
+  mounts: MountEntry[],
+  readControllers: (mountpoint: string) => string | null,
+): Hierarchy {
   const controllers = new Map<Controller, ControllerMount>();
   let unified: string | null = null;
   for (const mount of mounts) {
@@ -80,7 +89,12 @@ export function detectHierarchy(mounts: MountEntry[], readControllers: (mountpoi
       }
     }
     // v2 has no cpuacct: usage is in cpu.stat of every cgroup, with or without the cpu controller.
-    if (!controllers.has("cpuacct")) controllers.set("cpuacct", { controller: "cpuacct", version: 2, mountpoint: mount.mountpoint });
+    if (!controllers.has("cpuacct"))
+      controllers.set("cpuacct", {
+        controller: "cpuacct",
+        version: 2,
+        mountpoint: mount.mountpoint,
+      });
     // v2 has no devices files either (it needs an eBPF program): not listed, so not "found".
   }
   return { controllers, unified };
@@ -104,10 +118,12 @@ export function detectHostHierarchy(mountinfoPath = "/proc/self/mountinfo"): Hie
  */
 export function hierarchyAt(root: string): Hierarchy {
   const mounts: MountEntry[] = [];
-  if (existsSync(join(root, "cgroup.controllers"))) mounts.push({ mountpoint: root, fstype: "cgroup2", superOptions: ["rw"] });
+  if (existsSync(join(root, "cgroup.controllers")))
+    mounts.push({ mountpoint: root, fstype: "cgroup2", superOptions: ["rw"] });
   for (const controller of CONTROLLERS) {
     const dir = join(root, controller);
-    if (existsSync(dir)) mounts.push({ mountpoint: dir, fstype: "cgroup", superOptions: ["rw", controller] });
+    if (existsSync(dir))
+      mounts.push({ mountpoint: dir, fstype: "cgroup", superOptions: ["rw", controller] });
   }
   return detectHierarchy(mounts, readCgroupControllers);
 }

@@ -14,7 +14,13 @@
 import { mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { ContainerCgroup, removeDir, removeTree, type GroupDir } from "./container-cgroup.js";
-import { detectHostHierarchy, hierarchyAt, type CgroupVersion, type Controller, type Hierarchy } from "./hierarchy.js";
+import {
+  detectHostHierarchy,
+  hierarchyAt,
+  type CgroupVersion,
+  type Controller,
+  type Hierarchy,
+} from "./hierarchy.js";
 import { planWrites, type CgroupLimits } from "./settings.js";
 
 export type Enforcement = "cgroup-v1" | "cgroup-v2" | "mixed" | "fallback";
@@ -51,7 +57,12 @@ export class CgroupManager {
   readonly versions: ReadonlyMap<Controller, CgroupVersion>;
   private readonly agentDirs: GroupDir[];
 
-  private constructor(init: { enforcement: Enforcement; reason: string | null; notes: string[]; agentDirs: GroupDir[] }) {
+  private constructor(init: {
+    enforcement: Enforcement;
+    reason: string | null;
+    notes: string[];
+    agentDirs: GroupDir[];
+  }) {
     this.enforcement = init.enforcement;
     this.reason = init.reason;
     this.notes = init.notes;
@@ -66,18 +77,28 @@ export class CgroupManager {
       return new CgroupManager({ enforcement: "fallback", reason, notes: [], agentDirs: [] });
     };
     if (options.disabledReason) return fallback(options.disabledReason);
-    const hierarchy: Hierarchy = options.root ? hierarchyAt(options.root) : detectHostHierarchy(options.mountinfoPath);
+    const hierarchy: Hierarchy = options.root
+      ? hierarchyAt(options.root)
+      : detectHostHierarchy(options.mountinfoPath);
     const missing = REQUIRED.filter((c) => !hierarchy.controllers.has(c));
     if (missing.length > 0) {
-      return fallback(`no ${missing.join(" or ")} controller mounted${options.root ? ` under ${options.root}` : ""}`);
+      return fallback(
+        `no ${missing.join(" or ")} controller mounted${options.root ? ` under ${options.root}` : ""}`,
+      );
     }
     const path = [options.parent ?? "kiln", safeName(options.agentId)];
     const agentDirs: GroupDir[] = [];
     const notes: string[] = [];
     try {
-      const v2 = [...hierarchy.controllers.values()].filter((m) => m.version === 2 && m.controller !== "cpuacct");
+      const v2 = [...hierarchy.controllers.values()].filter(
+        (m) => m.version === 2 && m.controller !== "cpuacct",
+      );
       if (v2.length > 0 && hierarchy.unified) {
-        await enableV2Controllers(hierarchy.unified, path, v2.map((m) => m.controller));
+        await enableV2Controllers(
+          hierarchy.unified,
+          path,
+          v2.map((m) => m.controller),
+        );
       }
       for (const mount of hierarchy.controllers.values()) {
         const dir = join(mount.mountpoint, ...path);
@@ -93,12 +114,22 @@ export class CgroupManager {
     } catch (error) {
       return fallback((error as Error).message);
     }
-    if (!hierarchy.controllers.has("devices")) notes.push("no devices controller (cgroup v2 needs eBPF): GPU isolation is by environment variables only");
-    if (!agentDirs.some((d) => d.controller === "cpuacct" || (d.controller === "cpu" && d.version === 2))) {
+    if (!hierarchy.controllers.has("devices"))
+      notes.push(
+        "no devices controller (cgroup v2 needs eBPF): GPU isolation is by environment variables only",
+      );
+    if (
+      !agentDirs.some(
+        (d) => d.controller === "cpuacct" || (d.controller === "cpu" && d.version === 2),
+      )
+    ) {
       notes.push("no cpu accounting controller: CPU usage is read from /proc");
     }
-    const versions = new Set(agentDirs.filter((d) => d.controller !== "cpuacct" || d.version === 1).map((d) => d.version));
-    const enforcement: Enforcement = versions.size > 1 ? "mixed" : versions.has(2) ? "cgroup-v2" : "cgroup-v1";
+    const versions = new Set(
+      agentDirs.filter((d) => d.controller !== "cpuacct" || d.version === 1).map((d) => d.version),
+    );
+    const enforcement: Enforcement =
+      versions.size > 1 ? "mixed" : versions.has(2) ? "cgroup-v2" : "cgroup-v1";
     for (const note of notes) options.log?.(`cgroups: ${note}`);
     return new CgroupManager({ enforcement, reason: null, notes, agentDirs });
   }
@@ -133,7 +164,8 @@ export class CgroupManager {
     const failures: string[] = [];
     for (const dir of this.agentDirectories) {
       const children = await readdir(dir, { withFileTypes: true }).catch(() => []);
-      for (const child of children) if (child.isDirectory()) failures.push(...(await removeTree(join(dir, child.name))));
+      for (const child of children)
+        if (child.isDirectory()) failures.push(...(await removeTree(join(dir, child.name))));
     }
     return failures;
   }
@@ -151,7 +183,11 @@ export class CgroupManager {
 }
 
 /** v2: controllers must be enabled in `cgroup.subtree_control` of every ancestor of a container. */
-async function enableV2Controllers(unified: string, path: string[], controllers: Controller[]): Promise<void> {
+async function enableV2Controllers(
+  unified: string,
+  path: string[],
+  controllers: Controller[],
+): Promise<void> {
   let dir = unified;
   for (const part of ["", ...path]) {
     if (part) {
@@ -170,7 +206,14 @@ async function probe(agentDirs: GroupDir[]): Promise<void> {
     const dir = join(group.dir, `probe-${process.pid}`);
     await mkdirs(dir);
     try {
-      const file = group.controller === "cpu" ? (group.version === 1 ? "cpu.shares" : "cpu.weight") : group.version === 1 ? "memory.soft_limit_in_bytes" : "memory.low";
+      const file =
+        group.controller === "cpu"
+          ? group.version === 1
+            ? "cpu.shares"
+            : "cpu.weight"
+          : group.version === 1
+            ? "memory.soft_limit_in_bytes"
+            : "memory.low";
       const value = group.controller === "cpu" ? (group.version === 1 ? "1024" : "100") : "0";
       await writeFile(join(dir, file), value);
     } finally {

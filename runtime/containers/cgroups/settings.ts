@@ -48,7 +48,12 @@ export function formatDeviceRule(rule: DeviceRule): string {
   return `${rule.type} ${part(rule.major)}:${part(rule.minor)} ${rule.access}`;
 }
 
-const c = (major: number | null, minor: number | null, access = "rwm"): DeviceRule => ({ type: "c", major, minor, access });
+const c = (major: number | null, minor: number | null, access = "rwm"): DeviceRule => ({
+  type: "c",
+  major,
+  minor,
+  access,
+});
 
 /**
  * The devices every container may use: runc's default allow list (mknod of any node, /dev/null,
@@ -108,7 +113,10 @@ export interface CgroupWrite {
  * The writes, in order, that give a fresh cgroup `limits`, for the version of each controller.
  * Controllers absent from `versions` are skipped.
  */
-export function planWrites(limits: CgroupLimits, versions: ReadonlyMap<Controller, CgroupVersion>): CgroupWrite[] {
+export function planWrites(
+  limits: CgroupLimits,
+  versions: ReadonlyMap<Controller, CgroupVersion>,
+): CgroupWrite[] {
   const writes: CgroupWrite[] = [];
   const shares = cpuShares(limits.cpu.request);
   const quota = cfsQuotaUs(limits.cpu.limit);
@@ -119,21 +127,47 @@ export function planWrites(limits: CgroupLimits, versions: ReadonlyMap<Controlle
   if (cpu === 1) {
     writes.push({ controller: "cpu", file: "cpu.shares", value: String(shares) });
     writes.push({ controller: "cpu", file: "cpu.cfs_period_us", value: String(CFS_PERIOD_US) });
-    writes.push({ controller: "cpu", file: "cpu.cfs_quota_us", value: quota === null ? "-1" : String(quota) });
+    writes.push({
+      controller: "cpu",
+      file: "cpu.cfs_quota_us",
+      value: quota === null ? "-1" : String(quota),
+    });
   } else if (cpu === 2) {
     writes.push({ controller: "cpu", file: "cpu.weight", value: String(cpuWeight(shares)) });
-    writes.push({ controller: "cpu", file: "cpu.max", value: `${quota === null ? "max" : quota} ${CFS_PERIOD_US}` });
+    writes.push({
+      controller: "cpu",
+      file: "cpu.max",
+      value: `${quota === null ? "max" : quota} ${CFS_PERIOD_US}`,
+    });
   }
 
   const memory = versions.get("memory");
   if (memory === 1) {
     // limit_in_bytes before memsw (memsw must stay >= it); memsw only exists with swap accounting.
-    writes.push({ controller: "memory", file: "memory.limit_in_bytes", value: hard === null ? "-1" : String(hard) });
-    writes.push({ controller: "memory", file: "memory.memsw.limit_in_bytes", value: hard === null ? "-1" : String(hard), optional: true });
+    writes.push({
+      controller: "memory",
+      file: "memory.limit_in_bytes",
+      value: hard === null ? "-1" : String(hard),
+    });
+    writes.push({
+      controller: "memory",
+      file: "memory.memsw.limit_in_bytes",
+      value: hard === null ? "-1" : String(hard),
+      optional: true,
+    });
     writes.push({ controller: "memory", file: "memory.soft_limit_in_bytes", value: String(soft) });
   } else if (memory === 2) {
-    writes.push({ controller: "memory", file: "memory.max", value: hard === null ? "max" : String(hard) });
-    writes.push({ controller: "memory", file: "memory.swap.max", value: hard === null ? "max" : "0", optional: true });
+    writes.push({
+      controller: "memory",
+      file: "memory.max",
+      value: hard === null ? "max" : String(hard),
+    });
+    writes.push({
+      controller: "memory",
+      file: "memory.swap.max",
+      value: hard === null ? "max" : "0",
+      optional: true,
+    });
     writes.push({ controller: "memory", file: "memory.low", value: String(soft) });
     writes.push({ controller: "memory", file: "memory.oom.group", value: "1", optional: true });
   }

@@ -19,7 +19,16 @@
  */
 import { systemClock, type Clock, type Timer } from "../../clock.js";
 import { InvalidError, UnavailableError, messageOf } from "../../errors.js";
-import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom, waitOptions } from "../checks.js";
+import {
+  addTo,
+  atLeastOne,
+  atLeastZero,
+  checkEffects,
+  nonNegative,
+  positive,
+  removeFrom,
+  waitOptions,
+} from "../checks.js";
 import type {
   Effects,
   EnqueueManyResult,
@@ -48,7 +57,16 @@ import type {
 import type { Deque } from "./deque.js";
 import { LogFile } from "./log-file.js";
 import { MinHeap } from "./min-heap.js";
-import { State, type HashEntryRecord, type HashField, type Item, type KeyEntry, type LockEntry, type LogRecord, type PartitionEntry } from "./state.js";
+import {
+  State,
+  type HashEntryRecord,
+  type HashField,
+  type Item,
+  type KeyEntry,
+  type LockEntry,
+  type LogRecord,
+  type PartitionEntry,
+} from "./state.js";
 
 export interface EmbeddedStoreOptions {
   /** Directory of the append-only log. Without it the store is memory-only. */
@@ -122,7 +140,8 @@ export class EmbeddedStore implements Store {
     const store = new EmbeddedStore(options);
     if (options.dir !== undefined) {
       const compactBytes = options.compactBytes ?? DEFAULT_COMPACT_BYTES;
-      if (!(compactBytes > 0)) throw new InvalidError(`compactBytes must be positive, got ${compactBytes}`);
+      if (!(compactBytes > 0))
+        throw new InvalidError(`compactBytes must be positive, got ${compactBytes}`);
       store.log = LogFile.open(
         options.dir,
         { fsync: options.fsync ?? false, compactBytes, snapshot: () => store.state.snapshot() },
@@ -161,7 +180,12 @@ export class EmbeddedStore implements Store {
       await this.durable();
       return false;
     }
-    this.write({ op: "set", k: key, v: value, x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs });
+    this.write({
+      op: "set",
+      k: key,
+      v: value,
+      x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs,
+    });
     this.trackKey(this.state.keys.get(key)!);
     await this.durable();
     return true;
@@ -206,7 +230,10 @@ export class EmbeddedStore implements Store {
     if (!Number.isSafeInteger(by)) throw new InvalidError(`incr: by must be an integer, got ${by}`);
     const entry = this.live(key);
     const next = (entry === undefined ? 0 : integerOf(key, entry)) + by;
-    if ((options.max !== undefined && next > options.max) || (options.min !== undefined && next < options.min)) {
+    if (
+      (options.max !== undefined && next > options.max) ||
+      (options.min !== undefined && next < options.min)
+    ) {
       await this.durable();
       return null;
     }
@@ -217,12 +244,20 @@ export class EmbeddedStore implements Store {
 
   // ---- work queues ------------------------------------------------------------------------
 
-  async enqueue(queue: string, item: WorkItem, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+  async enqueue(
+    queue: string,
+    item: WorkItem,
+    options: EnqueueOptions = {},
+  ): Promise<EnqueueResult> {
     const { refused } = await this.enqueueMany(queue, [item], options);
     return refused ? { ok: false, ...refused } : { ok: true };
   }
 
-  async enqueueMany(queue: string, items: readonly WorkItem[], options: EnqueueOptions = {}): Promise<EnqueueManyResult> {
+  async enqueueMany(
+    queue: string,
+    items: readonly WorkItem[],
+    options: EnqueueOptions = {},
+  ): Promise<EnqueueManyResult> {
     this.check();
     const delayMs = nonNegative("delayMs", options.delayMs ?? 0);
     this.catchUp();
@@ -318,7 +353,9 @@ export class EmbeddedStore implements Store {
     return result!;
   }
 
-  async settleMany(entries: readonly { claim: ClaimRef; effects: Effects }[]): Promise<SettleResult[]> {
+  async settleMany(
+    entries: readonly { claim: ClaimRef; effects: Effects }[],
+  ): Promise<SettleResult[]> {
     this.check();
     for (const { effects } of entries) checkEffects(effects);
     this.catchUp();
@@ -341,7 +378,14 @@ export class EmbeddedStore implements Store {
     const item = this.held(claim);
     if (item) {
       const readyAt = delayMs > 0 ? this.clock.now() + delayMs : undefined;
-      this.write({ op: "rel", q: claim.queue, id: claim.id, p: options.payload, r: readyAt, front: options.front ?? true });
+      this.write({
+        op: "rel",
+        q: claim.queue,
+        id: claim.id,
+        p: options.payload,
+        r: readyAt,
+        front: options.front ?? true,
+      });
       if (readyAt === undefined) this.wakeClaimers(claim.queue);
       else this.trackItem(item);
     }
@@ -366,7 +410,11 @@ export class EmbeddedStore implements Store {
     this.check();
     this.catchUp();
     const state = this.state.queues.get(queue);
-    const stats = { pending: state?.pending ?? 0, claimed: state?.claimed ?? 0, delayed: state?.delayed ?? 0 };
+    const stats = {
+      pending: state?.pending ?? 0,
+      claimed: state?.claimed ?? 0,
+      delayed: state?.delayed ?? 0,
+    };
     await this.durable();
     return stats;
   }
@@ -381,7 +429,11 @@ export class EmbeddedStore implements Store {
 
   // ---- lists ------------------------------------------------------------------------------
 
-  async listPush(key: string, values: readonly string[], options: { ttlMs?: number } = {}): Promise<number> {
+  async listPush(
+    key: string,
+    values: readonly string[],
+    options: { ttlMs?: number } = {},
+  ): Promise<number> {
     this.check();
     const ttlMs = options.ttlMs === undefined ? undefined : positive("ttlMs", options.ttlMs);
     const entry = this.live(key);
@@ -390,7 +442,12 @@ export class EmbeddedStore implements Store {
       await this.durable();
       return entry === undefined ? 0 : listOf(entry).length;
     }
-    this.write({ op: "lpush", k: key, vs: values, x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs });
+    this.write({
+      op: "lpush",
+      k: key,
+      vs: values,
+      x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs,
+    });
     const pushed = this.state.keys.get(key)!;
     const length = listOf(pushed).length;
     this.trackKey(pushed);
@@ -448,7 +505,11 @@ export class EmbeddedStore implements Store {
 
   // ---- hashes -----------------------------------------------------------------------------
 
-  async hashGet(hash: string, field: string, options: HashReadOptions = {}): Promise<string | null> {
+  async hashGet(
+    hash: string,
+    field: string,
+    options: HashReadOptions = {},
+  ): Promise<string | null> {
     this.check();
     const idleMs = options.idleMs === undefined ? undefined : positive("idleMs", options.idleMs);
     const entry = this.liveField(hash, field);
@@ -466,11 +527,16 @@ export class EmbeddedStore implements Store {
     return value;
   }
 
-  async hashSet(hash: string, entries: readonly (readonly [string, string])[], options: HashSetOptions = {}): Promise<HashSetResult> {
+  async hashSet(
+    hash: string,
+    entries: readonly (readonly [string, string])[],
+    options: HashSetOptions = {},
+  ): Promise<HashSetResult> {
     this.check();
     const ttlMs = options.ttlMs === undefined ? undefined : positive("ttlMs", options.ttlMs);
     const idleMs = options.idleMs === undefined ? undefined : positive("idleMs", options.idleMs);
-    const maxFields = options.maxFields === undefined ? undefined : atLeastZero("maxFields", options.maxFields);
+    const maxFields =
+      options.maxFields === undefined ? undefined : atLeastZero("maxFields", options.maxFields);
     this.catchUp();
     const chosen = new Map<string, string>();
     let added = 0;
@@ -490,11 +556,13 @@ export class EmbeddedStore implements Store {
         const now = this.clock.now();
         const fixed = ttlMs === undefined ? undefined : now + ttlMs;
         const idle = idleMs === undefined ? undefined : now + idleMs;
-        const deadline = fixed === undefined ? idle : idle === undefined ? fixed : Math.min(fixed, idle);
+        const deadline =
+          fixed === undefined ? idle : idle === undefined ? fixed : Math.min(fixed, idle);
         const es: HashEntryRecord[] = [...chosen];
         this.write({ op: "hset", k: hash, es, d: deadline, x: fixed });
         const state = this.state.hashes.get(hash)!;
-        if (deadline !== undefined) for (const field of chosen.keys()) this.trackField(state.fields.get(field)!);
+        if (deadline !== undefined)
+          for (const field of chosen.keys()) this.trackField(state.fields.get(field)!);
       }
       result = { ok: true, written: chosen.size };
     }
@@ -520,7 +588,10 @@ export class EmbeddedStore implements Store {
 
   async hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage> {
     this.check();
-    if (!/^\d+$/.test(cursor)) throw new InvalidError(`hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`);
+    if (!/^\d+$/.test(cursor))
+      throw new InvalidError(
+        `hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`,
+      );
     const n = atLeastOne("count", count);
     const state = this.state.hashes.get(hash);
     if (!state) {
@@ -552,11 +623,20 @@ export class EmbeddedStore implements Store {
 
   // ---- partitioned lists ------------------------------------------------------------------
 
-  async partitionPush(group: string, partition: string, values: readonly string[], options: PartitionPushOptions = {}): Promise<PartitionPushResult> {
+  async partitionPush(
+    group: string,
+    partition: string,
+    values: readonly string[],
+    options: PartitionPushOptions = {},
+  ): Promise<PartitionPushResult> {
     this.check();
     const ttlMs = options.ttlMs === undefined ? undefined : positive("ttlMs", options.ttlMs);
-    const maxLength = options.maxLength === undefined ? undefined : atLeastZero("maxLength", options.maxLength);
-    const maxPartitions = options.maxPartitions === undefined ? undefined : atLeastZero("maxPartitions", options.maxPartitions);
+    const maxLength =
+      options.maxLength === undefined ? undefined : atLeastZero("maxLength", options.maxLength);
+    const maxPartitions =
+      options.maxPartitions === undefined
+        ? undefined
+        : atLeastZero("maxPartitions", options.maxPartitions);
     const entry = this.livePartition(group, partition);
     const length = entry?.items.length ?? 0;
     let result: PartitionPushResult;
@@ -573,7 +653,13 @@ export class EmbeddedStore implements Store {
       if (!entry && maxPartitions !== undefined && partitions >= maxPartitions) {
         result = { ok: false, reason: "partitions", count: partitions };
       } else {
-        this.write({ op: "ppush", g: group, p: partition, vs: values, x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs });
+        this.write({
+          op: "ppush",
+          g: group,
+          p: partition,
+          vs: values,
+          x: ttlMs === undefined ? undefined : this.clock.now() + ttlMs,
+        });
         const pushed = this.state.partition(group, partition)!;
         result = { ok: true, length: pushed.items.length };
         this.trackPartition(pushed);
@@ -584,7 +670,11 @@ export class EmbeddedStore implements Store {
     return result;
   }
 
-  async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
+  async partitionPop(
+    group: string,
+    partition: string,
+    options: ListPopOptions = {},
+  ): Promise<string[]> {
     this.check();
     const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
@@ -599,7 +689,12 @@ export class EmbeddedStore implements Store {
     });
   }
 
-  async partitionRange(group: string, partition: string, start: number, count: number): Promise<string[]> {
+  async partitionRange(
+    group: string,
+    partition: string,
+    start: number,
+    count: number,
+  ): Promise<string[]> {
     this.check();
     const from = atLeastZero("start", start);
     const n = atLeastOne("count", count);
@@ -667,7 +762,8 @@ export class EmbeddedStore implements Store {
   async unlock(name: string, owner: string): Promise<boolean> {
     this.check();
     const current = this.state.locks.get(name);
-    const held = current !== undefined && current.owner === owner && current.expiresAt > this.clock.now();
+    const held =
+      current !== undefined && current.owner === owner && current.expiresAt > this.clock.now();
     if (held) this.write({ op: "unlock", n: name });
     await this.durable();
     return held;
@@ -697,7 +793,12 @@ export class EmbeddedStore implements Store {
       const entry = this.live(key);
       if (entry !== undefined) listOf(entry);
       if (values.length === 0) continue;
-      this.write({ op: "lpush", k: key, vs: values, x: ttlMs === undefined ? undefined : now + ttlMs });
+      this.write({
+        op: "lpush",
+        k: key,
+        vs: values,
+        x: ttlMs === undefined ? undefined : now + ttlMs,
+      });
       this.trackKey(this.state.keys.get(key)!);
       this.wakePoppers(key);
     }
@@ -710,7 +811,8 @@ export class EmbeddedStore implements Store {
     for (const { key, ttlMs } of effects.expire ?? []) {
       const entry = this.live(key);
       if (entry === undefined) continue;
-      if (typeof entry.value === "string") this.write({ op: "set", k: key, v: entry.value, x: now + ttlMs });
+      if (typeof entry.value === "string")
+        this.write({ op: "set", k: key, v: entry.value, x: now + ttlMs });
       else this.write({ op: "lpush", k: key, vs: [], x: now + ttlMs });
       this.trackKey(this.state.keys.get(key)!);
     }
@@ -762,8 +864,10 @@ export class EmbeddedStore implements Store {
     this.timer?.cancel();
     this.timer = null;
     this.deadlines.clear();
-    for (const waiters of [...this.claimWaiters.values()]) for (const w of [...waiters]) this.finishClaimWaiter(w, []);
-    for (const waiters of [...this.popWaiters.values()]) for (const w of [...waiters]) this.finishPopWaiter(w, []);
+    for (const waiters of [...this.claimWaiters.values()])
+      for (const w of [...waiters]) this.finishClaimWaiter(w, []);
+    for (const waiters of [...this.popWaiters.values()])
+      for (const w of [...waiters]) this.finishPopWaiter(w, []);
     this.channels.clear();
     const log = this.log;
     this.log = null;
@@ -775,7 +879,10 @@ export class EmbeddedStore implements Store {
   private check(): void {
     if (this.closed) throw new UnavailableError("store is closed");
     const failure = this.log?.error;
-    if (failure) throw new UnavailableError(`store log write failed: ${messageOf(failure)}`, { cause: failure });
+    if (failure)
+      throw new UnavailableError(`store log write failed: ${messageOf(failure)}`, {
+        cause: failure,
+      });
   }
 
   /** Apply a mutation and append it to the log. */
@@ -803,8 +910,10 @@ export class EmbeddedStore implements Store {
     for (const item of claimed) this.write({ op: "lapse", q: item.queue, id: item.id });
     for (const entry of this.state.keys.values()) this.trackKey(entry);
     for (const lock of this.state.locks.values()) this.trackLock(lock);
-    for (const hash of this.state.hashes.values()) for (const field of hash.fields.values()) this.trackField(field);
-    for (const parts of this.state.partitions.values()) for (const entry of parts.values()) this.trackPartition(entry);
+    for (const hash of this.state.hashes.values())
+      for (const field of hash.fields.values()) this.trackField(field);
+    for (const parts of this.state.partitions.values())
+      for (const entry of parts.values()) this.trackPartition(entry);
     this.catchUp();
   }
 
@@ -837,7 +946,8 @@ export class EmbeddedStore implements Store {
       const state = this.state.queues.get(queue);
       if (!state || state.ready.size === 0) continue;
       const ids: string[] = [];
-      for (let item = state.ready.head; item && ids.length < max; item = item.next) ids.push(item.id);
+      for (let item = state.ready.head; item && ids.length < max; item = item.next)
+        ids.push(item.id);
       this.write({ op: "claim", q: queue, ids, f: this.state.seq + 1, o: owner });
       const until = this.clock.now() + leaseMs;
       return ids.map((id) => {
@@ -882,7 +992,8 @@ export class EmbeddedStore implements Store {
 
   private pop(key: string, max: number): string[] {
     const entry = this.state.keys.get(key);
-    if (entry === undefined || typeof entry.value === "string" || entry.value.length === 0) return [];
+    if (entry === undefined || typeof entry.value === "string" || entry.value.length === 0)
+      return [];
     const values = entry.value.peek(max);
     this.write({ op: "lpop", k: key, n: values.length });
     return values;
@@ -975,7 +1086,9 @@ export class EmbeddedStore implements Store {
   private arm(at: number): void {
     this.timer?.cancel();
     this.timerAt = at;
-    this.timer = this.clock.setTimeout(() => this.onTimer(), at - this.clock.now(), { unref: true });
+    this.timer = this.clock.setTimeout(() => this.onTimer(), at - this.clock.now(), {
+      unref: true,
+    });
   }
 
   private onTimer(): void {
@@ -1011,25 +1124,42 @@ export class EmbeddedStore implements Store {
       }
       case "item": {
         const item = deadline.target;
-        if (this.state.item(item.queue, item.id) !== item || item.dueAt === null || item.state === "pending") return;
+        if (
+          this.state.item(item.queue, item.id) !== item ||
+          item.dueAt === null ||
+          item.state === "pending"
+        )
+          return;
         if (item.dueAt > now) {
           this.trackItem(item);
           return;
         }
-        this.write({ op: item.state === "claimed" ? "lapse" : "ready", q: item.queue, id: item.id });
+        this.write({
+          op: item.state === "claimed" ? "lapse" : "ready",
+          q: item.queue,
+          id: item.id,
+        });
         this.wakeClaimers(item.queue);
         return;
       }
       case "field": {
         const entry = deadline.target;
-        if (this.state.hashes.get(entry.hash)?.fields.get(entry.field) !== entry || entry.deadline === null) return;
+        if (
+          this.state.hashes.get(entry.hash)?.fields.get(entry.field) !== entry ||
+          entry.deadline === null
+        )
+          return;
         if (entry.deadline > now) this.trackField(entry);
         else this.write({ op: "hdel", k: entry.hash, f: entry.field });
         return;
       }
       case "part": {
         const entry = deadline.target;
-        if (this.state.partition(entry.group, entry.partition) !== entry || entry.expiresAt === null) return;
+        if (
+          this.state.partition(entry.group, entry.partition) !== entry ||
+          entry.expiresAt === null
+        )
+          return;
         if (entry.expiresAt > now) this.trackPartition(entry);
         else this.write({ op: "pclear", g: entry.group, p: entry.partition });
         return;
@@ -1057,12 +1187,14 @@ function integerOf(key: string, entry: KeyEntry): number {
 }
 
 function stringOf(entry: KeyEntry): string {
-  if (typeof entry.value !== "string") throw new InvalidError(`key ${JSON.stringify(entry.key)} holds a list, not a string`);
+  if (typeof entry.value !== "string")
+    throw new InvalidError(`key ${JSON.stringify(entry.key)} holds a list, not a string`);
   return entry.value;
 }
 
 function listOf(entry: KeyEntry): Deque<string> {
-  if (typeof entry.value === "string") throw new InvalidError(`key ${JSON.stringify(entry.key)} holds a string, not a list`);
+  if (typeof entry.value === "string")
+    throw new InvalidError(`key ${JSON.stringify(entry.key)} holds a string, not a list`);
   return entry.value;
 }
 
@@ -1075,4 +1207,3 @@ function touchStep(idleMs: number): number {
 function partitionWaitKey(group: string, partition: string): string {
   return `\u0000${group}\u0000${partition}`;
 }
-

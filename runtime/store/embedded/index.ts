@@ -1,2 +1,6 @@
-export { EmbeddedStore, DEFAULT_COMPACT_BYTES, type EmbeddedStoreOptions } from "./embedded-store.js";
+export {
+  EmbeddedStore,
+  DEFAULT_COMPACT_BYTES,
+  type EmbeddedStoreOptions,
+} from "./embedded-store.js";
 export { LOG_FILE } from "./log-file.js";

@@ -137,7 +137,9 @@ export class LogFile {
   }
 
   private unavailable(): UnavailableError {
-    return new UnavailableError(`store log write failed: ${messageOf(this.failure)}`, { cause: this.failure });
+    return new UnavailableError(`store log write failed: ${messageOf(this.failure)}`, {
+      cause: this.failure,
+    });
   }
 
   private maybeCompact(): void {
@@ -292,7 +294,8 @@ function* readLines(fd: number): Generator<{ line: Buffer; end: number }> {
 }
 
 function lockDir(dir: string): void {
-  if (openDirs.has(dir)) throw new UnavailableError(`store directory ${dir} is already open in this process`);
+  if (openDirs.has(dir))
+    throw new UnavailableError(`store directory ${dir} is already open in this process`);
   const file = path.join(dir, LOCK_FILE);
   try {
     fs.writeFileSync(file, String(process.pid), { flag: "wx" });
@@ -311,7 +314,8 @@ function unlockDir(dir: string): void {
   openDirs.delete(dir);
   const file = path.join(dir, LOCK_FILE);
   try {
-    if (fs.readFileSync(file, "utf8").trim() === String(process.pid)) fs.rmSync(file, { force: true });
+    if (fs.readFileSync(file, "utf8").trim() === String(process.pid))
+      fs.rmSync(file, { force: true });
   } catch {
     // already gone
   }

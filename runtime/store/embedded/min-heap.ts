@@ -51,6 +51,9 @@ export class MinHeap<T extends { at: number }> {
   }
 }
 
-function before(a: { value: { at: number }; seq: number }, b: { value: { at: number }; seq: number }): boolean {
+function before(
+  a: { value: { at: number }; seq: number },
+  b: { value: { at: number }; seq: number },
+): boolean {
   return a.value.at < b.value.at || (a.value.at === b.value.at && a.seq < b.seq);
 }

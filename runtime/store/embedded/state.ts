@@ -37,7 +37,18 @@ export type LogRecord =
   | { op: "pdrop"; g: string }
   // snapshot-only records
   | { op: "seq"; n: number }
-  | { op: "item"; q: string; id: string; p: string; s: ItemState; c: number; r?: number; fr?: boolean; f?: number; o?: string };
+  | {
+      op: "item";
+      q: string;
+      id: string;
+      p: string;
+      s: ItemState;
+      c: number;
+      r?: number;
+      fr?: boolean;
+      f?: number;
+      o?: string;
+    };
 
 export type ItemState = "pending" | "delayed" | "claimed";
 
@@ -110,7 +121,16 @@ export class HashState {
       current.fixed = fixed;
       return current;
     }
-    const entry: HashField = { hash: this.name, field, value, seq: this.nextSeq++, deadline, fixed, removed: false, heapAt: null };
+    const entry: HashField = {
+      hash: this.name,
+      field,
+      value,
+      seq: this.nextSeq++,
+      deadline,
+      fixed,
+      removed: false,
+      heapAt: null,
+    };
     this.fields.set(field, entry);
     this.order.push(entry);
     return entry;
@@ -367,7 +387,13 @@ export class State {
         }
         let entry = group.get(r.p);
         if (!entry) {
-          entry = { group: r.g, partition: r.p, items: new Deque<string>(), expiresAt: null, heapAt: null };
+          entry = {
+            group: r.g,
+            partition: r.p,
+            items: new Deque<string>(),
+            expiresAt: null,
+            heapAt: null,
+          };
           group.set(r.p, entry);
         }
         entry.items.pushAll(r.vs);
@@ -402,7 +428,8 @@ export class State {
     }
     for (const [name, queue] of this.queues) {
       for (const item of queue.ready) yield itemRecord(name, item);
-      for (const item of queue.items.values()) if (item.state !== "pending") yield itemRecord(name, item);
+      for (const item of queue.items.values())
+        if (item.state !== "pending") yield itemRecord(name, item);
     }
     for (const lock of this.locks.values()) {
       yield { op: "lock", n: lock.name, o: lock.owner, t: lock.token, x: lock.expiresAt };
@@ -420,7 +447,13 @@ export class State {
     }
     for (const group of this.partitions.values()) {
       for (const entry of group.values()) {
-        yield { op: "ppush", g: entry.group, p: entry.partition, vs: entry.items.toArray(), x: entry.expiresAt ?? undefined };
+        yield {
+          op: "ppush",
+          g: entry.group,
+          p: entry.partition,
+          vs: entry.items.toArray(),
+          x: entry.expiresAt ?? undefined,
+        };
       }
     }
   }

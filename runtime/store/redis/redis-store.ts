@@ -39,7 +39,14 @@
  */
 import { Redis, type RedisOptions } from "ioredis";
 import { systemClock, type Clock, type Timer } from "../../clock.js";
-import { InternalError, InvalidError, UnavailableError, isKilnError, messageOf, type KilnError } from "../../errors.js";
+import {
+  InternalError,
+  InvalidError,
+  UnavailableError,
+  isKilnError,
+  messageOf,
+  type KilnError,
+} from "../../errors.js";
 import type {
   Claim,
   ClaimOptions,
@@ -65,7 +72,16 @@ import type {
   Unsubscribe,
   WorkItem,
 } from "../store.js";
-import { addTo, atLeastOne, atLeastZero, checkEffects, nonNegative, positive, removeFrom, waitOptions } from "../checks.js";
+import {
+  addTo,
+  atLeastOne,
+  atLeastZero,
+  checkEffects,
+  nonNegative,
+  positive,
+  removeFrom,
+  waitOptions,
+} from "../checks.js";
 import * as lua from "./scripts.js";
 
 export interface RedisStoreOptions {
@@ -106,7 +122,17 @@ const MAX_IDLE_BLOCKING = 4;
 const CLOSE_GRACE_MS = 1000;
 
 /** Reply-error codes that mean "the server cannot serve now", not "the request is wrong". */
-const TRANSIENT_CODES = new Set(["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "OOM", "NOAUTH"]);
+const TRANSIENT_CODES = new Set([
+  "LOADING",
+  "BUSY",
+  "MASTERDOWN",
+  "READONLY",
+  "TRYAGAIN",
+  "CLUSTERDOWN",
+  "NOREPLICAS",
+  "OOM",
+  "NOAUTH",
+]);
 
 const SCRIPTS = {
   kilnEnqueue: lua.ENQUEUE,
@@ -152,7 +178,10 @@ type ClaimReply = (string | number | null)[];
 function enqueueResult(reply: EnqueueReply): EnqueueManyResult {
   const accepted = Number(reply[0]);
   if (reply[1] === undefined) return { accepted };
-  return { accepted, refused: { reason: reply[1] === "pending" ? "pending" : "total", count: Number(reply[2]) } };
+  return {
+    accepted,
+    refused: { reason: reply[1] === "pending" ? "pending" : "total", count: Number(reply[2]) },
+  };
 }
 
 interface ClaimWaiter {
@@ -254,8 +283,14 @@ export class RedisStore implements Store {
     this.url = options.url;
     this.ns = options.prefix ?? DEFAULT_PREFIX;
     this.clock = options.clock ?? systemClock;
-    this.commandTimeoutMs = positive("commandTimeoutMs", options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
-    this.connectTimeoutMs = positive("connectTimeoutMs", options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    this.commandTimeoutMs = positive(
+      "commandTimeoutMs",
+      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    );
+    this.connectTimeoutMs = positive(
+      "connectTimeoutMs",
+      options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    );
     this.sweepMs = positive("sweepMs", options.sweepMs ?? DEFAULT_SWEEP_MS);
     this.onListenerError = options.onListenerError ?? (() => {});
     this.seqKey = `${this.ns}seq`;
@@ -265,7 +300,8 @@ export class RedisStore implements Store {
 
   /** Connect (failing with UnavailableError when the server cannot be reached) and start the sweep. */
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
-    if (typeof options.url !== "string" || options.url.length === 0) throw new InvalidError("redis store: url is required");
+    if (typeof options.url !== "string" || options.url.length === 0)
+      throw new InvalidError("redis store: url is required");
     const store = new RedisStore(options);
     try {
       await store.connect();
@@ -323,7 +359,9 @@ export class RedisStore implements Store {
     const found = new Set<string>();
     let cursor = "0";
     do {
-      const [next, batch] = await this.exec(() => this.cmd.scan(cursor, "MATCH", match, "COUNT", 1000));
+      const [next, batch] = await this.exec(() =>
+        this.cmd.scan(cursor, "MATCH", match, "COUNT", 1000),
+      );
       for (const key of batch) found.add(key.slice(base.length));
       cursor = next;
     } while (cursor !== "0");
@@ -343,26 +381,40 @@ export class RedisStore implements Store {
     if (!Number.isSafeInteger(by)) throw new InvalidError(`incr: by must be an integer, got ${by}`);
     const bound = (name: string, value: number | undefined): string => {
       if (value === undefined) return "";
-      if (!Number.isFinite(value)) throw new InvalidError(`incr: ${name} must be a finite number, got ${value}`);
+      if (!Number.isFinite(value))
+        throw new InvalidError(`incr: ${name} must be a finite number, got ${value}`);
       return String(value);
     };
-    const reply = await this.script<string | null>("kilnIncr", [this.key(key)], [by, bound("max", options.max), bound("min", options.min)]);
+    const reply = await this.script<string | null>(
+      "kilnIncr",
+      [this.key(key)],
+      [by, bound("max", options.max), bound("min", options.min)],
+    );
     return reply === null ? null : Number(reply);
   }
 
   // ---- work queues ------------------------------------------------------------------------
 
-  async enqueue(queue: string, item: WorkItem, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+  async enqueue(
+    queue: string,
+    item: WorkItem,
+    options: EnqueueOptions = {},
+  ): Promise<EnqueueResult> {
     const { refused } = await this.enqueueMany(queue, [item], options);
     return refused ? { ok: false, ...refused } : { ok: true };
   }
 
-  async enqueueMany(queue: string, items: readonly WorkItem[], options: EnqueueOptions = {}): Promise<EnqueueManyResult> {
+  async enqueueMany(
+    queue: string,
+    items: readonly WorkItem[],
+    options: EnqueueOptions = {},
+  ): Promise<EnqueueManyResult> {
     this.check();
     const delayMs = nonNegativeInt("delayMs", options.delayMs ?? 0);
     const cap = (name: string, value: number | undefined): string => {
       if (value === undefined) return "";
-      if (!Number.isFinite(value)) throw new InvalidError(`${name} must be a finite number, got ${value}`);
+      if (!Number.isFinite(value))
+        throw new InvalidError(`${name} must be a finite number, got ${value}`);
       return String(value);
     };
     const maxPending = cap("maxPending", options.maxPending);
@@ -372,7 +424,8 @@ export class RedisStore implements Store {
     const records = options.records ?? [];
     const recordKeys = records.map((record) => this.key(record.key));
     const recordValues = records.map((record) => record.value);
-    const eager = options.eager && delayMs === 0 && items.length === 1 ? this.eagerWaiter(queue) : null;
+    const eager =
+      options.eager && delayMs === 0 && items.length === 1 ? this.eagerWaiter(queue) : null;
     if (eager) return this.handOver(eager, queue, items[0]!, recordKeys, recordValues);
     // A claimer of this store waiting on the queue, and not mid-attempt: enqueue and claim for it
     // in one script (poke runs the first attempt synchronously up to its first await).
@@ -382,14 +435,33 @@ export class RedisStore implements Store {
       let failure: unknown = null;
       await this.poke(waiter, async () => {
         try {
-          const keys = [this.seqKey, this.dueKey, ...waiter.queues.flatMap((name) => this.queueKeys(name)), ...recordKeys];
+          const keys = [
+            this.seqKey,
+            this.dueKey,
+            ...waiter.queues.flatMap((name) => this.queueKeys(name)),
+            ...recordKeys,
+          ];
           const at = waiter.queues.indexOf(queue) + 1;
           const args = [
-            this.wakeChannel, waiter.owner, waiter.leaseMs, waiter.max, at, maxPending, maxTotal, items.length, records.length,
-            ...pairs, ...waiter.queues, ...recordValues,
+            this.wakeChannel,
+            waiter.owner,
+            waiter.leaseMs,
+            waiter.max,
+            at,
+            maxPending,
+            maxTotal,
+            items.length,
+            records.length,
+            ...pairs,
+            ...waiter.queues,
+            ...recordValues,
           ];
           return await this.attempt(waiter.queues, async () => {
-            const [enqueueReply, claimReply] = await this.script<[EnqueueReply, ClaimReply]>("kilnEnqueueClaim", keys, args);
+            const [enqueueReply, claimReply] = await this.script<[EnqueueReply, ClaimReply]>(
+              "kilnEnqueueClaim",
+              keys,
+              args,
+            );
             enqueued = enqueueReply;
             return claimReply;
           });
@@ -404,7 +476,16 @@ export class RedisStore implements Store {
     const reply = await this.script<EnqueueReply>(
       "kilnEnqueue",
       [...this.queueKeys(queue), this.dueKey, ...recordKeys],
-      [this.wakeChannel, queue, delayMs, maxPending, maxTotal, records.length, ...recordValues, ...pairs],
+      [
+        this.wakeChannel,
+        queue,
+        delayMs,
+        maxPending,
+        maxTotal,
+        records.length,
+        ...recordValues,
+        ...pairs,
+      ],
     );
     if (Number(reply[0]) > 0 && delayMs > 0) this.scheduleSweep(delayMs);
     return enqueueResult(reply);
@@ -438,12 +519,23 @@ export class RedisStore implements Store {
     const fence = this.script<number>(
       "kilnEnqueueTake",
       [this.seqKey, this.dueKey, ...this.queueKeys(queue), ...recordKeys],
-      [waiter.owner, waiter.leaseMs, queue, item.id, item.payload, recordValues.length, ...recordValues],
+      [
+        waiter.owner,
+        waiter.leaseMs,
+        queue,
+        item.id,
+        item.payload,
+        recordValues.length,
+        ...recordValues,
+      ],
     );
     claim.recorded = fence
-      .catch((error: unknown) => this.handedOver(queue, item.id, waiter.owner, waiter.leaseMs, error))
+      .catch((error: unknown) =>
+        this.handedOver(queue, item.id, waiter.owner, waiter.leaseMs, error),
+      )
       .then((value) => {
-        if (Number(value) <= 0) throw new InternalError(`input ${item.id} is already queued; the queued copy runs`);
+        if (Number(value) <= 0)
+          throw new InternalError(`input ${item.id} is already queued; the queued copy runs`);
         claim.fence = Number(value);
         delete claim.recorded;
       });
@@ -461,13 +553,21 @@ export class RedisStore implements Store {
    * happened is settled rather than repeated once the claim lapses. Throws `error` when it did not
    * run, or when that cannot be found out in time.
    */
-  private async handedOver(queue: string, id: string, owner: string, leaseMs: number, error: unknown): Promise<number> {
+  private async handedOver(
+    queue: string,
+    id: string,
+    owner: string,
+    leaseMs: number,
+    error: unknown,
+  ): Promise<number> {
     if (!(error instanceof UnavailableError)) throw error;
     // Real time, as the pauses between asks: the lease runs on the server whatever `clock` says.
     const deadline = performance.now() + leaseMs / 2;
     while (!this.closed && performance.now() < deadline) {
       try {
-        const fence = Number(await this.script<number>("kilnHandedOver", this.queueKeys(queue), [id, owner]));
+        const fence = Number(
+          await this.script<number>("kilnHandedOver", this.queueKeys(queue), [id, owner]),
+        );
         if (fence > 0) return fence;
         break;
       } catch (retry) {
@@ -539,13 +639,24 @@ export class RedisStore implements Store {
       refs.push(i, ref.id, fenceArg(ref.fence));
     }
     const keys = names.flatMap((name) => this.queueKeys(name));
-    const reply = await this.script<number[]>("kilnRenew", keys, [this.wakeChannel, leaseMs, names.length, ...names, ...refs]);
+    const reply = await this.script<number[]>("kilnRenew", keys, [
+      this.wakeChannel,
+      leaseMs,
+      names.length,
+      ...names,
+      ...refs,
+    ]);
     return reply.map((held) => held === 1);
   }
 
   async complete(claim: ClaimRef): Promise<boolean> {
     this.check();
-    const reply = await this.script<number>("kilnComplete", this.queueKeys(claim.queue), [this.wakeChannel, claim.queue, claim.id, fenceArg(claim.fence)]);
+    const reply = await this.script<number>("kilnComplete", this.queueKeys(claim.queue), [
+      this.wakeChannel,
+      claim.queue,
+      claim.id,
+      fenceArg(claim.fence),
+    ]);
     return reply !== 0;
   }
 
@@ -554,7 +665,9 @@ export class RedisStore implements Store {
     return result!;
   }
 
-  async settleMany(entries: readonly { claim: ClaimRef; effects: Effects }[]): Promise<SettleResult[]> {
+  async settleMany(
+    entries: readonly { claim: ClaimRef; effects: Effects }[],
+  ): Promise<SettleResult[]> {
     this.check();
     if (entries.length === 0) return [];
     const queues = [...new Set(entries.map(({ claim }) => claim.queue))];
@@ -563,7 +676,14 @@ export class RedisStore implements Store {
     for (const { claim, effects } of entries) {
       const encoded = this.encodeEffects(effects);
       keys.push(...encoded.keys);
-      args.push(queues.indexOf(claim.queue) + 1, claim.id, fenceArg(claim.fence), encoded.keys.length, encoded.args.length, ...encoded.args);
+      args.push(
+        queues.indexOf(claim.queue) + 1,
+        claim.id,
+        fenceArg(claim.fence),
+        encoded.keys.length,
+        encoded.args.length,
+        ...encoded.args,
+      );
     }
     const reply = await this.script<number[]>("kilnSettle", keys, args);
     return reply.map((r) => (r === 0 ? "stale" : r === 1 ? "applied" : "guarded"));
@@ -581,7 +701,7 @@ export class RedisStore implements Store {
         claim.id,
         fenceArg(claim.fence),
         delayMs,
-        options.front ?? true ? "1" : "0",
+        (options.front ?? true) ? "1" : "0",
         options.payload === undefined ? "0" : "1",
         options.payload ?? "",
       ],
@@ -592,13 +712,21 @@ export class RedisStore implements Store {
 
   async remove(queue: string, id: string): Promise<"pending" | "claimed" | null> {
     this.check();
-    const where = await this.script<string | null>("kilnRemove", this.queueKeys(queue), [this.wakeChannel, queue, id]);
+    const where = await this.script<string | null>("kilnRemove", this.queueKeys(queue), [
+      this.wakeChannel,
+      queue,
+      id,
+    ]);
     return where === "pending" || where === "claimed" ? where : null;
   }
 
   async stats(queue: string): Promise<QueueStats> {
     this.check();
-    const [pending, claimed, delayed] = await this.script<[number, number, number]>("kilnStats", this.queueKeys(queue), [this.wakeChannel, queue]);
+    const [pending, claimed, delayed] = await this.script<[number, number, number]>(
+      "kilnStats",
+      this.queueKeys(queue),
+      [this.wakeChannel, queue],
+    );
     return { pending, claimed, delayed };
   }
 
@@ -613,17 +741,30 @@ export class RedisStore implements Store {
    */
   async listClaims(queue: string): Promise<ClaimInfo[]> {
     this.check();
-    const rows = await this.script<(string | number)[]>("kilnListClaims", this.queueKeys(queue), []);
+    const rows = await this.script<(string | number)[]>(
+      "kilnListClaims",
+      this.queueKeys(queue),
+      [],
+    );
     const claims: ClaimInfo[] = [];
     for (let i = 0; i + 3 < rows.length; i += 4) {
-      claims.push({ id: String(rows[i]), owner: String(rows[i + 1]), fence: Number(rows[i + 2]), leaseLeftMs: Number(rows[i + 3]) });
+      claims.push({
+        id: String(rows[i]),
+        owner: String(rows[i + 1]),
+        fence: Number(rows[i + 2]),
+        leaseLeftMs: Number(rows[i + 3]),
+      });
     }
     return claims;
   }
 
   // ---- lists ------------------------------------------------------------------------------
 
-  async listPush(key: string, values: readonly string[], options: { ttlMs?: number } = {}): Promise<number> {
+  async listPush(
+    key: string,
+    values: readonly string[],
+    options: { ttlMs?: number } = {},
+  ): Promise<number> {
     this.check();
     const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
     return this.script<number>("kilnListPush", [this.key(key)], [ttlMs, ...values]);
@@ -646,18 +787,30 @@ export class RedisStore implements Store {
 
   // ---- hashes -----------------------------------------------------------------------------
 
-  async hashGet(hash: string, field: string, options: HashReadOptions = {}): Promise<string | null> {
+  async hashGet(
+    hash: string,
+    field: string,
+    options: HashReadOptions = {},
+  ): Promise<string | null> {
     this.check();
     const idleMs = options.idleMs === undefined ? "" : positiveInt("idleMs", options.idleMs);
-    const value = await this.script<string | null>("kilnHashGet", this.hashKeys(hash), [field, idleMs]);
+    const value = await this.script<string | null>("kilnHashGet", this.hashKeys(hash), [
+      field,
+      idleMs,
+    ]);
     return value ?? null;
   }
 
-  async hashSet(hash: string, entries: readonly (readonly [string, string])[], options: HashSetOptions = {}): Promise<HashSetResult> {
+  async hashSet(
+    hash: string,
+    entries: readonly (readonly [string, string])[],
+    options: HashSetOptions = {},
+  ): Promise<HashSetResult> {
     this.check();
     const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
     const idleMs = options.idleMs === undefined ? "" : positiveInt("idleMs", options.idleMs);
-    const maxFields = options.maxFields === undefined ? "" : atLeastZero("maxFields", options.maxFields);
+    const maxFields =
+      options.maxFields === undefined ? "" : atLeastZero("maxFields", options.maxFields);
     const args: Arg[] = [options.ifAbsent ? "1" : "0", ttlMs, idleMs, maxFields];
     for (const [field, value] of entries) args.push(field, value);
     const [ok, n] = await this.script<[number, number]>("kilnHashSet", this.hashKeys(hash), args);
@@ -666,7 +819,9 @@ export class RedisStore implements Store {
 
   async hashDelete(hash: string, field: string): Promise<string | null> {
     this.check();
-    return (await this.script<string | null>("kilnHashDelete", this.hashKeys(hash), [field])) ?? null;
+    return (
+      (await this.script<string | null>("kilnHashDelete", this.hashKeys(hash), [field])) ?? null
+    );
   }
 
   async hashLength(hash: string): Promise<number> {
@@ -676,11 +831,19 @@ export class RedisStore implements Store {
 
   async hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage> {
     this.check();
-    if (!/^\d+$/.test(cursor)) throw new InvalidError(`hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`);
+    if (!/^\d+$/.test(cursor))
+      throw new InvalidError(
+        `hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`,
+      );
     const n = atLeastOne("count", count);
-    const [next, ...rows] = await this.script<string[]>("kilnHashScan", this.hashKeys(hash).slice(0, 2), [cursor, n]);
+    const [next, ...rows] = await this.script<string[]>(
+      "kilnHashScan",
+      this.hashKeys(hash).slice(0, 2),
+      [cursor, n],
+    );
     const entries: [string, string][] = [];
-    for (let i = 0; i + 1 < rows.length; i += 2) entries.push([String(rows[i]), String(rows[i + 1])]);
+    for (let i = 0; i + 1 < rows.length; i += 2)
+      entries.push([String(rows[i]), String(rows[i + 1])]);
     return { cursor: String(next), entries };
   }
 
@@ -691,21 +854,38 @@ export class RedisStore implements Store {
 
   // ---- partitioned lists ------------------------------------------------------------------
 
-  async partitionPush(group: string, partition: string, values: readonly string[], options: PartitionPushOptions = {}): Promise<PartitionPushResult> {
+  async partitionPush(
+    group: string,
+    partition: string,
+    values: readonly string[],
+    options: PartitionPushOptions = {},
+  ): Promise<PartitionPushResult> {
     this.check();
     const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
-    const maxLength = options.maxLength === undefined ? "" : atLeastZero("maxLength", options.maxLength);
-    const maxPartitions = options.maxPartitions === undefined ? "" : atLeastZero("maxPartitions", options.maxPartitions);
+    const maxLength =
+      options.maxLength === undefined ? "" : atLeastZero("maxLength", options.maxLength);
+    const maxPartitions =
+      options.maxPartitions === undefined
+        ? ""
+        : atLeastZero("maxPartitions", options.maxPartitions);
     const reply = await this.script<[number, string | number, number?]>(
       "kilnPartitionPush",
       [this.partitionKey(group, partition), this.partitionIndex(group)],
       [partition, ttlMs, maxLength, maxPartitions, this.partitionPrefix(group), ...values],
     );
     if (reply[0] === 1) return { ok: true, length: Number(reply[1]) };
-    return { ok: false, reason: reply[1] === "partitions" ? "partitions" : "length", count: Number(reply[2]) };
+    return {
+      ok: false,
+      reason: reply[1] === "partitions" ? "partitions" : "length",
+      count: Number(reply[2]),
+    };
   }
 
-  async partitionPop(group: string, partition: string, options: ListPopOptions = {}): Promise<string[]> {
+  async partitionPop(
+    group: string,
+    partition: string,
+    options: ListPopOptions = {},
+  ): Promise<string[]> {
     this.check();
     const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
@@ -715,11 +895,18 @@ export class RedisStore implements Store {
     return this.blockingPop(k, max, waitMs, signal);
   }
 
-  async partitionRange(group: string, partition: string, start: number, count: number): Promise<string[]> {
+  async partitionRange(
+    group: string,
+    partition: string,
+    start: number,
+    count: number,
+  ): Promise<string[]> {
     this.check();
     const from = atLeastZero("start", start);
     const n = atLeastOne("count", count);
-    return this.exec(() => this.cmd.lrange(this.partitionKey(group, partition), from, from + n - 1));
+    return this.exec(() =>
+      this.cmd.lrange(this.partitionKey(group, partition), from, from + n - 1),
+    );
   }
 
   async partitionLength(group: string, partition: string): Promise<number> {
@@ -729,18 +916,34 @@ export class RedisStore implements Store {
 
   async partitionStats(group: string): Promise<PartitionStats> {
     this.check();
-    const [partitions, items] = await this.script<[number, number]>("kilnPartitionStats", [this.partitionIndex(group)], [this.partitionPrefix(group)]);
+    const [partitions, items] = await this.script<[number, number]>(
+      "kilnPartitionStats",
+      [this.partitionIndex(group)],
+      [this.partitionPrefix(group)],
+    );
     return { partitions: Number(partitions), items: Number(items) };
   }
 
   async partitionClear(group: string, partition: string): Promise<number> {
     this.check();
-    return Number(await this.script<number>("kilnPartitionClear", [this.partitionKey(group, partition), this.partitionIndex(group)], [partition]));
+    return Number(
+      await this.script<number>(
+        "kilnPartitionClear",
+        [this.partitionKey(group, partition), this.partitionIndex(group)],
+        [partition],
+      ),
+    );
   }
 
   async partitionDrop(group: string): Promise<number> {
     this.check();
-    return Number(await this.script<number>("kilnPartitionDrop", [this.partitionIndex(group)], [this.partitionPrefix(group)]));
+    return Number(
+      await this.script<number>(
+        "kilnPartitionDrop",
+        [this.partitionIndex(group)],
+        [this.partitionPrefix(group)],
+      ),
+    );
   }
 
   // ---- several writes at once -------------------------------------------------------------
@@ -772,7 +975,8 @@ export class RedisStore implements Store {
       keys.push(this.key(expire.key));
       args.push("x", expire.ttlMs);
     }
-    for (const { channel, message } of effects.publish ?? []) args.push("m", this.channelName(channel), message);
+    for (const { channel, message } of effects.publish ?? [])
+      args.push("m", this.channelName(channel), message);
     return { keys, args };
   }
 
@@ -781,7 +985,11 @@ export class RedisStore implements Store {
   async lock(name: string, owner: string, ttlMs: number): Promise<number | null> {
     this.check();
     positiveInt("ttlMs", ttlMs);
-    const token = await this.script<number | null>("kilnLock", [this.lockKey(name), this.seqKey], [owner, ttlMs]);
+    const token = await this.script<number | null>(
+      "kilnLock",
+      [this.lockKey(name), this.seqKey],
+      [owner, ttlMs],
+    );
     return token === null ? null : Number(token);
   }
 
@@ -842,7 +1050,10 @@ export class RedisStore implements Store {
     }
     const pops = [...this.popWaiters];
     for (const waiter of pops) void this.unblock(waiter);
-    await withTimeout(Promise.allSettled([...running, this.sweeping ?? Promise.resolve()]), CLOSE_GRACE_MS);
+    await withTimeout(
+      Promise.allSettled([...running, this.sweeping ?? Promise.resolve()]),
+      CLOSE_GRACE_MS,
+    );
     await withTimeout(
       (async () => {
         while (this.popWaiters.size > 0) await sleep(5);
@@ -867,12 +1078,17 @@ export class RedisStore implements Store {
       connectTimeout: this.connectTimeoutMs,
       // A dropped connection's socket is destroyed this soon if the server does not close it (frozen).
       disconnectTimeout: 200,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 2000) + Math.floor(Math.random() * 100),
+      retryStrategy: (times) =>
+        Math.min(50 * 2 ** Math.min(times, 10), 2000) + Math.floor(Math.random() * 100),
     };
   }
 
   private async connect(): Promise<void> {
-    this.cmd = new Redis(this.url, { ...this.baseOptions(), commandTimeout: this.commandTimeoutMs, scripts: scriptDefinitions() });
+    this.cmd = new Redis(this.url, {
+      ...this.baseOptions(),
+      commandTimeout: this.commandTimeoutMs,
+      scripts: scriptDefinitions(),
+    });
     this.sub = new Redis(this.url, { ...this.baseOptions(), autoResubscribe: true });
     // Errors surface on the calls; without a listener ioredis would print every reconnect failure.
     this.cmd.on("error", (error: unknown) => (this.lastConnectionError = messageOf(error)));
@@ -883,7 +1099,9 @@ export class RedisStore implements Store {
     const version = /redis_version:(\d+)\.(\d+)/.exec(info);
     const [major, minor] = version ? [Number(version[1]), Number(version[2])] : [0, 0];
     if (major < 6 || (major === 6 && minor < 2)) {
-      throw new UnavailableError(`Redis at ${redact(this.url)} is version ${major}.${minor}; kiln needs Redis 6.2 or later`);
+      throw new UnavailableError(
+        `Redis at ${redact(this.url)} is version ${major}.${minor}; kiln needs Redis 6.2 or later`,
+      );
     }
     this.hasBlmpop = major >= 7;
     this.sub.on("message", (channel: string, message: string) => this.onMessage(channel, message));
@@ -919,7 +1137,12 @@ export class RedisStore implements Store {
   }
 
   private releaseBlocking(conn: Redis, healthy: boolean): void {
-    if (healthy && !this.closed && conn.status === "ready" && this.idleBlocking.length < MAX_IDLE_BLOCKING) {
+    if (
+      healthy &&
+      !this.closed &&
+      conn.status === "ready" &&
+      this.idleBlocking.length < MAX_IDLE_BLOCKING
+    ) {
       this.idleBlocking.push(conn);
     } else {
       void quit(conn);
@@ -928,7 +1151,12 @@ export class RedisStore implements Store {
 
   // ---- blocking pops ----------------------------------------------------------------------
 
-  private async blockingPop(k: string, max: number, waitMs: number, signal: AbortSignal | undefined): Promise<string[]> {
+  private async blockingPop(
+    k: string,
+    max: number,
+    waitMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<string[]> {
     const conn = await this.exec(() => this.acquireBlocking());
     if (this.closed || signal?.aborted) {
       this.releaseBlocking(conn, true);
@@ -994,18 +1222,38 @@ export class RedisStore implements Store {
 
   // ---- blocked claims ---------------------------------------------------------------------
 
-  private async claimNow(queues: readonly string[], owner: string, leaseMs: number, max: number): Promise<ClaimAttempt> {
+  private async claimNow(
+    queues: readonly string[],
+    owner: string,
+    leaseMs: number,
+    max: number,
+  ): Promise<ClaimAttempt> {
     if (queues.length === 0) return { claims: [], dueInMs: -1, drained: true };
     const keys = [this.seqKey, this.dueKey, ...queues.flatMap((queue) => this.queueKeys(queue))];
-    return this.attempt(queues, () => this.script<ClaimReply>("kilnClaim", keys, [this.wakeChannel, owner, leaseMs, max, ...queues]));
+    return this.attempt(queues, () =>
+      this.script<ClaimReply>("kilnClaim", keys, [
+        this.wakeChannel,
+        owner,
+        leaseMs,
+        max,
+        ...queues,
+      ]),
+    );
   }
 
   /** Run a claim script on `queues` and note whether it left them drained. */
-  private async attempt(queues: readonly string[], run: () => Promise<ClaimReply>): Promise<ClaimAttempt> {
+  private async attempt(
+    queues: readonly string[],
+    run: () => Promise<ClaimReply>,
+  ): Promise<ClaimAttempt> {
     const mark = this.wakeMark(queues);
     const attempt = this.claimAttempt(queues, await run());
     const key = queueSetKey(queues);
-    if (attempt.drained) this.drained.set(key, { mark, dueAt: attempt.dueInMs < 0 ? Infinity : this.clock.now() + attempt.dueInMs });
+    if (attempt.drained)
+      this.drained.set(key, {
+        mark,
+        dueAt: attempt.dueInMs < 0 ? Infinity : this.clock.now() + attempt.dueInMs,
+      });
     else this.drained.delete(key);
     return attempt;
   }
@@ -1015,7 +1263,10 @@ export class RedisStore implements Store {
    * The same whatever the order of `queues` (a claimer alternates it).
    */
   private wakeMark(queues: readonly string[]): string {
-    return `${this.wakeEpoch}:${[...queues].sort().map((queue) => this.wakesHeard.get(queue) ?? 0).join(",")}`;
+    return `${this.wakeEpoch}:${[...queues]
+      .sort()
+      .map((queue) => this.wakesHeard.get(queue) ?? 0)
+      .join(",")}`;
   }
 
   /**
@@ -1047,7 +1298,9 @@ export class RedisStore implements Store {
         deliveries: Number(reply[i + 3]),
       });
     }
-    return left === -2 ? { claims, dueInMs: -1, drained: false } : { claims, dueInMs: left, drained: true };
+    return left === -2
+      ? { claims, dueInMs: -1, drained: false }
+      : { claims, dueInMs: left, drained: true };
   }
 
   /**
@@ -1060,7 +1313,8 @@ export class RedisStore implements Store {
       waiter.rerun = true;
       return waiter.running;
     }
-    let attempt = first ?? (() => this.claimNow(waiter.queues, waiter.owner, waiter.leaseMs, waiter.max));
+    let attempt =
+      first ?? (() => this.claimNow(waiter.queues, waiter.owner, waiter.leaseMs, waiter.max));
     const running = (async (): Promise<boolean> => {
       try {
         for (;;) {
@@ -1185,7 +1439,8 @@ export class RedisStore implements Store {
           entry.subscribed = false;
           await this.sub.unsubscribe(name);
         }
-        if (entry.listeners.size === 0 && !entry.subscribed && this.channels.get(name) === entry) this.channels.delete(name);
+        if (entry.listeners.size === 0 && !entry.subscribed && this.channels.get(name) === entry)
+          this.channels.delete(name);
       });
     entry.chain = next;
     return next;
@@ -1221,11 +1476,19 @@ export class RedisStore implements Store {
     this.sweeping = (async () => {
       let next = this.sweepMs;
       try {
-        const [dueInMs, ...names] = await this.script<[number, ...string[]]>("kilnDueQueues", [this.dueKey], [lua.SWEEP_LIMIT]);
+        const [dueInMs, ...names] = await this.script<[number, ...string[]]>(
+          "kilnDueQueues",
+          [this.dueKey],
+          [lua.SWEEP_LIMIT],
+        );
         if (dueInMs >= 0) next = Math.min(next, dueInMs);
         for (const name of names) {
           if (this.closed) return;
-          const queueDue = await this.script<number>("kilnSweepQueue", [...this.queueKeys(String(name)), this.dueKey], [this.wakeChannel, name]);
+          const queueDue = await this.script<number>(
+            "kilnSweepQueue",
+            [...this.queueKeys(String(name)), this.dueKey],
+            [this.wakeChannel, name],
+          );
           if (queueDue >= 0) next = Math.min(next, queueDue);
         }
         if (names.length >= lua.SWEEP_LIMIT) next = 0;
@@ -1282,8 +1545,17 @@ export class RedisStore implements Store {
     return lua.QUEUE_PARTS.map((part) => base + part);
   }
 
-  private async script<T>(name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<T> {
-    const fn = (this.cmd as unknown as Record<ScriptName, (numKeys: number, ...rest: Arg[]) => Promise<unknown>>)[name];
+  private async script<T>(
+    name: ScriptName,
+    keys: readonly string[],
+    args: readonly Arg[],
+  ): Promise<T> {
+    const fn = (
+      this.cmd as unknown as Record<
+        ScriptName,
+        (numKeys: number, ...rest: Arg[]) => Promise<unknown>
+      >
+    )[name];
     return (await this.exec(() => fn.call(this.cmd, keys.length, ...keys, ...args))) as T;
   }
 
@@ -1303,32 +1575,52 @@ export class RedisStore implements Store {
       return new UnavailableError("store is closed", { cause: error });
     }
     if (error instanceof Error && error.name === "ReplyError") {
-      if (message.includes("WRONGTYPE")) return new InvalidError(`key holds the wrong kind of value (a string used as a list, or a list as a string): ${message}`, { cause: error });
+      if (message.includes("WRONGTYPE"))
+        return new InvalidError(
+          `key holds the wrong kind of value (a string used as a list, or a list as a string): ${message}`,
+          { cause: error },
+        );
       const invalid = /KILN_INVALID (.*)/.exec(message);
-      if (invalid) return new InvalidError(invalid[1]!.split(" script:")[0]!.trim(), { cause: error });
+      if (invalid)
+        return new InvalidError(invalid[1]!.split(" script:")[0]!.trim(), { cause: error });
       const code = message.split(" ")[0] ?? "";
-      if (TRANSIENT_CODES.has(code)) return new UnavailableError(`Redis at ${redact(this.url)} is unavailable: ${message}`, { cause: error });
+      if (TRANSIENT_CODES.has(code))
+        return new UnavailableError(`Redis at ${redact(this.url)} is unavailable: ${message}`, {
+          cause: error,
+        });
       return new InternalError(`Redis at ${redact(this.url)}: ${message}`, { cause: error });
     }
     // ioredis says "Stream isn't writeable ..." or "Connection is closed." while disconnected;
     // the connection error behind it (ECONNREFUSED ...) says more.
     const disconnected = /Stream isn't writeable|Connection is closed/.test(message);
-    const reason = disconnected ? `not connected${this.lastConnectionError ? ` (${this.lastConnectionError})` : ""}` : message;
-    return new UnavailableError(`Redis at ${redact(this.url)} is unavailable: ${reason}`, { cause: error });
+    const reason = disconnected
+      ? `not connected${this.lastConnectionError ? ` (${this.lastConnectionError})` : ""}`
+      : message;
+    return new UnavailableError(`Redis at ${redact(this.url)} is unavailable: ${reason}`, {
+      cause: error,
+    });
   }
 }
 
 function scriptDefinitions(): Record<string, { lua: string }> {
-  return Object.fromEntries(Object.entries(SCRIPTS).map(([name, source]) => [name, { lua: source }]));
+  return Object.fromEntries(
+    Object.entries(SCRIPTS).map(([name, source]) => [name, { lua: source }]),
+  );
 }
 
 function isInvalid(error: unknown): boolean {
-  return error instanceof Error && error.name === "ReplyError" && messageOf(error).includes("WRONGTYPE");
+  return (
+    error instanceof Error && error.name === "ReplyError" && messageOf(error).includes("WRONGTYPE")
+  );
 }
 
 /** Quit politely when connected (bounded), then drop the socket. */
 async function quit(conn: Redis): Promise<void> {
-  if (conn.status === "ready") await withTimeout(conn.quit().catch(() => {}), CLOSE_GRACE_MS);
+  if (conn.status === "ready")
+    await withTimeout(
+      conn.quit().catch(() => {}),
+      CLOSE_GRACE_MS,
+    );
   conn.disconnect();
 }
 

@@ -24,7 +24,16 @@
  * found nothing was looking at an empty list, so the next item to arrive publishes.
  */
 
-export const QUEUE_PARTS = ["ready", "delayed", "claimed", "payload", "claims", "fence", "owner", "front"] as const;
+export const QUEUE_PARTS = [
+  "ready",
+  "delayed",
+  "claimed",
+  "payload",
+  "claims",
+  "fence",
+  "owner",
+  "front",
+] as const;
 
 /** Items moved per zset per call by the recovery step (the rest on the next call or sweep). */
 export const RECOVER_LIMIT = 1000;
