@@ -99,20 +99,28 @@ export class InternalError extends KilnError {
 }
 
 /** The handler threw. Carries the remote error's name, message and stack. */
+/** What the handler threw, as it crosses to the caller. */
+export interface RemoteInfo {
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  fields?: Record<string, unknown> | undefined;
+}
+
 export class RemoteError extends KilnError {
   readonly code = "REMOTE_ERROR" as const;
   readonly remoteName: string;
   readonly remoteMessage: string;
   readonly remoteStack: string | undefined;
+  /** The thrown value's own fields (JSON), e.g. `{ code: 42 }` for `throw { code: 42 }`. */
+  readonly remoteFields: Record<string, unknown> | undefined;
 
-  constructor(
-    remote: { name: string; message: string; stack?: string | undefined },
-    options: KilnErrorOptions = {},
-  ) {
+  constructor(remote: RemoteInfo, options: KilnErrorOptions = {}) {
     super(`${remote.name}: ${remote.message}`, options);
     this.remoteName = remote.name;
     this.remoteMessage = remote.message;
     this.remoteStack = remote.stack;
+    this.remoteFields = remote.fields;
     if (remote.stack)
       this.stack = `${this.name}: ${this.message}\n--- remote stack ---\n${remote.stack}`;
   }
@@ -138,7 +146,7 @@ export interface WireError {
   code: ErrorCode;
   message: string;
   details?: Record<string, unknown>;
-  remote?: { name: string; message: string; stack?: string };
+  remote?: { name: string; message: string; stack?: string; fields?: Record<string, unknown> };
 }
 
 export function isKilnError(value: unknown): value is KilnError {
@@ -156,6 +164,7 @@ export function toWire(error: unknown): WireError {
         name: error.remoteName,
         message: error.remoteMessage,
         ...(error.remoteStack ? { stack: error.remoteStack } : {}),
+        ...(error.remoteFields ? { fields: error.remoteFields } : {}),
       },
     };
   }

@@ -6,7 +6,8 @@
  * Every long wait is bounded by `waitMs` (at most {@link MAX_WAIT_MS}); clients loop.
  */
 import { z } from "zod";
-import { InvalidError, type WireError } from "./errors.js";
+import { InvalidError, messageOf, type WireError } from "./errors.js";
+import { decode, MAX_INLINE_PAYLOAD_BYTES } from "./serde.js";
 import {
   MAX_DICT_MAX_ENTRIES,
   MAX_DICT_INACTIVITY_EXPIRY_S,
@@ -37,7 +38,12 @@ export const wireErrorSchema: z.ZodType<WireError> = z.object({
   message: z.string(),
   details: z.record(z.string(), z.unknown()).optional(),
   remote: z
-    .object({ name: z.string(), message: z.string(), stack: z.string().optional() })
+    .object({
+      name: z.string(),
+      message: z.string(),
+      stack: z.string().optional(),
+      fields: z.record(z.string(), z.unknown()).optional(),
+    })
     .optional(),
 }) as unknown as z.ZodType<WireError>;
 
@@ -78,10 +84,33 @@ export interface AppSummary {
 
 // ---- invoke API ---------------------------------------------------------------------------
 
+/**
+ * serde-encoded array of positional arguments, checked at the door: a malformed encoding is a
+ * 400 here, not a SyntaxError in the worker after the input was queued. Payloads over the inline
+ * limit are left to the size check (413), without decoding them.
+ */
+const encodedArgs = z.string().superRefine((text, ctx) => {
+  if (Buffer.byteLength(text) > MAX_INLINE_PAYLOAD_BYTES) return;
+  let value: unknown;
+  try {
+    value = decode(text);
+  } catch (error) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        `is not kiln-encoded arguments (${messageOf(error)}): send ` +
+        "encode([...args]) from kiln's serde (runtime/serde), as the client does",
+    });
+    return;
+  }
+  if (!Array.isArray(value)) {
+    ctx.addIssue({ code: "custom", message: "must encode an array of positional arguments" });
+  }
+});
+
 export const callBody = z
   .object({
-    /** serde-encoded array of positional arguments. */
-    args: z.string(),
+    args: encodedArgs,
     /** "value": one result (`remote`, `spawn`); "stream": yielded values (`remoteGen`). */
     mode: z.enum(["value", "stream"]).default("value"),
     /** Spawned calls have their own pending cap and keep their result for 24 h. */
@@ -118,7 +147,7 @@ export interface ResultResponse {
 export const mapInputsBody = z
   .object({
     items: z
-      .array(z.object({ idx: z.number().int().min(0), args: z.string() }).strict())
+      .array(z.object({ idx: z.number().int().min(0), args: encodedArgs }).strict())
       .min(1)
       .max(1000),
   })

@@ -7,6 +7,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { pathToFileURL } from "node:url";
+import { inspect } from "node:util";
 import { decode, encodeBounded } from "../serde.js";
 import type { FromWorker, RemoteErrorInfo, ToWorker } from "./protocol.js";
 import { WORKER_ENV } from "./protocol.js";
@@ -30,15 +31,41 @@ function send(message: FromWorker): void {
   outbox.post(message);
 }
 
+/**
+ * What a thrown value becomes for the caller: any value, not only an Error (`throw null`,
+ * `throw { code: 42 }`). Own enumerable fields that survive JSON travel as `fields`.
+ */
 function errorInfo(error: unknown): RemoteErrorInfo {
-  if (error instanceof Error) {
-    return {
-      name: error.name,
-      message: error.message,
-      ...(error.stack ? { stack: error.stack } : {}),
-    };
+  const fields = fieldsOf(error);
+  const invalid = isObject(error) && error["invalid"] === true;
+  const info: RemoteErrorInfo =
+    error instanceof Error
+      ? { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) }
+      : {
+          name: "NonErrorThrown",
+          message: `the handler threw ${inspect(error, { depth: 4, breakLength: Infinity })}, not an Error`,
+        };
+  if (fields) info.fields = fields;
+  if (invalid) info.invalid = true;
+  return info;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/** The thrown value's own fields (besides an Error's name, message and stack) as JSON, if any. */
+function fieldsOf(error: unknown): Record<string, unknown> | undefined {
+  if (!isObject(error) || Array.isArray(error)) return undefined;
+  const own = Object.entries(error).filter(
+    ([key]) => !["name", "message", "stack", "invalid"].includes(key),
+  );
+  if (own.length === 0) return undefined;
+  try {
+    return JSON.parse(JSON.stringify(Object.fromEntries(own))) as Record<string, unknown>;
+  } catch {
+    return undefined; // cycles, BigInt: the message still describes the value
   }
-  return { name: "Error", message: `non-Error thrown: ${String(error)}` };
 }
 
 function captureOutput(stream: "stdout" | "stderr"): void {
@@ -130,9 +157,7 @@ async function run(
     });
     send({ t: "result", id, ok: true, value: encodeBounded(output, "the result") });
   } catch (error) {
-    const info = errorInfo(error);
-    if ((error as { invalid?: boolean }).invalid) info.invalid = true;
-    send({ t: "result", id, ok: false, error: info });
+    send({ t: "result", id, ok: false, error: errorInfo(error) });
   }
 }
 

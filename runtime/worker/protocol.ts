@@ -14,6 +14,8 @@ export interface RemoteErrorInfo {
   name: string;
   message: string;
   stack?: string;
+  /** The thrown value's own fields that survive JSON (`throw { code: 42 }` -> `{ code: 42 }`). */
+  fields?: Record<string, unknown>;
   /** Set when the failure is the caller's fault (wrong call style), not the handler's. */
   invalid?: boolean;
 }

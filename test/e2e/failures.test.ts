@@ -49,6 +49,36 @@ describe("platform retries", () => {
   });
 });
 
+describe("thrown values that are not Errors", () => {
+  it("throw null, undefined, an object or a string is a RemoteError of that input alone; the inputs beside it succeed", async () => {
+    const throwValue = harness.kiln.function<typeof h.throwValue>("e2e", "throwValue");
+    // One container, four slots: the bad input shares it with three good ones.
+    const [bad, ...good] = await Promise.allSettled([
+      throwValue.remote("null", 300),
+      throwValue.remote("ok", 300),
+      throwValue.remote("ok", 300),
+      throwValue.remote("ok", 300),
+    ]);
+    expect(good.map((r) => r.status === "fulfilled" && r.value)).toEqual(["ok", "ok", "ok"]);
+    expect(bad?.status).toBe("rejected");
+    const error = (bad as PromiseRejectedResult).reason as RemoteError;
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error.remoteName).toBe("NonErrorThrown");
+    expect(error.remoteMessage).toBe("the handler threw null, not an Error");
+
+    const undef = (await throwValue.remote("undefined").catch((e: unknown) => e)) as RemoteError;
+    expect(undef.remoteMessage).toBe("the handler threw undefined, not an Error");
+    const text = (await throwValue.remote("string").catch((e: unknown) => e)) as RemoteError;
+    expect(text.remoteMessage).toBe("the handler threw 'plain text', not an Error");
+    const object = (await throwValue.remote("object").catch((e: unknown) => e)) as RemoteError;
+    expect(object).toBeInstanceOf(RemoteError);
+    expect(object.remoteMessage).toBe(
+      "the handler threw { code: 42, reason: 'quota' }, not an Error",
+    );
+    expect(object.remoteFields).toEqual({ code: 42, reason: "quota" });
+  });
+});
+
 describe("user retries", () => {
   it("retries a throwing handler per the function's policy, then succeeds", async () => {
     const flaky = harness.kiln.function<typeof h.flaky>("e2e", "flaky");

@@ -110,6 +110,36 @@ describe("default limits", () => {
     expect(body.error.message).toContain("1000 inputs in flight");
   });
 
+  it("malformed arguments over raw HTTP are a 400 naming the field, before anything is queued", async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(new URL(path, h.agent.url), {
+        method: "POST",
+        headers: { authorization: `Bearer ${h.agent.token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const before = await h.kiln.status();
+    const { mapId } = await h.kiln.http.request<{ mapId: string }>(
+      "POST",
+      "/v1/apps/limits/functions/echo/maps",
+    );
+    for (const args of ["[[1],2,3", "{}", encode("not a list")]) {
+      for (const [path, body, field] of [
+        ["/v1/apps/limits/functions/echo/calls", { args }, "body.args"],
+        [`/v1/maps/${mapId}/inputs`, { items: [{ idx: 0, args }] }, "body.items.0.args"],
+      ] as const) {
+        const response = await post(path, body);
+        expect(response.status, `${path} ${args}`).toBe(400);
+        const json = (await response.json()) as { error: { code: string; message: string } };
+        expect(json.error.code).toBe("INVALID");
+        expect(json.error.message.startsWith(`${field}: `), json.error.message).toBe(true);
+        expect(json.error.message).toMatch(/is not kiln-encoded arguments|must encode an array/);
+      }
+    }
+    const echo = (s: typeof before) =>
+      s.apps.find((a) => a.name === "limits")?.functions.find((f) => f.name === "echo");
+    expect(echo(await h.kiln.status())?.queue).toEqual(echo(before)?.queue);
+  });
+
   it("arguments over the 2 MiB inline limit are refused with 413 before anything runs", async () => {
     const big = { args: encode(["x".repeat(2 * 1024 * 1024 + 1)]) };
     const response = await fetch(new URL("/v1/apps/limits/functions/echo/calls", h.agent.url), {
