@@ -34,9 +34,13 @@ export async function loadOrCreateToken(
 export function tokenMatcher(token: string): (header: string | undefined) => boolean {
   const expected = createHash("sha256").update(token).digest();
   return (header) => {
-    if (!header?.startsWith("Bearer ")) return false;
+    // The scheme is case-insensitive (RFC 9110 §11.1), and one or more spaces follow it.
+    const match = header === undefined ? null : /^bearer +(.+)$/is.exec(header);
+    if (!match) return false;
     // Hash both sides so the comparison takes the same time whatever the lengths.
-    const presented = createHash("sha256").update(header.slice("Bearer ".length)).digest();
+    const presented = createHash("sha256")
+      .update(match[1] as string)
+      .digest();
     return timingSafeEqual(presented, expected);
   };
 }

@@ -62,6 +62,15 @@ describe("authentication", () => {
     expect(echo?.coldStarts).toBe(0);
   });
 
+  it("the scheme is case-insensitive: bearer, BEARER and Bearer with two spaces are accepted", async () => {
+    for (const scheme of ["bearer ", "BEARER ", "Bearer  "]) {
+      const response = await fetch(new URL("/v1/apps", h.agent.url), {
+        headers: { authorization: `${scheme}${h.agent.token}` },
+      });
+      expect(response.status, scheme).toBe(200);
+    }
+  });
+
   it("/healthz answers without a token and reveals only liveness and version", async () => {
     const response = await fetch(new URL("/healthz", h.agent.url));
     expect(response.status).toBe(200);
