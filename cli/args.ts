@@ -1,6 +1,7 @@
 /** zod schemas for command-line values, and one place that turns a bad value into a usage error. */
+import { isInteger, isSafeNumber, parse as parseJson } from "lossless-json";
 import { z } from "zod";
-import { InvalidError } from "../runtime/errors.js";
+import { InvalidError, messageOf } from "../runtime/errors.js";
 
 /** A whole number given as text, within [min, max]. */
 export function integerArg(min: number, max: number) {
@@ -38,14 +39,36 @@ export const urlArg = z
     }
   }, "expected an http(s) URL, e.g. http://127.0.0.1:7070");
 
-/** A call argument: JSON when it parses (`7`, `"7"`, `[1,2]`, `{"a":1}`), the plain string otherwise. */
-export const jsonArg = z.string().transform((text): unknown => {
+/**
+ * A call argument. Text that looks like JSON (starts with `{`, `[`, `"`, a digit or `-`, or is
+ * `true`/`false`/`null`) must be JSON: integers beyond 2^53 arrive as BigInt, and numbers JSON
+ * cannot hold (`1e999`) are refused instead of becoming Infinity. Anything else is a plain string
+ * (`hello`); `--str` sends every argument as a string.
+ */
+export const jsonArg = z.string().transform((text, ctx): unknown => {
+  if (!looksLikeJson(text)) return text;
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
+    return parseJson(text, null, parseJsonNumber) as unknown;
+  } catch (error) {
+    ctx.addIssue({
+      code: "custom",
+      message: `looks like JSON but is not (${messageOf(error)}); pass --str to send it as a string`,
+    });
+    return z.NEVER;
   }
 });
+
+function looksLikeJson(text: string): boolean {
+  const trimmed = text.trim();
+  return /^[[{"\d-]/.test(trimmed) || ["true", "false", "null"].includes(trimmed);
+}
+
+function parseJsonNumber(text: string): number | bigint {
+  if (isInteger(text) && !isSafeNumber(text)) return BigInt(text);
+  const value = Number(text);
+  if (!Number.isFinite(value)) throw new Error(`the number ${text} is out of range`);
+  return value;
+}
 
 /** Parse one command-line value; a bad one is an InvalidError (exit 2) that names the flag. */
 export function parseArg<S extends z.ZodType>(

@@ -6,6 +6,7 @@ import { formatJson, formatValue } from "../output.js";
 
 interface CallFlags extends ConnectionFlags {
   spawn?: boolean;
+  str?: boolean;
   json?: boolean;
 }
 
@@ -14,11 +15,12 @@ export function registerCall(program: Command): void {
     program
       .command("call")
       .description(
-        "call a deployed function; each argument is JSON (7, '\"text\"', '[1,2]', '{\"a\":1}') or else a plain string",
+        "call a deployed function; an argument that looks like JSON must be JSON (7, '[1,2]', '{\"a\":1}', big integers as BigInt), anything else is a plain string",
       )
       .argument("<app>", "app name")
       .argument("<fn>", "function name")
       .argument("[args...]", "positional arguments of the function")
+      .option("--str", "send every argument as a string, as typed (no JSON)")
       .option("--spawn", "start the call and print its id instead of waiting for the result")
       .option(
         "--json",
@@ -38,7 +40,9 @@ async function runCall(
 ): Promise<void> {
   const appName = parseArg(nameArg, app, "<app>");
   const fnName = parseArg(nameArg, fn, "<fn>");
-  const args = rawArgs.map((raw, i) => parseArg(jsonArg, raw, `argument ${i + 1}`));
+  const args = flags.str
+    ? rawArgs
+    : rawArgs.map((raw, i) => parseArg(jsonArg, raw, `argument ${i + 1}`));
   const kiln = await openKiln(flags);
   const remote = kiln.function(appName, fnName);
   if (flags.spawn) {

@@ -6,7 +6,14 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { z } from "zod";
-import { InvalidError, KilnError, UnauthenticatedError, messageOf, toWire } from "../errors.js";
+import {
+  InvalidError,
+  KilnError,
+  NotFoundError,
+  UnauthenticatedError,
+  messageOf,
+  toWire,
+} from "../errors.js";
 import {
   artifactBody,
   callBody,
@@ -44,6 +51,31 @@ const shaParams = z.object({
 const deleteQuery = z.object({
   graceMs: z.coerce.number().int().min(0).max(86_400_000).optional(),
 });
+
+/**
+ * An empty usage answer for an app (or function) that was never deployed nor metered is a
+ * NotFoundError naming what exists; a removed app keeps its usage, so that is asked first.
+ */
+function requireMetered(agent: Agent, app: string, fn: string | undefined): void {
+  const metered = agent.sandboxes.meter.totals();
+  const deployed = agent.apps.list();
+  const apps = [...new Set([...deployed.map((a) => a.name), ...metered.map((u) => u.app)])].sort();
+  if (!apps.includes(app)) {
+    throw new NotFoundError(
+      `no app '${app}' is deployed or has usage; apps: ${apps.join(", ") || "(none)"}`,
+    );
+  }
+  if (fn === undefined) return;
+  const fns = new Set([
+    ...(deployed.find((a) => a.name === app)?.functions ?? []),
+    ...metered.filter((u) => u.app === app).map((u) => u.fn),
+  ]);
+  if (!fns.has(fn)) {
+    throw new NotFoundError(
+      `app '${app}' has no function '${fn}' deployed or metered; its functions: ${[...fns].sort().join(", ") || "(none)"}`,
+    );
+  }
+}
 
 export function buildServer(agent: Agent): FastifyInstance {
   const app = Fastify({
@@ -195,7 +227,11 @@ export function buildServer(agent: Agent): FastifyInstance {
       ...(query.function ? { fn: query.function } : {}),
       ...(sinceMs !== undefined ? { sinceMs } : {}),
     };
-    return { usage: agent.sandboxes.meter.totals(filter) };
+    const usage = agent.sandboxes.meter.totals(filter);
+    if (usage.length === 0 && query.app !== undefined) {
+      requireMetered(agent, query.app, query.function);
+    }
+    return { usage };
   });
   app.get("/v1/apps/:app/logs", async (request, reply) => {
     const { app: name } = parse(appParams, request.params, "params");

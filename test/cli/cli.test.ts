@@ -121,6 +121,10 @@ describe("kiln call", () => {
     const result = await kiln(["call", "hello", "embed", "kiln fires fast", ...conn]);
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toMatch(/vector: \[ 1, 2, 4 \]/);
+    // --str sends text that looks like JSON as the text itself.
+    const asText = await kiln(["call", "hello", "embed", "--str", "[1, 2]", ...conn]);
+    expect(asText.exitCode).toBe(0);
+    expect(asText.stdout).toMatch(/vector: \[ 0, 0 \]/); // as JSON, text.split would throw
   });
 
   it("prints values JSON cannot show readably (Map, Set, BigInt, Date, Uint8Array)", async () => {
@@ -444,6 +448,9 @@ describe("errors and usage", () => {
     expect(badTail.stderr).toContain("--tail: expected a whole number");
     const badUrl = await kiln(["status", "--url", "not a url", "--token", "t"]);
     expect(badUrl.exitCode).toBe(2);
+    const badJson = await kiln(["call", "hello", "square", '{"x":', ...conn]);
+    expect(badJson.exitCode).toBe(2);
+    expect(badJson.stderr).toContain("argument 1: looks like JSON but is not");
   });
 
   it("--version prints the version", async () => {

@@ -122,6 +122,26 @@ describe("arguments", () => {
     expect(parseArg(jsonArg, '"7"', "a")).toBe("7");
     expect(parseArg(jsonArg, '{"a":[1]}', "a")).toEqual({ a: [1] });
     expect(parseArg(jsonArg, "hello world", "a")).toBe("hello world");
+    expect(parseArg(jsonArg, " null ", "a")).toBe(null);
+  });
+
+  it("a call argument that looks like JSON and is not is refused, saying --str sends it as text", () => {
+    for (const text of ['{"a":', "[1,2", '"open', "3 apples", "-x"]) {
+      expect(() => parseArg(jsonArg, text, "argument 1"), text).toThrow(
+        /^argument 1: looks like JSON but is not \(.+\); pass --str to send it as a string/,
+      );
+    }
+  });
+
+  it("call arguments keep big integers as BigInt and refuse numbers JSON cannot hold", () => {
+    expect(parseArg(jsonArg, "9007199254740993", "a")).toBe(9007199254740993n);
+    expect(parseArg(jsonArg, '{"id":12345678901234567890,"n":2}', "a")).toEqual({
+      id: 12345678901234567890n,
+      n: 2,
+    });
+    expect(parseArg(jsonArg, "9007199254740991", "a")).toBe(9007199254740991);
+    expect(() => parseArg(jsonArg, "1e999", "a")).toThrow("the number 1e999 is out of range");
+    expect(() => parseArg(jsonArg, "[-1e400]", "a")).toThrow("out of range");
   });
 });
 

@@ -107,6 +107,22 @@ describe("memory", () => {
   });
 });
 
+describe("usage", () => {
+  it("an app or function never deployed nor metered is a NotFoundError naming what exists", async () => {
+    const usage = (query: Record<string, string>) =>
+      harness.kiln.http.request<{ usage: unknown[] }>("GET", "/v1/usage", { query });
+    await expect(usage({ app: "nosuch" })).rejects.toMatchObject({
+      name: "NotFoundError",
+      message: expect.stringMatching(/^no app 'nosuch' is deployed or has usage; apps: .*e2e/),
+    });
+    await expect(usage({ app: "e2e", function: "nosuch" })).rejects.toMatchObject({
+      name: "NotFoundError",
+      message: expect.stringContaining("its functions: "),
+    });
+    await expect(usage({ app: "e2e", function: "hog" })).resolves.toHaveProperty("usage");
+  });
+});
+
 describe("scratch disk", () => {
   it("900 MiB fits in a 1024 MiB quota with a 256 MiB memory limit; writing past it fails with ENOSPC; the dir goes away", async (ctx) => {
     if ((await enforced()).disk.enforcement !== "loop-ext4") ctx.skip();
