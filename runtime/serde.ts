@@ -115,7 +115,7 @@ export function checkPayloadSize(
   const bytes = Buffer.byteLength(text);
   if (bytes > limit) {
     throw new PayloadTooLargeError(
-      `${what} is ${formatBytes(bytes)} encoded, over the ${formatBytes(limit)} inline limit: ` +
+      `${what}: ${formatBytes(bytes)} encoded, over the ${formatBytes(limit)} inline limit; ` +
         "pass a reference instead (a path, a URL, a Dict key).",
       { details: { bytes, limit } },
     );

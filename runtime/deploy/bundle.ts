@@ -12,6 +12,7 @@
  * such handler file 5.5 MB, bundled in 0.3 s and parsed at each cold start.
  */
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import { InvalidError } from "../errors.js";
 
@@ -36,6 +37,11 @@ export async function bundleFile(baseDir: string, file: string): Promise<Artifac
   if (isAbsolute(file))
     throw new InvalidError(`handler file ${file} must be relative to the spec or program`);
   const entry = resolve(baseDir, file);
+  if (!existsSync(entry)) {
+    throw new InvalidError(
+      `handler file ${file} does not exist (looked for ${entry}); handler paths are relative to the spec or program`,
+    );
+  }
   let result;
   try {
     result = await build({
@@ -62,8 +68,11 @@ export async function bundleFile(baseDir: string, file: string): Promise<Artifac
     const lines = errors.map((e) =>
       e.location ? `${e.location.file}:${e.location.line}: ${e.text}` : e.text,
     );
+    const problems = lines.length > 0 ? lines : [(error as Error).message];
     throw new InvalidError(
-      `cannot bundle ${file}:\n${lines.join("\n") || (error as Error).message}`,
+      problems.length === 1
+        ? `cannot bundle ${file}: ${problems[0]}`
+        : `cannot bundle ${file}:\n  ${problems.join("\n  ")}`,
       { cause: error },
     );
   }

@@ -79,16 +79,14 @@ export function createFunctionSpecSchema(maxima?: Maxima) {
           ctx.addIssue({ code: "custom", path: [path], message, input: spec });
         const min = numberAt(spec, "minContainers");
         const max = numberAt(spec, "maxContainers");
-        if (min !== undefined && max !== undefined && min > max) {
-          add("minContainers", `${min} is above maxContainers ${max} (allowed 0..${max})`);
+        // A maxContainers below 1 is its own error; comparing with it would only confuse.
+        if (min !== undefined && max !== undefined && max >= 1 && min > max) {
+          add("minContainers", `${min} is above maxContainers ${max}: it must be at most that`);
         }
         const maxInputs = numberAt(spec, "maxInputs") ?? DEFAULT_MAX_INPUTS;
         const target = numberAt(spec, "targetInputs");
         if (target !== undefined && target > maxInputs && maxInputs >= 1) {
-          add(
-            "targetInputs",
-            `${target} is above maxInputs ${maxInputs} (allowed 1..${maxInputs})`,
-          );
+          add("targetInputs", `${target} is above maxInputs ${maxInputs}: it must be at most that`);
         }
         const env = typeof spec === "object" && spec !== null ? spec.env : undefined;
         const secrets = typeof spec === "object" && spec !== null ? spec.secrets : undefined;

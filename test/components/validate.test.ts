@@ -49,7 +49,7 @@ describe("validateFunctionArgs", () => {
       expect.arrayContaining([
         { path: "timeout", message: "0 is below the minimum 1 s (allowed 1..86400)" },
         { path: "memory", message: "limit 64 is below request 256" },
-        { path: "minContainers", message: "3 is above maxContainers 2 (allowed 0..2)" },
+        { path: "minContainers", message: "3 is above maxContainers 2: it must be at most that" },
         { path: "bogus", message: "unknown field" },
       ]),
     );

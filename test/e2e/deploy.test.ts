@@ -72,12 +72,14 @@ describe("validation at deploy", () => {
     });
   });
 
-  it("a handler file that does not compile is rejected with the file and line", async () => {
+  it("a handler file that does not exist is rejected naming the file and where it was looked for", async () => {
     const bad = await spec();
     bad.functions = { oops: { handler: "./missing-file.ts#x" } };
     await expect(deployApp(harness.kiln.http, bad, fixturesDir)).rejects.toMatchObject({
       name: "InvalidError",
-      message: expect.stringContaining("cannot bundle ./missing-file.ts"),
+      message: expect.stringMatching(
+        /handler file \.\/missing-file\.ts does not exist \(looked for \/.*missing-file\.ts\)/,
+      ),
     });
   });
 });

@@ -32,7 +32,7 @@ describe("function fields out of range", () => {
     ["maxInputs", 0, "0 is below the minimum 1 (allowed 1..1000)"],
     ["maxInputs", 1001, "1001 is above the maximum 1000 (allowed 1..1000)"],
     ["targetInputs", 0, "0 is below the minimum 1 (allowed 1..1000)"],
-    ["targetInputs", 2, "2 is above maxInputs 1 (allowed 1..1)"],
+    ["targetInputs", 2, "2 is above maxInputs 1: it must be at most that"],
     ["retries", -1, "-1 is below the minimum 0 (allowed 0..10)"],
     ["retries", 11, "11 is above the maximum 10 (allowed 0..10)"],
     ["timeout", 0, "0 is below the minimum 1 s (allowed 1..86400)"],
@@ -232,7 +232,7 @@ describe("scaling and inputs", () => {
   });
   it("rejects targetInputs above maxInputs", () => {
     expect(linesOf(appWith({ maxInputs: 4, targetInputs: 5 }))).toEqual([
-      "functions.f.targetInputs: 5 is above maxInputs 4 (allowed 1..4)",
+      "functions.f.targetInputs: 5 is above maxInputs 4: it must be at most that",
     ]);
   });
   it("takes min/max/buffer containers", () => {
@@ -245,13 +245,20 @@ describe("scaling and inputs", () => {
   });
   it("rejects minContainers above maxContainers", () => {
     expect(linesOf(appWith({ minContainers: 3, maxContainers: 2 }))).toEqual([
-      "functions.f.minContainers: 3 is above maxContainers 2 (allowed 0..2)",
+      "functions.f.minContainers: 3 is above maxContainers 2: it must be at most that",
     ]);
+  });
+  it("a negative maxContainers is one error about itself, not a range like 0..-3", () => {
+    const lines = linesOf(appWith({ minContainers: 0, maxContainers: -3 }));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^functions\.f\.maxContainers: -3 is below the minimum 1/);
   });
   it("reports cross-field issues alongside type errors", () => {
     const lines = linesOf(appWith({ minContainers: 3, maxContainers: 2, timeout: "x" }));
     expect(lines).toContain("functions.f.timeout: expected number, got string");
-    expect(lines).toContain("functions.f.minContainers: 3 is above maxContainers 2 (allowed 0..2)");
+    expect(lines).toContain(
+      "functions.f.minContainers: 3 is above maxContainers 2: it must be at most that",
+    );
   });
   it("defaults startupTimeout to timeout", () => {
     expect(compileF({ timeout: 60 })).toMatchObject({ timeout: 60, startupTimeout: 60 });
