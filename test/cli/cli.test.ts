@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../runtime/agent/agent.js";
 import { connect } from "../../runtime/client/index.js";
+import { deployApp } from "../../runtime/deploy/deploy.js";
 import type { AgentStatus } from "../../runtime/protocol.js";
 import { openStore, type Store } from "../../runtime/store/index.js";
 import { KILN_VERSION } from "../../runtime/version.js";
@@ -474,5 +475,23 @@ describe("kiln stop", () => {
     const again = await kiln(["stop", "hello", ...conn]);
     expect(again.exitCode).toBe(1);
     expect(again.stderr).toContain("error (NotFoundError): app 'hello' is not deployed");
+  });
+
+  it("an app with dicts or queues is stopped only with --yes (no terminal to ask), and says what it deleted", async () => {
+    const client = await connect({ url: agent.url, token: agent.token });
+    const spec = { name: "withdata", dicts: { cache: {} }, queues: { jobs: {} } };
+    await deployApp(client.http, spec, tmpdir());
+    await client.dict("withdata", "cache").put("k", 1);
+    const refused = await kiln(["stop", "withdata", ...conn]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toBe(
+      "error (InvalidError): stopping 'withdata' deletes its dict(s) cache and queue(s) jobs with their data; pass --yes to confirm",
+    );
+    expect(await client.dict("withdata", "cache").get("k")).toBe(1);
+    const stopped = await kiln(["stop", "withdata", "--yes", ...conn]);
+    expect(stopped.exitCode, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toMatch(
+      /^stopped app 'withdata' version 1: 0 function\(s\), .*; deleted dict\(s\) cache and queue\(s\) jobs with their data$/,
+    );
   });
 });
