@@ -148,7 +148,7 @@ describe("Waiter", () => {
     expect(await w.result).toEqual(["a"]);
   });
 
-  it("a promised value resolves it once that settles", async () => {
+  it("a promised value resolves it once that resolves", async () => {
     const clock = new FakeClock();
     const { w } = waiter(clock);
     w.finish(Promise.resolve(["later"]));

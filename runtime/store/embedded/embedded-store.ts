@@ -1,18 +1,10 @@
 /**
- * `EmbeddedStore`: the default, single-host {@link Store}, in-process.
- *
- * All state lives in memory ({@link State}); with a `dir` every mutation is also appended to a log
- * ({@link LogFile}) and a call resolves only once its record is written. Reads wait for the writes
- * already in flight, so nothing is observed that a crash could take back.
- *
- * This class checks that the store is open, runs each call on the part that owns its concept
- * (`keys`, `lists`, `queues`, `hashes`, `partitions`, `locks`; `effects` for several writes at
- * once), then hands the result out once it is in the log. Deadlines live in one min-heap
- * (`deadlines.ts`); blocked calls are served by the call that made something available
- * (`waiting.ts`); on open, `recovery.ts` hands back the claims of the dead process.
- *
- * Not promised: other processes cannot share the store (the directory is locked to one process);
- * pub/sub is in-process only.
+ * `EmbeddedStore`: the default, single-host {@link Store}, in-process. Each call checks the store
+ * is open, runs on the part that owns its concept (keys, lists, queues, hashes, partitions, locks,
+ * effects; all state in memory, `state.ts`), and resolves once its writes are in the log
+ * (`log-file.ts`, with a `dir`), so nothing is observed that a crash could take back.
+ * Not promised: other processes cannot share the store (the directory is locked); pub/sub is
+ * in-process only.
  */
 import { systemClock, type Clock } from "../../clock.js";
 import { InvalidError, UnavailableError, messageOf } from "../../errors.js";

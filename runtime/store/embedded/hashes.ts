@@ -96,7 +96,7 @@ export class Hashes {
     return { cursor: next, entries };
   }
 
-  /** How many live fields the dropped hash held. */
+  /** How many live fields the dropped hash had. */
   drop(hash: string): number {
     this.core.deadlines.catchUp();
     const count = this.core.state.hashes.get(hash)?.fields.size ?? 0;

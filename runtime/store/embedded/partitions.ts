@@ -78,7 +78,7 @@ export class Partitions {
     return { partitions: parts?.size ?? 0, items: itemsOf(parts) };
   }
 
-  /** How many values the emptied partition held. */
+  /** How many values the emptied partition had. */
   clear(group: string, partition: string): number {
     const entry = this.live(group, partition);
     const count = entry?.items.length ?? 0;
@@ -86,7 +86,7 @@ export class Partitions {
     return count;
   }
 
-  /** How many values the dropped group held. */
+  /** How many values the dropped group had. */
   drop(group: string): number {
     this.core.deadlines.catchUp();
     const parts = this.core.state.partitions.get(group);

@@ -168,7 +168,7 @@ export class WorkQueues {
     };
   }
 
-  /** How many items the dropped queue held. */
+  /** How many items the dropped queue had. */
   drop(queue: string): number {
     const dropped = this.core.state.queues.get(queue)?.items.size ?? 0;
     if (dropped > 0) this.core.write({ op: "dropq", q: queue });

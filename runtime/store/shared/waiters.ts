@@ -47,7 +47,7 @@ export class Waiter<T> {
     return this.ended;
   }
 
-  /** End with `value` (a promise: once it settles); false when it had ended already. */
+  /** End with `value` (a promise: once that resolves); false when it had ended already. */
   finish(value: T | Promise<T>): boolean {
     if (!this.end()) return false;
     this.resolve(value);
