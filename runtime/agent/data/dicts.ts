@@ -11,12 +11,7 @@
  * Not promised: iteration is not a snapshot (entries written meanwhile may or may not appear); on
  * the Redis store an entry may appear twice during a rehash.
  */
-import {
-  InvalidError,
-  NotFoundError,
-  PayloadTooLargeError,
-  ResourceExhaustedError,
-} from "../../errors.js";
+import { InvalidError, PayloadTooLargeError, ResourceExhaustedError } from "../../errors.js";
 import { formatDataRef, type DictEntriesResponse, type DictInfo } from "../../protocol.js";
 import { formatBytes } from "../../serde.js";
 import {
@@ -24,24 +19,29 @@ import {
   DEFAULT_DICT_MAX_ENTRIES,
   MAX_DICT_KEY_BYTES,
   MAX_DICT_VALUE_BYTES,
-  RESOURCE_NAME_PATTERN,
   type CompiledDictSpec,
 } from "../../spec/index.js";
 import type { Store } from "../../store/store.js";
 import { keys } from "../inputs.js";
-import { refOf, type AppLookup, type Ephemerals, type NamedRecord } from "./refs.js";
+import { DataObjects, checkName, type DataKindSpec, type ResolvedObject } from "./objects.js";
+import type { AppLookup, Ephemerals } from "./refs.js";
 
 export type DictSettings = CompiledDictSpec;
 
-interface ResolvedDict {
-  ref: string;
-  hash: string;
-  kind: "app" | "named" | "ephemeral";
-  name: string;
-  app?: string;
-  settings: DictSettings;
-  createdAt?: string;
-}
+type ResolvedDict = ResolvedObject<DictSettings>;
+
+/** A dict is a store hash; an ephemeral one has the default settings. */
+const DICTS: DataKindSpec<DictSettings> = {
+  kind: "dict",
+  dataKey: (ref) => keys.dictHash(ref),
+  recordKey: (name) => keys.namedDict(name),
+  declared: (spec) => spec.dicts,
+  ephemeralSettings: () => ({
+    maxEntries: DEFAULT_DICT_MAX_ENTRIES,
+    inactivityExpiryS: DEFAULT_DICT_INACTIVITY_EXPIRY_S,
+  }),
+  drop: (store, hash) => store.hashDrop(hash),
+};
 
 export interface DictLookup {
   name: string;
@@ -51,24 +51,24 @@ export interface DictLookup {
 }
 
 export class Dicts {
+  private readonly objects: DataObjects<DictSettings>;
+
   constructor(
     private readonly store: Store,
-    private readonly apps: AppLookup,
-    private readonly ephemerals: Ephemerals,
-  ) {}
+    apps: AppLookup,
+    ephemerals: Ephemerals,
+  ) {
+    this.objects = new DataObjects(store, apps, ephemerals, DICTS);
+  }
 
   /** A named dict's info; created first when `createIfMissing` (settings apply only then). */
   async lookup(body: DictLookup): Promise<DictInfo> {
     checkName(body.name, "dict");
     if (body.createIfMissing) {
-      const record: NamedRecord<DictSettings> = {
-        createdAt: new Date().toISOString(),
-        settings: {
-          maxEntries: body.maxEntries ?? DEFAULT_DICT_MAX_ENTRIES,
-          inactivityExpiryS: body.inactivityExpiryS ?? DEFAULT_DICT_INACTIVITY_EXPIRY_S,
-        },
-      };
-      await this.store.set(keys.namedDict(body.name), JSON.stringify(record), { ifAbsent: true });
+      await this.objects.create(body.name, {
+        maxEntries: body.maxEntries ?? DEFAULT_DICT_MAX_ENTRIES,
+        inactivityExpiryS: body.inactivityExpiryS ?? DEFAULT_DICT_INACTIVITY_EXPIRY_S,
+      });
     }
     return this.info(formatDataRef({ kind: "named", name: body.name }));
   }
@@ -80,7 +80,7 @@ export class Dicts {
       kind: dict.kind,
       name: dict.name,
       ...(dict.app ? { app: dict.app } : {}),
-      len: await this.store.hashLength(dict.hash),
+      len: await this.store.hashLength(dict.dataKey),
       maxEntries: dict.settings.maxEntries,
       inactivityExpiryS: dict.settings.inactivityExpiryS,
       ...(dict.createdAt ? { createdAt: dict.createdAt } : {}),
@@ -90,7 +90,7 @@ export class Dicts {
   async get(ref: string, key: string): Promise<{ found: boolean; value?: string }> {
     const dict = await this.resolve(ref);
     checkKey(key);
-    const value = await this.store.hashGet(dict.hash, key, { idleMs: idleMs(dict) });
+    const value = await this.store.hashGet(dict.dataKey, key, { idleMs: idleMs(dict) });
     return value === null ? { found: false } : { found: true, value };
   }
 
@@ -105,7 +105,7 @@ export class Dicts {
     const dict = await this.resolve(ref);
     checkKey(body.key);
     checkValue(body.value);
-    const result = await this.store.hashSet(dict.hash, [[body.key, body.value]], {
+    const result = await this.store.hashSet(dict.dataKey, [[body.key, body.value]], {
       ifAbsent: body.skipIfExists,
       idleMs: idleMs(dict),
       ...(body.ttlS === undefined ? {} : { ttlMs: Math.ceil(body.ttlS * 1000) }),
@@ -121,7 +121,7 @@ export class Dicts {
       checkKey(key);
       checkValue(value);
     }
-    const result = await this.store.hashSet(dict.hash, entries, {
+    const result = await this.store.hashSet(dict.dataKey, entries, {
       idleMs: idleMs(dict),
       maxFields: dict.settings.maxEntries,
     });
@@ -132,90 +132,31 @@ export class Dicts {
   async pop(ref: string, key: string): Promise<{ found: boolean; value?: string }> {
     const dict = await this.resolve(ref);
     checkKey(key);
-    const value = await this.store.hashDelete(dict.hash, key);
+    const value = await this.store.hashDelete(dict.dataKey, key);
     return value === null ? { found: false } : { found: true, value };
   }
 
   async len(ref: string): Promise<number> {
-    return this.store.hashLength((await this.resolve(ref)).hash);
+    return this.store.hashLength((await this.resolve(ref)).dataKey);
   }
 
   async entries(ref: string, cursor: string, count: number): Promise<DictEntriesResponse> {
     const dict = await this.resolve(ref);
-    const page = await this.store.hashScan(dict.hash, cursor, count);
+    const page = await this.store.hashScan(dict.dataKey, cursor, count);
     return { cursor: page.cursor, entries: page.entries };
   }
 
   async clear(ref: string): Promise<{ cleared: number }> {
-    return { cleared: await this.store.hashDrop((await this.resolve(ref)).hash) };
+    return { cleared: await this.store.hashDrop((await this.resolve(ref)).dataKey) };
   }
 
   /** Delete a named or ephemeral dict with its data (a declared one goes with its app). */
   async delete(ref: string): Promise<{ deleted: boolean }> {
-    const parsed = refOf(ref);
-    switch (parsed.kind) {
-      case "app":
-        throw new InvalidError(
-          `dict ${ref} is declared by app '${parsed.app}': remove it from the app's spec and redeploy to delete it`,
-        );
-      case "ephemeral":
-        return { deleted: await this.ephemerals.delete(parsed.id) };
-      case "named": {
-        const existed = await this.store.delete(keys.namedDict(parsed.name));
-        await this.store.hashDrop(keys.dictHash(ref));
-        return { deleted: existed };
-      }
-    }
+    return this.objects.delete(ref);
   }
 
-  private async resolve(text: string): Promise<ResolvedDict> {
-    const ref = refOf(text);
-    const canonical = formatDataRef(ref);
-    const hash = keys.dictHash(canonical);
-    switch (ref.kind) {
-      case "app": {
-        const spec = this.apps.spec(ref.app);
-        const settings = spec.dicts[ref.name];
-        if (!settings) {
-          const names = Object.keys(spec.dicts).sort();
-          throw new NotFoundError(
-            `app '${ref.app}' declares no dict '${ref.name}'; its dicts: ${names.join(", ") || "(none)"}`,
-          );
-        }
-        return { ref: canonical, hash, kind: "app", name: ref.name, app: ref.app, settings };
-      }
-      case "named": {
-        const raw = await this.store.get(keys.namedDict(ref.name));
-        if (raw === null)
-          throw new NotFoundError(
-            `dict '${ref.name}' does not exist: create it with kiln.dict('${ref.name}', { createIfMissing: true })`,
-          );
-        const record = JSON.parse(raw) as NamedRecord<DictSettings>;
-        return {
-          ref: canonical,
-          hash,
-          kind: "named",
-          name: ref.name,
-          settings: record.settings,
-          createdAt: record.createdAt,
-        };
-      }
-      case "ephemeral": {
-        const record = await this.ephemerals.get(ref.id, "dict");
-        const settings = {
-          maxEntries: DEFAULT_DICT_MAX_ENTRIES,
-          inactivityExpiryS: DEFAULT_DICT_INACTIVITY_EXPIRY_S,
-        };
-        return {
-          ref: canonical,
-          hash,
-          kind: "ephemeral",
-          name: ref.id,
-          settings,
-          createdAt: record.createdAt,
-        };
-      }
-    }
+  private resolve(text: string): Promise<ResolvedDict> {
+    return this.objects.resolve(text);
   }
 }
 
@@ -229,14 +170,6 @@ function full(dict: ResolvedDict, count: number, adding = 1): ResourceExhaustedE
     `dict ${dict.ref} holds ${count} entries; adding ${adding} would pass its limit of ${limit} (maxEntries): delete entries or raise maxEntries`,
     { details: { limit, count, limitName: "maxEntries" } },
   );
-}
-
-export function checkName(name: string, kind: string): void {
-  if (!RESOURCE_NAME_PATTERN.test(name)) {
-    throw new InvalidError(
-      `invalid ${kind} name ${JSON.stringify(name)}: use 1-64 letters, digits, "_" or "-", starting with a letter or "_"`,
-    );
-  }
 }
 
 function checkKey(key: string): void {

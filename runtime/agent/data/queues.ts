@@ -13,12 +13,7 @@
  * Not promised: an item popped just as its getter's connection broke is lost (at most once past
  * the door); `iterate` pages by index, so gets during an iteration shift what it sees.
  */
-import {
-  InvalidError,
-  NotFoundError,
-  PayloadTooLargeError,
-  ResourceExhaustedError,
-} from "../../errors.js";
+import { InvalidError, PayloadTooLargeError, ResourceExhaustedError } from "../../errors.js";
 import { formatDataRef, type QueueInfo } from "../../protocol.js";
 import { formatBytes } from "../../serde.js";
 import {
@@ -31,20 +26,12 @@ import {
 } from "../../spec/index.js";
 import type { Store } from "../../store/store.js";
 import { keys } from "../inputs.js";
-import { checkName } from "./dicts.js";
-import { refOf, type AppLookup, type Ephemerals, type NamedRecord } from "./refs.js";
+import { DataObjects, checkName, type DataKindSpec, type ResolvedObject } from "./objects.js";
+import type { AppLookup, Ephemerals } from "./refs.js";
 
 export type QueueSettings = CompiledQueueSpec;
 
-interface ResolvedQueue {
-  ref: string;
-  group: string;
-  kind: "app" | "named" | "ephemeral";
-  name: string;
-  app?: string;
-  settings: QueueSettings;
-  createdAt?: string;
-}
+type ResolvedQueue = ResolvedObject<QueueSettings>;
 
 export interface QueueLookup {
   name: string;
@@ -60,32 +47,42 @@ const DEFAULT_SETTINGS: QueueSettings = {
   maxPartitions: DEFAULT_QUEUE_MAX_PARTITIONS,
 };
 
+/** A queue is a store partition group; an ephemeral one has the default settings. */
+const QUEUES: DataKindSpec<QueueSettings> = {
+  kind: "queue",
+  dataKey: (ref) => keys.queueGroup(ref),
+  recordKey: (name) => keys.namedQueue(name),
+  declared: (spec) => spec.queues,
+  ephemeralSettings: () => DEFAULT_SETTINGS,
+  drop: (store, group) => store.partitionDrop(group),
+};
+
 export class Queues {
+  private readonly objects: DataObjects<QueueSettings>;
+
   constructor(
     private readonly store: Store,
-    private readonly apps: AppLookup,
-    private readonly ephemerals: Ephemerals,
-  ) {}
+    apps: AppLookup,
+    ephemerals: Ephemerals,
+  ) {
+    this.objects = new DataObjects(store, apps, ephemerals, QUEUES);
+  }
 
   async lookup(body: QueueLookup): Promise<QueueInfo> {
     checkName(body.name, "queue");
     if (body.createIfMissing) {
-      const record: NamedRecord<QueueSettings> = {
-        createdAt: new Date().toISOString(),
-        settings: {
-          partitionTtlS: body.partitionTtlS ?? DEFAULT_SETTINGS.partitionTtlS,
-          maxPartitionItems: body.maxPartitionItems ?? DEFAULT_SETTINGS.maxPartitionItems,
-          maxPartitions: body.maxPartitions ?? DEFAULT_SETTINGS.maxPartitions,
-        },
-      };
-      await this.store.set(keys.namedQueue(body.name), JSON.stringify(record), { ifAbsent: true });
+      await this.objects.create(body.name, {
+        partitionTtlS: body.partitionTtlS ?? DEFAULT_SETTINGS.partitionTtlS,
+        maxPartitionItems: body.maxPartitionItems ?? DEFAULT_SETTINGS.maxPartitionItems,
+        maxPartitions: body.maxPartitions ?? DEFAULT_SETTINGS.maxPartitions,
+      });
     }
     return this.info(formatDataRef({ kind: "named", name: body.name }));
   }
 
   async info(ref: string): Promise<QueueInfo> {
     const queue = await this.resolve(ref);
-    const stats = await this.store.partitionStats(queue.group);
+    const stats = await this.store.partitionStats(queue.dataKey);
     return {
       ref: queue.ref,
       kind: queue.kind,
@@ -103,7 +100,7 @@ export class Queues {
     const part = partitionOf(partition);
     for (const item of items) checkItem(item);
     const { maxPartitionItems, maxPartitions, partitionTtlS } = queue.settings;
-    const result = await this.store.partitionPush(queue.group, part, items, {
+    const result = await this.store.partitionPush(queue.dataKey, part, items, {
       ttlMs: partitionTtlS * 1000,
       maxLength: maxPartitionItems,
       maxPartitions,
@@ -134,7 +131,7 @@ export class Queues {
   ): Promise<{ items: string[] }> {
     const queue = await this.resolve(ref);
     const part = partitionOf(body.partition);
-    const items = await this.store.partitionPop(queue.group, part, {
+    const items = await this.store.partitionPop(queue.dataKey, part, {
       max: body.max,
       waitMs: body.waitMs,
       ...(signal ? { signal } : {}),
@@ -147,9 +144,9 @@ export class Queues {
     if (total) {
       if (partition !== undefined)
         throw new InvalidError("len: pass either partition or total, not both");
-      return { len: (await this.store.partitionStats(queue.group)).items };
+      return { len: (await this.store.partitionStats(queue.dataKey)).items };
     }
-    return { len: await this.store.partitionLength(queue.group, partitionOf(partition)) };
+    return { len: await this.store.partitionLength(queue.dataKey, partitionOf(partition)) };
   }
 
   async clear(
@@ -161,9 +158,9 @@ export class Queues {
     if (all) {
       if (partition !== undefined)
         throw new InvalidError("clear: pass either partition or all, not both");
-      return { cleared: await this.store.partitionDrop(queue.group) };
+      return { cleared: await this.store.partitionDrop(queue.dataKey) };
     }
-    return { cleared: await this.store.partitionClear(queue.group, partitionOf(partition)) };
+    return { cleared: await this.store.partitionClear(queue.dataKey, partitionOf(partition)) };
   }
 
   async items(
@@ -174,71 +171,17 @@ export class Queues {
   ): Promise<{ items: string[] }> {
     const queue = await this.resolve(ref);
     return {
-      items: await this.store.partitionRange(queue.group, partitionOf(partition), start, count),
+      items: await this.store.partitionRange(queue.dataKey, partitionOf(partition), start, count),
     };
   }
 
+  /** Delete a named or ephemeral queue with its items (a declared one goes with its app). */
   async delete(ref: string): Promise<{ deleted: boolean }> {
-    const parsed = refOf(ref);
-    switch (parsed.kind) {
-      case "app":
-        throw new InvalidError(
-          `queue ${ref} is declared by app '${parsed.app}': remove it from the app's spec and redeploy to delete it`,
-        );
-      case "ephemeral":
-        return { deleted: await this.ephemerals.delete(parsed.id) };
-      case "named": {
-        const existed = await this.store.delete(keys.namedQueue(parsed.name));
-        await this.store.partitionDrop(keys.queueGroup(ref));
-        return { deleted: existed };
-      }
-    }
+    return this.objects.delete(ref);
   }
 
-  private async resolve(text: string): Promise<ResolvedQueue> {
-    const ref = refOf(text);
-    const canonical = formatDataRef(ref);
-    const group = keys.queueGroup(canonical);
-    switch (ref.kind) {
-      case "app": {
-        const spec = this.apps.spec(ref.app);
-        const settings = spec.queues[ref.name];
-        if (!settings) {
-          const names = Object.keys(spec.queues).sort();
-          throw new NotFoundError(
-            `app '${ref.app}' declares no queue '${ref.name}'; its queues: ${names.join(", ") || "(none)"}`,
-          );
-        }
-        return { ref: canonical, group, kind: "app", name: ref.name, app: ref.app, settings };
-      }
-      case "named": {
-        const raw = await this.store.get(keys.namedQueue(ref.name));
-        if (raw === null)
-          throw new NotFoundError(
-            `queue '${ref.name}' does not exist: create it with kiln.queue('${ref.name}', { createIfMissing: true })`,
-          );
-        const record = JSON.parse(raw) as NamedRecord<QueueSettings>;
-        return {
-          ref: canonical,
-          group,
-          kind: "named",
-          name: ref.name,
-          settings: record.settings,
-          createdAt: record.createdAt,
-        };
-      }
-      case "ephemeral": {
-        const record = await this.ephemerals.get(ref.id, "queue");
-        return {
-          ref: canonical,
-          group,
-          kind: "ephemeral",
-          name: ref.id,
-          settings: DEFAULT_SETTINGS,
-          createdAt: record.createdAt,
-        };
-      }
-    }
+  private resolve(text: string): Promise<ResolvedQueue> {
+    return this.objects.resolve(text);
   }
 }
 
