@@ -14,6 +14,8 @@ const UNIT = [
   "test/cli/output.test.ts",
   "test/cli/program.test.ts",
   "test/worker/outbox.test.ts",
+  "test/store/shared.test.ts",
+  "test/agent/data-objects.test.ts",
 ];
 
 export default defineConfig({
