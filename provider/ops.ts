@@ -5,7 +5,7 @@
  * the agent lacks and apply the spec, delete stops the app (in-flight inputs finish).
  */
 import { AgentHttp } from "../runtime/client/http.js";
-import { deployApp, type DeployProgress } from "../runtime/deploy/deploy.js";
+import { deployApp, type DeployOptions, type DeployProgress } from "../runtime/deploy/deploy.js";
 import { UnauthenticatedError } from "../runtime/errors.js";
 import { diffApps, viewOfInputs, type AppDiff } from "./diff.js";
 import { appSpecHash, usedBundles } from "./hash.js";
@@ -76,8 +76,9 @@ export async function diff(
 export async function create(
   inputs: AppDeploymentInputs,
   progress?: DeployProgress,
+  options: DeployOptions = {},
 ): Promise<{ id: string; outs: AppDeploymentOutputs }> {
-  return { id: inputs.appName, outs: await apply(inputs, progress) };
+  return { id: inputs.appName, outs: await apply(inputs, progress, options) };
 }
 
 export async function update(
@@ -128,9 +129,16 @@ export async function read(
 async function apply(
   inputs: AppDeploymentInputs,
   progress?: DeployProgress,
+  options: DeployOptions = {},
 ): Promise<AppDeploymentOutputs> {
   const compiled = validateInputs(inputs);
-  const result = await deployApp(agentHttp(inputs), agentSpec(inputs), inputs.root, progress);
+  const result = await deployApp(
+    agentHttp(inputs),
+    agentSpec(inputs),
+    inputs.root,
+    progress,
+    options,
+  );
   const bundles = usedBundles(
     compiled,
     Object.fromEntries(result.artifacts.map((a) => [a.file, a.sha256])),

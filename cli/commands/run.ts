@@ -161,7 +161,7 @@ class RunSession {
         endpoint,
         token,
       };
-      const { outs } = await create(inputs);
+      const { outs } = await create(inputs, undefined, { ephemeral: true });
       if (this.closing) {
         // Interrupted while this app was being created: the cleanup has already gone by.
         if (!this.detach) await remove(running, outs, { graceMs: 0 }).catch(() => undefined);

@@ -229,6 +229,10 @@ export class Agent {
       if (previous) await dropRemovedData(store, name, previous.spec, next?.spec ?? null);
       agent.scheduler.poke();
     };
+    // `kiln run`'s apps are gone for good once removed: so are their logs.
+    apps.onRemoved = async (record) => {
+      if (record.ephemeral) await logs.drop(record.name);
+    };
     agent.server = buildServer(agent);
     let address: string;
     try {

@@ -52,6 +52,8 @@ export class AppRegistry {
   private readonly records: Registry;
   /** Set by the agent: drops removed dicts' and queues' data, wakes the scheduler. */
   onChange: AppChangeHook | null = null;
+  /** Called once an app's pools on this agent have stopped after it was removed (here or elsewhere). */
+  onRemoved: ((record: AppRecord) => Promise<void>) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -93,6 +95,7 @@ export class AppRegistry {
       await Promise.all(
         [...pools.values()].map((pool) => pool.stop({ drain: true, graceMs: 300_000 })),
       );
+      await this.onRemoved?.(local);
       return;
     }
     const record = JSON.parse(raw) as AppRecord;
@@ -209,6 +212,7 @@ export class AppRegistry {
     this.pools.delete(name);
     await Promise.all([...pools.values()].map((pool) => pool.stop({ drain: true, graceMs })));
     for (const fn of Object.keys(record.spec.functions)) await this.failQueued(name, fn);
+    await this.onRemoved?.(record);
   }
 
   /** Stop every pool: with `graceMs`, held inputs may finish first; the rest go back to the queue. */

@@ -3,7 +3,7 @@
  * appended to `<state-dir>/logs/<app>.jsonl`, and live followers for `--follow`.
  */
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { LogLine } from "../protocol.js";
 
@@ -65,6 +65,15 @@ export class LogBook {
     if (!set) this.followers.set(app, (set = new Set()));
     set.add(listener);
     return () => set.delete(listener);
+  }
+
+  /** Forget an app's lines, in memory and on disk (an ephemeral app's logs go with it). */
+  async drop(app: string): Promise<void> {
+    this.recent.delete(app);
+    const stream = this.files.get(app);
+    this.files.delete(app);
+    if (stream) await new Promise<void>((resolve) => stream.end(resolve));
+    if (this.dir) await rm(this.path(app), { force: true });
   }
 
   async close(): Promise<void> {

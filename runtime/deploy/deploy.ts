@@ -19,11 +19,17 @@ export interface DeployProgress {
   (event: { step: "bundle" | "upload" | "apply"; detail: string }): void;
 }
 
+export interface DeployOptions {
+  /** `kiln run`'s apps: their schedules do not fire, and their logs go with them. */
+  ephemeral?: boolean;
+}
+
 export async function deployApp(
   http: AgentHttp,
   spec: unknown,
   baseDir: string,
   progress: DeployProgress = () => undefined,
+  options: DeployOptions = {},
 ): Promise<DeployResult> {
   const compiled = compileAppSpec(spec);
   const files = Object.values(compiled.functions).map((fn) => fn.handler.file);
@@ -45,7 +51,7 @@ export async function deployApp(
     "PUT",
     `/v1/apps/${encodeURIComponent(compiled.name)}`,
     {
-      body: { spec, bundles },
+      body: { spec, bundles, ...(options.ephemeral ? { ephemeral: true } : {}) },
     },
   );
   return { ...result, artifacts: uploaded };

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../runtime/agent/agent.js";
@@ -97,6 +98,12 @@ describe("kiln run <program-dir> <entry>", () => {
     expect(result.stderr).toContain("[square] squaring 2");
     expect(result.stderr).toMatch(/kiln run: removed app 'runner-run-[0-9a-f]{6}'/);
     expect(runApps()).toEqual([]);
+    // Its logs went with it, on disk and in memory.
+    const ephemeral = /as '(runner-run-[0-9a-f]{6})'/.exec(result.stderr)?.[1] ?? "";
+    const logFile = join(stateDir, "logs", `${ephemeral}.jsonl`);
+    expect(existsSync(logFile) ? readFileSync(logFile, "utf8") : "").toBe("");
+    expect(existsSync(logFile)).toBe(false);
+    expect(await agent.logs.tail(ephemeral, undefined, 100)).toEqual([]);
   });
 
   it("checks the flags with the entry's zod schema before deploying anything: exit 2 naming the flag", async () => {
