@@ -58,7 +58,7 @@ interface Entry extends Container {
 export interface ContainerSetContext {
   capacity: Pick<HostCapacity, "reserve" | "release">;
   sandboxes: Pick<SandboxHost, "reserve">;
-  slots: ContainerSlots;
+  slots: Pick<ContainerSlots, "acquire" | "release" | "renew">;
   agentUrl: string;
   token: string;
   scratchDir: string;

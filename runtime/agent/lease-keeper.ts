@@ -21,31 +21,21 @@ export interface LeaseKeeperContext {
 }
 
 /** The claims of one piece of work, claimed together: trusted or not as one. */
-export class Lease {
+export interface Lease {
+  /** Whether every claim is surely still this agent's now. */
+  trusted(): boolean;
+}
+
+class Trust implements Lease {
   /**
-   * Until when (performance.now()) its claims are surely still held: the start of the claim or
+   * Until when (performance.now()) the claims are surely still held: the start of the claim or
    * of the last renewal that confirmed them all, plus the trusted share of the lease. -Infinity
    * once a renewal found one taken.
    */
-  private until: number;
+  constructor(public until: number) {}
 
-  constructor(until: number) {
-    this.until = until;
-  }
-
-  /** Whether every claim is surely still this agent's now. */
   trusted(): boolean {
     return performance.now() < this.until;
-  }
-
-  /** @internal LeaseKeeper only. */
-  confirm(until: number): void {
-    this.until = Math.max(this.until, until);
-  }
-
-  /** @internal LeaseKeeper only. */
-  lose(): void {
-    this.until = Number.NEGATIVE_INFINITY;
   }
 }
 
@@ -56,22 +46,22 @@ export interface LeasedClaim {
 }
 
 export class LeaseKeeper {
-  private readonly tracked = new Map<Lease, readonly LeasedClaim[]>();
+  private readonly tracked = new Map<Trust, readonly LeasedClaim[]>();
 
   constructor(private readonly ctx: LeaseKeeperContext) {}
 
   /** A lease on claims asked for at `askedAt` (performance.now(), taken before the claim). */
   open(askedAt: number): Lease {
-    return new Lease(this.trustedFrom(askedAt));
+    return new Trust(this.trustedFrom(askedAt));
   }
 
   /** Renew `claims` under `lease` from now on (while their work runs). */
   track(lease: Lease, claims: readonly LeasedClaim[]): void {
-    this.tracked.set(lease, claims);
+    this.tracked.set(own(lease), claims);
   }
 
   untrack(lease: Lease): void {
-    this.tracked.delete(lease);
+    this.tracked.delete(own(lease));
   }
 
   /** Forget every tracked claim (the pool stopped and handed them back). */
@@ -85,7 +75,7 @@ export class LeaseKeeper {
    */
   async renew(): Promise<void> {
     if (this.tracked.size === 0) return;
-    const due: { lease: Lease; leased: LeasedClaim }[] = [];
+    const due: { lease: Trust; leased: LeasedClaim }[] = [];
     for (const [lease, claims] of this.tracked) {
       for (const leased of claims) if (!leased.claim.recorded) due.push({ lease, leased });
     }
@@ -96,8 +86,8 @@ export class LeaseKeeper {
         due.map((d) => d.leased.claim),
         this.ctx.leaseMs,
       );
-      const renewed = new Set<Lease>();
-      const lost = new Set<Lease>();
+      const renewed = new Set<Trust>();
+      const lost = new Set<Trust>();
       alive.forEach((ok, i) => {
         const entry = due[i];
         if (!entry) return;
@@ -107,8 +97,9 @@ export class LeaseKeeper {
             `lost the lease on input ${entry.leased.input.id}; another delivery may run it`,
           );
       });
-      for (const lease of renewed) if (!lost.has(lease)) lease.confirm(this.trustedFrom(askedAt));
-      for (const lease of lost) lease.lose();
+      const until = this.trustedFrom(askedAt);
+      for (const lease of renewed) if (!lost.has(lease)) lease.until = Math.max(lease.until, until);
+      for (const lease of lost) lease.until = Number.NEGATIVE_INFINITY;
     } catch (error) {
       this.ctx.log(`lease renewal failed: ${(error as Error).message}`);
     }
@@ -118,4 +109,9 @@ export class LeaseKeeper {
   private trustedFrom(askedAt: number): number {
     return askedAt + this.ctx.leaseMs * TRUSTED_LEASE_SHARE;
   }
+}
+
+/** Every Lease is a Trust this module made: its own view of one to change it. */
+function own(lease: Lease): Trust {
+  return lease as Trust;
 }

@@ -44,7 +44,7 @@ export interface Work {
 export interface WorkRunnerContext {
   store: Pick<Store, "release">;
   outcomes: Pick<OutcomeWriter, "markRunning" | "streamItem" | "settle">;
-  leases: LeaseKeeper;
+  leases: Pick<LeaseKeeper, "open" | "track" | "untrack" | "clear">;
   containers: Pick<ContainerSet, "assign" | "finished">;
   /** The function as deployed now. */
   runtime(): FunctionRuntime;
