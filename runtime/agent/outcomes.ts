@@ -72,20 +72,21 @@ export class OutcomeWriter {
    * The first settle goes to the store at once; those that come while it is in flight go
    * together in the next (one round trip for many map outputs, no wait for a lone call).
    *
-   * `held`: the caller knows the claim is still its own (within the trusted part of its lease),
-   * so no other delivery can have run or settled the input: a `.remote()` caller waiting on this
-   * agent gets the outcome now, while the store step is under way, instead of a store round trip
-   * later. The input stays claimed until that step acks it, so if this agent dies in between the
-   * input runs again elsewhere (at-least-once, as for any crash before the ack) and its result is
-   * stored for nobody. Without `held`, the caller gets the outcome only once it is stored.
+   * `trusted`: the caller knows the claim is surely still its own (within the trusted part of its
+   * lease, see lease-keeper.ts), so no other delivery can have run or settled the input: a
+   * `.remote()` caller waiting on this agent gets the outcome now, while the store step is under
+   * way, instead of a store round trip later. The input stays claimed until that step acks it, so
+   * if this agent dies in between the input runs again elsewhere (at-least-once, as for any crash
+   * before the ack) and its result is stored for nobody. Without `trusted`, the caller gets the
+   * outcome only once it is stored.
    */
   settle(
     claim: ClaimRef,
     input: InputEnvelope,
     outcome: Outcome,
-    options: { held?: boolean } = {},
+    options: { trusted?: boolean } = {},
   ): Promise<SettleResult> {
-    const handedOver = options.held === true && this.handOver(input, outcome);
+    const handedOver = options.trusted === true && this.handOver(input, outcome);
     return new Promise<SettleResult>((resolve, reject) => {
       this.settling.push({
         claim,

@@ -1,5 +1,5 @@
 /**
- * A function's pool of containers on this host, and the loop that feeds them.
+ * A function's pool of containers on this host: the loop that feeds them, admission and scaling.
  *
  * Two loops:
  * - Dispatch claims only what it can place: free slots of ready or starting containers of the
@@ -9,70 +9,32 @@
  *   its oldest input has waited `waitMs`.
  * - The scaling tick (every second) observes the load (queued + in flight), asks the
  *   {@link Autoscaler} for the desired size, starts containers up to it (buffer, target
- *   concurrency) and stops idle ones above it. Stopped containers drain: they take nothing new
- *   and finish what they hold.
+ *   concurrency) and drains idle ones above it: they take nothing new and stop once idle.
  *
- * Failures are kept apart:
- * - the handler threw or ran past `timeout` → the function's `retries` (with backoff), then the
- *   caller gets RemoteError / FunctionTimeoutError;
- * - the worker died for another reason, or the agent holding the input died → platform retry
- *   (up to PLATFORM_RETRIES, at the front of the queue), then an error that says so.
+ * The pool composes: ContainerSet (containers.ts: container lifecycle), ContainerSlots
+ * (container-slots.ts: cluster-wide slots), WorkRunner (work-runner.ts: runs the work and
+ * carries out the retry policy of retry-policy.ts), LeaseKeeper (lease-keeper.ts: renews claims).
  * A new version (code or resources changed) drains the old containers.
  */
-import { randomUUID } from "node:crypto";
-import {
-  CancelledError,
-  FunctionTimeoutError,
-  InvalidError,
-  RemoteError,
-  toWire,
-  type KilnError,
-} from "../errors.js";
-import {
-  WorkerExitedError,
-  WorkerProcess,
-  WorkerStartError,
-  type BatchOutcome,
-  type RunOutcome,
-} from "../containers/worker-process.js";
-import type { Sandbox, SandboxHost } from "../containers/sandbox.js";
-import type { OomVerdict } from "../containers/oom.js";
-import type { ContainerStatus, FunctionStatus, Outcome } from "../protocol.js";
-import {
-  PLATFORM_RETRIES,
-  retryDelayMs,
-  type CompiledFunctionSpec,
-  type Maxima,
-} from "../spec/index.js";
+import type { SandboxHost } from "../containers/sandbox.js";
+import type { FunctionStatus } from "../protocol.js";
+import type { CompiledFunctionSpec, Maxima } from "../spec/index.js";
 import type { Claim, Store } from "../store/store.js";
 import { Autoscaler, type ScalingDecision, type ScalingSettings } from "./autoscaler.js";
 import type { HostCapacity, Need } from "./capacity.js";
+import { ContainerSlots } from "./container-slots.js";
+import { ContainerSet, type Container, type FunctionRuntime } from "./containers.js";
 import { keys, type InputEnvelope } from "./inputs.js";
+import { LeaseKeeper } from "./lease-keeper.js";
 import type { LogBook } from "./logs.js";
 import type { OutcomeWriter } from "./outcomes.js";
 import { Wakeup } from "./wakeup.js";
+import { WorkRunner } from "./work-runner.js";
 
-/** Consecutive start failures back off 1 s, 2 s, 4 s ... up to this. */
-const MAX_START_BACKOFF_MS = 30_000;
+export type { FunctionRuntime } from "./containers.js";
+
 const CLAIM_WAIT_MS = 2_000;
 const SCALING_TICK_MS = 1_000;
-/**
- * A claim is trusted as still this agent's for this share of its lease, counted from before the
- * claim (or renewal) was asked for: the store started the lease later than that, and the slack
- * covers clocks that run at slightly different rates. Within it, a waiting caller on this agent
- * is handed its outcome before the store step that settles it returns (see OutcomeWriter.settle).
- */
-const TRUSTED_LEASE_SHARE = 0.75;
-
-/** What the pool runs: one deployed version of one function. */
-export interface FunctionRuntime {
-  app: string;
-  fn: string;
-  spec: CompiledFunctionSpec;
-  /** Changes when code or resources change; containers of another version are drained. */
-  version: string;
-  bundlePath: string;
-}
 
 export interface PoolContext {
   store: Store;
@@ -90,54 +52,12 @@ export interface PoolContext {
   maxima: Maxima;
 }
 
-/** One slot's work: a single input, or a batch of inputs for a batched function. */
-interface Work {
-  id: string;
-  claims: Claim[];
-  inputs: InputEnvelope[];
-  batch: boolean;
-  cancelled: boolean;
-  timedOut: boolean;
-  /**
-   * Until when (performance.now()) its claims are surely still held: the start of the claim or
-   * of the last renewal that confirmed them, plus the trusted share of the lease. -Infinity once
-   * a renewal found one taken.
-   */
-  trustedUntil: number;
-}
-
-interface Container {
-  id: string;
-  /**
-   * The cluster-wide slot it holds (`slot:<app>:<fn>:<i>`, a lock renewed by the heartbeat), or
-   * null when the function has no cap and the container is not one of the warm minimum.
-   */
-  slot: number | null;
-  proc: WorkerProcess;
-  /** Its cgroup, GPUs and scratch disk; released when the process exits. */
-  sandbox: Sandbox;
-  /** Resolves once the process exited and its sandbox was released. */
-  gone: Promise<void>;
-  version: string;
-  cpu: number;
-  state: "starting" | "ready" | "draining";
-  work: Map<string, Work>;
-  startedAt: number;
-  idleSince: number;
-  coldStartMs: number | null;
-}
-
-/** How one input of a finished piece of work came out. */
-type Settlement =
-  | { kind: "outcome"; outcome: Outcome }
-  | { kind: "user-failure"; error: KilnError; noRetry?: boolean }
-  | { kind: "platform-failure"; message: string };
-
 export class FunctionPool {
   private runtime: FunctionRuntime;
-  private readonly containers = new Map<string, Container>();
-  /** Input id -> the container and work holding it (for cancel and lease renewal). */
-  private readonly holding = new Map<string, { container: Container; work: Work }>();
+  private readonly slots: ContainerSlots;
+  private readonly containers: ContainerSet;
+  private readonly leases: LeaseKeeper;
+  private readonly runner: WorkRunner;
   private readonly wakeup = new Wakeup();
   private readonly abort = new AbortController();
   private readonly scaler: Autoscaler;
@@ -147,19 +67,13 @@ export class FunctionPool {
   private readonly unregisterCapacity: () => void;
   private readonly unregisterGpus: () => void;
   private preferSpawn = false;
-  private coldStarts = 0;
-  private startFailures = 0;
-  private failureStreak = 0;
-  private startBlockedUntil = 0;
-  private lastStartError: string | null = null;
+  /** Why the pool may not grow, as of the last try (null: it may). */
   private blocked: string | null = null;
-  /** Every cluster-wide slot was taken at the last try: do not try again before this. */
-  private slotsFullUntil = 0;
   private lastDecision: (ScalingDecision & { at: string }) | null = null;
   private ticking = false;
-  /** Most inputs held at once since the last tick: work that starts and ends between ticks still counts. */
+  /** Most inputs in flight at once since the last tick: work that starts and ends between ticks still counts. */
   private inFlightPeak = 0;
-  /** When the pool last went from holding inputs to holding none (that is when the idle window starts). */
+  /** When the pool last went from running inputs to running none (that is when the idle window starts). */
   private idleSince: number | null = null;
   /** A scaling decision right when the idle window ends, rather than up to a tick later. */
   private windowEnd: NodeJS.Timeout | null = null;
@@ -170,11 +84,36 @@ export class FunctionPool {
   ) {
     this.runtime = runtime;
     this.scaler = new Autoscaler(scalingSettings(runtime.spec));
-    this.unregisterCapacity = ctx.capacity.register(
-      (need) => this.evictIdle(need),
-      () => this.wakeup.notify(),
-    );
-    this.unregisterGpus = ctx.sandboxes.gpus.onRelease(() => this.wakeup.notify());
+    const { store, agentId, leaseMs } = ctx;
+    const notify = (): void => this.wakeup.notify();
+    this.slots = new ContainerSlots({ store, agentId, app: runtime.app, fn: runtime.fn, leaseMs });
+    const log = (text: string, containerId?: string): void => this.system(text, containerId);
+    // capacity, sandboxes, agentUrl, token, scratchDir, logs: from the pool's context.
+    this.containers = new ContainerSet({ ...ctx, slots: this.slots, log, notify });
+    this.leases = new LeaseKeeper({
+      renew: (claims, ms) => store.renew(claims, ms),
+      leaseMs,
+      log,
+    });
+    this.runner = new WorkRunner({
+      store,
+      outcomes: ctx.outcomes,
+      leases: this.leases,
+      containers: this.containers,
+      runtime: () => this.runtime,
+      stopped: () => this.stopped,
+      log,
+      started: (inputs) => {
+        this.inFlightPeak = Math.max(this.inFlightPeak, inputs);
+      },
+      idle: () => {
+        this.idleSince = Date.now();
+        this.tickWhenWindowEnds();
+      },
+      notify,
+    });
+    this.unregisterCapacity = ctx.capacity.register((need) => this.evictIdle(need), notify);
+    this.unregisterGpus = ctx.sandboxes.gpus.onRelease(notify);
   }
 
   get name(): string {
@@ -202,26 +141,23 @@ export class FunctionPool {
     this.runtime = runtime;
     this.scaler.update(scalingSettings(runtime.spec));
     if (versionChanged) {
-      for (const container of this.containers.values()) {
-        if (container.version !== runtime.version) this.drain(container, "new version deployed");
+      for (const container of this.containers.all()) {
+        if (container.version !== runtime.version)
+          this.containers.drain(container, "new version deployed");
       }
     }
     this.wakeup.notify();
     void this.tick();
   }
 
-  /** Kill the work of an input this pool holds. Returns whether it held it. */
+  /** Kill the work of an input this pool runs. Returns whether it runs it. */
   cancel(inputId: string): boolean {
-    const held = this.holding.get(inputId);
-    if (!held) return false;
-    held.work.cancelled = true;
-    held.container.proc.kill("cancel");
-    return true;
+    return this.runner.cancel(inputId);
   }
 
   /**
-   * Stop the pool. `drain`: in-flight inputs finish first (app deleted); otherwise held inputs go
-   * back to the queue for a later agent (agent shutdown) and containers are killed.
+   * Stop the pool. `drain`: in-flight inputs finish first (app deleted); otherwise running inputs
+   * go back to the queue for a later agent (agent shutdown) and containers are killed.
    */
   async stop(options: { drain: boolean; graceMs: number }): Promise<void> {
     if (this.stopped) return;
@@ -235,35 +171,20 @@ export class FunctionPool {
     await this.loopDone;
     if (options.drain) {
       const deadline = Date.now() + options.graceMs;
-      while (this.holding.size > 0 && Date.now() < deadline) await this.wakeup.wait(100);
+      while (this.runner.inFlight > 0 && Date.now() < deadline) await this.wakeup.wait(100);
     }
-    // Whatever is still held goes back to the queue, for another container or agent.
-    const works = new Set([...this.holding.values()].map((h) => h.work));
-    this.holding.clear();
-    for (const work of works) {
-      await Promise.all(
-        work.claims.map((claim, i) => this.handBack(claim, work.inputs[i] as InputEnvelope)),
-      );
-    }
-    const containers = [...this.containers.values()];
-    await Promise.all(
-      containers.map((c) =>
-        options.drain && c.work.size === 0
-          ? c.proc.stop(2_000)
-          : (c.proc.kill("stop"), c.proc.exited),
-      ),
-    );
+    await this.runner.handBackRunning();
     // Their cgroups, GPUs and scratch disks are released before the pool counts as stopped.
-    await Promise.all(containers.map((c) => c.gone));
+    await this.containers.stopAll(options.drain);
   }
 
   /** This host's share of the function, for the cluster view. */
   hostShare(): { containers: number; busy: number; inFlight: number } {
-    const live = this.live();
+    const live = this.containers.live(this.runtime.version);
     return {
       containers: live.length,
-      busy: live.filter((c) => c.work.size > 0).length,
-      inFlight: this.holding.size,
+      busy: live.filter((c) => c.running.size > 0).length,
+      inFlight: this.runner.inFlight,
     };
   }
 
@@ -273,33 +194,23 @@ export class FunctionPool {
       this.ctx.store.stats(keys.queue(app, fn)),
       this.ctx.store.stats(keys.spawnQueue(app, fn)),
     ]);
-    const containers: ContainerStatus[] = [...this.containers.values()].map((c) => ({
-      id: c.id,
-      pid: c.proc.pid ?? null,
-      state: c.state,
-      version: c.version,
-      inFlight: [...c.work.values()].reduce((n, w) => n + w.inputs.length, 0),
-      startedAt: new Date(c.startedAt).toISOString(),
-      coldStartMs: c.coldStartMs,
-    }));
+    const containers = this.containers.statuses();
     const current = containers.filter((c) => c.state !== "draining");
+    const decision = this.lastDecision;
+    const stats = this.containers.stats();
     return {
       name: fn,
       version: this.runtime.version,
       containers,
       scaling: {
-        desired: this.lastDecision?.desired ?? 0,
+        desired: decision?.desired ?? 0,
         starting: current.filter((c) => c.state === "starting").length,
         busy: current.filter((c) => c.state === "ready" && c.inFlight > 0).length,
         idle: current.filter((c) => c.state === "ready" && c.inFlight === 0).length,
         draining: containers.length - current.length,
-        panic: this.lastDecision?.panic ?? false,
-        lastDecision: this.lastDecision
-          ? {
-              at: this.lastDecision.at,
-              desired: this.lastDecision.desired,
-              reason: this.lastDecision.reason,
-            }
+        panic: decision?.panic ?? false,
+        lastDecision: decision
+          ? { at: decision.at, desired: decision.desired, reason: decision.reason }
           : null,
       },
       queue: {
@@ -307,10 +218,10 @@ export class FunctionPool {
         running: calls.claimed + spawned.claimed,
         spawnPending: spawned.pending,
       },
-      coldStarts: this.coldStarts,
-      startFailures: this.startFailures,
+      coldStarts: stats.coldStarts,
+      startFailures: stats.startFailures,
       blocked: this.blocked,
-      lastStartError: this.lastStartError,
+      lastStartError: stats.lastStartError,
     };
   }
 
@@ -321,10 +232,7 @@ export class FunctionPool {
       const rt = this.runtime;
       const slots = rt.spec.maxInputs;
       let free = 0;
-      for (const c of this.containers.values()) {
-        if (c.version === rt.version && c.state !== "draining")
-          free += Math.max(0, slots - c.work.size);
-      }
+      for (const c of this.containers.live(rt.version)) free += Math.max(0, slots - c.running.size);
       const growth = free === 0 && this.mayGrow() ? slots : 0;
       if (free + growth === 0) {
         await this.wakeup.wait(1_000);
@@ -386,18 +294,19 @@ export class FunctionPool {
 
   private mayGrow(): boolean {
     const rt = this.runtime;
-    const live = this.live().length;
+    const live = this.containers.live(rt.version).length;
     const cap = rt.spec.maxContainers ?? Number.POSITIVE_INFINITY;
     if (live >= cap) {
       this.blocked = `at maxContainers (${cap})`;
       return false;
     }
-    if (Date.now() < this.slotsFullUntil) {
+    if (this.slots.recentlyFull()) {
       this.blocked = `at maxContainers (${cap}) across the cluster`;
       return false;
     }
-    if (Date.now() < this.startBlockedUntil) {
-      this.blocked = `start backoff after ${this.failureStreak} failed starts: ${this.lastStartError ?? ""}`;
+    const backoff = this.containers.startBackoff();
+    if (backoff !== null) {
+      this.blocked = backoff;
       return false;
     }
     const cpu = rt.spec.cpu.request;
@@ -439,515 +348,75 @@ export class FunctionPool {
   /** Whether a ready container of the current version has a free slot. */
   private readyRoom(): boolean {
     const { version, spec } = this.runtime;
-    for (const c of this.containers.values()) {
-      if (c.version === version && c.state === "ready" && c.work.size < spec.maxInputs) return true;
-    }
-    return false;
-  }
-
-  /** Containers of the current version that take work (starting or ready). */
-  private live(): Container[] {
-    const version = this.runtime.version;
-    return [...this.containers.values()].filter(
-      (c) => c.version === version && c.state !== "draining",
-    );
+    return this.containers
+      .live(version)
+      .some((c) => c.state === "ready" && c.running.size < spec.maxInputs);
   }
 
   private async place(claims: Claim[], batch: boolean, askedAt: number): Promise<void> {
     if (this.stopped) {
-      for (const claim of claims)
-        void this.handBack(claim, JSON.parse(claim.payload) as InputEnvelope);
+      this.runner.handBackClaims(claims);
       return;
     }
-    const work: Work = {
-      id: `w-${randomUUID().slice(0, 8)}`,
-      claims: [],
-      inputs: [],
-      batch,
-      cancelled: false,
-      timedOut: false,
-      trustedUntil: this.trustedFrom(askedAt),
-    };
-    for (const claim of claims) {
-      const input = JSON.parse(claim.payload) as InputEnvelope;
-      // Claims that lapsed (the agent holding them died) count as platform attempts; claims
-      // handed back unrun do not.
-      const lapses =
-        claim.deliveries - input.attempt - input.platformAttempt - (input.returned ?? 0);
-      if (lapses > 0) {
-        input.platformAttempt += lapses;
-        input.lastPlatformError = "the agent running it stopped";
-      }
-      if (input.platformAttempt > PLATFORM_RETRIES) {
-        void this.recorded(claim, input).then(async (ok) => {
-          if (ok) await this.finish(claim, input, platformExhausted(input), false);
-        });
-      } else {
-        work.claims.push(claim);
-        work.inputs.push(input);
-      }
-    }
-    if (work.inputs.length === 0) return;
+    const work = this.runner.admit(claims, batch, askedAt);
+    if (work === null) return;
     const rt = this.runtime;
     let target: Container | null = null;
-    for (const c of this.live()) {
-      if (c.work.size >= rt.spec.maxInputs) continue;
+    for (const c of this.containers.live(rt.version)) {
+      if (c.running.size >= rt.spec.maxInputs) continue;
       if (target === null || (c.state === "ready" && target.state !== "ready")) target = c;
       if (target.state === "ready") break;
     }
     target ??= await this.startContainer("an input found no free container");
     if (target === null) {
       // No room after all (capacity taken meanwhile): give them back for later.
-      work.claims.forEach((claim, i) => void this.handBack(claim, work.inputs[i] as InputEnvelope));
+      this.runner.handBackWork(work);
       return;
     }
-    void this.execute(target, work).catch((error: unknown) => {
-      // The store failed while settling (unreachable): the claims lapse and are recovered, so the
-      // inputs run again elsewhere or later. Nothing to do here but say so.
+    void this.runner.run(target, work).catch((error: unknown) => {
+      // The store failed (unreachable) while the claims were finished or released: they lapse and
+      // are recovered, so the inputs run again elsewhere or later. Nothing to do but say so.
       this.system(
-        `could not settle ${work.inputs.map((i) => i.id).join(", ")}: ${(error as Error).message}; they will be retried`,
+        `could not settle ${work.items.map((i) => i.input.id).join(", ")}: ${(error as Error).message}; they will be retried`,
       );
     });
   }
 
   /**
    * Start a container if a slot and the host's capacity allow. `preset`: the id and warm-minimum
-   * slot the caller already acquired, instead of looking for one.
+   * slot the caller already locked, instead of looking for one.
    */
   private async startContainer(
     why: string,
     preset: { id: string; slot: number } | null = null,
   ): Promise<Container | null> {
-    const rt = this.runtime;
-    const cpu = rt.spec.cpu.request;
-    const id = preset?.id ?? `ct-${randomUUID().slice(0, 8)}`;
-    const slot = preset ? preset.slot : await this.acquireSlot(id);
-    if (slot === undefined) return null;
-    if (!this.ctx.capacity.reserve(cpu)) {
-      if (slot !== null) await this.releaseSlot(slot, id);
-      return null;
-    }
-    const reservation = this.ctx.sandboxes.reserve({
-      containerId: id,
-      app: rt.app,
-      fn: rt.fn,
-      spec: rt.spec,
-    });
-    if (!reservation.ok) {
-      this.ctx.capacity.release(cpu);
-      if (slot !== null) await this.releaseSlot(slot, id);
-      this.blocked = reservation.message;
-      return null;
-    }
-    const sandbox = reservation.sandbox;
-    const heapMiB =
-      rt.spec.memory.limit === null ? null : Math.max(32, Math.floor(rt.spec.memory.limit * 0.75));
-    const proc = new WorkerProcess({
-      id,
-      bundlePath: rt.bundlePath,
-      exportName: rt.spec.handler.exportName,
-      method: rt.spec.handler.method,
-      app: rt.app,
-      fn: rt.fn,
-      env: { ...rt.spec.env, ...rt.spec.secrets, ...sandbox.env },
-      sandbox,
-      agentUrl: this.ctx.agentUrl,
-      token: this.ctx.token,
-      cwd: this.ctx.scratchDir,
-      startupTimeoutMs: rt.spec.startupTimeout * 1000,
-      execArgv: [
-        "--enable-source-maps",
-        ...(heapMiB === null ? [] : [`--max-old-space-size=${heapMiB}`]),
-      ],
-      onLog: (inputId, stream, text) =>
-        this.ctx.logs.append({
-          app: rt.app,
-          function: rt.fn,
-          callId: inputId,
-          containerId: id,
-          stream,
-          text,
-        }),
-    });
-    const container: Container = {
-      id,
-      slot,
-      proc,
-      sandbox,
-      gone: Promise.resolve(),
-      version: rt.version,
-      cpu,
-      state: "starting",
-      work: new Map(),
-      startedAt: Date.now(),
-      idleSince: Date.now(),
-      coldStartMs: null,
-    };
-    this.containers.set(id, container);
-    this.system(
-      `starting container ${id} (${why})${sandbox.gpus.length > 0 ? ` with GPUs ${sandbox.gpus.map((g) => g.uuid).join(", ")}` : ""}`,
-      id,
-    );
-    sandbox.onOom((event) =>
-      this.system(
-        `container ${id} was OOM-killed (${event.cause}) at its ${event.limitMiB ?? "?"} MiB limit`,
-        id,
-      ),
-    );
-    proc.ready().then(
-      () => {
-        container.coldStartMs = Date.now() - container.startedAt;
-        this.coldStarts += 1;
-        this.failureStreak = 0;
-        if (container.state === "starting") container.state = "ready";
-        container.idleSince = Date.now();
-        this.system(`container ${id} ready in ${container.coldStartMs} ms`, id);
-        this.wakeup.notify();
-      },
-      async (error: Error) => {
-        // Killed on purpose while starting (its input was cancelled or timed out, the agent is
-        // stopping): not a failed start, so no start backoff for the next input.
-        const exit = await proc.exited;
-        if (
-          exit.killedFor === "cancel" ||
-          exit.killedFor === "timeout" ||
-          exit.killedFor === "stop"
-        )
-          return;
-        this.startFailures += 1;
-        this.failureStreak += 1;
-        this.lastStartError = error.message;
-        this.startBlockedUntil =
-          Date.now() + Math.min(MAX_START_BACKOFF_MS, 1000 * 2 ** (this.failureStreak - 1));
-        this.system(`container ${id} failed to start: ${error.message}`, id);
-      },
-    );
-    container.gone = proc.exited.then(async (exit) => {
-      this.containers.delete(id);
-      this.ctx.capacity.release(cpu);
-      if (slot !== null) void this.releaseSlot(slot, id);
-      const released = sandbox.release().then((problems) => {
-        for (const problem of problems) this.system(`cleaning up container ${id}: ${problem}`, id);
-      });
-      if (!exit.killedFor || exit.killedFor === "timeout" || exit.killedFor === "cancel") {
-        const how = exit.killedFor
-          ? `killed (${exit.killedFor})`
-          : `exited (${exit.signal ?? `code ${exit.code}`})`;
-        this.system(`container ${id} ${how}`, id);
-      }
-      this.wakeup.notify();
-      await released;
-    });
-    return container;
-  }
-
-  private async execute(container: Container, work: Work): Promise<void> {
-    const spec = this.runtime.spec;
-    container.work.set(work.id, work);
-    for (const input of work.inputs) this.holding.set(input.id, { container, work });
-    this.inFlightPeak = Math.max(this.inFlightPeak, this.holding.size);
-    let timer: NodeJS.Timeout | undefined;
-    let yielded = false;
-    let streamWrites: Promise<void> = Promise.resolve();
-    let settlements: Settlement[];
-    try {
-      await container.proc.ready();
-      if (work.cancelled)
-        throw new WorkerExitedError({ code: null, signal: "SIGKILL", killedFor: "cancel" });
-      await Promise.all(work.inputs.map((input) => this.ctx.outcomes.markRunning(input)));
-      timer = setTimeout(() => {
-        work.timedOut = true;
-        container.proc.kill("timeout");
-      }, spec.timeout * 1000);
-      if (work.batch) {
-        const outcome = await container.proc.runBatch(
-          work.id,
-          work.inputs.map((input) => input.args),
-        );
-        settlements = settleBatch(outcome, work.inputs.length);
-      } else {
-        const input = work.inputs[0] as InputEnvelope;
-        const run = await container.proc.run(
-          input.id,
-          input.args,
-          input.kind === "stream" ? "stream" : "value",
-          (value) => {
-            yielded = true;
-            streamWrites = streamWrites.then(() => this.ctx.outcomes.streamItem(input, value));
-          },
-        );
-        settlements = [settleRun(run, input)];
-      }
-    } catch (error) {
-      // A worker killed at its memory limit is the handler's failure, with the limit named.
-      let oom: OomVerdict = { oom: false };
-      if (
-        !work.cancelled &&
-        !work.timedOut &&
-        (error instanceof WorkerExitedError || error instanceof WorkerStartError)
-      ) {
-        const exit = error instanceof WorkerExitedError ? error.exit : await container.proc.exited;
-        oom = await container.sandbox.classifyExit(exit);
-      }
-      settlements = work.inputs.map(() =>
-        oom.oom
-          ? { kind: "user-failure" as const, error: container.sandbox.oomError(oom) }
-          : this.settleFailure(work, error),
-      );
-    } finally {
-      clearTimeout(timer);
-      container.work.delete(work.id);
-      for (const input of work.inputs) this.holding.delete(input.id);
-      if (this.holding.size === 0) {
-        this.idleSince = Date.now();
-        this.tickWhenWindowEnds();
-      }
-      if (container.work.size === 0) {
-        container.idleSince = Date.now();
-        if (container.state === "draining") void container.proc.stop(5_000);
-      }
-      this.wakeup.notify();
-    }
-    await streamWrites;
-    await Promise.all(
-      work.inputs.map((input, i) => {
-        const claim = work.claims[i] as Claim;
-        // A stream that already yielded is not retried: its caller saw part of it.
-        const settlement = yielded
-          ? noRetry(settlements[i] as Settlement)
-          : (settlements[i] as Settlement);
-        return this.conclude(claim, input, settlement, work);
-      }),
-    );
-  }
-
-  /** Until when a lease asked for (or renewed) at `askedAt` is surely still held. */
-  private trustedFrom(askedAt: number): number {
-    return askedAt + this.ctx.leaseMs * TRUSTED_LEASE_SHARE;
-  }
-
-  /** Why the work ended when the worker did not answer: cancel, timeout, start failure or crash. */
-  private settleFailure(work: Work, error: unknown): Settlement {
-    const spec = this.runtime.spec;
-    if (work.cancelled) {
-      return {
-        kind: "outcome",
-        outcome: errorOutcome(new CancelledError("the call was cancelled")),
-      };
-    }
-    if (work.timedOut) {
-      return {
-        kind: "user-failure",
-        error: new FunctionTimeoutError(
-          `${this.runtime.app}.${this.runtime.fn} ran past its timeout of ${spec.timeout} s; the worker was killed. ` +
-            "Raise 'timeout' in the function spec if it needs longer.",
-          { details: { timeoutS: spec.timeout } },
-        ),
-      };
-    }
-    if (error instanceof WorkerStartError && error.remote) {
-      return {
-        kind: "user-failure",
-        error: new RemoteError({
-          ...error.remote,
-          message: `while starting the container: ${error.remote.message}`,
-        }),
-      };
-    }
-    return {
-      kind: "platform-failure",
-      message: error instanceof Error ? error.message : String(error),
-    };
-  }
-
-  /** Apply a settlement: deliver, or retry (user retries with backoff, platform retries at the front). */
-  private async conclude(
-    claim: Claim,
-    input: InputEnvelope,
-    settlement: Settlement,
-    work: Work,
-  ): Promise<void> {
-    if (this.stopped && settlement.kind === "platform-failure") return; // handed back by stop()
-    if (!(await this.recorded(claim, input))) return;
-    const held = performance.now() < work.trustedUntil;
-    if (settlement.kind === "outcome") return this.finish(claim, input, settlement.outcome, held);
-    if (settlement.kind === "user-failure") {
-      if (!settlement.noRetry && input.attempt < this.runtime.spec.retries.maxRetries) {
-        const delayMs = retryDelayMs(this.runtime.spec.retries, input.attempt + 1);
-        const next: InputEnvelope = { ...input, attempt: input.attempt + 1 };
-        await this.ctx.store.release(claim, {
-          front: false,
-          delayMs,
-          payload: JSON.stringify(next),
-        });
-        return;
-      }
-      return this.finish(claim, input, errorOutcome(settlement.error), held);
-    }
-    const next: InputEnvelope = {
-      ...input,
-      platformAttempt: input.platformAttempt + 1,
-      lastPlatformError: settlement.message,
-    };
-    if (next.platformAttempt > PLATFORM_RETRIES)
-      return this.finish(claim, next, platformExhausted(next), held);
-    this.system(
-      `input ${input.id}: ${settlement.message}; platform retry ${next.platformAttempt}/${PLATFORM_RETRIES}`,
-    );
-    await this.ctx.store.release(claim, { front: true, payload: JSON.stringify(next) });
-  }
-
-  /** `held`: the claim is surely still this agent's (its waiting caller may have the outcome at once). */
-  private async finish(
-    claim: Claim,
-    input: InputEnvelope,
-    outcome: Outcome,
-    held: boolean,
-  ): Promise<void> {
-    try {
-      const settled = await this.ctx.outcomes.settle(claim, input, outcome, { held });
-      const cancelled = !outcome.ok && outcome.error.code === "CANCELLED";
-      if (settled === "stale" && !cancelled) {
-        this.system(
-          `input ${input.id} finished after its claim was taken (lease lapsed, or cancelled); its result was dropped`,
-        );
-      }
-    } catch (error) {
-      this.system(
-        `could not store the outcome of ${input.id}: ${(error as Error).message}; it will be retried`,
-      );
-      await this.ctx.store.release(claim, { front: true }).catch(() => false);
-    }
-  }
-
-  /**
-   * Whether an eager hand-over's claim is recorded (at once for any other claim). When it could
-   * not be, the caller was told so (the enqueue failed) or the queued copy runs: this run's
-   * outcome is dropped.
-   */
-  private async recorded(claim: Claim, input: InputEnvelope): Promise<boolean> {
-    if (!claim.recorded) return true;
-    try {
-      await claim.recorded;
-      return true;
-    } catch (error) {
-      this.system(
-        `input ${input.id} was started before the store recorded it, and the store could not: ${(error as Error).message}; its outcome is dropped`,
-      );
-      return false;
-    }
-  }
-
-  /** Give a claimed input back to the front of its queue, unrun: not a failure. */
-  private async handBack(claim: Claim, input: InputEnvelope): Promise<void> {
-    if (!(await this.recorded(claim, input))) return;
-    const next: InputEnvelope = { ...input, returned: (input.returned ?? 0) + 1 };
-    await this.ctx.store
-      .release(claim, { front: true, payload: JSON.stringify(next) })
-      .catch(() => false);
+    const result = await this.containers.start(this.runtime, why, preset);
+    if (result.kind === "started") return result.container;
+    if (result.blocked !== undefined) this.blocked = result.blocked;
+    return null;
   }
 
   private async heartbeat(): Promise<void> {
-    await this.renewSlots();
-    if (this.holding.size === 0) return;
-    // Eager hand-overs not yet recorded have no fence to renew: their lease starts when they are.
-    const held = [...this.holding.entries()].filter(([id, h]) => !claimOf(h.work, id).recorded);
-    if (held.length === 0) return;
-    try {
-      const claims = held.map(([id, h]) => claimOf(h.work, id));
-      const askedAt = performance.now();
-      const alive = await this.ctx.store.renew(claims, this.ctx.leaseMs);
-      const renewed = new Set<Work>();
-      const lost = new Set<Work>();
-      alive.forEach((ok, i) => {
-        const [id, h] = held[i] ?? [];
-        if (!h) return;
-        (ok ? renewed : lost).add(h.work);
-        if (!ok) this.system(`lost the lease on input ${id}; another delivery may run it`);
-      });
-      for (const work of renewed)
-        if (!lost.has(work))
-          work.trustedUntil = Math.max(work.trustedUntil, this.trustedFrom(askedAt));
-      for (const work of lost) work.trustedUntil = Number.NEGATIVE_INFINITY;
-    } catch (error) {
-      this.system(`lease renewal failed: ${(error as Error).message}`);
-    }
-  }
-
-  // ---- cluster-wide slots -------------------------------------------------------------------
-
-  private slotKey(i: number): string {
-    return `slot:${this.runtime.app}:${this.runtime.fn}:${i}`;
-  }
-
-  private slotOwner(containerId: string): string {
-    return `${this.ctx.agentId}/${containerId}`;
-  }
-
-  /**
-   * A free slot for a new container: any of [0, maxContainers) when the function is capped
-   * (so the cap holds across every agent on the store), none needed otherwise. `undefined`:
-   * every slot is taken, by this agent or another.
-   */
-  private async acquireSlot(containerId: string): Promise<number | null | undefined> {
-    const max = this.runtime.spec.maxContainers;
-    if (max === null) return null;
-    const taken = new Set([...this.containers.values()].map((c) => c.slot));
-    for (let i = 0; i < max; i++) {
-      if (taken.has(i)) continue;
-      if (
-        (await this.ctx.store.lock(
-          this.slotKey(i),
-          this.slotOwner(containerId),
-          this.slotTtlMs(),
-        )) !== null
-      )
-        return i;
-    }
-    this.blocked = `at maxContainers (${max}) across the cluster`;
-    this.slotsFullUntil = Date.now() + 1_000;
-    return undefined;
-  }
-
-  private async releaseSlot(slot: number, containerId: string): Promise<void> {
-    await this.ctx.store.unlock(this.slotKey(slot), this.slotOwner(containerId)).catch(() => false);
-  }
-
-  private slotTtlMs(): number {
-    return Math.max(3_000, this.ctx.leaseMs);
-  }
-
-  /** Renew the slots this agent's containers hold; a container whose slot was lost is drained. */
-  private async renewSlots(): Promise<void> {
-    for (const c of [...this.containers.values()]) {
-      if (c.slot === null || c.state === "draining") continue;
-      const token = await this.ctx.store
-        .lock(this.slotKey(c.slot), this.slotOwner(c.id), this.slotTtlMs())
-        .catch(() => 0);
-      if (token === null)
-        this.drain(c, `lost slot ${c.slot} (this agent was unreachable past the slot's lease)`);
-    }
+    await this.containers.renewSlots();
+    await this.leases.renew();
   }
 
   /**
    * `minContainers` holds across the cluster: slots [0, minContainers) are the warm minimum,
    * and an agent keeps a warm container only while it holds one. Returns how many it holds.
    */
-  private async claimMinSlots(): Promise<number> {
+  private async claimWarmSlots(): Promise<number> {
     const min = this.runtime.spec.minContainers;
-    const live = this.live();
-    const held = new Set(live.flatMap((c) => (c.slot !== null && c.slot < min ? [c.slot] : [])));
+    const live = this.containers.live(this.runtime.version);
+    const warm = new Set(live.flatMap((c) => (c.slot !== null && c.slot < min ? [c.slot] : [])));
     for (let i = 0; i < min && !this.stopped; i++) {
-      if (held.has(i) || !this.mayGrow()) continue;
-      const id = `ct-${randomUUID().slice(0, 8)}`;
-      if (
-        (await this.ctx.store.lock(this.slotKey(i), this.slotOwner(id), this.slotTtlMs())) === null
-      )
-        continue;
+      if (warm.has(i) || !this.mayGrow()) continue;
+      const id = ContainerSet.newId();
+      if (!(await this.slots.claim(i, id))) continue;
       const started = await this.startContainer(`warm minimum (slot ${i})`, { id, slot: i });
-      if (started) held.add(i);
+      if (started) warm.add(i);
     }
-    return held.size;
+    return warm.size;
   }
 
   // ---- scaling ------------------------------------------------------------------------------
@@ -964,7 +433,7 @@ export class FunctionPool {
       ]);
       if (this.stopped) return;
       const queued = calls.pending - calls.delayed + spawned.pending - spawned.delayed;
-      const inFlight = this.holding.size;
+      const inFlight = this.runner.inFlight;
       const now = Date.now();
       if (queued + inFlight === 0 && this.inFlightPeak > 0 && this.idleSince !== null) {
         // Work came and went since the last tick: it counts as of when it ended, so the window
@@ -975,15 +444,15 @@ export class FunctionPool {
         this.scaler.observe({ at: now, load: Math.max(queued + inFlight, this.inFlightPeak) });
       }
       this.inFlightPeak = inFlight;
-      const heldMin = await this.claimMinSlots();
-      const live = this.live();
+      const warm = await this.claimWarmSlots();
+      const live = this.containers.live(rt.version);
       const ready = live.filter((c) => c.state === "ready").length;
       const decision = this.scaler.decide(now, live.length, ready);
-      if (heldMin > decision.desired) {
-        decision.desired = heldMin;
-        decision.reason += `, warm minimum: ${heldMin} slot(s) of minContainers ${rt.spec.minContainers} held here`;
+      if (warm > decision.desired) {
+        decision.desired = warm;
+        decision.reason += `, warm minimum: ${warm} slot(s) of minContainers ${rt.spec.minContainers} held here`;
       }
-      const startUpTo = Math.max(decision.startUpTo, heldMin);
+      const startUpTo = Math.max(decision.startUpTo, warm);
       if (decision.desired !== this.lastDecision?.desired) {
         this.system(`scaling ${live.length} -> ${decision.desired}: ${decision.reason}`);
       }
@@ -992,14 +461,10 @@ export class FunctionPool {
         if ((await this.startContainer(`scaling to ${startUpTo}`)) === null) break;
       }
       if (decision.desired < live.length) {
-        const min = rt.spec.minContainers;
-        const idle = live
-          .filter(
-            (c) => c.state === "ready" && c.work.size === 0 && !(c.slot !== null && c.slot < min),
-          )
-          .sort((a, b) => a.idleSince - b.idleSince)
+        const idle = this.containers
+          .idleSpare(rt.version, rt.spec.minContainers)
           .slice(0, live.length - decision.desired);
-        for (const c of idle) this.drain(c, `scaling down to ${decision.desired}`);
+        for (const c of idle) this.containers.drain(c, `scaling down to ${decision.desired}`);
       }
     } catch (error) {
       if (!this.stopped) this.system(`scaling tick failed: ${(error as Error).message}`);
@@ -1024,23 +489,12 @@ export class FunctionPool {
 
   /** Stop one idle container for another pool's sake: any for cpu, one holding GPUs for gpu. */
   private evictIdle(need: Need): boolean {
-    const min = this.runtime.spec.minContainers;
-    const idle = this.live()
-      .filter((c) => c.state === "ready" && c.work.size === 0 && !(c.slot !== null && c.slot < min))
-      .filter((c) => need === "cpu" || c.sandbox.gpus.length > 0)
-      .sort((a, b) => a.idleSince - b.idleSince);
-    const victim = idle[0];
+    const victim = this.containers
+      .idleSpare(this.runtime.version, this.runtime.spec.minContainers)
+      .find((c) => need === "cpu" || c.sandbox.gpus.length > 0);
     if (!victim) return false;
-    this.drain(victim, "evicted: another function needs the capacity");
+    this.containers.drain(victim, "evicted: another function needs the capacity");
     return true;
-  }
-
-  /** Take a container out of routing; it stops once it holds nothing. */
-  private drain(container: Container, why: string): void {
-    if (container.state === "draining") return;
-    container.state = "draining";
-    this.system(`draining container ${container.id} (${why})`, container.id);
-    if (container.work.size === 0) void container.proc.stop(5_000);
   }
 
   private system(text: string, containerId = "-"): void {
@@ -1055,61 +509,13 @@ export class FunctionPool {
   }
 }
 
-function claimOf(work: Work, inputId: string): Claim {
-  return work.claims[work.inputs.findIndex((i) => i.id === inputId)] as Claim;
-}
-
 function scalingSettings(spec: CompiledFunctionSpec): ScalingSettings {
   return {
-    // The warm minimum is kept through cluster-wide slots (claimMinSlots), not per agent.
+    // The warm minimum is kept through cluster-wide slots (claimWarmSlots), not per agent.
     minContainers: 0,
     maxContainers: spec.maxContainers,
     bufferContainers: spec.bufferContainers,
     windowMs: spec.scaledownWindow * 1000,
     targetPerContainer: spec.targetInputs * (spec.batched ? spec.batched.maxBatchSize : 1),
   };
-}
-
-function settleRun(run: RunOutcome, input: InputEnvelope): Settlement {
-  if (run.ok) return { kind: "outcome", outcome: { ok: true, value: run.value } };
-  if (run.error.invalid)
-    return {
-      kind: "outcome",
-      outcome: errorOutcome(new InvalidError(`${input.fn}: ${run.error.message}`)),
-    };
-  return { kind: "user-failure", error: new RemoteError(run.error) };
-}
-
-function settleBatch(outcome: BatchOutcome, n: number): Settlement[] {
-  if (outcome.ok)
-    return outcome.values.map((value) => ({ kind: "outcome", outcome: { ok: true, value } }));
-  const error = outcome.error;
-  return Array.from({ length: n }, () => ({ kind: "user-failure", error: new RemoteError(error) }));
-}
-
-function noRetry(settlement: Settlement): Settlement {
-  if (settlement.kind === "user-failure") return { ...settlement, noRetry: true };
-  if (settlement.kind === "platform-failure") {
-    return {
-      kind: "outcome",
-      outcome: errorOutcome(new RemoteError({ name: "WorkerExited", message: settlement.message })),
-    };
-  }
-  return settlement;
-}
-
-function platformExhausted(input: InputEnvelope): Outcome {
-  return errorOutcome(
-    new RemoteError({
-      name: "WorkerCrashed",
-      message:
-        `the input failed ${input.platformAttempt} times for reasons outside the handler's control ` +
-        `(last: ${input.lastPlatformError ?? "unknown"}). If the handler exits the process or crashes natively, fix that; ` +
-        "otherwise check the host.",
-    }),
-  );
-}
-
-function errorOutcome(error: KilnError): Outcome {
-  return { ok: false, error: toWire(error) };
 }
