@@ -82,7 +82,11 @@ import {
   removeFrom,
   waitOptions,
 } from "../checks.js";
+import { KeyLayout } from "./keys.js";
 import * as lua from "./scripts.js";
+import type { ClaimInfo } from "./scripts.js";
+
+export type { ClaimInfo } from "./scripts.js";
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
@@ -99,15 +103,6 @@ export interface RedisStoreOptions {
   sweepMs?: number;
   /** Called when a subscriber's listener throws (the publisher is not affected). Default: ignored. */
   onListenerError?: (error: unknown) => void;
-}
-
-/** A claim as {@link RedisStore.listClaims} reports it. */
-export interface ClaimInfo {
-  id: string;
-  owner: string;
-  fence: number;
-  /** Time left on the lease in ms (<= 0: lapsed, not yet recovered). */
-  leaseLeftMs: number;
 }
 
 const DEFAULT_PREFIX = "kiln:";
@@ -134,55 +129,8 @@ const TRANSIENT_CODES = new Set([
   "NOAUTH",
 ]);
 
-const SCRIPTS = {
-  kilnEnqueue: lua.ENQUEUE,
-  kilnClaim: lua.CLAIM,
-  kilnEnqueueClaim: lua.ENQUEUE_CLAIM,
-  kilnEnqueueTake: lua.ENQUEUE_TAKE,
-  kilnHandedOver: lua.HANDED_OVER,
-  kilnRenew: lua.RENEW,
-  kilnComplete: lua.COMPLETE,
-  kilnSettle: lua.SETTLE,
-  kilnApply: lua.APPLY,
-  kilnRelease: lua.RELEASE,
-  kilnRemove: lua.REMOVE,
-  kilnStats: lua.STATS,
-  kilnDropQueue: lua.DROP_QUEUE,
-  kilnListClaims: lua.LIST_CLAIMS,
-  kilnDueQueues: lua.DUE_QUEUES,
-  kilnSweepQueue: lua.SWEEP_QUEUE,
-  kilnGetMany: lua.GET_MANY,
-  kilnIncr: lua.INCR,
-  kilnListPush: lua.LIST_PUSH,
-  kilnLock: lua.LOCK,
-  kilnUnlock: lua.UNLOCK,
-  kilnHashGet: lua.HASH_GET,
-  kilnHashSet: lua.HASH_SET,
-  kilnHashDelete: lua.HASH_DELETE,
-  kilnHashLength: lua.HASH_LENGTH,
-  kilnHashScan: lua.HASH_SCAN,
-  kilnHashDrop: lua.HASH_DROP,
-  kilnPartitionPush: lua.PARTITION_PUSH,
-  kilnPartitionStats: lua.PARTITION_STATS,
-  kilnPartitionClear: lua.PARTITION_CLEAR,
-  kilnPartitionDrop: lua.PARTITION_DROP,
-} as const;
-
-type ScriptName = keyof typeof SCRIPTS;
-type Arg = string | number;
-/** ENQUEUE's reply: [accepted], or [accepted, reason, count]. */
-type EnqueueReply = [number, string?, number?];
-/** CLAIM's reply: [index, 0, id, payload, fence, deliveries, ...], or [0, dueInMs]. */
-type ClaimReply = (string | number | null)[];
-
-function enqueueResult(reply: EnqueueReply): EnqueueManyResult {
-  const accepted = Number(reply[0]);
-  if (reply[1] === undefined) return { accepted };
-  return {
-    accepted,
-    refused: { reason: reply[1] === "pending" ? "pending" : "total", count: Number(reply[2]) },
-  };
-}
+/** Queues handled per sweep pass. */
+const SWEEP_LIMIT = 100;
 
 interface ClaimWaiter {
   readonly queues: readonly string[];
@@ -249,9 +197,7 @@ export class RedisStore implements Store {
   private readonly connectTimeoutMs: number;
   private readonly sweepMs: number;
   private readonly onListenerError: (error: unknown) => void;
-  private readonly seqKey: string;
-  private readonly dueKey: string;
-  private readonly wakeChannel: string;
+  private readonly layout: KeyLayout;
 
   private cmd!: Redis;
   private sub!: Redis;
@@ -293,9 +239,7 @@ export class RedisStore implements Store {
     );
     this.sweepMs = positive("sweepMs", options.sweepMs ?? DEFAULT_SWEEP_MS);
     this.onListenerError = options.onListenerError ?? (() => {});
-    this.seqKey = `${this.ns}seq`;
-    this.dueKey = `${this.ns}due`;
-    this.wakeChannel = `${this.ns}wake`;
+    this.layout = new KeyLayout(this.ns);
   }
 
   /** Connect (failing with UnavailableError when the server cannot be reached) and start the sweep. */
@@ -320,24 +264,19 @@ export class RedisStore implements Store {
 
   async get(key: string): Promise<string | null> {
     this.check();
-    return this.exec(() => this.cmd.get(this.key(key)));
+    return this.exec(() => this.cmd.get(this.layout.key(key)));
   }
 
   async getMany(keys: readonly string[]): Promise<(string | null)[]> {
     this.check();
     if (keys.length === 0) return [];
-    const values = await this.script<(string | null)[]>(
-      "kilnGetMany",
-      keys.map((k) => this.key(k)),
-      [],
-    );
-    return values.map((v) => v ?? null);
+    return this.run(lua.GET_MANY, { keys });
   }
 
   async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
     this.check();
     const ttlMs = options.ttlMs === undefined ? undefined : positiveInt("ttlMs", options.ttlMs);
-    const k = this.key(key);
+    const k = this.layout.key(key);
     const reply = await this.exec(() => {
       if (ttlMs !== undefined && options.ifAbsent) return this.cmd.set(k, value, "PX", ttlMs, "NX");
       if (ttlMs !== undefined) return this.cmd.set(k, value, "PX", ttlMs);
@@ -349,12 +288,12 @@ export class RedisStore implements Store {
 
   async delete(key: string): Promise<boolean> {
     this.check();
-    return (await this.exec(() => this.cmd.del(this.key(key)))) > 0;
+    return (await this.exec(() => this.cmd.del(this.layout.key(key)))) > 0;
   }
 
   async keys(prefix: string): Promise<string[]> {
     this.check();
-    const base = `${this.ns}k:`;
+    const base = this.layout.keyPrefix;
     const match = `${escapeGlob(base + prefix)}*`;
     const found = new Set<string>();
     let cursor = "0";
@@ -370,7 +309,7 @@ export class RedisStore implements Store {
 
   async ttl(key: string): Promise<number | null> {
     this.check();
-    const ms = await this.exec(() => this.cmd.pttl(this.key(key)));
+    const ms = await this.exec(() => this.cmd.pttl(this.layout.key(key)));
     return ms < 0 ? null : ms;
   }
 
@@ -379,18 +318,17 @@ export class RedisStore implements Store {
   async incr(key: string, by: number, options: IncrOptions = {}): Promise<number | null> {
     this.check();
     if (!Number.isSafeInteger(by)) throw new InvalidError(`incr: by must be an integer, got ${by}`);
-    const bound = (name: string, value: number | undefined): string => {
-      if (value === undefined) return "";
-      if (!Number.isFinite(value))
+    const bound = (name: string, value: number | undefined): number | undefined => {
+      if (value !== undefined && !Number.isFinite(value))
         throw new InvalidError(`incr: ${name} must be a finite number, got ${value}`);
-      return String(value);
+      return value;
     };
-    const reply = await this.script<string | null>(
-      "kilnIncr",
-      [this.key(key)],
-      [by, bound("max", options.max), bound("min", options.min)],
-    );
-    return reply === null ? null : Number(reply);
+    return this.run(lua.INCR, {
+      key,
+      by,
+      max: bound("max", options.max),
+      min: bound("min", options.min),
+    });
   }
 
   // ---- work queues ------------------------------------------------------------------------
@@ -411,59 +349,37 @@ export class RedisStore implements Store {
   ): Promise<EnqueueManyResult> {
     this.check();
     const delayMs = nonNegativeInt("delayMs", options.delayMs ?? 0);
-    const cap = (name: string, value: number | undefined): string => {
-      if (value === undefined) return "";
-      if (!Number.isFinite(value))
+    const cap = (name: string, value: number | undefined): number | undefined => {
+      if (value !== undefined && !Number.isFinite(value))
         throw new InvalidError(`${name} must be a finite number, got ${value}`);
-      return String(value);
+      return value;
     };
     const maxPending = cap("maxPending", options.maxPending);
     const maxTotal = cap("maxTotal", options.maxTotal);
     if (items.length === 0) return { accepted: 0 };
-    const pairs = items.flatMap((item) => [item.id, item.payload]);
     const records = options.records ?? [];
-    const recordKeys = records.map((record) => this.key(record.key));
-    const recordValues = records.map((record) => record.value);
     const eager =
       options.eager && delayMs === 0 && items.length === 1 ? this.eagerWaiter(queue) : null;
-    if (eager) return this.handOver(eager, queue, items[0]!, recordKeys, recordValues);
+    if (eager) return this.handOver(eager, queue, items[0]!, records);
     // A claimer of this store waiting on the queue, and not mid-attempt: enqueue and claim for it
     // in one script (poke runs the first attempt synchronously up to its first await).
     const waiter = delayMs === 0 ? this.idleWaiter(queue) : null;
     if (waiter) {
-      let enqueued: EnqueueReply | null = null;
+      let enqueued: EnqueueManyResult | null = null;
       let failure: unknown = null;
       await this.poke(waiter, async () => {
         try {
-          const keys = [
-            this.seqKey,
-            this.dueKey,
-            ...waiter.queues.flatMap((name) => this.queueKeys(name)),
-            ...recordKeys,
-          ];
-          const at = waiter.queues.indexOf(queue) + 1;
-          const args = [
-            this.wakeChannel,
-            waiter.owner,
-            waiter.leaseMs,
-            waiter.max,
-            at,
-            maxPending,
-            maxTotal,
-            items.length,
-            records.length,
-            ...pairs,
-            ...waiter.queues,
-            ...recordValues,
-          ];
           return await this.attempt(waiter.queues, async () => {
-            const [enqueueReply, claimReply] = await this.script<[EnqueueReply, ClaimReply]>(
-              "kilnEnqueueClaim",
-              keys,
-              args,
-            );
-            enqueued = enqueueReply;
-            return claimReply;
+            const reply = await this.run(lua.ENQUEUE_CLAIM, {
+              queue,
+              items,
+              records,
+              maxPending,
+              maxTotal,
+              claimer: waiter,
+            });
+            enqueued = reply.enqueued;
+            return reply.claimed;
           });
         } catch (error) {
           failure = error;
@@ -471,24 +387,18 @@ export class RedisStore implements Store {
         }
       });
       if (failure !== null) throw this.fail(failure);
-      if (enqueued !== null) return enqueueResult(enqueued);
+      if (enqueued !== null) return enqueued;
     }
-    const reply = await this.script<EnqueueReply>(
-      "kilnEnqueue",
-      [...this.queueKeys(queue), this.dueKey, ...recordKeys],
-      [
-        this.wakeChannel,
-        queue,
-        delayMs,
-        maxPending,
-        maxTotal,
-        records.length,
-        ...recordValues,
-        ...pairs,
-      ],
-    );
-    if (Number(reply[0]) > 0 && delayMs > 0) this.scheduleSweep(delayMs);
-    return enqueueResult(reply);
+    const result = await this.run(lua.ENQUEUE, {
+      queue,
+      items,
+      delayMs,
+      maxPending,
+      maxTotal,
+      records,
+    });
+    if (result.accepted > 0 && delayMs > 0) this.scheduleSweep(delayMs);
+    return result;
   }
 
   /**
@@ -512,36 +422,32 @@ export class RedisStore implements Store {
     waiter: ClaimWaiter,
     queue: string,
     item: WorkItem,
-    recordKeys: readonly string[],
-    recordValues: readonly string[],
+    records: readonly lua.EnqueueRecord[],
   ): Promise<EnqueueManyResult> {
     const claim: Claim = { queue, id: item.id, payload: item.payload, fence: 0, deliveries: 0 };
-    const fence = this.script<number>(
-      "kilnEnqueueTake",
-      [this.seqKey, this.dueKey, ...this.queueKeys(queue), ...recordKeys],
-      [
-        waiter.owner,
-        waiter.leaseMs,
-        queue,
-        item.id,
-        item.payload,
-        recordValues.length,
-        ...recordValues,
-      ],
-    );
-    claim.recorded = fence
-      .catch((error: unknown) =>
-        this.handedOver(queue, item.id, waiter.owner, waiter.leaseMs, error),
+    const taken = this.run(lua.ENQUEUE_TAKE, {
+      queue,
+      item,
+      owner: waiter.owner,
+      leaseMs: waiter.leaseMs,
+      records,
+    });
+    claim.recorded = taken
+      .then(
+        (reply) => {
+          if (!reply.taken)
+            throw new InternalError(`input ${item.id} is already queued; the queued copy runs`);
+          return reply.fence;
+        },
+        (error: unknown) => this.handedOver(queue, item.id, waiter.owner, waiter.leaseMs, error),
       )
-      .then((value) => {
-        if (Number(value) <= 0)
-          throw new InternalError(`input ${item.id} is already queued; the queued copy runs`);
-        claim.fence = Number(value);
+      .then((fence) => {
+        claim.fence = fence;
         delete claim.recorded;
       });
     claim.recorded.catch(() => {});
     this.settleClaimWaiter(waiter, [claim]);
-    await fence;
+    await taken;
     // An id already queued counts as accepted, as ENQUEUE counts it.
     return { accepted: 1 };
   }
@@ -565,10 +471,8 @@ export class RedisStore implements Store {
     const deadline = performance.now() + leaseMs / 2;
     while (!this.closed && performance.now() < deadline) {
       try {
-        const fence = Number(
-          await this.script<number>("kilnHandedOver", this.queueKeys(queue), [id, owner]),
-        );
-        if (fence > 0) return fence;
+        const reply = await this.run(lua.HANDED_OVER, { queue, id, owner });
+        if (reply.ran) return reply.fence;
         break;
       } catch (retry) {
         if (!(retry instanceof UnavailableError)) break;
@@ -626,38 +530,12 @@ export class RedisStore implements Store {
     this.check();
     positiveInt("leaseMs", leaseMs);
     if (claims.length === 0) return [];
-    const names: string[] = [];
-    const index = new Map<string, number>();
-    const refs: Arg[] = [];
-    for (const ref of claims) {
-      let i = index.get(ref.queue);
-      if (i === undefined) {
-        names.push(ref.queue);
-        i = names.length;
-        index.set(ref.queue, i);
-      }
-      refs.push(i, ref.id, fenceArg(ref.fence));
-    }
-    const keys = names.flatMap((name) => this.queueKeys(name));
-    const reply = await this.script<number[]>("kilnRenew", keys, [
-      this.wakeChannel,
-      leaseMs,
-      names.length,
-      ...names,
-      ...refs,
-    ]);
-    return reply.map((held) => held === 1);
+    return this.run(lua.RENEW, { claims, leaseMs });
   }
 
   async complete(claim: ClaimRef): Promise<boolean> {
     this.check();
-    const reply = await this.script<number>("kilnComplete", this.queueKeys(claim.queue), [
-      this.wakeChannel,
-      claim.queue,
-      claim.id,
-      fenceArg(claim.fence),
-    ]);
-    return reply !== 0;
+    return this.run(lua.COMPLETE, { claim });
   }
 
   async settle(claim: ClaimRef, effects: Effects): Promise<SettleResult> {
@@ -670,69 +548,35 @@ export class RedisStore implements Store {
   ): Promise<SettleResult[]> {
     this.check();
     if (entries.length === 0) return [];
-    const queues = [...new Set(entries.map(({ claim }) => claim.queue))];
-    const keys: string[] = queues.flatMap((queue) => this.queueKeys(queue));
-    const args: Arg[] = [this.wakeChannel, queues.length, ...queues];
-    for (const { claim, effects } of entries) {
-      const encoded = this.encodeEffects(effects);
-      keys.push(...encoded.keys);
-      args.push(
-        queues.indexOf(claim.queue) + 1,
-        claim.id,
-        fenceArg(claim.fence),
-        encoded.keys.length,
-        encoded.args.length,
-        ...encoded.args,
-      );
-    }
-    const reply = await this.script<number[]>("kilnSettle", keys, args);
-    return reply.map((r) => (r === 0 ? "stale" : r === 1 ? "applied" : "guarded"));
+    return this.run(lua.SETTLE, { entries });
   }
 
   async release(claim: ClaimRef, options: ReleaseOptions = {}): Promise<boolean> {
     this.check();
     const delayMs = nonNegativeInt("delayMs", options.delayMs ?? 0);
-    const reply = await this.script<number>(
-      "kilnRelease",
-      [...this.queueKeys(claim.queue), this.dueKey],
-      [
-        this.wakeChannel,
-        claim.queue,
-        claim.id,
-        fenceArg(claim.fence),
-        delayMs,
-        (options.front ?? true) ? "1" : "0",
-        options.payload === undefined ? "0" : "1",
-        options.payload ?? "",
-      ],
-    );
-    if (reply === 1 && delayMs > 0) this.scheduleSweep(delayMs);
-    return reply === 1;
+    const released = await this.run(lua.RELEASE, {
+      claim,
+      delayMs,
+      front: options.front ?? true,
+      payload: options.payload,
+    });
+    if (released && delayMs > 0) this.scheduleSweep(delayMs);
+    return released;
   }
 
   async remove(queue: string, id: string): Promise<"pending" | "claimed" | null> {
     this.check();
-    const where = await this.script<string | null>("kilnRemove", this.queueKeys(queue), [
-      this.wakeChannel,
-      queue,
-      id,
-    ]);
-    return where === "pending" || where === "claimed" ? where : null;
+    return this.run(lua.REMOVE, { queue, id });
   }
 
   async stats(queue: string): Promise<QueueStats> {
     this.check();
-    const [pending, claimed, delayed] = await this.script<[number, number, number]>(
-      "kilnStats",
-      this.queueKeys(queue),
-      [this.wakeChannel, queue],
-    );
-    return { pending, claimed, delayed };
+    return this.run(lua.STATS, { queue });
   }
 
   async dropQueue(queue: string): Promise<number> {
     this.check();
-    return this.script<number>("kilnDropQueue", [...this.queueKeys(queue), this.dueKey], [queue]);
+    return this.run(lua.DROP_QUEUE, { queue });
   }
 
   /**
@@ -741,21 +585,7 @@ export class RedisStore implements Store {
    */
   async listClaims(queue: string): Promise<ClaimInfo[]> {
     this.check();
-    const rows = await this.script<(string | number)[]>(
-      "kilnListClaims",
-      this.queueKeys(queue),
-      [],
-    );
-    const claims: ClaimInfo[] = [];
-    for (let i = 0; i + 3 < rows.length; i += 4) {
-      claims.push({
-        id: String(rows[i]),
-        owner: String(rows[i + 1]),
-        fence: Number(rows[i + 2]),
-        leaseLeftMs: Number(rows[i + 3]),
-      });
-    }
-    return claims;
+    return this.run(lua.LIST_CLAIMS, { queue });
   }
 
   // ---- lists ------------------------------------------------------------------------------
@@ -766,15 +596,15 @@ export class RedisStore implements Store {
     options: { ttlMs?: number } = {},
   ): Promise<number> {
     this.check();
-    const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
-    return this.script<number>("kilnListPush", [this.key(key)], [ttlMs, ...values]);
+    const ttlMs = options.ttlMs === undefined ? undefined : positiveInt("ttlMs", options.ttlMs);
+    return this.run(lua.LIST_PUSH, { key, values, ttlMs });
   }
 
   async listPop(key: string, options: ListPopOptions = {}): Promise<string[]> {
     this.check();
     const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
-    const k = this.key(key);
+    const k = this.layout.key(key);
     const values = await this.exec(() => this.cmd.lpop(k, max));
     if ((values && values.length > 0) || waitMs === 0) return values ?? [];
     return this.blockingPop(k, max, waitMs, signal);
@@ -782,7 +612,7 @@ export class RedisStore implements Store {
 
   async listLength(key: string): Promise<number> {
     this.check();
-    return this.exec(() => this.cmd.llen(this.key(key)));
+    return this.exec(() => this.cmd.llen(this.layout.key(key)));
   }
 
   // ---- hashes -----------------------------------------------------------------------------
@@ -793,12 +623,8 @@ export class RedisStore implements Store {
     options: HashReadOptions = {},
   ): Promise<string | null> {
     this.check();
-    const idleMs = options.idleMs === undefined ? "" : positiveInt("idleMs", options.idleMs);
-    const value = await this.script<string | null>("kilnHashGet", this.hashKeys(hash), [
-      field,
-      idleMs,
-    ]);
-    return value ?? null;
+    const idleMs = options.idleMs === undefined ? undefined : positiveInt("idleMs", options.idleMs);
+    return this.run(lua.HASH_GET, { hash, field, idleMs });
   }
 
   async hashSet(
@@ -807,26 +633,28 @@ export class RedisStore implements Store {
     options: HashSetOptions = {},
   ): Promise<HashSetResult> {
     this.check();
-    const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
-    const idleMs = options.idleMs === undefined ? "" : positiveInt("idleMs", options.idleMs);
+    const ttlMs = options.ttlMs === undefined ? undefined : positiveInt("ttlMs", options.ttlMs);
+    const idleMs = options.idleMs === undefined ? undefined : positiveInt("idleMs", options.idleMs);
     const maxFields =
-      options.maxFields === undefined ? "" : atLeastZero("maxFields", options.maxFields);
-    const args: Arg[] = [options.ifAbsent ? "1" : "0", ttlMs, idleMs, maxFields];
-    for (const [field, value] of entries) args.push(field, value);
-    const [ok, n] = await this.script<[number, number]>("kilnHashSet", this.hashKeys(hash), args);
-    return ok === 1 ? { ok: true, written: Number(n) } : { ok: false, count: Number(n) };
+      options.maxFields === undefined ? undefined : atLeastZero("maxFields", options.maxFields);
+    return this.run(lua.HASH_SET, {
+      hash,
+      entries,
+      ifAbsent: options.ifAbsent ?? false,
+      ttlMs,
+      idleMs,
+      maxFields,
+    });
   }
 
   async hashDelete(hash: string, field: string): Promise<string | null> {
     this.check();
-    return (
-      (await this.script<string | null>("kilnHashDelete", this.hashKeys(hash), [field])) ?? null
-    );
+    return this.run(lua.HASH_DELETE, { hash, field });
   }
 
   async hashLength(hash: string): Promise<number> {
     this.check();
-    return Number(await this.script<number>("kilnHashLength", this.hashKeys(hash), []));
+    return this.run(lua.HASH_LENGTH, { hash });
   }
 
   async hashScan(hash: string, cursor: string, count: number): Promise<HashScanPage> {
@@ -835,21 +663,12 @@ export class RedisStore implements Store {
       throw new InvalidError(
         `hashScan: cursor must be one returned by a previous page (or "0"), got ${JSON.stringify(cursor)}`,
       );
-    const n = atLeastOne("count", count);
-    const [next, ...rows] = await this.script<string[]>(
-      "kilnHashScan",
-      this.hashKeys(hash).slice(0, 2),
-      [cursor, n],
-    );
-    const entries: [string, string][] = [];
-    for (let i = 0; i + 1 < rows.length; i += 2)
-      entries.push([String(rows[i]), String(rows[i + 1])]);
-    return { cursor: String(next), entries };
+    return this.run(lua.HASH_SCAN, { hash, cursor, count: atLeastOne("count", count) });
   }
 
   async hashDrop(hash: string): Promise<number> {
     this.check();
-    return Number(await this.script<number>("kilnHashDrop", this.hashKeys(hash), []));
+    return this.run(lua.HASH_DROP, { hash });
   }
 
   // ---- partitioned lists ------------------------------------------------------------------
@@ -861,24 +680,21 @@ export class RedisStore implements Store {
     options: PartitionPushOptions = {},
   ): Promise<PartitionPushResult> {
     this.check();
-    const ttlMs = options.ttlMs === undefined ? "" : positiveInt("ttlMs", options.ttlMs);
+    const ttlMs = options.ttlMs === undefined ? undefined : positiveInt("ttlMs", options.ttlMs);
     const maxLength =
-      options.maxLength === undefined ? "" : atLeastZero("maxLength", options.maxLength);
+      options.maxLength === undefined ? undefined : atLeastZero("maxLength", options.maxLength);
     const maxPartitions =
       options.maxPartitions === undefined
-        ? ""
+        ? undefined
         : atLeastZero("maxPartitions", options.maxPartitions);
-    const reply = await this.script<[number, string | number, number?]>(
-      "kilnPartitionPush",
-      [this.partitionKey(group, partition), this.partitionIndex(group)],
-      [partition, ttlMs, maxLength, maxPartitions, this.partitionPrefix(group), ...values],
-    );
-    if (reply[0] === 1) return { ok: true, length: Number(reply[1]) };
-    return {
-      ok: false,
-      reason: reply[1] === "partitions" ? "partitions" : "length",
-      count: Number(reply[2]),
-    };
+    return this.run(lua.PARTITION_PUSH, {
+      group,
+      partition,
+      values,
+      ttlMs,
+      maxLength,
+      maxPartitions,
+    });
   }
 
   async partitionPop(
@@ -889,7 +705,7 @@ export class RedisStore implements Store {
     this.check();
     const { max, waitMs, signal } = waitOptions(options);
     if (signal?.aborted) return [];
-    const k = this.partitionKey(group, partition);
+    const k = this.layout.partition(group, partition);
     const values = await this.exec(() => this.cmd.lpop(k, max));
     if ((values && values.length > 0) || waitMs === 0) return values ?? [];
     return this.blockingPop(k, max, waitMs, signal);
@@ -905,79 +721,35 @@ export class RedisStore implements Store {
     const from = atLeastZero("start", start);
     const n = atLeastOne("count", count);
     return this.exec(() =>
-      this.cmd.lrange(this.partitionKey(group, partition), from, from + n - 1),
+      this.cmd.lrange(this.layout.partition(group, partition), from, from + n - 1),
     );
   }
 
   async partitionLength(group: string, partition: string): Promise<number> {
     this.check();
-    return this.exec(() => this.cmd.llen(this.partitionKey(group, partition)));
+    return this.exec(() => this.cmd.llen(this.layout.partition(group, partition)));
   }
 
   async partitionStats(group: string): Promise<PartitionStats> {
     this.check();
-    const [partitions, items] = await this.script<[number, number]>(
-      "kilnPartitionStats",
-      [this.partitionIndex(group)],
-      [this.partitionPrefix(group)],
-    );
-    return { partitions: Number(partitions), items: Number(items) };
+    return this.run(lua.PARTITION_STATS, { group });
   }
 
   async partitionClear(group: string, partition: string): Promise<number> {
     this.check();
-    return Number(
-      await this.script<number>(
-        "kilnPartitionClear",
-        [this.partitionKey(group, partition), this.partitionIndex(group)],
-        [partition],
-      ),
-    );
+    return this.run(lua.PARTITION_CLEAR, { group, partition });
   }
 
   async partitionDrop(group: string): Promise<number> {
     this.check();
-    return Number(
-      await this.script<number>(
-        "kilnPartitionDrop",
-        [this.partitionIndex(group)],
-        [this.partitionPrefix(group)],
-      ),
-    );
+    return this.run(lua.PARTITION_DROP, { group });
   }
 
   // ---- several writes at once -------------------------------------------------------------
 
   async apply(effects: Effects): Promise<boolean> {
     this.check();
-    const { keys, args } = this.encodeEffects(effects);
-    return (await this.script<number>("kilnApply", keys, args)) === 1;
-  }
-
-  /** KEYS and ARGV for the EFFECTS Lua helper (scripts.ts), in its order. */
-  private encodeEffects(effects: Effects): { keys: string[]; args: Arg[] } {
-    checkEffects(effects);
-    const keys: string[] = [];
-    const args: Arg[] = [];
-    if (effects.guard) {
-      keys.push(this.key(effects.guard.key));
-      args.push("g", effects.guard.value, effects.guard.ttlMs ?? "");
-    }
-    for (const push of effects.push ?? []) {
-      keys.push(this.key(push.key));
-      args.push("p", push.ttlMs ?? "", push.values.length, ...push.values);
-    }
-    for (const step of effects.incr ?? []) {
-      keys.push(this.key(step.key));
-      args.push("i", step.by, step.min ?? "");
-    }
-    for (const expire of effects.expire ?? []) {
-      keys.push(this.key(expire.key));
-      args.push("x", expire.ttlMs);
-    }
-    for (const { channel, message } of effects.publish ?? [])
-      args.push("m", this.channelName(channel), message);
-    return { keys, args };
+    return this.run(lua.APPLY, { effects });
   }
 
   // ---- locks ------------------------------------------------------------------------------
@@ -985,29 +757,25 @@ export class RedisStore implements Store {
   async lock(name: string, owner: string, ttlMs: number): Promise<number | null> {
     this.check();
     positiveInt("ttlMs", ttlMs);
-    const token = await this.script<number | null>(
-      "kilnLock",
-      [this.lockKey(name), this.seqKey],
-      [owner, ttlMs],
-    );
-    return token === null ? null : Number(token);
+    const held = await this.run(lua.LOCK, { name, owner, ttlMs });
+    return held === null ? null : held.token;
   }
 
   async unlock(name: string, owner: string): Promise<boolean> {
     this.check();
-    return (await this.script<number>("kilnUnlock", [this.lockKey(name)], [owner])) === 1;
+    return this.run(lua.UNLOCK, { name, owner });
   }
 
   // ---- notifications ----------------------------------------------------------------------
 
   async publish(channel: string, message: string): Promise<void> {
     this.check();
-    await this.exec(() => this.cmd.publish(this.channelName(channel), message));
+    await this.exec(() => this.cmd.publish(this.layout.channel(channel), message));
   }
 
   async subscribe(channel: string, listener: (message: string) => void): Promise<Unsubscribe> {
     this.check();
-    const name = this.channelName(channel);
+    const name = this.layout.channel(channel);
     let entry = this.channels.get(name);
     if (!entry) {
       entry = { listeners: new Set(), subscribed: false, chain: Promise.resolve() };
@@ -1087,7 +855,7 @@ export class RedisStore implements Store {
     this.cmd = new Redis(this.url, {
       ...this.baseOptions(),
       commandTimeout: this.commandTimeoutMs,
-      scripts: scriptDefinitions(),
+      scripts: lua.scriptDefinitions(),
     });
     this.sub = new Redis(this.url, { ...this.baseOptions(), autoResubscribe: true });
     // Errors surface on the calls; without a listener ioredis would print every reconnect failure.
@@ -1110,7 +878,7 @@ export class RedisStore implements Store {
       this.wakeEpoch += 1;
       for (const queue of [...this.claimWaiters.keys()]) this.wake(queue);
     });
-    await this.sub.subscribe(this.wakeChannel);
+    await this.sub.subscribe(this.layout.wake);
   }
 
   private newBlockingConnection(): Redis {
@@ -1229,25 +997,16 @@ export class RedisStore implements Store {
     max: number,
   ): Promise<ClaimAttempt> {
     if (queues.length === 0) return { claims: [], dueInMs: -1, drained: true };
-    const keys = [this.seqKey, this.dueKey, ...queues.flatMap((queue) => this.queueKeys(queue))];
-    return this.attempt(queues, () =>
-      this.script<ClaimReply>("kilnClaim", keys, [
-        this.wakeChannel,
-        owner,
-        leaseMs,
-        max,
-        ...queues,
-      ]),
-    );
+    return this.attempt(queues, () => this.run(lua.CLAIM, { queues, owner, leaseMs, max }));
   }
 
   /** Run a claim script on `queues` and note whether it left them drained. */
   private async attempt(
     queues: readonly string[],
-    run: () => Promise<ClaimReply>,
+    run: () => Promise<lua.ClaimReply>,
   ): Promise<ClaimAttempt> {
     const mark = this.wakeMark(queues);
-    const attempt = this.claimAttempt(queues, await run());
+    const attempt = claimAttempt(await run());
     const key = queueSetKey(queues);
     if (attempt.drained)
       this.drained.set(key, {
@@ -1280,27 +1039,6 @@ export class RedisStore implements Store {
     const dueInMs = drained.dueAt - this.clock.now();
     if (dueInMs <= 0) return null;
     return Number.isFinite(dueInMs) ? dueInMs : -1;
-  }
-
-  /** A CLAIM script reply as claims (see scripts.ts). */
-  private claimAttempt(queues: readonly string[], reply: ClaimReply): ClaimAttempt {
-    const index = Number(reply[0]);
-    if (index === 0) return { claims: [], dueInMs: Number(reply[1]), drained: true };
-    const left = Number(reply[1]);
-    const queue = queues[index - 1]!;
-    const claims: Claim[] = [];
-    for (let i = 2; i + 3 < reply.length; i += 4) {
-      claims.push({
-        queue,
-        id: String(reply[i]),
-        payload: reply[i + 1] === null ? "" : String(reply[i + 1]),
-        fence: Number(reply[i + 2]),
-        deliveries: Number(reply[i + 3]),
-      });
-    }
-    return left === -2
-      ? { claims, dueInMs: -1, drained: false }
-      : { claims, dueInMs: left, drained: true };
   }
 
   /**
@@ -1406,7 +1144,7 @@ export class RedisStore implements Store {
   // ---- notifications ----------------------------------------------------------------------
 
   private onMessage(channel: string, message: string): void {
-    if (channel === this.wakeChannel) {
+    if (channel === this.layout.wake) {
       this.wakesHeard.set(message, (this.wakesHeard.get(message) ?? 0) + 1);
       this.wake(message);
       return;
@@ -1476,22 +1214,14 @@ export class RedisStore implements Store {
     this.sweeping = (async () => {
       let next = this.sweepMs;
       try {
-        const [dueInMs, ...names] = await this.script<[number, ...string[]]>(
-          "kilnDueQueues",
-          [this.dueKey],
-          [lua.SWEEP_LIMIT],
-        );
-        if (dueInMs >= 0) next = Math.min(next, dueInMs);
-        for (const name of names) {
+        const due = await this.run(lua.DUE_QUEUES, { limit: SWEEP_LIMIT });
+        if (due.nextDueInMs !== null) next = Math.min(next, due.nextDueInMs);
+        for (const queue of due.names) {
           if (this.closed) return;
-          const queueDue = await this.script<number>(
-            "kilnSweepQueue",
-            [...this.queueKeys(String(name)), this.dueKey],
-            [this.wakeChannel, name],
-          );
-          if (queueDue >= 0) next = Math.min(next, queueDue);
+          const queueDue = await this.run(lua.SWEEP_QUEUE, { queue });
+          if (queueDue !== null) next = Math.min(next, queueDue);
         }
-        if (names.length >= lua.SWEEP_LIMIT) next = 0;
+        if (due.names.length >= SWEEP_LIMIT) next = 0;
       } catch {
         // Redis unreachable (or closing): try again at the next interval.
       } finally {
@@ -1511,52 +1241,18 @@ export class RedisStore implements Store {
     if (this.closed) throw new UnavailableError("store is closed");
   }
 
-  private key(key: string): string {
-    return `${this.ns}k:${key}`;
-  }
-
-  private hashKeys(hash: string): string[] {
-    const base = `${this.ns}h:${hash}:`;
-    return lua.HASH_PARTS.map((part) => base + part);
-  }
-
-  private partitionPrefix(group: string): string {
-    return `${this.ns}p:${group}\u0000`;
-  }
-
-  private partitionKey(group: string, partition: string): string {
-    return this.partitionPrefix(group) + partition;
-  }
-
-  private partitionIndex(group: string): string {
-    return `${this.ns}pi:${group}`;
-  }
-
-  private lockKey(name: string): string {
-    return `${this.ns}l:${name}`;
-  }
-
-  private channelName(channel: string): string {
-    return `${this.ns}c:${channel}`;
-  }
-
-  private queueKeys(queue: string): string[] {
-    const base = `${this.ns}q:${queue}:`;
-    return lua.QUEUE_PARTS.map((part) => base + part);
-  }
-
-  private async script<T>(
-    name: ScriptName,
-    keys: readonly string[],
-    args: readonly Arg[],
-  ): Promise<T> {
-    const fn = (
+  /** Run `script` on the command connection; its reply parsed as the script's builder says. */
+  private async run<I, R>(script: lua.Script<I, R>, input: I): Promise<R> {
+    const { keys, args } = script.build(this.layout, input);
+    const command = (
       this.cmd as unknown as Record<
-        ScriptName,
-        (numKeys: number, ...rest: Arg[]) => Promise<unknown>
+        string,
+        (numKeys: number, ...rest: lua.Arg[]) => Promise<unknown>
       >
-    )[name];
-    return (await this.exec(() => fn.call(this.cmd, keys.length, ...keys, ...args))) as T;
+    )[script.command];
+    if (!command) throw new InternalError(`redis store: script ${script.file} is not registered`);
+    const raw = await this.exec(() => command.call(this.cmd, keys.length, ...keys, ...args));
+    return script.reply(raw, input);
   }
 
   private async exec<T>(run: () => Promise<T>): Promise<T> {
@@ -1602,12 +1298,6 @@ export class RedisStore implements Store {
   }
 }
 
-function scriptDefinitions(): Record<string, { lua: string }> {
-  return Object.fromEntries(
-    Object.entries(SCRIPTS).map(([name, source]) => [name, { lua: source }]),
-  );
-}
-
 function isInvalid(error: unknown): boolean {
   return (
     error instanceof Error && error.name === "ReplyError" && messageOf(error).includes("WRONGTYPE")
@@ -1640,10 +1330,6 @@ function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, "\\$&");
 }
 
-function fenceArg(fence: number): string {
-  return Number.isSafeInteger(fence) ? String(fence) : "-1";
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -1666,4 +1352,10 @@ function nonNegativeInt(name: string, value: number): number {
 /** One key for a set of queues, whatever order a claimer names them in. */
 function queueSetKey(queues: readonly string[]): string {
   return [...queues].sort().join("\n");
+}
+
+function claimAttempt({ claims, after }: lua.ClaimReply): ClaimAttempt {
+  return after.readyLeft
+    ? { claims, dueInMs: -1, drained: false }
+    : { claims, dueInMs: after.dueInMs ?? -1, drained: true };
 }
