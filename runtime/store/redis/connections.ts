@@ -14,7 +14,7 @@ import {
 } from "../../errors.js";
 import { positive } from "../checks.js";
 import type { KeyLayout } from "./keys.js";
-import { scriptDefinitions, type Arg, type Script } from "./scripts.js";
+import { scriptDefinitions, type Script } from "./scripts.js";
 
 /** Idle blocking connections kept for the next blocking pop. */
 const MAX_IDLE_BLOCKING = 4;
@@ -66,8 +66,6 @@ export function connectionSettings(options: {
 
 /** Run a script on the command connection, its reply parsed by its builder. */
 export type RunScript = <I, R>(script: Script<I, R>, input: I) => Promise<R>;
-
-type ScriptCommands = Record<string, (numKeys: number, ...rest: Arg[]) => Promise<unknown>>;
 
 export class Connections {
   readonly url: string;
@@ -123,10 +121,12 @@ export class Connections {
   run: RunScript = async (script, input) => {
     const { keys, args } = script.build(this.layout, input);
     // defineCommand (the `scripts` option) adds a method per script; TypeScript does not see them.
-    const command = (this.cmd as unknown as ScriptCommands)[script.command];
-    if (!command) throw new InternalError(`redis store: script ${script.file} is not registered`);
-    const raw = await this.exec(() => command.call(this.cmd, keys.length, ...keys, ...args));
-    return script.reply(raw, input);
+    const command: unknown = Reflect.get(this.cmd, script.command);
+    if (typeof command !== "function")
+      throw new InternalError(`redis store: script ${script.file} is not registered`);
+    const call = (): Promise<unknown> =>
+      Reflect.apply(command, this.cmd, [keys.length, ...keys, ...args]);
+    return script.reply(await this.exec(call), input);
   };
 
   async exec<T>(run: () => Promise<T>): Promise<T> {
