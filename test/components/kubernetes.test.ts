@@ -30,14 +30,14 @@ const IMAGE = "registry.example/kiln-agent:0.1.0";
 const USER_TOKEN = "user-token-3f9a0c1e-never-in-clear";
 const USER_REDIS = "redis://:redis-pass-never-in-clear@redis.example:6379";
 
-const source = (pool: string, extra = "") => `
+const source = (pool: string, extra = "", maxContainers = 1) => `
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { App, GpuPool, ServerlessFunction } from "kiln";
 ${extra}
 export const pool = new GpuPool("gpus", ${pool});
 export const app = new App("demo", { pool });
-export const square = new ServerlessFunction("square", { app, handler: "./functions.ts#square" });
+export const square = new ServerlessFunction("square", { app, handler: "./functions.ts#square", maxContainers: ${maxContainers} });
 export const endpoint = pool.endpoint;
 export const token = pool.token;
 `;
@@ -45,6 +45,18 @@ export const token = pool.token;
 const PROGRAMS = {
   daemonset: source(
     `{ gpusPerHost: 2, gpuType: "H100", target: { kind: "kubernetes", image: "${IMAGE}" } }`,
+  ),
+  // The default program with a function changed, then with the pool's image, then its GPUs.
+  moreContainers: source(
+    `{ gpusPerHost: 2, gpuType: "H100", target: { kind: "kubernetes", image: "${IMAGE}" } }`,
+    "",
+    7,
+  ),
+  newImage: source(
+    `{ gpusPerHost: 2, gpuType: "H100", target: { kind: "kubernetes", image: "${IMAGE}-2" } }`,
+  ),
+  moreGpus: source(
+    `{ gpusPerHost: 4, gpuType: "H100", target: { kind: "kubernetes", image: "${IMAGE}" } }`,
   ),
   replicas: source(
     `{
@@ -376,6 +388,35 @@ describe("default: a DaemonSet, in-cluster Redis, a ClusterIP Service", () => {
     expect(deployment.inputs.target).toBe("kubernetes");
     expect(deployment.inputs.maxima).toMatchObject({ gpusPerContainer: 2 });
   });
+});
+
+describe("what an update touches", () => {
+  const byName = (run: MockedRun) =>
+    Object.fromEntries(objects(run).map((o) => [`${o.type} ${o.name}`, o.inputs]));
+
+  it("a function's maxContainers changes the app's spec and no object of the cluster", () => {
+    const before = runs.get("daemonset")!;
+    const after = runs.get("moreContainers")!;
+    expect(byName(after)).toEqual(byName(before));
+    expect(after.deployments[0]!.inputs.specHash).not.toBe(before.deployments[0]!.inputs.specHash);
+  });
+
+  it.each(["newImage", "moreGpus"] as const)(
+    "%s changes only the agents' pod template: a rolling update, each agent draining",
+    (name) => {
+      const before = byName(runs.get("daemonset")!);
+      const after = byName(runs.get(name)!);
+      const changed = Object.keys(before).filter(
+        (key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]),
+      );
+      expect(changed).toEqual(["kubernetes:apps/v1:DaemonSet gpus-agents"]);
+      const key = changed[0]!;
+      const { template: t1, ...rest1 } = (before[key] as Json)["spec"];
+      const { template: t2, ...rest2 } = (after[key] as Json)["spec"];
+      expect(rest2).toEqual(rest1);
+      expect(t2).not.toEqual(t1);
+    },
+  );
 });
 
 describe("replicas, LoadBalancer, a Redis URL and token of the user's, an explicit provider", () => {
