@@ -105,6 +105,12 @@ export const TARGET_KINDS = {
 
 export type TargetKind = keyof typeof TARGET_KINDS;
 
+/**
+ * The one kiln command that evaluates a pool that provisions hosts: it creates nothing, it shows
+ * the app's diff and lists the resources `pulumi up` would create (cli/commands/preview.ts).
+ */
+export const PREVIEW_EVALUATOR = "kiln preview";
+
 /** Why a kind cannot be used here, or null. `evaluator` is the kiln command evaluating the program without the engine. */
 export function targetKindProblem(kind: unknown, evaluator: string | null): string | null {
   const kinds = Object.keys(TARGET_KINDS);
@@ -115,6 +121,7 @@ export function targetKindProblem(kind: unknown, evaluator: string | null): stri
   if (!entry.provisions) return null;
   const instead = `use { kind: "endpoint", url, token } for agents that already run, or { kind: "local" }`;
   if (evaluator !== null) {
+    if (evaluator === PREVIEW_EVALUATOR && entry.implemented) return null;
     return `a ${JSON.stringify(kind)} pool provisions hosts, which needs the Pulumi engine: run 'pulumi up'${entry.implemented ? "" : ` (once ${kind} targets are implemented)`}; with '${evaluator}', ${instead}`;
   }
   if (entry.implemented) return null;

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateGpuPoolArgs } from "../../components/gpu-pool.js";
+import { kiln } from "../examples/helpers.js";
 import { AGENT_DRAIN_GRACE_S, objectNames } from "../../components/kubernetes.js";
 import {
   HANDLERS,
@@ -522,6 +523,58 @@ describe("examples/kubernetes", () => {
     expect(Object.keys(deployment.inputs.spec.functions).sort()).toEqual(["gpus", "square"]);
     expect(deployment.inputs.endpoint).toBe(example.exports["endpoint"]!.value);
     expect(example.exports["token"]!.secret).toBe(true);
+  });
+});
+
+describe("kiln preview and kiln deploy of a kubernetes program (the built CLI)", () => {
+  // A url where nothing listens (loopback: no lookup of the cluster's DNS name from here).
+  const PROGRAM = source(
+    `{ gpusPerHost: 1, target: { kind: "kubernetes", image: "${IMAGE}", url: "http://127.0.0.1:9" } }`,
+  );
+  let dir: string;
+  beforeAll(async () => {
+    dir = await makeProgram({ "index.ts": PROGRAM, "functions.ts": HANDLERS });
+    dirs.push(dir);
+  });
+
+  it("preview shows the app as new and lists what 'pulumi up' would create, creating nothing", async () => {
+    const result = await kiln(["preview", dir]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toBe(
+      [
+        "app demo on http://127.0.0.1:9: new app",
+        "  + function square",
+        "  1 to add, 0 to change, 0 to remove",
+      ].join("\n"),
+    );
+    const notes = result.stderr.split("\n").filter(Boolean);
+    expect(notes).toHaveLength(2);
+    expect(notes[0]).toMatch(
+      /^note: 'pulumi up' creates or updates these 10 resources of the program's pools; kiln preview cannot \(it runs without the Pulumi engine\): /,
+    );
+    for (const resource of [
+      "RandomPassword gpus-token",
+      "Namespace gpus-namespace",
+      "ServiceAccount gpus-agent",
+      "Secret gpus-secret",
+      "DaemonSet gpus-agents",
+      "Service gpus-service",
+      "StatefulSet gpus-redis",
+      "Service gpus-redis",
+      "NetworkPolicy gpus-redis",
+    ])
+      expect(notes[0]).toContain(resource);
+    expect(notes[1]).toBe(
+      "note: no agent of the kubernetes pool answers at http://127.0.0.1:9: showing app 'demo' as new (its agents come with 'pulumi up'; give the target a url that reaches them to diff against them)",
+    );
+  });
+
+  it("deploy refuses: the hosts need 'pulumi up'", async () => {
+    const result = await kiln(["deploy", dir]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(
+      /GpuPool "gpus": target\.kind: a "kubernetes" pool provisions hosts, which needs the Pulumi engine: run 'pulumi up'; with 'kiln deploy', use \{ kind: "endpoint", url, token \}/,
+    );
   });
 });
 
