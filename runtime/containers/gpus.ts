@@ -16,7 +16,7 @@
  * Not promised: placement by topology (NVLink, NUMA); MIG slices.
  */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { InvalidError } from "../errors.js";
 import { ANY_GPU, MAX_GPUS_PER_CONTAINER, type GpuOption } from "../spec/index.js";
 
@@ -208,8 +208,9 @@ export interface DiscoverOptions {
 /**
  * The devices `NVIDIA_VISIBLE_DEVICES` gives this process, in inventory order. A privileged pod or
  * container sees every GPU of its node in nvidia-smi, while the device plugin (or `--gpus`) gave it
- * only some: those are listed here by index or UUID (`0,2`, `GPU-8f…`). Unset or `all`: every
- * device; `none`, `void` or empty: none. Entries that match no device (a MIG slice, a typo) are
+ * only some: those are listed here by index or UUID (`0,2`, `GPU-8f…`), or, with the plugin's
+ * `volume-mounts` strategy, as the entries of a directory it names (read by `discoverGpus`).
+ * Unset or `all`: every device; `none`, `void` or empty: none. Entries that match no device (a MIG slice, a typo) are
  * returned in `unmatched`.
  */
 export function visibleGpus<T extends Pick<GpuDevice, "index" | "uuid">>(
@@ -264,7 +265,7 @@ export async function discoverGpus(options: DiscoverOptions = {}): Promise<GpuIn
     return { devices: [], source: "none", note };
   }
   const listed = parseNvidiaSmi(csv);
-  const visible = visibleGpus(listed, env["NVIDIA_VISIBLE_DEVICES"]);
+  const visible = visibleGpus(listed, await visibleDevicesValue(env["NVIDIA_VISIBLE_DEVICES"]));
   const devices: GpuDevice[] = [];
   for (const { pciBusId, ...device } of visible.devices) {
     devices.push({ ...device, minor: (await deviceMinor(pciBusId)) ?? device.index });
@@ -280,6 +281,17 @@ export async function discoverGpus(options: DiscoverOptions = {}): Promise<GpuIn
         ? "nvidia-smi lists no GPUs"
         : `NVIDIA_VISIBLE_DEVICES=${JSON.stringify(env["NVIDIA_VISIBLE_DEVICES"])} gives this agent none of the ${listed.length} GPUs nvidia-smi lists${unmatched ? ` (${unmatched})` : ""}`;
   return { devices, source: devices.length > 0 ? "nvidia-smi" : "none", note };
+}
+
+/**
+ * NVIDIA_VISIBLE_DEVICES as a list. The device plugin's `volume-mounts` strategy sets it to a
+ * directory (/var/run/nvidia-container-devices) holding one entry per device it gave the
+ * container: those names are the list (a directory that cannot be read gives none).
+ */
+async function visibleDevicesValue(value: string | undefined): Promise<string | undefined> {
+  if (!value?.trim().startsWith("/")) return value;
+  const entries = await readdir(value.trim()).catch(() => [] as string[]);
+  return entries.join(",");
 }
 
 function defaultNvidiaSmi(): Promise<string> {

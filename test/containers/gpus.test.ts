@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -97,6 +100,15 @@ describe("inventory", () => {
     expect(partly.note).toBe(
       "NVIDIA_VISIBLE_DEVICES names 7, MIG-abc, which nvidia-smi does not list",
     );
+    // The device plugin's volume-mounts strategy: a directory with one entry per device.
+    const dir = await mkdtemp(join(tmpdir(), "kiln-nvidia-devices-"));
+    try {
+      await writeFile(join(dir, "GPU-2b3c6f1e-1111-2222-3333-444455556666"), "");
+      expect(await indexes(dir)).toEqual([2]);
+      expect(await indexes(join(dir, "missing"))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
     // KILN_GPUS describes the devices outright: NVIDIA_VISIBLE_DEVICES does not narrow it.
     expect(
       (await discoverGpus({ env: { KILN_GPUS: "T4:2", NVIDIA_VISIBLE_DEVICES: "void" } })).devices,
