@@ -5,6 +5,7 @@
  * anti-affinity, Redis durability, the Service, and bad arguments named at construction.
  */
 import { join } from "node:path";
+import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateGpuPoolArgs } from "../../components/gpu-pool.js";
 import { kiln } from "../examples/helpers.js";
@@ -128,6 +129,46 @@ async function schemaProblem(inputs: Json): Promise<string | null> {
   }
 }
 
+/**
+ * What the OpenAPI schema leaves open (it does not forbid unknown fields; the API server's strict
+ * field validation does): the objects as literals of kubernetes-models' types, generated from the
+ * same schema, typechecked, so a misspelled or unknown field is an excess-property error.
+ * One problem per line, naming the object (`o3`).
+ */
+function typeProblems(inputs: readonly Json[]): string[] {
+  const file = join(repoRoot, "test", "components", "k8s-objects.check.ts");
+  const text = inputs
+    .flatMap((o, i) => [
+      `import type { I${o["kind"]} as T${i} } from "kubernetes-models/${o["apiVersion"]}/${o["kind"]}";`,
+      `export const o${i}: T${i} = ${JSON.stringify(o)};`,
+    ])
+    .join("\n");
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  };
+  const host = ts.createCompilerHost(options);
+  const { getSourceFile, fileExists, readFile } = host;
+  host.getSourceFile = (name, language, ...rest) =>
+    name === file
+      ? ts.createSourceFile(name, text, language)
+      : getSourceFile.call(host, name, language, ...rest);
+  host.fileExists = (name) => name === file || fileExists.call(host, name);
+  host.readFile = (name) => (name === file ? text : readFile.call(host, name));
+  const program = ts.createProgram([file], options, host);
+  return ts.getPreEmitDiagnostics(program).map((d) => {
+    const line =
+      d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
+    const object = /^export const (o\d+)/.exec(text.split("\n")[line] ?? "")?.[1] ?? "?";
+    return `${object}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}`;
+  });
+}
+
 function objects(run: MockedRun): MockedObject[] {
   expect(run.error).toBeNull();
   return run.objects;
@@ -163,6 +204,31 @@ describe("every object passes the Kubernetes OpenAPI schema", () => {
     for (const object of all) {
       expect(await schemaProblem(object.inputs), `${object.type} ${object.name}`).toBeNull();
     }
+  });
+
+  it("no field the schema does not know (kubernetes-models' types, typechecked)", () => {
+    const all = (["daemonset", "replicas", "cpuOnly"] as const).flatMap((name) =>
+      objects(runs.get(name)!).map((o) => o.inputs as Json),
+    );
+    all.push(...objects(example).map((o) => o.inputs as Json));
+    expect(typeProblems(all)).toEqual([]);
+    // And a check that can fail: a misspelled field, an unknown one, a wrong enum, each named.
+    const broken = (breakIt: (pod: Json) => void): Json => {
+      const copy = structuredClone(agentWorkload(runs.get("daemonset")!));
+      breakIt(copy["spec"]["template"]["spec"]);
+      return copy;
+    };
+    const problems = typeProblems([
+      broken((pod) => (pod["terminationGracePeriod"] = 60)),
+      broken((pod) => (pod["containers"][0]["resources"]["limit"] = { "nvidia.com/gpu": "1" })),
+      broken((pod) => (pod["containers"][0]["imagePullPolicy"] = "Sometimes")),
+    ]);
+    expect(problems).toHaveLength(3);
+    expect(problems[0]).toMatch(/^o0: .*'"?terminationGracePeriod"?' does not exist in type/);
+    expect(problems[1]).toMatch(
+      /^o1: .*'"?limit"?' does not exist in type 'IResourceRequirements'/,
+    );
+    expect(problems[2]).toMatch(/^o2: Type '"Sometimes"' is not assignable/);
   });
 
   it("the validator is not a rubber stamp: broken manifests fail it", async () => {
