@@ -1,6 +1,6 @@
 /**
  * `GpuPool`: where an app's functions run, and the largest container they may ask for. Its
- * target says how to reach the agents (`local`, `endpoint`; provisioned kinds later); its maxima
+ * target says how to reach the agents (`local`, `endpoint`) or provisions them (`kubernetes`); its maxima
  * turn a function that asks for more than the hosts have into an `InvalidError` at creation.
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -16,6 +16,7 @@ import {
 } from "../runtime/spec/index.js";
 import { isHttpUrl } from "../provider/state.js";
 import { kilnEvaluator } from "./program-context.js";
+import { kubernetesTargetIssues, provisionKubernetes } from "./kubernetes.js";
 import { TARGET_KINDS, targetKindProblem, type GpuPoolTarget } from "./targets.js";
 import { componentError, known, labelOf, UNKNOWN, unknownArgs, zodIssues } from "./validate.js";
 
@@ -25,9 +26,10 @@ const GPU_TYPE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 export interface GpuPoolArgs {
   /**
-   * Where the pool's functions run: `{ kind: "local" }` (the agent on this machine) or
-   * `{ kind: "endpoint", url, token }`. A plain object, not an Input: the kind decides which
-   * resources the pool creates.
+   * Where the pool's functions run: `{ kind: "local" }` (the agent on this machine),
+   * `{ kind: "endpoint", url, token }`, or `{ kind: "kubernetes", image, ... }` (agents the pool
+   * provisions on a cluster). A plain object, not an Input: the kind decides which resources the
+   * pool creates.
    */
   readonly target: GpuPoolTarget;
   /** The GPU type every host has ("A100", "H100"); a function asking for another type fails at creation. Default: not declared. */
@@ -89,6 +91,14 @@ export function validateGpuPoolArgs(
         path: "target.url",
         message: `expected an http(s) URL, got ${JSON.stringify(url)}`,
       });
+    }
+    if (target.kind === "kubernetes" && problem === null) {
+      issues.push(...kubernetesTargetIssues(target));
+      if (args.gpusPerHost === undefined)
+        issues.push({
+          path: "gpusPerHost",
+          message: `required for a kubernetes target: the GPUs each agent pod requests as ${JSON.stringify(target.gpuResource ?? "nvidia.com/gpu")} (0 for a CPU-only pool)`,
+        });
     }
     if (target.kind === "endpoint") {
       if (target.url === undefined)
@@ -177,7 +187,7 @@ export class GpuPool extends pulumi.ComponentResource {
   readonly maxima: pulumi.Output<Maxima>;
   /** The declared GPU type, upper-cased, or undefined. */
   readonly gpuType: pulumi.Output<string | undefined>;
-  /** The target's kind ("local", "endpoint"). */
+  /** The target's kind ("local", "endpoint", "kubernetes"). */
   readonly targetKind: GpuPoolTarget["kind"];
   /** For local targets: the state dir the token was looked for in. */
   readonly stateDir: string | undefined;
@@ -207,6 +217,11 @@ export class GpuPool extends pulumi.ComponentResource {
         process.env["KILN_TOKEN"] ??
         readTokenFile(stateDir);
       this.token = pulumi.secret(token);
+    } else if (target.kind === "kubernetes") {
+      this.stateDir = undefined;
+      const provisioned = provisionKubernetes(this, name, target, args.gpusPerHost ?? 0);
+      this.endpoint = provisioned.endpoint;
+      this.token = provisioned.token;
     } else {
       this.stateDir = undefined;
       this.endpoint = pulumi.output(target.url);

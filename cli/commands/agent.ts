@@ -7,7 +7,7 @@ import { defaultStateDir } from "../../runtime/client/index.js";
 import { UnavailableError } from "../../runtime/errors.js";
 import type { LogLine } from "../../runtime/protocol.js";
 import { KILN_VERSION } from "../../runtime/version.js";
-import { parseArg, portArg, positiveNumberArg } from "../args.js";
+import { parseArg, portArg, positiveNumberArg, urlArg } from "../args.js";
 import { formatLogLine } from "../output.js";
 
 interface AgentFlags {
@@ -17,6 +17,7 @@ interface AgentFlags {
   cpu?: string;
   redis?: string;
   drainGrace: string;
+  advertiseUrl?: string;
 }
 
 export function registerAgent(program: Command): void {
@@ -35,6 +36,10 @@ export function registerAgent(program: Command): void {
       "share a Redis server with other agents (default: KILN_REDIS_URL, else the embedded store)",
     )
     .option(
+      "--advertise-url <url>",
+      "the URL other agents and clients reach this one at, when it is not the listen address (--host 0.0.0.0 in a pod: http://<pod IP>:<port>)",
+    )
+    .option(
       "--drain-grace <seconds>",
       "on SIGTERM/SIGINT, how long running inputs may finish before they are handed back",
       "30",
@@ -51,6 +56,8 @@ async function runAgent(flags: AgentFlags): Promise<void> {
   const options: AgentOptions = { host: flags.host, port, stateDir, echoLogs: echo };
   if (cpu !== undefined) options.cpu = cpu;
   if (flags.redis !== undefined) options.redisUrl = flags.redis;
+  if (flags.advertiseUrl !== undefined)
+    options.advertiseUrl = parseArg(urlArg, flags.advertiseUrl, "--advertise-url");
 
   let agent: Agent;
   try {
@@ -68,7 +75,7 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     ? "token from KILN_TOKEN"
     : `token in ${join(stateDir, TOKEN_FILE)}`;
   process.stdout.write(
-    `kiln agent ${KILN_VERSION} listening on ${agent.url} (${token}; state in ${stateDir})\n`,
+    `kiln agent ${KILN_VERSION} listening on ${agent.boundUrl}${agent.url === agent.boundUrl ? "" : `, advertised as ${agent.url}`} (${token}; state in ${stateDir})\n`,
   );
   process.stdout.write(`${agent.enforcementNotice}\n`);
 

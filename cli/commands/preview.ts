@@ -5,8 +5,9 @@
  */
 import type { Command } from "commander";
 import { diffApps, formatAppDiff, viewOfInputs, type AppDiff } from "../../provider/diff.js";
+import { TARGET_KINDS } from "../../components/targets.js";
 import { check } from "../../provider/ops.js";
-import type { AppDeploymentInputs } from "../../provider/state.js";
+import { APP_DEPLOYMENT_TYPE, type AppDeploymentInputs } from "../../provider/state.js";
 import { InvalidError } from "../../runtime/errors.js";
 import { formatJson } from "../output.js";
 import { evaluateProgram, type EvaluatedProgram } from "./program.js";
@@ -55,12 +56,24 @@ export async function previewProgram(
     preview: evaluator === "kiln preview",
   });
   const notes = [...program.notes];
+  const engine = engineResources(program.resources);
+  if (engine.length > 0)
+    notes.push(
+      `'pulumi up' creates or updates these ${engine.length} resources of the program's pools; kiln preview cannot (it runs without the Pulumi engine): ${engine.join(", ")}`,
+    );
   const apps: (AppPreview & { inputs: AppDeploymentInputs })[] = [];
   for (const inputs of program.deployments) {
     await checkInputs(inputs);
-    if (inputs.target === "local" && !(await agentAnswers(inputs.endpoint))) {
+    const provisioned = TARGET_KINDS[inputs.target as keyof typeof TARGET_KINDS]?.provisions;
+    const unreachable =
+      (inputs.target === "local" || provisioned) && !(await agentAnswers(inputs.endpoint));
+    if (unreachable || (provisioned && !inputs.token)) {
       notes.push(
-        `no agent answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (start one with 'kiln agent')`,
+        !provisioned
+          ? `no agent answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (start one with 'kiln agent')`
+          : unreachable
+            ? `no agent of the ${inputs.target} pool answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (its agents come with 'pulumi up'; give the target a url that reaches them to diff against them)`
+            : `the ${inputs.target} pool's token is generated in the Pulumi state, which kiln preview does not read: showing app '${inputs.appName}' as new (give the target its token to diff against the agents)`,
       );
       apps.push({
         app: inputs.appName,
@@ -83,6 +96,18 @@ export async function previewProgram(
     });
   }
   return { program, apps, notes };
+}
+
+/** What a pool provisions (`DaemonSet gpus-agents`): every resource but kiln's own and providers. */
+function engineResources(resources: readonly { type: string; name: string }[]): string[] {
+  return resources
+    .filter(
+      ({ type }) =>
+        !type.startsWith("kiln:") &&
+        type !== APP_DEPLOYMENT_TYPE &&
+        !type.startsWith("pulumi:providers:"),
+    )
+    .map(({ type, name }) => `${type.slice(type.lastIndexOf(":") + 1)} ${name}`);
 }
 
 /** The provider's check, as `pulumi preview` runs it: every failure, then exit 2. */

@@ -217,6 +217,9 @@ export async function evaluateProgram(
           deployments.push({ name: args.name, inputs });
           return { id: inputs.appName, state: { ...inputs, version: 0, digest: "" } };
         }
+        // A pool's generated token lives in the Pulumi state, which kiln preview does not read.
+        if (args.type === RANDOM_PASSWORD_TYPE)
+          return { id: `${args.name}-id`, state: { ...args.inputs, result: "" } };
         return { id: `${args.name}-id`, state: args.inputs };
       },
       call(args) {
@@ -272,6 +275,8 @@ export async function evaluateProgram(
   }
   return { project, deployments: deployments.map((d) => d.inputs), resources, notes };
 }
+
+const RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword";
 
 /** Pulumi's wire marker of a secret value; the mock monitor hands secrets over still wrapped in it. */
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";

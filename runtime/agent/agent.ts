@@ -68,6 +68,12 @@ export interface AgentOptions {
    * with capacity pull the work. Default: KILN_REDIS_URL, else the embedded store.
    */
   redisUrl?: string;
+  /**
+   * The URL other hosts and clients know this agent by (the host registry, `kiln status`): an
+   * agent bound to 0.0.0.0 in a pod advertises `http://<pod IP>:7070`. Default: the address it
+   * listens on. Workers on this host keep calling the bound address.
+   */
+  advertiseUrl?: string;
   /** The scheduler's time (tests pass a fake clock to fire schedules without waiting). Default: the system clock. */
   clock?: Clock;
 }
@@ -248,8 +254,8 @@ export class Agent {
       if (!options.store) await store.close();
       throw error;
     }
-    agent.url = address.replace("[::1]", "localhost");
-    agentUrl.value = agent.url;
+    agentUrl.value = address.replace("[::1]", "localhost");
+    agent.url = options.advertiseUrl ?? agentUrl.value;
     agent.unsubscribeCancel = await store.subscribe(channels.cancel, (inputId) =>
       agent.killLocal(inputId),
     );
@@ -307,6 +313,11 @@ export class Agent {
       draining: this.draining,
     };
     await this.hostRegistry.put(this.id, JSON.stringify(host), { ttlMs: HOST_TTL_MS });
+  }
+
+  /** The address this agent listens on (its `url` unless it advertises another). */
+  get boundUrl(): string {
+    return this.poolContextUrl.value;
   }
 
   async hosts(): Promise<HostStatus[]> {

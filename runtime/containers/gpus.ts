@@ -16,7 +16,7 @@
  * Not promised: placement by topology (NVLink, NUMA); MIG slices.
  */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { InvalidError } from "../errors.js";
 import { ANY_GPU, MAX_GPUS_PER_CONTAINER, type GpuOption } from "../spec/index.js";
 
@@ -205,7 +205,42 @@ export interface DiscoverOptions {
   runNvidiaSmi?: () => Promise<string>;
 }
 
-/** The host's GPUs: `KILN_GPUS` when set, else nvidia-smi; no nvidia-smi → none, with a note. */
+/**
+ * The devices `NVIDIA_VISIBLE_DEVICES` gives this process, in inventory order. A privileged pod or
+ * container sees every GPU of its node in nvidia-smi, while the device plugin (or `--gpus`) gave it
+ * only some: those are listed here by index or UUID (`0,2`, `GPU-8f…`), or, with the plugin's
+ * `volume-mounts` strategy, as the entries of a directory it names (read by `discoverGpus`).
+ * Unset or `all`: every device; `none`, `void` or empty: none. Entries that match no device (a MIG slice, a typo) are
+ * returned in `unmatched`.
+ */
+export function visibleGpus<T extends Pick<GpuDevice, "index" | "uuid">>(
+  devices: readonly T[],
+  value: string | undefined,
+): { devices: T[]; unmatched: string[] } {
+  const text = value?.trim();
+  if (text === undefined || text.toLowerCase() === "all")
+    return { devices: [...devices], unmatched: [] };
+  if (text === "" || ["none", "void"].includes(text.toLowerCase()))
+    return { devices: [], unmatched: [] };
+  const wanted = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  const matches = (device: T, entry: string): boolean =>
+    /^\d+$/.test(entry)
+      ? device.index === Number(entry)
+      : device.uuid.toLowerCase() === entry.toLowerCase();
+  return {
+    devices: devices.filter((device) => wanted.some((entry) => matches(device, entry))),
+    unmatched: wanted.filter((entry) => !devices.some((device) => matches(device, entry))),
+  };
+}
+
+/**
+ * The host's GPUs: `KILN_GPUS` when set (it describes the devices outright), else nvidia-smi's,
+ * narrowed to those `NVIDIA_VISIBLE_DEVICES` names (see `visibleGpus`); no nvidia-smi → none,
+ * with a note.
+ */
 export async function discoverGpus(options: DiscoverOptions = {}): Promise<GpuInventory> {
   const env = options.env ?? process.env;
   const fake = env["KILN_GPUS"];
@@ -229,16 +264,34 @@ export async function discoverGpus(options: DiscoverOptions = {}): Promise<GpuIn
         : `nvidia-smi failed: ${(error as Error).message.split("\n")[0]}`;
     return { devices: [], source: "none", note };
   }
-  const parsed = parseNvidiaSmi(csv);
+  const listed = parseNvidiaSmi(csv);
+  const visible = visibleGpus(listed, await visibleDevicesValue(env["NVIDIA_VISIBLE_DEVICES"]));
   const devices: GpuDevice[] = [];
-  for (const { pciBusId, ...device } of parsed) {
+  for (const { pciBusId, ...device } of visible.devices) {
     devices.push({ ...device, minor: (await deviceMinor(pciBusId)) ?? device.index });
   }
-  return {
-    devices,
-    source: devices.length > 0 ? "nvidia-smi" : "none",
-    note: devices.length > 0 ? null : "nvidia-smi lists no GPUs",
-  };
+  const unmatched =
+    visible.unmatched.length > 0
+      ? `NVIDIA_VISIBLE_DEVICES names ${visible.unmatched.join(", ")}, which nvidia-smi does not list`
+      : null;
+  const note =
+    devices.length > 0
+      ? unmatched
+      : listed.length === 0
+        ? "nvidia-smi lists no GPUs"
+        : `NVIDIA_VISIBLE_DEVICES=${JSON.stringify(env["NVIDIA_VISIBLE_DEVICES"])} gives this agent none of the ${listed.length} GPUs nvidia-smi lists${unmatched ? ` (${unmatched})` : ""}`;
+  return { devices, source: devices.length > 0 ? "nvidia-smi" : "none", note };
+}
+
+/**
+ * NVIDIA_VISIBLE_DEVICES as a list. The device plugin's `volume-mounts` strategy sets it to a
+ * directory (/var/run/nvidia-container-devices) holding one entry per device it gave the
+ * container: those names are the list (a directory that cannot be read gives none).
+ */
+async function visibleDevicesValue(value: string | undefined): Promise<string | undefined> {
+  if (!value?.trim().startsWith("/")) return value;
+  const entries = await readdir(value.trim()).catch(() => [] as string[]);
+  return entries.join(",");
 }
 
 function defaultNvidiaSmi(): Promise<string> {

@@ -66,3 +66,42 @@ it("kiln agent on a port in use exits 1 with one line", async () => {
     `error (UnavailableError): 127.0.0.1:${port} is already in use (another kiln agent?): pass --port`,
   );
 });
+
+it("kiln agent --advertise-url: other hosts and status see that URL; it still listens where bound", async () => {
+  const stateDir = await mkdtemp(join(tmpdir(), "kiln-cli-agent-"));
+  cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
+  const port = await freePort();
+  const bound = `http://127.0.0.1:${port}`;
+  // What a pod passes: its pod IP (not reachable here, and never dialled by this test).
+  const advertised = "http://10.244.3.17:7070";
+  const bad = await kiln(["agent", "--state-dir", stateDir, "--advertise-url", "ftp://x"]);
+  expect(bad.exitCode).toBe(2);
+  expect(bad.stderr).toContain("--advertise-url: expected an http(s) URL");
+  const child = kilnChild([
+    "agent",
+    "--port",
+    String(port),
+    "--state-dir",
+    stateDir,
+    "--advertise-url",
+    advertised,
+  ]);
+  cleanups.push(async () => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await child;
+  });
+  let stdout = "";
+  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  await waitFor("the agent's /healthz", async () => (await fetch(`${bound}/healthz`)).ok, 20_000);
+  await waitFor("the agent's start line", () => stdout.includes("\n"));
+  expect(stdout.split("\n")[0]).toContain(`listening on ${bound}, advertised as ${advertised} (`);
+  const status = await kiln(["status", "--json"], {
+    env: { KILN_URL: bound, KILN_STATE_DIR: stateDir },
+  });
+  expect(status.exitCode).toBe(0);
+  const parsed = JSON.parse(status.stdout) as { agent: { url: string }; hosts: { url: string }[] };
+  expect(parsed.agent.url).toBe(advertised);
+  expect(parsed.hosts.map((h) => h.url)).toEqual([advertised]);
+  child.kill("SIGTERM");
+  expect((await child).exitCode).toBe(0);
+});

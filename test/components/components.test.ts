@@ -206,7 +206,7 @@ describe("bad arguments fail at construction, naming the field", () => {
     badPool: program("", {
       pool: `{ target: { kind: "endpoint", token: "t" } as never, gpusPerHost: 9 }`,
     }),
-    provisioned: program("", { pool: `{ target: { kind: "kubernetes" } as never }` }),
+    provisioned: program("", { pool: `{ target: { kind: "ec2" } as never }` }),
     missingExport: program(
       `new ServerlessFunction("sq", { app, handler: "./functions.ts#sqare" });`,
     ),
@@ -250,7 +250,7 @@ describe("bad arguments fail at construction, naming the field", () => {
 
   it("a target that provisions hosts names 'pulumi up' and the endpoint target", () => {
     expect(errors.get("provisioned")?.message).toMatch(
-      /GpuPool "pool": target\.kind: "kubernetes" targets are provisioned by 'pulumi up'.*\{ kind: "endpoint", url, token \}/,
+      /GpuPool "pool": target\.kind: "ec2" targets are provisioned by 'pulumi up'.*\{ kind: "endpoint", url, token \}/,
     );
   });
 

@@ -71,8 +71,19 @@ export interface Deployment {
   };
 }
 
+/** A Kubernetes object as registered: its inputs (secrets unwrapped) and which of them were secrets. */
+export interface MockedObject {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  secretPaths: string[];
+  /** The provider reference it was registered with (urn::id), null for the default one. */
+  provider: string | null;
+}
+
 export interface MockedRun {
   resources: { type: string; name: string }[];
+  objects: MockedObject[];
   deployments: Deployment[];
   exports: Record<string, { value?: unknown; secret?: boolean; urn?: string; type?: string }>;
   error: {

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -10,6 +13,7 @@ import {
   parseFakeGpus,
   parseNvidiaSmi,
   type GpuDevice,
+  visibleGpus,
 } from "../../runtime/containers/gpus.js";
 import { InvalidError } from "../../runtime/errors.js";
 import { parseGpuOption } from "../../runtime/spec/index.js";
@@ -68,6 +72,62 @@ describe("inventory", () => {
     const real = await discoverGpus({ env: {}, runNvidiaSmi: async () => SMI });
     expect(real.source).toBe("nvidia-smi");
     expect(real.devices.map((d) => d.minor)).toEqual([0, 1, 2]);
+  });
+
+  it("NVIDIA_VISIBLE_DEVICES: only the listed GPUs, by index or UUID; all/unset: all; none/void: none", async () => {
+    const smi = (value: string | undefined) =>
+      discoverGpus({
+        env: value === undefined ? {} : { NVIDIA_VISIBLE_DEVICES: value },
+        runNvidiaSmi: async () => SMI,
+      });
+    const indexes = async (value: string | undefined) =>
+      (await smi(value)).devices.map((d) => d.index);
+    expect(await indexes(undefined)).toEqual([0, 1, 2]);
+    expect(await indexes("all")).toEqual([0, 1, 2]);
+    expect(await indexes(" ALL ")).toEqual([0, 1, 2]);
+    expect(await indexes("2,0")).toEqual([0, 2]);
+    expect(await indexes("GPU-1B3C6F1E-1111-2222-3333-444455556666")).toEqual([1]);
+    expect(await indexes("0, GPU-2b3c6f1e-1111-2222-3333-444455556666")).toEqual([0, 2]);
+    for (const none of ["none", "void", ""]) {
+      const inventory = await smi(none);
+      expect(inventory.devices).toEqual([]);
+      expect(inventory.source).toBe("none");
+      expect(inventory.note).toMatch(/gives this agent none of the 3 GPUs nvidia-smi lists/);
+    }
+    // An entry that matches no device (a MIG slice, a typo) is named, not silently dropped.
+    const partly = await smi("1,7,MIG-abc");
+    expect(partly.devices.map((d) => d.index)).toEqual([1]);
+    expect(partly.note).toBe(
+      "NVIDIA_VISIBLE_DEVICES names 7, MIG-abc, which nvidia-smi does not list",
+    );
+    // The device plugin's volume-mounts strategy: a directory with one entry per device.
+    const dir = await mkdtemp(join(tmpdir(), "kiln-nvidia-devices-"));
+    try {
+      await writeFile(join(dir, "GPU-2b3c6f1e-1111-2222-3333-444455556666"), "");
+      expect(await indexes(dir)).toEqual([2]);
+      expect(await indexes(join(dir, "missing"))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // KILN_GPUS describes the devices outright: NVIDIA_VISIBLE_DEVICES does not narrow it.
+    expect(
+      (await discoverGpus({ env: { KILN_GPUS: "T4:2", NVIDIA_VISIBLE_DEVICES: "void" } })).devices,
+    ).toHaveLength(2);
+  });
+
+  it("visibleGpus keeps inventory order and never invents a device", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 0, max: 15 }), { maxLength: 8 }),
+        fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 8 }),
+        (have, listed) => {
+          const devices = have.map((index) => ({ index, uuid: `GPU-${index}` }));
+          const { devices: got, unmatched } = visibleGpus(devices, listed.join(","));
+          expect(got).toEqual(devices.filter((d) => listed.includes(d.index)));
+          expect(unmatched).toEqual(listed.map(String).filter((e) => !have.includes(Number(e))));
+        },
+      ),
+    );
   });
 });
 
