@@ -16,6 +16,10 @@ const UNIT = [
   "test/worker/outbox.test.ts",
   "test/store/shared.test.ts",
   "test/agent/data-objects.test.ts",
+  "test/agent/retry-policy.test.ts",
+  "test/agent/lease-keeper.test.ts",
+  "test/agent/container-slots.test.ts",
+  "test/store/redis-scripts.test.ts",
 ];
 
 export default defineConfig({
