@@ -9,8 +9,8 @@ import { describeGpuOffers, type GpuOffer } from "../runtime/containers/gpus.js"
 import type { LogLine } from "../runtime/protocol.js";
 
 /** Usage errors (bad flags, bad arguments, invalid specs) exit 2; everything else 1. */
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
 
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_USAGE;

@@ -28,7 +28,7 @@ function pulumiProjectDir(): string {
 }
 
 /** The directory `main:` in `<projectDir>/Pulumi.yaml` names, or null. */
-export function mainDir(projectDir: string): string | null {
+function mainDir(projectDir: string): string | null {
   for (const file of ["Pulumi.yaml", "Pulumi.yml"]) {
     const path = join(projectDir, file);
     if (!existsSync(path)) continue;

@@ -109,7 +109,7 @@ export type TargetKind = keyof typeof TARGET_KINDS;
  * The one kiln command that evaluates a pool that provisions hosts: it creates nothing, it shows
  * the app's diff and lists the resources `pulumi up` would create (cli/commands/preview.ts).
  */
-export const PREVIEW_EVALUATOR = "kiln preview";
+const PREVIEW_EVALUATOR = "kiln preview";
 
 /** Why a kind cannot be used here, or null. `evaluator` is the kiln command evaluating the program without the engine. */
 export function targetKindProblem(kind: unknown, evaluator: string | null): string | null {

@@ -188,7 +188,7 @@ function diffFunction(a: FunctionView, b: FunctionView): FieldChange[] {
 }
 
 /** Field-by-field differences of two JSON values; plain objects are compared key by key (dotted paths). */
-export function diffValue(path: string, a: unknown, b: unknown): FieldChange[] {
+function diffValue(path: string, a: unknown, b: unknown): FieldChange[] {
   if (isPlainObject(a) && isPlainObject(b)) {
     const out: FieldChange[] = [];
     for (const key of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {

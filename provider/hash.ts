@@ -11,7 +11,7 @@ import {
   type CompiledFunctionSpec,
 } from "../runtime/spec/index.js";
 
-export function sha256Hex(text: string): string {
+function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 

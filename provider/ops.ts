@@ -36,7 +36,7 @@ export async function check(
 }
 
 /** The app-level diff of old outputs against new inputs (null when the old outputs cannot be read). */
-export function describeDiff(
+function describeDiff(
   olds: AppDeploymentOutputs | AppDeploymentInputs,
   news: AppDeploymentInputs,
 ): AppDiff | null {

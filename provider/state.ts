@@ -161,7 +161,7 @@ export function baseUrl(endpoint: string): string {
 }
 
 /** An InvalidError, also one from another copy of kiln's modules (compared by code, not class). */
-export function isInvalid(error: unknown): error is InvalidError {
+function isInvalid(error: unknown): error is InvalidError {
   return (
     error instanceof Error &&
     (error as { code?: unknown }).code === "INVALID" &&

@@ -5,7 +5,7 @@
  * {@link WireError} (`toWire` / `fromWire`), so a caller gets the same class the agent threw.
  */
 
-export const ERROR_CODES = {
+const ERROR_CODES = {
   INVALID: 400,
   UNAUTHENTICATED: 401,
   NOT_FOUND: 404,

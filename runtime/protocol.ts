@@ -24,7 +24,6 @@ import {
 import type { Maxima } from "./spec/maxima.js";
 import type { GpuOffer } from "./containers/gpus.js";
 
-export const API_VERSION = "v1";
 /** The longest one request holds for an outcome; clients poll again after it. */
 export const MAX_WAIT_MS = 50_000;
 

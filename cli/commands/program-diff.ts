@@ -55,7 +55,7 @@ export async function agentAnswers(endpoint: string, timeoutMs = 2000): Promise<
 }
 
 /** The app as the agent runs it, or null when it is not deployed there. */
-export async function fetchDeployed(http: AgentHttp, appName: string): Promise<DeployedApp | null> {
+async function fetchDeployed(http: AgentHttp, appName: string): Promise<DeployedApp | null> {
   try {
     return await http.request<DeployedApp>("GET", `/v1/apps/${encodeURIComponent(appName)}`, {
       signal: AbortSignal.timeout(30_000),
@@ -67,7 +67,7 @@ export async function fetchDeployed(http: AgentHttp, appName: string): Promise<D
 }
 
 /** The agent's digest formula (AppRegistry.deploy): sha256 of `{ spec, bundles }`, the compiled spec with secrets. */
-export function localDigest(spec: CompiledAppSpec, bundles: Record<string, string>): string {
+function localDigest(spec: CompiledAppSpec, bundles: Record<string, string>): string {
   return createHash("sha256")
     .update(canonicalJson({ spec, bundles: usedBundles(spec, bundles) }))
     .digest("hex");
@@ -79,7 +79,7 @@ export function localDigest(spec: CompiledAppSpec, bundles: Record<string, strin
  * default on the agent shows it). Compile the program's defaults the same way, so the preview shows
  * what the program changes, not the agent's defaults.
  */
-export function adoptAgentDefaults(
+function adoptAgentDefaults(
   next: AppView,
   remote: CompiledAppSpec,
   inputs: AppDeploymentInputs,
@@ -161,7 +161,7 @@ function sameAs(old: AppView, next: AppView): AppView["functions"] {
 }
 
 /** The view of a deployed app: its (redacted) spec; bundles only when the agent says. */
-export function remoteView(current: DeployedApp, endpoint: string): AppView {
+function remoteView(current: DeployedApp, endpoint: string): AppView {
   const functions: Record<string, FunctionView> = {};
   for (const [name, spec] of Object.entries(current.spec.functions)) {
     functions[name] = {

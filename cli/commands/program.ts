@@ -57,7 +57,7 @@ export interface EvaluateOptions {
 }
 
 /** Find the program in `dir`: Pulumi.yaml's `main`, else index.ts / index.js / package.json `main`. */
-export function findProject(dir: string, stack = "dev"): ProgramProject {
+function findProject(dir: string, stack = "dev"): ProgramProject {
   const given = resolve(dir);
   if (!existsSync(given)) throw new InvalidError(`program ${dir}: no such directory`);
   const isFile = statSync(given).isFile();
@@ -115,7 +115,7 @@ function readProjectFile(dir: string): Record<string, unknown> | null {
 }
 
 /** The stack's config: `Pulumi.<stack>.yaml` over Pulumi.yaml's defaults; keys without a namespace get the project's. */
-export async function readStackConfig(project: ProgramProject): Promise<StackConfig> {
+async function readStackConfig(project: ProgramProject): Promise<StackConfig> {
   const load = await loadYaml();
   const values: Record<string, string> = {};
   const skipped: string[] = [];
@@ -283,7 +283,7 @@ const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 /** The value with every secret marker replaced by the value it wraps. */
-export function unwrapSecrets(value: unknown): unknown {
+function unwrapSecrets(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unwrapSecrets);
   if (typeof value !== "object" || value === null) return value;
   const record = value as Record<string, unknown>;

@@ -39,7 +39,7 @@ const HEADER = [
 ];
 const NUMERIC = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
-export function formatStatus(status: AgentStatus): string[] {
+function formatStatus(status: AgentStatus): string[] {
   const { agent } = status;
   const lines = [
     `agent ${agent.url}  version ${agent.version}  store ${agent.store}  cpu ${agent.capacity.cpuUsed}/${agent.capacity.cpu} used  id ${agent.id}  up since ${agent.startedAt}`,

@@ -35,7 +35,7 @@ export function registerUsage(program: Command): void {
   });
 }
 
-export function formatUsage(usage: readonly UsageTotals[]): string[] {
+function formatUsage(usage: readonly UsageTotals[]): string[] {
   if (usage.length === 0) return ["no usage recorded yet"];
   const rows = [
     ["FUNCTION", "CONTAINER-S", "CPU-S", "BILLED-CPU-S", "MEM-GIB-S", "BILLED-MEM-GIB-S", "GPU-S"],

@@ -110,7 +110,7 @@ export class Agent {
     readonly capacity: HostCapacity,
     readonly sandboxes: SandboxHost,
     private readonly options: AgentOptions,
-    private readonly poolContextUrl: { value: string },
+    private readonly boundAddress: { value: string },
     private readonly maxima: Maxima,
   ) {
     this.hostRegistry = new Registry(store, registries.hosts);
@@ -168,7 +168,7 @@ export class Agent {
       gpusPerContainer: sandboxes.gpus.status().total,
       ...options.maxima,
     };
-    const agentUrl = { value: "" };
+    const agentUrl = { value: "" }; // known once the server listens
     const poolContext = {
       store,
       agentId: id,
@@ -317,7 +317,7 @@ export class Agent {
 
   /** The address this agent listens on (its `url` unless it advertises another). */
   get boundUrl(): string {
-    return this.poolContextUrl.value;
+    return this.boundAddress.value;
   }
 
   async hosts(): Promise<HostStatus[]> {

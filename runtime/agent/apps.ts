@@ -126,7 +126,6 @@ export class AppRegistry {
         `name: the spec names app '${spec.name}' but was deployed as '${name}'`,
       );
     }
-    refuseUnsupported(spec);
     await this.checkHandlers(spec, body.bundles);
     const bundles: Record<string, string> = {};
     for (const fn of Object.values(spec.functions)) {
@@ -327,18 +326,6 @@ export class AppRegistry {
       );
     }
   }
-}
-
-/**
- * Features the spec accepts but this agent does not run yet. Refused at the door: a batched
- * handler called with single inputs, or a schedule that never fires, would fail silently.
- */
-function refuseUnsupported(spec: CompiledAppSpec): void {
-  const problems: string[] = [];
-  for (const [name, fn] of Object.entries(spec.functions)) {
-  }
-  if (problems.length > 0)
-    throw new InvalidError(problems.join("\n"), { details: { issues: problems } });
 }
 
 export function containerVersion(bundleSha: string, spec: CompiledFunctionSpec): string {

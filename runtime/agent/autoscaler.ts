@@ -49,7 +49,7 @@ export interface ScalingDecision {
 }
 
 /** The short window a burst is judged on: a tenth of the window, between 1 s and 6 s. */
-export function panicWindowMs(windowMs: number): number {
+function panicWindowMs(windowMs: number): number {
   return Math.min(6_000, Math.max(1_000, windowMs / 10));
 }
 

@@ -14,7 +14,7 @@ import { channels, keys, type CallRun, type InputEnvelope, type StoredResult } f
 import { Replies } from "./replies.js";
 
 /** Map outputs and stream items nobody reads expire this long after the last write. */
-export const LIST_TTL_MS = 60 * 60 * 1000;
+const LIST_TTL_MS = 60 * 60 * 1000;
 
 /** Settles sent to the store in one round trip, at most. */
 const SETTLE_BATCH_MAX = 256;

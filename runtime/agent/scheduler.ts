@@ -54,7 +54,7 @@ import {
 import { callStatus, type OutcomeWriter } from "./outcomes.js";
 import { Registry } from "./registry.js";
 
-export const SCHEDULER_LOCK = "scheduler";
+const SCHEDULER_LOCK = "scheduler";
 /** Runs kept in a schedule's state for status. */
 const RUNS_KEPT = 10;
 /** Cron ticks are searched for no further back than this (older ones are missed anyway). */

@@ -8,7 +8,9 @@
  * process alive (undici unrefs them).
  */
 import { Pool } from "undici";
-import { UnavailableError, fromWire, type WireError } from "../errors.js";
+import { z } from "zod";
+import { UnavailableError, fromWire } from "../errors.js";
+import { wireErrorSchema } from "../protocol.js";
 
 export interface RequestOptions {
   body?: unknown;
@@ -99,12 +101,17 @@ function abortError(signal: AbortSignal): Error {
   return new DOMException("This operation was aborted", "AbortError");
 }
 
+/** The agent's error body, checked at the boundary: anything else is reported as it came. */
+const errorBody = z.object({ error: wireErrorSchema });
+
 function errorFromResponse(status: number, text: string): Error {
+  let json: unknown;
   try {
-    const parsed = JSON.parse(text) as { error?: WireError };
-    if (parsed.error?.code) return fromWire(parsed.error);
+    json = JSON.parse(text);
   } catch {
-    // not JSON: fall through
+    json = undefined; // not JSON: fall through
   }
+  const parsed = errorBody.safeParse(json);
+  if (parsed.success) return fromWire(parsed.data.error);
   return new UnavailableError(`the agent answered HTTP ${status}: ${text.slice(0, 200)}`);
 }

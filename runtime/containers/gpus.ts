@@ -37,7 +37,7 @@ export interface GpuInventory {
 }
 
 /** The nvidia-smi query the inventory runs. */
-export const NVIDIA_SMI_ARGS = [
+const NVIDIA_SMI_ARGS = [
   "--query-gpu=index,uuid,name,memory.total,pci.bus_id",
   "--format=csv,noheader,nounits",
 ];

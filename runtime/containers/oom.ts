@@ -34,7 +34,7 @@ const HEAP_MARKERS = [
 ];
 
 /** Exit status of a process killed by SIGABRT, as a shell reports it (128 + 6). */
-export const ABORT_EXIT_CODE = 134;
+const ABORT_EXIT_CODE = 134;
 
 export function classifyExit(evidence: ExitEvidence): OomVerdict {
   if ((evidence.cgroupOomKills ?? 0) > 0) {

@@ -19,7 +19,7 @@ import { join } from "node:path";
 export type DiskEnforcement = "loop-ext4" | "directory";
 
 /** The platform's default ephemeral disk when a function sets none: 512 GiB (capped by free disk). */
-export const DEFAULT_EPHEMERAL_DISK_MIB = 512 * 1024;
+const DEFAULT_EPHEMERAL_DISK_MIB = 512 * 1024;
 /** The smallest image mkfs.ext4 formats reliably. */
 const MIN_IMAGE_MIB = 2;
 const COMMAND_TIMEOUT_MS = 30_000;

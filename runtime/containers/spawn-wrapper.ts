@@ -19,7 +19,7 @@ export interface SpawnWrapper {
 }
 
 /** Exit status of a wrapper that could not confine the process; nothing of the worker ran. */
-export const WRAPPER_FAILED_EXIT = 125;
+const WRAPPER_FAILED_EXIT = 125;
 
 /** Quote for /bin/sh: single quotes, with embedded ones closed and escaped. */
 export function shellQuote(text: string): string {

@@ -88,7 +88,7 @@ interface Pending {
 }
 
 /** Where the compiled worker entry lives, whether kiln runs from `dist/` or from source (tests). */
-export function workerEntryPath(): string {
+function workerEntryPath(): string {
   const here = fileURLToPath(import.meta.url);
   if (here.endsWith(".js")) return join(dirname(here), "..", "worker", "main.js");
   const root = resolve(dirname(here), "..", "..");

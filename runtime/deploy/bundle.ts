@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { isAbsolute, relative, resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { InvalidError } from "../errors.js";
 
 export interface Artifact {
@@ -26,7 +26,7 @@ export interface Artifact {
 }
 
 /** Imports left to the worker: kiln's own packages, which the agent provides. */
-export const PROVIDED_PACKAGES = ["kiln", "kiln/*"];
+const PROVIDED_PACKAGES = ["kiln", "kiln/*"];
 
 /** Lets CommonJS dependencies `require()` Node built-ins from inside the ESM bundle. */
 const REQUIRE_SHIM =
@@ -96,10 +96,4 @@ export async function bundleHandlers(
   const files = [...new Set(handlerFiles)];
   const artifacts = await Promise.all(files.map((file) => bundleFile(baseDir, file)));
   return new Map(artifacts.map((artifact) => [artifact.file, artifact]));
-}
-
-/** A handler path as the user wrote it, relative to `baseDir`, normalized ("./a/b.ts"). */
-export function normalizeHandlerFile(baseDir: string, file: string): string {
-  const rel = relative(baseDir, resolve(baseDir, file)).split("\\").join("/");
-  return rel.startsWith(".") ? rel : `./${rel}`;
 }

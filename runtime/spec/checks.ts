@@ -20,7 +20,7 @@ export interface Range {
 /** Run checks even after other fields failed, so that every issue is reported at once. */
 export const always = (): boolean => true;
 
-export function describeRange(range: Range): string {
+function describeRange(range: Range): string {
   const low = `${range.minExclusive ? ">" : ""}${range.min}`;
   if (range.max === null) return range.minExclusive ? `> ${range.min}` : `>= ${range.min}`;
   return `${low}..${range.max}`;

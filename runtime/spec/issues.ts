@@ -31,7 +31,7 @@ export function formatPath(path: readonly PathSegment[]): string {
 }
 
 /** The JSON-ish name of a value's type, for "expected X, got Y". */
-export function typeName(value: unknown): string {
+function typeName(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "array";
   if (typeof value === "number" && !Number.isFinite(value)) return String(value);

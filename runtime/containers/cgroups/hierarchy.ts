@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** The controllers kiln drives. `cpuacct` exists on v1 only; on v2 `cpu.stat` is always there. */
-export const CONTROLLERS = ["cpu", "cpuacct", "memory", "devices"] as const;
+const CONTROLLERS = ["cpu", "cpuacct", "memory", "devices"] as const;
 export type Controller = (typeof CONTROLLERS)[number];
 export type CgroupVersion = 1 | 2;
 

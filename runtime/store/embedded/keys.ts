@@ -124,7 +124,7 @@ function integerOf(key: string, entry: KeyEntry): number {
   return value;
 }
 
-export function stringOf(entry: KeyEntry): string {
+function stringOf(entry: KeyEntry): string {
   if (typeof entry.value !== "string")
     throw new InvalidError(`key ${JSON.stringify(entry.key)} holds a list, not a string`);
   return entry.value;
