@@ -1,35 +1,7 @@
 /**
- * The scheduler: fires each deployed app's `schedules` (5-field cron in an IANA time zone, or a
- * period) as spawned calls of the target function, one leader at a time across every agent on
- * the store.
- *
- * - Leadership: `store.lock("scheduler")` with a lease (default 10 s) renewed on every pass (at
- *   least every `pollMs`, default 2 s); its fencing token names the term. Followers try to take
- *   it on every pass; a stopping leader unlocks, so another agent takes over at its next pass.
- * - A tick's call id is deterministic, `sched:<app>:<name>:<tick epoch ms>`, and the call record
- *   is written with `set ifAbsent`: whichever scheduler writes it first fires the tick, any other
- *   (a second leader during a lease hand-over, the same agent after a restart) finds it and does
- *   not. The run is a spawned call, so it follows the function's retries, and a failing run
- *   changes nothing for later ticks.
- * - Per schedule, a state record (in the `registries.schedules` registry) keeps the reference
- *   instant ticks are counted from (`since`: the last tick handled, or when the timing was first
- *   seen), the period anchor and the latest runs (for `kiln status`). Cron ticks are found by
- *   iterating forward from `since` with cron-parser in the schedule's zone, so DST is handled by
- *   cron-parser: a local time skipped in spring fires at the next valid time, one repeated in
- *   autumn fires once.
- * - Missed ticks: on each pass the latest tick in `(since, now]` is on time when at most `graceMs`
- *   (30 s) old, and fired; older means no scheduler ran at that moment (agent down, lease
- *   hand-over past the grace): skipped with `catchUp: 0`, fired late (only the latest) with
- *   `catchUp: 1`. Earlier ticks are never replayed.
- * - A redeploy that changes a schedule's timing (cron, zone or period) restarts it from the
- *   redeploy: the next tick is the new timing's first after it. Other changes (function, args)
- *   apply from the next tick. Ephemeral apps (`kiln run`) never fire.
- * - Time comes from a `Clock`, so tests drive ticks without waiting.
- *
- * Not promised: a crash between writing a tick's call record and its state leaves the state one
- * tick behind; the call record keeps the tick from firing twice for as long as the record lives
- * (24 h after the run finished), so only a schedule with ticks further apart than that, with
- * `catchUp: 1`, restarted more than a day later, could fire that tick again.
+ * The scheduler: fires each deployed app's `schedules` (cron in an IANA zone, or a period) as
+ * spawned calls, one leader at a time across the agents on a store. Leadership, exactly-once
+ * ticks, missed ticks and redeploys: ARCHITECTURE.md, "Schedules".
  */
 import { CronExpressionParser } from "cron-parser";
 import { systemClock, type Clock, type Timer } from "../clock.js";

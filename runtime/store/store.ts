@@ -1,55 +1,8 @@
 /**
  * The store: everything an agent keeps that must outlive a request, behind one async interface
- * with two implementations, `embedded` (in-process, single host, the default; durable through an
- * append-only log) and `redis` (ioredis; several hosts). One contract suite
- * (`test/store/contract.ts`) runs against both.
- *
- * Shapes are chosen so Redis can implement each call with one command or one Lua script:
- * keys with TTL (SET PX NX), capped counters (Lua INCRBY), work queues with leases (lists +
- * sorted set of lease deadlines, or streams + XAUTOCLAIM), blocking list pops (BLMPOP),
- * locks with fencing tokens (SET NX PX + INCR), notifications (PUBLISH / SUBSCRIBE).
- *
- * Values are strings (serde output, JSON, bundle text). Keys are free-form strings; callers
- * namespace them (`app:`, `call:`, `q:` ...).
- *
- * Deliberately not promised:
- * - No general transactions. Each call is atomic on its own; `complete` and `apply` take a fixed
- *   set of writes ({@link Effects}) so an input's ack, its result and its announcement happen in
- *   one step (`settle`). Other cross-key invariants are kept by the caller.
- * - Work queues are at-least-once: a claim whose lease lapses goes back to pending and may be
- *   delivered again. Fencing (`fence`) lets the holder of a newer claim win; results written
- *   through `settle(claim, effects)` by a stale claimer are dropped.
- * - Notifications are best effort and not durable: a subscriber that was not subscribed when a
- *   message was published misses it. Waiters must re-read state after subscribing.
- * - FIFO order holds per queue for items that are never released; a released item goes to the
- *   front (`front: true`, the default for platform retries) or the back.
- * - Enqueue deduplicates an id only while the item exists (pending or claimed); a completed id
- *   can be enqueued again. Callers that retry submissions dedupe with their own key.
- *
- * Settled semantics (the contract suite checks each):
- * - Keys and lists share one namespace, as in Redis: `delete`, `ttl` and `keys` cover lists too,
- *   and using a key as the other type is an InvalidError.
- * - `claim` over several queues takes only from the first non-empty one, even below `max`
- *   (BLMPOP-like). `deliveries` counts every earlier claim, so a release adds one.
- * - The same owner re-locking gets the same token back. `incr` takes integers and keeps the key's
- *   TTL; `set` without `ttlMs` clears one. TTL, lease and lock durations must be > 0.
- * - A claim whose signal is already aborted returns [] without claiming.
- * - Owners are recorded for stalled-work sweeps of a shared store; this interface does not list
- *   claims by owner (the Redis store adds that where it needs it).
- * - Hashes (dicts) and partitioned lists (queues) live in namespaces of their own: `keys`, `delete`
- *   and `ttl` do not see them, and the same name may be a key, a hash and a partition group.
- * - A hash field's deadline is the earlier of its fixed TTL (`ttlMs` at write) and its inactivity
- *   deadline (`idleMs` after the last write, or the last read that passed `idleMs`). An expired
- *   field is absent everywhere at once (get, length, scan, the `maxFields` count). The embedded store
- *   logs a read's refresh only when it moves the deadline by at least 1 % of `idleMs` (at least
- *   1 s, at most 10 %), so after a restart a field may expire up to that much early.
- * - `hashScan` returns every field present for the whole scan at least once; the embedded store
- *   never repeats one (cursor = insertion sequence), Redis may during a rehash (HSCAN). Fields
- *   written during the scan may or may not be returned. Scans do not refresh deadlines.
- * - A partition is a FIFO list inside a group; it expires `ttlMs` after its last push (pops do
- *   not extend it) and counts against `maxPartitions` while it holds items (an emptied partition
- *   stops counting). A push over `maxLength` or `maxPartitions` changes nothing. A pop hands each
- *   item to exactly one caller (blocked callers in arrival order, on one store instance).
+ * with two implementations, `embedded` (in-process, the default) and `redis` (several hosts).
+ * One contract suite (`test/store/contract.ts`) runs against both; what it promises and what it
+ * deliberately does not is in ARCHITECTURE.md, "The store contract".
  */
 
 export interface SetOptions {
