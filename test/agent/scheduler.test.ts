@@ -22,6 +22,7 @@ import { EmbeddedStore } from "../../runtime/store/embedded/index.js";
 import type { Store } from "../../runtime/store/store.js";
 import { FakeClock } from "../store/fake-clock.js";
 import { redisPresent, startRedisServer, type RedisServer } from "../store/redis-server.js";
+import { waitFor } from "../support/wait.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -269,12 +270,15 @@ describe.each(backends)("Scheduler ($name store)", (backend) => {
     } else {
       // Redis leases run on the server's clock: wait for the lease (10 s) to lapse for real,
       // with the followers trying (fake time stands still meanwhile).
-      const until = Date.now() + 15_000;
-      while (Date.now() < until && !agents.some((a) => a !== leader && a.leader)) {
-        for (const a of agents) a.poke();
-        await settle();
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      await waitFor(
+        "a follower to take the lapsed lease",
+        async () => {
+          for (const a of agents) a.poke();
+          await settle();
+          return agents.some((a) => a !== leader && a.leader);
+        },
+        { intervalMs: 250 },
+      );
       await runUntil(t0 + 12 * 30_000 + 1_000);
     }
     expect(agents.filter((a) => a.leader)).toHaveLength(1);

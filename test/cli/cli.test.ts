@@ -13,7 +13,7 @@ import type { AgentStatus } from "../../runtime/protocol.js";
 import { openStore, type Store } from "../../runtime/store/index.js";
 import { KILN_VERSION } from "../../runtime/version.js";
 import { HELLO_SPEC, freePort, kiln, kilnChild, linesOf } from "./helpers.js";
-import { waitFor } from "../support/wait.js";
+import { NOT_HUNG_MS, waitFor } from "../support/wait.js";
 
 let agent: Agent;
 let stateDir: string;
@@ -187,7 +187,7 @@ describe("kiln call", () => {
     const id = result.stdout.trim();
     expect(id).toMatch(/^\S+$/);
     const client = await connect({ url: agent.url, token: agent.token });
-    expect(await client.functionCall(id).get({ timeoutMs: 20_000 })).toBe("slept 50 ms");
+    expect(await client.functionCall(id).get({ timeoutMs: NOT_HUNG_MS })).toBe("slept 50 ms");
   });
 });
 

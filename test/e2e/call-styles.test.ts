@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError, type FunctionCall } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, startAgent, type Harness } from "./harness.js";
-import { waitFor } from "../support/wait.js";
+import { NOT_HUNG_MS, waitFor } from "../support/wait.js";
 
 let harness: Harness;
 
@@ -108,7 +108,7 @@ describe("spawn and FunctionCall", () => {
     const call = await sleep.spawn(300, "late");
     expect(call.id).toMatch(/^fc-/);
     expect(["pending", "running"]).toContain(await call.status());
-    expect(await call.get({ timeoutMs: 10_000 })).toBe("late");
+    expect(await call.get({ timeoutMs: NOT_HUNG_MS })).toBe("late");
     expect(await call.status()).toBe("succeeded");
     expect(await harness.kiln.functionCall<string>(call.id).get()).toBe("late");
   });
@@ -117,7 +117,7 @@ describe("spawn and FunctionCall", () => {
     const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
     const call = await sleep.spawn(800, "done");
     await expect(call.get({ timeoutMs: 50 })).rejects.toMatchObject({ name: "TimeoutError" });
-    expect(await call.get({ timeoutMs: 10_000 })).toBe("done");
+    expect(await call.get({ timeoutMs: NOT_HUNG_MS })).toBe("done");
   });
 
   it("cancel of a pending or running call: get throws CancelledError, status is cancelled", async () => {
@@ -127,7 +127,7 @@ describe("spawn and FunctionCall", () => {
     // sleep has maxContainers 4: some of these are running, some pending.
     await Promise.all(calls.map((c) => c.cancel()));
     for (const call of calls) {
-      await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({
+      await expect(call.get({ timeoutMs: NOT_HUNG_MS })).rejects.toMatchObject({
         name: "CancelledError",
       });
       expect(await call.status()).toBe("cancelled");
@@ -160,7 +160,7 @@ describe("spawn and FunctionCall", () => {
     const add = harness.kiln.function<typeof h.add>("e2e", "add");
     const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
     expect(await add.remote(1, 1)).toBe(2);
-    expect(await (await sleep.spawn(1, "s")).get({ timeoutMs: 10_000 })).toBe("s");
+    expect(await (await sleep.spawn(1, "s")).get({ timeoutMs: NOT_HUNG_MS })).toBe("s");
     const store = harness.agent.store;
     let finished = 0;
     for (const key of await store.keys("call:")) {
@@ -302,7 +302,7 @@ describe("logs", () => {
   it("captures stdout and stderr per call", async () => {
     const logs = harness.kiln.function<typeof h.logs>("e2e", "logs");
     const call = await logs.spawn("tagged");
-    await call.get({ timeoutMs: 10_000 });
+    await call.get({ timeoutMs: NOT_HUNG_MS });
     const { lines } = await harness.kiln.http.request<{
       lines: { callId: string | null; stream: string; text: string }[];
     }>("GET", "/v1/apps/e2e/logs", { query: { function: "logs" } });

@@ -8,7 +8,7 @@ import { bundleFile } from "../../runtime/deploy/bundle.js";
 import { deployApp } from "../../runtime/deploy/deploy.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, fixtureSpec, fixturesDir, startAgent, type Harness } from "./harness.js";
-import { waitFor } from "../support/wait.js";
+import { NOT_HUNG_MS, waitFor } from "../support/wait.js";
 
 let harness: Harness;
 
@@ -136,7 +136,7 @@ describe("versions", () => {
     const deployed = await deployApp(harness.kiln.http, v2, fixturesDir);
     expect(deployed.changed).toBe(true);
     expect(await version.remote()).toBe("v2");
-    expect(await slowOld.get({ timeoutMs: 10_000 })).toBe("old finished");
+    expect(await slowOld.get({ timeoutMs: NOT_HUNG_MS })).toBe("old finished");
   });
 });
 
@@ -190,9 +190,9 @@ describe("stop", () => {
     await waitFor("the app to be unlisted", async () => (await harness.kiln.apps()).length === 0);
     await writeFile(release, "");
     await stopped;
-    for (const call of running) expect(await call.get({ timeoutMs: 20_000 })).toBe("drained");
+    for (const call of running) expect(await call.get({ timeoutMs: NOT_HUNG_MS })).toBe("drained");
     for (const call of queued)
-      await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({
+      await expect(call.get({ timeoutMs: NOT_HUNG_MS })).rejects.toMatchObject({
         name: "NotFoundError",
       });
     expect(await harness.kiln.apps()).toEqual([]);

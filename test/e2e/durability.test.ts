@@ -7,6 +7,7 @@ import { connect, type Kiln } from "../../runtime/client/index.js";
 import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, portOf, startChildAgent, type ChildAgent } from "./harness.js";
+import { NOT_HUNG_MS, waitFor } from "../support/wait.js";
 
 const children: ChildAgent[] = [];
 const dirs: string[] = [];
@@ -58,7 +59,7 @@ describe("kill -9", () => {
     const again = await restartOn(stateDir, first);
     expect((await again.apps()).map((a) => a.name)).toEqual(["e2e"]);
     const results = await Promise.all(
-      calls.map((c) => again.functionCall<string>(c.id).get({ timeoutMs: 20_000 })),
+      calls.map((c) => again.functionCall<string>(c.id).get({ timeoutMs: NOT_HUNG_MS })),
     );
     expect(results).toEqual(["value-0", "value-1", "value-2", "value-3", "value-4"]);
   });
@@ -66,21 +67,20 @@ describe("kill -9", () => {
   it("mid-run: an input that was running when the agent died runs again (platform retry) and completes", async () => {
     const { stateDir, first, kiln } = await startDeployed();
     const call = await kiln.function<typeof h.sleep>("e2e", "sleep").spawn(1_500, "finished");
-    const deadline = Date.now() + 10_000;
-    while ((await call.status()) !== "running" && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 25));
-    expect(await call.status()).toBe("running");
+    await waitFor("the input to run", async () => (await call.status()) === "running");
     await killHard(first);
 
     const again = await restartOn(stateDir, first);
-    expect(await again.functionCall<string>(call.id).get({ timeoutMs: 20_000 })).toBe("finished");
+    expect(await again.functionCall<string>(call.id).get({ timeoutMs: NOT_HUNG_MS })).toBe(
+      "finished",
+    );
     expect((await again.functionCall(call.id).info()).attempts).toBe(2);
   });
 
   it("a finished call's result is still there after a restart", async () => {
     const { stateDir, first, kiln } = await startDeployed();
     const call = await kiln.function<typeof h.add>("e2e", "add").spawn(20, 22);
-    expect(await call.get({ timeoutMs: 10_000 })).toBe(42);
+    expect(await call.get({ timeoutMs: NOT_HUNG_MS })).toBe(42);
     await killHard(first);
     const again = await restartOn(stateDir, first);
     expect(await again.functionCall<number>(call.id).get({ timeoutMs: 1_000 })).toBe(42);

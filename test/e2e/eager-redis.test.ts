@@ -16,7 +16,7 @@ import { RedisStore } from "../../runtime/store/redis/index.js";
 import { redisPresent, startRedisServer, type RedisServer } from "../store/redis-server.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, startAgent, type Harness } from "./harness.js";
-import { waitFor } from "../support/wait.js";
+import { NOT_HUNG_MS, waitFor } from "../support/wait.js";
 
 const suite = redisPresent() ? describe : describe.skip;
 
@@ -51,7 +51,7 @@ suite("eager hand-over on Redis", () => {
     const spied = await RedisStore.open({ url: redis.url, prefix: "kiln-eager:" });
     try {
       const call = await echo.spawn("not eager: nobody waits");
-      expect(await call.get({ timeoutMs: 10_000 })).toBe("not eager: nobody waits");
+      expect(await call.get({ timeoutMs: NOT_HUNG_MS })).toBe("not eager: nobody waits");
       for (let i = 0; i < 20; i++) expect(await echo.remote(i)).toBe(i);
       // Every call's record and result are in Redis, as for a queued call.
       const records = await spied.keys("call:");

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, startAgent, type Harness } from "./harness.js";
-import { waitFor } from "../support/wait.js";
+import { NOT_HUNG_MS, waitFor } from "../support/wait.js";
 
 let harness: Harness;
 let scratch: string;
@@ -96,7 +96,7 @@ describe("user retries", () => {
   it("retries 0 by default: a throwing handler runs once", async () => {
     const throws = harness.kiln.function("e2e", "throws");
     const call = await throws.spawn("once");
-    await expect(call.get({ timeoutMs: 10_000 })).rejects.toBeInstanceOf(RemoteError);
+    await expect(call.get({ timeoutMs: NOT_HUNG_MS })).rejects.toBeInstanceOf(RemoteError);
     expect((await call.info()).attempts).toBe(1);
   });
 });
@@ -128,7 +128,9 @@ describe("timeouts and cancellation kill the work", () => {
     );
     const pidsBefore = await containerPids("busyLoopLong");
     await call.cancel();
-    await expect(call.get({ timeoutMs: 10_000 })).rejects.toMatchObject({ name: "CancelledError" });
+    await expect(call.get({ timeoutMs: NOT_HUNG_MS })).rejects.toMatchObject({
+      name: "CancelledError",
+    });
     for (const pid of pidsBefore) {
       await waitFor(`process ${pid} to be gone`, () => (alive(pid) ? undefined : true));
     }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidError, NotFoundError, OutOfMemoryError } from "../../runtime/client/index.js";
 import type * as h from "./fixtures/handlers.js";
 import { deployFixture, startAgent, type Harness } from "./harness.js";
-import { waitFor } from "../support/wait.js";
+import { NOT_HUNG_MS, waitFor } from "../support/wait.js";
 
 let harness: Harness;
 
@@ -44,7 +44,7 @@ describe("GPUs", () => {
       return fn?.blocked?.includes("waiting for capacity") ? fn.blocked : undefined;
     });
     expect(waiting).toContain("A100");
-    const results = await Promise.all(calls.map((c) => c.get({ timeoutMs: 20_000 })));
+    const results = await Promise.all(calls.map((c) => c.get({ timeoutMs: NOT_HUNG_MS })));
     const first = results.slice(0, 2).map((r) => r.visible);
     expect(new Set(first).size).toBe(2); // never shared
     for (const r of results) {

@@ -8,6 +8,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
+import { waitFor } from "../support/wait.js";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../runtime/agent/agent.js";
@@ -166,9 +167,7 @@ describe("kiln run <program-dir> <entry>", () => {
     });
     let out = "";
     child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    const deadline = Date.now() + 30_000;
-    while (!out.includes("started") && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
+    await waitFor("main to start", () => out.includes("started"), { intervalMs: 50 });
     expect(out).toMatch(/started runner-run-[0-9a-f]{6}/);
     expect(runApps()).toHaveLength(1);
     child.kill("SIGINT");

@@ -489,11 +489,7 @@ suite("RedisStore", () => {
         let out = "";
         child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
         const ready = (async () => {
-          const deadline = Date.now() + 20_000;
-          while (!out.includes("ready\n")) {
-            if (Date.now() > deadline) throw new Error("a getter did not start within 20 s");
-            await sleep(10);
-          }
+          await waitFor("a getter to start", () => out.includes("ready\n"), { intervalMs: 10 });
         })();
         const done = new Promise<string[]>((resolve, reject) => {
           const timer = setTimeout(() => {

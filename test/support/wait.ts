@@ -3,8 +3,15 @@
  * bound on a promise. Each failure names what was awaited, the bound, and the last error seen.
  */
 
+/**
+ * How long a test waits for something that takes a second or two on a quiet machine (a cold
+ * start, a call's outcome, a condition) before calling it hung: far above any duration here, also
+ * on a machine loaded many times over, and well below the 180 s test limit.
+ */
+export const NOT_HUNG_MS = 60_000;
+
 export interface WaitOptions {
-  /** Give up after this long (default 15 s: far above what any condition here takes on a quiet machine). */
+  /** Give up after this long (default {@link NOT_HUNG_MS}). */
   timeoutMs?: number;
   /** Pause between checks (default 25 ms). */
   intervalMs?: number;
@@ -23,7 +30,7 @@ export async function waitFor<T>(
   check: () => T | NotYet | Promise<T | NotYet>,
   options: WaitOptions | number = {},
 ): Promise<Exclude<T, NotYet>> {
-  const { timeoutMs = 15_000, intervalMs = 25 } =
+  const { timeoutMs = NOT_HUNG_MS, intervalMs = 25 } =
     typeof options === "number" ? { timeoutMs: options } : options;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
