@@ -193,6 +193,17 @@ describe("kiln call", () => {
 
 describe("kiln status", () => {
   it("prints the agent line and an aligned table of the app's functions", async () => {
+    // square has run (earlier tests): call it again so its container is surely within its
+    // scale-down window (60 s), however slow the box made the tests in between.
+    const client = await connect({ url: agent.url, token: agent.token });
+    expect(await client.function("hello", "square").remote(2)).toBe(4);
+    await waitFor("square's pool to count its warm container", async () => {
+      const status = await client.status();
+      const square = status.apps
+        .find((a) => a.name === "hello")
+        ?.functions.find((f) => f.name === "square");
+      return square !== undefined && square.scaling.desired >= 1 && square.scaling.idle >= 1;
+    });
     const result = await kiln(["status", ...conn]);
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.split("\n");
