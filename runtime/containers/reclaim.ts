@@ -7,17 +7,16 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CgroupManager } from "./cgroups/manager.js";
-import { mountsUnder, unmount } from "./scratch-disk.js";
+import { sweepScratch } from "./scratch-disk.js";
 
 const AGENT_ID_FILE = "agent-id";
 
-/** Unmount leftover scratch disks and remove the previous agent's cgroups. Returns what failed. */
+/**
+ * Unmount and delete leftover scratch disks (their images and what tenants wrote) and remove the
+ * previous agent's cgroups. Returns what failed.
+ */
 export async function reclaimStateDir(stateDir: string): Promise<string[]> {
-  const failures: string[] = [];
-  for (const dir of await mountsUnder(join(stateDir, "scratch"))) {
-    const error = await unmount(dir);
-    if (error) failures.push(`${dir}: ${error}`);
-  }
+  const failures = await sweepScratch(join(stateDir, "scratch"), new Set());
   const previous = (await readFile(join(stateDir, AGENT_ID_FILE), "utf8").catch(() => "")).trim();
   if (previous) {
     const groups = await CgroupManager.open({ agentId: previous });

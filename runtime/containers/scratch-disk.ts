@@ -172,23 +172,7 @@ export class ScratchDisks {
 
   /** Unmount and delete every scratch left under the root (a crashed agent's). Returns failures. */
   async sweep(): Promise<string[]> {
-    const failures: string[] = [];
-    const mounted = await mountsUnder(this.options.root);
-    for (const dir of mounted) {
-      const error = await unmount(dir);
-      if (error) failures.push(`${dir}: ${error}`);
-    }
-    for (const entry of await readdir(this.options.root, { withFileTypes: true }).catch(() => [])) {
-      if (entry.name === ".images" || this.live.has(entry.name)) continue;
-      await rm(join(this.options.root, entry.name), { recursive: true, force: true }).catch(
-        (e: Error) => failures.push(e.message),
-      );
-    }
-    for (const entry of await readdir(this.images).catch(() => [] as string[])) {
-      if (this.live.has(entry.replace(/\.img$/, ""))) continue;
-      await rm(join(this.images, entry), { force: true });
-    }
-    return failures;
+    return sweepScratch(this.options.root, new Set(this.live.keys()));
   }
 
   private async remove(containerId: string, dir: string, image: string | null): Promise<void> {
@@ -204,6 +188,30 @@ export class ScratchDisks {
       await rm(dir, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Unmount every scratch disk under `root` and delete its directories and images, except those
+ * of the containers in `keep`. Returns what failed.
+ */
+export async function sweepScratch(root: string, keep: ReadonlySet<string>): Promise<string[]> {
+  const failures: string[] = [];
+  for (const dir of await mountsUnder(root)) {
+    const error = await unmount(dir);
+    if (error) failures.push(`${dir}: ${error}`);
+  }
+  for (const entry of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (entry.name === ".images" || keep.has(entry.name)) continue;
+    await rm(join(root, entry.name), { recursive: true, force: true }).catch((e: Error) =>
+      failures.push(e.message),
+    );
+  }
+  const images = join(root, ".images");
+  for (const entry of await readdir(images).catch(() => [] as string[])) {
+    if (keep.has(entry.replace(/\.img$/, ""))) continue;
+    await rm(join(images, entry), { force: true });
+  }
+  return failures;
 }
 
 /** A sparse file of `mib` MiB, formatted ext4: no journal (scratch), no reserved blocks, lazy tables. */

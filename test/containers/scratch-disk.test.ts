@@ -2,11 +2,12 @@
  * Loop-mounted ext4 scratch disks (real mounts). Skipped, with the reason printed, only where the
  * kernel refuses loop mounts.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { present } from "../support/requirements.js";
+import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
 import { ScratchDisks } from "../../runtime/containers/scratch-disk.js";
 import { cgroupWrapper } from "../../runtime/containers/spawn-wrapper.js";
 import { spawnNode } from "./helpers.js";
@@ -68,6 +69,19 @@ describe.skipIf(!loopMounts)("scratch disk with a kernel-enforced quota", () => 
     expect(mounted(disk.dir)).toEqual([]);
     expect(existsSync(disk.dir)).toBe(false);
     expect(existsSync(join(root, ".images", "ct-small.img"))).toBe(false);
+  });
+
+  it("a killed agent's scratch disks are unmounted and deleted, images and data, by the next agent's reclaim", async () => {
+    const stateDir = join(root, "killed-agent");
+    const dead = await ScratchDisks.open({ root: join(stateDir, "scratch"), log: () => undefined });
+    const disk = await dead.create("ct-left", 32);
+    expect((await write(disk.dir, 8)).code).toBe(null);
+    // The agent dies here (no release): its mount, image and data stay behind.
+    expect(mounted(disk.dir)).toEqual([disk.dir]);
+    expect(await reclaimStateDir(stateDir)).toEqual([]);
+    expect(mounted(stateDir)).toEqual([]);
+    expect(existsSync(disk.dir)).toBe(false);
+    expect(readdirSync(join(stateDir, "scratch", ".images"))).toEqual([]);
   });
 
   it("the image is sparse: a large quota costs nothing until written", async () => {
