@@ -11,6 +11,7 @@ type Register = (program: Command) => void;
 
 /** Every command, in the order help lists them, and how to load its definition. */
 const COMMANDS: Record<string, () => Promise<Register>> = {
+  init: async () => (await import("./commands/init.js")).registerInit,
   agent: async () => (await import("./commands/agent.js")).registerAgent,
   deploy: async () => (await import("./commands/deploy.js")).registerDeploy,
   preview: async () => (await import("./commands/preview.js")).registerPreview,
@@ -42,7 +43,7 @@ export async function createProgram(
 ): Promise<Command> {
   const program = new Command("kiln")
     .description(
-      "kiln: self-hosted serverless functions (agent, deploy, preview, run, call, status, logs, stop)",
+      "kiln: self-hosted serverless functions (init, agent, deploy, preview, run, call, status, logs, stop, usage)",
     )
     .version(KILN_VERSION, "-V, --version", "print kiln's version")
     .option("--verbose", "print the stack of errors")

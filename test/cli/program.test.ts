@@ -13,7 +13,18 @@ describe("commandsFor", () => {
 
   it("loads none for a bare --version, and every command for help, no command or an unknown one", () => {
     expect(commandsFor(argv("--version"))).toEqual([]);
-    const all = ["agent", "deploy", "preview", "run", "call", "status", "logs", "stop", "usage"];
+    const all = [
+      "init",
+      "agent",
+      "deploy",
+      "preview",
+      "run",
+      "call",
+      "status",
+      "logs",
+      "stop",
+      "usage",
+    ];
     for (const words of [[], ["--help"], ["help", "deploy"], ["stauts"]])
       expect(commandsFor(argv(...words))).toEqual(all);
   });
@@ -21,6 +32,7 @@ describe("commandsFor", () => {
   it("the full program has every command", async () => {
     const program = await createProgram();
     expect(program.commands.map((c) => c.name())).toEqual([
+      "init",
       "agent",
       "deploy",
       "preview",

@@ -3,7 +3,7 @@
  * temporary infra project's node_modules (its dependencies linked from this checkout's, so no
  * network), then run the project's own program under mocks and through its installed `kiln`.
  */
-import { copyFile, mkdir, mkdtemp, readdir, rename, symlink } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -142,6 +142,58 @@ describe("kiln installed from its tarball", () => {
     expect(prod.exitCode).toBe(2);
     expect(prod.stderr).toMatch(
       /ServerlessFunction "square": maxContainers: 0 is below the minimum 1/,
+    );
+  });
+});
+
+describe("kiln init, with the installed kiln", () => {
+  it("scaffolds a project whose kiln run, test and typecheck work at once", async () => {
+    const cli = join(infra, "node_modules", "kiln", "dist", "cli", "main.js");
+    const project = join(work, "my_Project");
+    const init = await execa(process.execPath, [cli, "init", project], { reject: false });
+    expect(init.exitCode, init.stderr).toBe(0);
+    expect(init.stdout).toContain("app 'my-project'");
+    const manifest = JSON.parse(await readFile(join(project, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(["@pulumi/pulumi", "kiln", "zod"]);
+    // As npm install would leave it (without the network): kiln, and its dependencies.
+    await mkdir(join(project, "node_modules"));
+    await symlink(
+      join(infra, "node_modules", "kiln"),
+      join(project, "node_modules", "kiln"),
+      "dir",
+    );
+    for (const entry of ["@pulumi", "zod", "typescript", "@types"]) {
+      await symlink(
+        join(repoRoot, "node_modules", entry),
+        join(project, "node_modules", entry),
+        "dir",
+      );
+    }
+    const env = { KILN_URL: "http://127.0.0.1:9", KILN_STATE_DIR: join(work, "init-state") };
+    const run = await execa(process.execPath, [cli, "run", ".", "./main.ts", "--", "--n", "5"], {
+      cwd: project,
+      reject: false,
+      env,
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toBe("the squares of 1..5 add up to 55\n55");
+    expect(run.stderr).toContain("started an embedded agent for this run");
+    const test = await execa("npm", ["test"], { cwd: project, reject: false });
+    expect(test.exitCode, test.stdout + test.stderr).toBe(0);
+    expect(test.stdout).toContain("# pass 1");
+    const typecheck = await execa(
+      process.execPath,
+      [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", "."],
+      { cwd: project, reject: false },
+    );
+    expect(typecheck.exitCode, typecheck.stdout).toBe(0);
+    // A folder that is not empty is refused, naming what to do.
+    const again = await execa(process.execPath, [cli, "init", project], { reject: false });
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toContain(
+      "is not empty: kiln init writes a new project into an empty folder",
     );
   });
 });
