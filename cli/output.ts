@@ -5,7 +5,7 @@
 import { inspect } from "node:util";
 import { CommanderError } from "commander";
 import { InvalidError, KilnError } from "../runtime/errors.js";
-import { describeGpuOffers, type GpuOffer } from "../runtime/containers/gpus.js";
+import { describeGpuOffers, type GpuOffer } from "../runtime/containers/gpu-offers.js";
 import type { LogLine } from "../runtime/protocol.js";
 
 /** Usage errors (bad flags, bad arguments, invalid specs) exit 2; everything else 1. */

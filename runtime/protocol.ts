@@ -22,7 +22,7 @@ import {
   MIN_QUEUE_PARTITION_TTL_S,
 } from "./spec/limits.js";
 import type { Maxima } from "./spec/maxima.js";
-import type { GpuOffer } from "./containers/gpus.js";
+import type { GpuOffer } from "./containers/gpu-offers.js";
 
 /** The longest one request holds for an outcome; clients poll again after it. */
 export const MAX_WAIT_MS = 50_000;

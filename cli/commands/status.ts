@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { AgentStatus, FunctionStatus } from "../../runtime/protocol.js";
 import { openKiln, withConnectionOptions, type ConnectionFlags } from "../connection.js";
-import { gpuOffers } from "../../runtime/containers/gpus.js";
+import { gpuOffers } from "../../runtime/containers/gpu-offers.js";
 import { formatHostGpus, oneLine, table } from "../output.js";
 
 interface StatusFlags extends ConnectionFlags {

@@ -24,7 +24,7 @@ import { DEFAULT_ROUTER_LIMITS, Router, type RouterLimits } from "./router.js";
 import { buildServer } from "./server.js";
 import { KILN_VERSION } from "../version.js";
 import { SandboxHost } from "../containers/sandbox.js";
-import { gpuOffers } from "../containers/gpus.js";
+import { gpuOffers } from "../containers/gpu-offers.js";
 import { reclaimStateDir, recordAgentId } from "../containers/reclaim.js";
 import type { Clock } from "../clock.js";
 import { Dicts } from "./data/dicts.js";

@@ -6,7 +6,8 @@
  * goes to hosts that can. A single host is a cluster of one: the same checks hold.
  */
 import { InvalidError } from "../errors.js";
-import { describeGpuOffers, matchingGpuCount, type GpuOffer } from "../containers/gpus.js";
+import { describeGpuOffers, type GpuOffer } from "../containers/gpu-offers.js";
+import { matchingGpuCount } from "../containers/gpus.js";
 import {
   ANY_GPU,
   compileAppSpec,

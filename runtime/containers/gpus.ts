@@ -18,6 +18,7 @@
 import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { InvalidError } from "../errors.js";
+import { describeGpuOffers, gpuOffers, type GpuOffer } from "./gpu-offers.js";
 import { ANY_GPU, MAX_GPUS_PER_CONTAINER, type GpuOption } from "../spec/index.js";
 
 export interface GpuDevice {
@@ -155,48 +156,9 @@ export function gpuMatches(type: string, device: Pick<GpuDevice, "name" | "memor
   });
 }
 
-/** What a host advertises of its GPUs: each device model (name and memory) and how many it has. */
-export interface GpuOffer {
-  name: string;
-  memoryMiB: number;
-  count: number;
-  /** How many of them no container holds, when the host says (its advertisement, for `kiln status`). */
-  free?: number;
-}
-
-/**
- * Group devices by model (name and memory), in device order. Devices that say who holds them
- * (`holder`, null when free: the allocator's status) also count the free ones.
- */
-export function gpuOffers(
-  devices: readonly (Pick<GpuDevice, "name" | "memoryMiB"> & { holder?: string | null })[],
-): GpuOffer[] {
-  const offers: GpuOffer[] = [];
-  for (const device of devices) {
-    let offer = offers.find((o) => o.name === device.name && o.memoryMiB === device.memoryMiB);
-    if (!offer) {
-      offer = {
-        name: device.name,
-        memoryMiB: device.memoryMiB,
-        count: 0,
-        ...(device.holder === undefined ? {} : { free: 0 }),
-      };
-      offers.push(offer);
-    }
-    offer.count += 1;
-    if (device.holder === null && offer.free !== undefined) offer.free += 1;
-  }
-  return offers;
-}
-
 /** How many of the offered devices are of `type` (by `gpuMatches`): one container may get that many. */
 export function matchingGpuCount(type: string, offers: readonly GpuOffer[]): number {
   return offers.reduce((n, offer) => n + (gpuMatches(type, offer) ? offer.count : 0), 0);
-}
-
-/** "2 x NVIDIA A100-SXM4-80GB, 1 x H100", or "no GPUs". */
-export function describeGpuOffers(offers: readonly GpuOffer[]): string {
-  return offers.length === 0 ? "no GPUs" : offers.map((o) => `${o.count} x ${o.name}`).join(", ");
 }
 
 export interface DiscoverOptions {

@@ -3,12 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { describeGpuOffers, gpuOffers } from "../../runtime/containers/gpu-offers.js";
 import {
-  describeGpuOffers,
   discoverGpus,
   GpuAllocator,
   gpuMatches,
-  gpuOffers,
   matchingGpuCount,
   parseFakeGpus,
   parseNvidiaSmi,
