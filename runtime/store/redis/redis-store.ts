@@ -26,7 +26,7 @@ import type { IncrOptions, ListPopOptions, QueueStats, ReleaseOptions } from "..
 import type { PartitionPushOptions, PartitionPushResult, PartitionStats } from "../store.js";
 import type { SetOptions, Store, Unsubscribe } from "../store.js";
 import { atLeastOne, atLeastZero, positive, waitOptions } from "../checks.js";
-import { enqueueOne, settleOne } from "../shared/single.js";
+import { completeOne, enqueueOne, settleOne } from "../shared/single.js";
 import { finite, nonNegativeInt, optionalCount, optionalInt, positiveInt } from "./arguments.js";
 import { BlockingPops } from "./blocking-pop.js";
 import { ClaimWaiters } from "./claim-waiters.js";
@@ -211,7 +211,7 @@ export class RedisStore implements Store {
   }
 
   complete(claim: ClaimRef): Promise<boolean> {
-    return this.run(lua.COMPLETE, { claim });
+    return completeOne(this, claim);
   }
 
   settle(claim: ClaimRef, effects: Effects): Promise<SettleResult> {
