@@ -1,6 +1,6 @@
 /**
  * Argument checks shared by both stores, so a bad value is refused the same way (InvalidError,
- * nothing written) whichever store runs; and the waiter maps both keep.
+ * nothing written) whichever store runs.
  */
 import { InvalidError } from "../errors.js";
 import type { Effects } from "./store.js";
@@ -50,22 +50,6 @@ export function atLeastZero(name: string, value: number): number {
   if (!(Number.isSafeInteger(value) && value >= 0))
     throw new InvalidError(`${name} must be an integer >= 0, got ${value}`);
   return value;
-}
-
-export function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (!set) {
-    set = new Set();
-    map.set(key, set);
-  }
-  set.add(value);
-}
-
-export function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
 }
 
 /** A blocking read's options, checked: at most `max` (>= 1), waiting up to `waitMs`, until `signal`. */

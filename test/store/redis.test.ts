@@ -203,7 +203,7 @@ suite("RedisStore", () => {
       expect(latencies[4]!).toBeLessThan(500);
     });
 
-    it("a claimer whose last attempt left the queue drained waits without asking again, and still hears of every new item", async () => {
+    it("a claimer whose last attempt left its queues known empty waits without asking again, and still hears of every new item", async () => {
       const [a, b] = await agents();
       const stats = new Redis(server.url);
       try {
@@ -239,7 +239,7 @@ suite("RedisStore", () => {
       }
     });
 
-    it("a drained queue set stays drained whatever the order its claimer names the queues in", async () => {
+    it("a queue set known empty stays known empty whatever the order its claimer names the queues in", async () => {
       const [a, b] = await agents();
       const stats = new Redis(server.url);
       try {

@@ -6,8 +6,8 @@
  */
 import type { Clock, Timer } from "../../clock.js";
 import { InternalError, UnavailableError, type KilnError } from "../../errors.js";
+import { Waiter, WaiterIndex } from "../shared/waiters.js";
 import type { Claim, EnqueueManyResult, WorkItem } from "../store.js";
-import { addTo, removeFrom } from "../checks.js";
 import { sleep, type Connections } from "./connections.js";
 import {
   CLAIM,
@@ -26,22 +26,24 @@ const HAND_OVER_RECHECK_MS = 200;
 /** What the waiters need of the connections: run scripts, map failures, and their state. */
 export type WaiterConnections = Pick<Connections, "run" | "fail" | "ready" | "closed">;
 
-/** A blocked claim: `claim`'s arguments, its promise, and its state. */
+/** A blocked claim: `claim`'s arguments, the call's {@link Waiter}, and its attempts. */
 interface ClaimWaiter extends Claimer {
   /** Whether it takes an item before the store recorded its claim, now (ClaimOptions.eager). */
   readonly eager: (() => boolean) | undefined;
-  /** waiting; stopping: asked to end while a claim attempt is in flight (its result is returned). */
-  state: "waiting" | "stopping" | "done";
+  /** Ends the `claim` call: with claims, at its timeout or abort (`onStop`), or with an error. */
+  readonly call: Waiter<Claim[]>;
+  /** Asked to end (timeout, abort, close) during a claim attempt: it ends with its result. */
+  stopping: boolean;
   /** The claim attempt in flight; resolves true when it claimed something. */
   running: Promise<boolean> | null;
   /** Another attempt was asked for while one was in flight (a wake-up arrived meanwhile). */
   rerun: boolean;
-  deadline: Timer | null;
   recheck: Timer | null;
-  readonly signal: AbortSignal | undefined;
-  readonly onAbort: () => void;
-  resolve(claims: Claim[]): void;
-  reject(error: unknown): void;
+}
+
+/** Whether `waiter` still waits: not ended, and not asked to end. */
+function waiting(waiter: ClaimWaiter): boolean {
+  return !waiter.call.done && !waiter.stopping;
 }
 
 /**
@@ -62,7 +64,7 @@ export interface WaitOptions extends Claimer {
 }
 
 export class ClaimWaiters {
-  private readonly waiters = new Map<string, Set<ClaimWaiter>>();
+  private readonly waiters = new WaiterIndex<ClaimWaiter>();
   /** Wake-ups heard per queue; `wakeEpoch` moves for every queue when the subscriber reconnects. */
   private readonly wakesHeard = new Map<string, number>();
   private wakeEpoch = 0;
@@ -87,35 +89,32 @@ export class ClaimWaiters {
 
   /** A claim that waits up to `waitMs` for something to claim. */
   wait(options: WaitOptions): Promise<Claim[]> {
-    const { clock } = this;
-    return new Promise<Claim[]>((resolve, reject) => {
-      const waiter: ClaimWaiter = {
-        queues: options.queues,
-        owner: options.owner,
-        leaseMs: options.leaseMs,
-        max: options.max,
-        eager: options.eager,
-        state: "waiting",
-        running: null,
-        rerun: false,
-        deadline: null,
-        recheck: null,
+    const waiter: ClaimWaiter = {
+      queues: options.queues,
+      owner: options.owner,
+      leaseMs: options.leaseMs,
+      max: options.max,
+      eager: options.eager,
+      call: new Waiter<Claim[]>({
+        clock: this.clock,
+        waitMs: options.waitMs,
         signal: options.signal,
-        onAbort: () => this.stopWaiter(waiter),
-        resolve,
-        reject,
-      };
-      // Registered before the first attempt, so a wake-up that races it is not missed.
-      for (const queue of waiter.queues) addTo(this.waiters, queue, waiter);
-      waiter.deadline = clock.setTimeout(() => this.stopWaiter(waiter), options.waitMs);
-      waiter.signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      // The last attempt on these queues left nothing ready and no wake-up came since: nothing to
-      // ask for until one comes (or the re-check). A waiting agent's next call is then an
-      // enqueue-and-claim, not a claim that finds nothing first.
-      const empty = this.knownEmpty(waiter.queues);
-      if (empty === null) void this.poke(waiter);
-      else this.armRecheck(waiter, empty.dueInMs);
-    });
+        onStop: () => this.stopWaiter(waiter),
+      }),
+      stopping: false,
+      running: null,
+      rerun: false,
+      recheck: null,
+    };
+    // Registered before the first attempt, so a wake-up that races it is not missed.
+    this.waiters.add(waiter.queues, waiter);
+    // The last attempt on these queues left nothing ready and no wake-up came since: nothing to
+    // ask for until one comes (or the re-check). A waiting agent's next call is then an
+    // enqueue-and-claim, not a claim that finds nothing first.
+    const empty = this.knownEmpty(waiter.queues);
+    if (empty === null) void this.poke(waiter);
+    else this.armRecheck(waiter, empty.dueInMs);
+    return waiter.call.result;
   }
 
   /**
@@ -175,17 +174,15 @@ export class ClaimWaiters {
   /** The subscriber reconnected: wake-ups may have been missed while it was away. */
   reconnected(): void {
     this.wakeEpoch += 1;
-    for (const queue of [...this.waiters.keys()]) this.wake(queue);
+    for (const queue of this.waiters.keys()) this.wake(queue);
   }
 
   /** Close: every waiter ends with [] (or with what its attempt in flight claims), the attempts returned. */
   stopAll(): Promise<boolean>[] {
     const running: Promise<boolean>[] = [];
-    for (const waiters of [...this.waiters.values()]) {
-      for (const waiter of [...waiters]) {
-        if (waiter.running) running.push(waiter.running);
-        this.stopWaiter(waiter);
-      }
+    for (const waiter of this.waiters.all()) {
+      if (waiter.running) running.push(waiter.running);
+      this.stopWaiter(waiter);
     }
     return running;
   }
@@ -261,8 +258,8 @@ export class ClaimWaiters {
 
   /** This store's first claimer waiting on `queue` with no attempt in flight. */
   private idleWaiter(queue: string): ClaimWaiter | null {
-    for (const waiter of this.waiters.get(queue) ?? []) {
-      if (waiter.state === "waiting" && waiter.running === null) return waiter;
+    for (const waiter of this.waiters.on(queue)) {
+      if (waiting(waiter) && waiter.running === null) return waiter;
     }
     return null;
   }
@@ -321,7 +318,7 @@ export class ClaimWaiters {
    * Resolves true when the waiter got claims. Never rejects.
    */
   private poke(waiter: ClaimWaiter, first?: () => Promise<ClaimReply>): Promise<boolean> {
-    if (waiter.state !== "waiting") return Promise.resolve(false);
+    if (!waiting(waiter)) return Promise.resolve(false);
     if (waiter.running) {
       waiter.rerun = true;
       return waiter.running;
@@ -337,7 +334,7 @@ export class ClaimWaiters {
             this.resolveWaiter(waiter, claims);
             return true;
           }
-          if (waiter.state !== "waiting") {
+          if (!waiting(waiter)) {
             this.resolveWaiter(waiter, []);
             return false;
           }
@@ -347,7 +344,7 @@ export class ClaimWaiters {
           }
         }
       } catch (error) {
-        if (waiter.state === "stopping") this.resolveWaiter(waiter, []);
+        if (waiter.stopping) this.resolveWaiter(waiter, []);
         else this.resolveWaiter(waiter, [], this.conns.fail(error));
         return false;
       } finally {
@@ -381,8 +378,8 @@ export class ClaimWaiters {
       try {
         do {
           this.roundAgain.delete(queue);
-          for (const waiter of [...(this.waiters.get(queue) ?? [])]) {
-            if (waiter.state !== "waiting") continue;
+          for (const waiter of [...this.waiters.on(queue)]) {
+            if (!waiting(waiter)) continue;
             // Nothing for this waiter means nothing claimable in `queue` either.
             if (!(await this.poke(waiter))) break;
           }
@@ -396,10 +393,10 @@ export class ClaimWaiters {
 
   /** Timeout, abort or close: end now, or with the result of the attempt in flight. */
   private stopWaiter(waiter: ClaimWaiter): void {
-    if (waiter.state !== "waiting") return;
+    if (!waiting(waiter)) return;
     if (waiter.running) {
-      waiter.state = "stopping";
-      waiter.deadline?.cancel();
+      waiter.stopping = true;
+      waiter.call.disarm();
       waiter.recheck?.cancel();
     } else {
       this.resolveWaiter(waiter, []);
@@ -408,14 +405,10 @@ export class ClaimWaiters {
 
   /** End `waiter`'s `claim` call: with `claims`, or with `error`. */
   private resolveWaiter(waiter: ClaimWaiter, claims: Claim[], error?: KilnError): void {
-    if (waiter.state === "done") return;
-    waiter.state = "done";
-    waiter.deadline?.cancel();
+    const ended = error ? waiter.call.fail(error) : waiter.call.finish(claims);
+    if (!ended) return;
     waiter.recheck?.cancel();
-    waiter.signal?.removeEventListener("abort", waiter.onAbort);
-    for (const queue of waiter.queues) removeFrom(this.waiters, queue, waiter);
-    if (error) waiter.reject(error);
-    else waiter.resolve(claims);
+    this.waiters.remove(waiter.queues, waiter);
   }
 }
 

@@ -1,9 +1,9 @@
 /**
- * Typed builders of the work-queue scripts (enqueue, claim, renew, complete, settle, release, the
- * sweep's), and of APPLY, which shares settle's effects. Time is the server's (`TIME`): scripts
- * that report a time report a delta ("due in N ms"), so callers never mix clocks. A script that
- * makes a queue's ready list go from empty to non-empty publishes the queue's name on the wake
- * channel; blocked claimers (in every agent) try again.
+ * Typed builders of the work-queue scripts (enqueue, claim, renew, settle, release, the sweep's),
+ * and of APPLY, which shares settle's effects. Time is the server's (`TIME`): scripts that report
+ * a time report a delta ("due in N ms"), so callers never mix clocks. A script that makes a
+ * queue's ready list go from empty to non-empty publishes the queue's name on the wake channel;
+ * blocked claimers (in every agent) try again.
  */
 import { checkEffects } from "../checks.js";
 import type {
@@ -268,16 +268,6 @@ export const RENEW = script<{ claims: readonly ClaimRef[]; leaseMs: number }, bo
   (raw) => list("renew", raw).map((held) => int("renew", held) === 1),
 );
 
-/** Whether the claim was still held (and is now complete). */
-export const COMPLETE = script<{ claim: ClaimRef }, boolean>(
-  "complete",
-  (layout, { claim }) => ({
-    keys: [...layout.queue(claim.queue).keys],
-    args: [layout.wake, claim.queue, claim.id, fenceArg(claim.fence)],
-  }),
-  (raw) => int("complete", raw) !== 0,
-);
-
 export interface SettleEntry {
   claim: ClaimRef;
   effects: Effects;
@@ -437,7 +427,6 @@ export const QUEUE_SCRIPTS: readonly Script<never, unknown>[] = [
   ENQUEUE_TAKE,
   HANDED_OVER,
   RENEW,
-  COMPLETE,
   SETTLE,
   APPLY,
   RELEASE,

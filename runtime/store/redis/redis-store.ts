@@ -26,6 +26,7 @@ import type { IncrOptions, ListPopOptions, QueueStats, ReleaseOptions } from "..
 import type { PartitionPushOptions, PartitionPushResult, PartitionStats } from "../store.js";
 import type { SetOptions, Store, Unsubscribe } from "../store.js";
 import { atLeastOne, atLeastZero, positive, waitOptions } from "../checks.js";
+import { completeOne, enqueueOne, settleOne } from "../shared/single.js";
 import { finite, nonNegativeInt, optionalCount, optionalInt, positiveInt } from "./arguments.js";
 import { BlockingPops } from "./blocking-pop.js";
 import { ClaimWaiters } from "./claim-waiters.js";
@@ -161,13 +162,8 @@ export class RedisStore implements Store {
 
   // ---- work queues ------------------------------------------------------------------------
 
-  async enqueue(
-    queue: string,
-    item: WorkItem,
-    options: EnqueueOptions = {},
-  ): Promise<EnqueueResult> {
-    const { refused } = await this.enqueueMany(queue, [item], options);
-    return refused ? { ok: false, ...refused } : { ok: true };
+  enqueue(queue: string, item: WorkItem, options?: EnqueueOptions): Promise<EnqueueResult> {
+    return enqueueOne(this, queue, item, options);
   }
 
   async enqueueMany(
@@ -215,12 +211,11 @@ export class RedisStore implements Store {
   }
 
   complete(claim: ClaimRef): Promise<boolean> {
-    return this.run(lua.COMPLETE, { claim });
+    return completeOne(this, claim);
   }
 
-  async settle(claim: ClaimRef, effects: Effects): Promise<SettleResult> {
-    const [result] = await this.settleMany([{ claim, effects }]);
-    return result!;
+  settle(claim: ClaimRef, effects: Effects): Promise<SettleResult> {
+    return settleOne(this, claim, effects);
   }
 
   async settleMany(

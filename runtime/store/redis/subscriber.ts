@@ -4,10 +4,11 @@
  * connection's reconnects go to the claim waiters.
  */
 import type { Redis } from "ioredis";
+import { Listeners } from "../shared/listeners.js";
 import type { Unsubscribe } from "../store.js";
 
+/** A channel on the connection (its listeners are in {@link Listeners}). */
 interface Channel {
-  readonly listeners: Set<(message: string) => void>;
   subscribed: boolean;
   /** SUBSCRIBE / UNSUBSCRIBE of this channel run one after the other. */
   chain: Promise<void>;
@@ -28,6 +29,7 @@ export interface SubscriberOptions {
 
 export class Subscriber {
   private readonly channels = new Map<string, Channel>();
+  private readonly listeners = new Listeners((error) => this.options.onListenerError(error));
 
   constructor(
     /** The subscriber connection (made when the store connects, before {@link start}). */
@@ -51,32 +53,28 @@ export class Subscriber {
   async subscribe(name: string, listener: (message: string) => void): Promise<Unsubscribe> {
     let entry = this.channels.get(name);
     if (!entry) {
-      entry = { listeners: new Set(), subscribed: false, chain: Promise.resolve() };
+      entry = { subscribed: false, chain: Promise.resolve() };
       this.channels.set(name, entry);
     }
     const channel = entry;
-    // Wrap, so the same function subscribed twice is two subscriptions, each removed on its own.
-    const subscription = (message: string): void => listener(message);
-    channel.listeners.add(subscription);
+    const remove = this.listeners.add(name, listener);
     try {
       await this.reconcile(name, channel);
     } catch (error) {
-      channel.listeners.delete(subscription);
+      remove();
       void this.reconcile(name, channel).catch(() => {});
       throw error;
     }
-    let done = false;
     return async () => {
-      if (done) return;
-      done = true;
-      channel.listeners.delete(subscription);
+      if (!remove()) return;
       if (!this.options.isClosed()) await this.reconcile(name, channel).catch(() => {});
     };
   }
 
-  /** Close: forget every channel. */
+  /** Close: forget every channel and its listeners. */
   clear(): void {
     this.channels.clear();
+    this.listeners.clear();
   }
 
   private onMessage(channel: string, message: string): void {
@@ -84,27 +82,20 @@ export class Subscriber {
       this.options.onWake(message);
       return;
     }
-    const entry = this.channels.get(channel);
-    if (!entry) return;
-    for (const listener of [...entry.listeners]) {
-      try {
-        listener(message);
-      } catch (error) {
-        try {
-          this.options.onListenerError(error);
-        } catch {
-          // the error handler failing must not break delivery to the others either
-        }
-      }
-    }
+    this.listeners.deliver(channel, message);
   }
 
-  /** Bring the subscriber in line with whether `name` has listeners; one change at a time per channel. */
+  /**
+   * Bring the subscriber in line with whether `name` has listeners; one change at a time per
+   * channel. A record no longer the channel's (forgotten when it went idle, or at close) changes
+   * nothing: the listeners counted are those of the channel's current record.
+   */
   private reconcile(name: string, entry: Channel): Promise<void> {
     const next = entry.chain
       .catch(() => {})
       .then(async () => {
-        const wanted = entry.listeners.size > 0;
+        if (this.channels.get(name) !== entry) return;
+        const wanted = this.listeners.count(name) > 0;
         if (wanted && !entry.subscribed) {
           await this.conns.sub.subscribe(name);
           entry.subscribed = true;
@@ -112,7 +103,11 @@ export class Subscriber {
           entry.subscribed = false;
           await this.conns.sub.unsubscribe(name);
         }
-        if (entry.listeners.size === 0 && !entry.subscribed && this.channels.get(name) === entry)
+        if (
+          this.listeners.count(name) === 0 &&
+          !entry.subscribed &&
+          this.channels.get(name) === entry
+        )
           this.channels.delete(name);
       });
     entry.chain = next;
