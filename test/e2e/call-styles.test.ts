@@ -138,7 +138,7 @@ describe("spawn and FunctionCall", () => {
     const sleep = harness.kiln.function<typeof h.sleep>("e2e", "sleep");
     const before = new Set(await harness.agent.store.keys("call:"));
     const started = Date.now();
-    const waiting = sleep.remote(1_500, "late").then(
+    const waiting = sleep.remote(20_000, "late").then(
       (value) => ({ value }),
       (error: unknown) => ({ error }),
     );
@@ -151,7 +151,7 @@ describe("spawn and FunctionCall", () => {
     );
     await call.cancel();
     expect(await waiting).toMatchObject({ error: { name: "CancelledError" } });
-    expect(Date.now() - started).toBeLessThan(1_400);
+    expect(Date.now() - started).toBeLessThan(15_000); // long before the handler would end
     expect(await call.status()).toBe("cancelled");
     await expect(call.get({ timeoutMs: 3_000 })).rejects.toMatchObject({ name: "CancelledError" });
   });

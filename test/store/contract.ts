@@ -575,10 +575,12 @@ export function storeContract(name: string, factory: () => Promise<StoreFixture>
       it("renew keeps a claim alive past its original lease", async () => {
         const q = `${ns}q`;
         await store.enqueue(q, { id: "x", payload: "" });
-        const [claim] = await store.claim([q], { owner: "a", leaseMs: 150 });
-        const until = Date.now() + 500;
+        // Renewed every 40 ms for over twice the lease: a lease far above the renewal interval, so
+        // a machine that stalls this process for a while does not lapse it between two renewals.
+        const [claim] = await store.claim([q], { owner: "a", leaseMs: 600 });
+        const until = Date.now() + 1_300;
         while (Date.now() < until) {
-          expect(await store.renew([ref(claim!)], 150)).toEqual([true]);
+          expect(await store.renew([ref(claim!)], 600)).toEqual([true]);
           expect(await store.claim([q], { owner: "b", leaseMs: 30_000 })).toEqual([]);
           await sleep(40);
         }
