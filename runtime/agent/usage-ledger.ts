@@ -32,7 +32,8 @@ import type { Effects, Store } from "../store/store.js";
 export const FLUSH_MS = 2_000;
 export const RETENTION_MS = 90 * 86_400_000;
 const GUARD_TTL_MS = 3_600_000;
-const INDEX = "usage:buckets";
+/** The hash that lists buckets (tests drop it to empty a shared store). */
+export const USAGE_INDEX = "usage:buckets";
 const SCAN_PAGE = 1_000;
 const READ_CHUNK = 1_200;
 
@@ -174,7 +175,7 @@ export class UsageLedger {
     const found: BucketRef[] = [];
     let cursor = "0";
     do {
-      const page = await this.store.hashScan(INDEX, cursor, SCAN_PAGE);
+      const page = await this.store.hashScan(USAGE_INDEX, cursor, SCAN_PAGE);
       cursor = page.cursor;
       for (const [field] of page.entries) {
         if (seen.has(field)) continue;
@@ -240,7 +241,7 @@ export class UsageLedger {
     // The index first: a field whose counters never came is read as nothing.
     if (batch.index.length > 0) {
       await this.store.hashSet(
-        INDEX,
+        USAGE_INDEX,
         batch.index.map((id) => [id, ""] as const),
         { ifAbsent: true, ttlMs: RETENTION_MS },
       );

@@ -6,7 +6,8 @@
  * second, not estimates.
  *
  * `UsageAccumulator` is pure (fed samples; tested with fake ones). `UsageMeter` samples live
- * containers on a `Clock` and feeds it.
+ * containers on a `Clock` and feeds it. The agent persists the accumulator's buckets in the store
+ * (runtime/agent/usage-ledger.ts), which then drops them from memory.
  *
  * Not promised: sub-interval peaks (a spike between two samples is averaged for CPU and missed for
  * memory); usage after a container's last sample.
