@@ -12,11 +12,13 @@
  *   `usage:buckets` (field `<app>:<fn>:<bucket start ms>`), so reads never scan the key space.
  *   A flush sends each bucket's rounded total minus what it sent before, so rounding never
  *   accumulates: the store holds each bucket's total rounded once.
- * - Retention: a bucket's counters and its index field expire RETENTION_MS (90 days) after the
- *   flush that last wrote them (a bucket's flushes end within seconds of its minute).
- * - Lost on kill -9: what was metered since the last flush, at most FLUSH_MS plus one sampling
- *   interval (1 s) per container. A flush whose answer was lost (the store went away mid-call) is
- *   retried with the same guard key, so it is counted once (the guard lives GUARD_TTL_MS).
+ * - Retention: a bucket's counters expire RETENTION_MS (90 days) after the flush that last wrote
+ *   them, its index field 90 days after the first (a bucket's flushes end within seconds of its
+ *   minute).
+ * - Lost on kill -9: what was metered since the last flush: each container's last FLUSH_MS (2 s)
+ *   and the part of a sampling interval (1 s) not yet sampled. A flush whose answer was lost (the store went away mid-call) is
+ *   retried with the same guard key, so it is counted once, if the retry lands within the
+ *   guard's 10 minutes (GUARD_TTL_MS; a busy agent keeps about 300 guard keys alive).
  * - A read costs one scan of the index and six counters per matching bucket (at most 129,600
  *   buckets per function for 90 days of minutes).
  */
@@ -31,7 +33,7 @@ import type { Effects, Store } from "../store/store.js";
 
 export const FLUSH_MS = 2_000;
 export const RETENTION_MS = 90 * 86_400_000;
-const GUARD_TTL_MS = 3_600_000;
+const GUARD_TTL_MS = 600_000;
 /** The hash that lists buckets (tests drop it to empty a shared store). */
 export const USAGE_INDEX = "usage:buckets";
 const SCAN_PAGE = 1_000;
