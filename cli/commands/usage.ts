@@ -1,4 +1,7 @@
-/** `kiln usage [--app A] [--function F] [--since T]`: metered usage per function, from cgroup accounting. */
+/**
+ * `kiln usage [--app A] [--function F] [--since T]`: metered usage per function, from cgroup
+ * accounting, as the store keeps it (every agent's; 90 days; see runtime/agent/usage-ledger.ts).
+ */
 import type { Command } from "commander";
 import type { UsageTotals } from "../../runtime/protocol.js";
 import { openKiln, withConnectionOptions, type ConnectionFlags } from "../connection.js";
@@ -16,7 +19,7 @@ export function registerUsage(program: Command): void {
     program
       .command("usage")
       .description(
-        "metered usage per function: billed cpu = max(request, used), billed memory = max(request, disk/20, used), GPU seconds",
+        "metered usage per function, every agent's, kept 90 days: billed cpu = max(request, used), billed memory = max(request, disk/20, used), GPU seconds",
       )
       .option("--app <app>", "only this app")
       .option("--function <fn>", "only this function")

@@ -32,6 +32,7 @@ import { Queues } from "./data/queues.js";
 import { Ephemerals, dropRemovedData } from "./data/refs.js";
 import { Scheduler } from "./scheduler.js";
 import { Registry, migrateLegacyKeys } from "./registry.js";
+import { UsageLedger } from "./usage-ledger.js";
 
 /** How often the scheduler's leader deletes ephemeral dicts and queues whose owner is gone. */
 const EPHEMERAL_SWEEP_MS = 10_000;
@@ -99,6 +100,8 @@ export class Agent {
   queues!: Queues;
   ephemerals!: Ephemerals;
   scheduler!: Scheduler;
+  /** Metered usage in the store: what `GET /v1/usage` reads (every agent's on a shared store). */
+  usage!: UsageLedger;
 
   private constructor(
     readonly id: string,
@@ -231,6 +234,10 @@ export class Agent {
       leaderTasks: [{ everyMs: EPHEMERAL_SWEEP_MS, run: () => agent.ephemerals.sweep() }],
       onError: (error) => agent.logInternal(error),
     });
+    agent.usage = new UsageLedger(store, sandboxes.meter.accumulator, {
+      owner: id,
+      onError: (error) => agent.logInternal(error),
+    });
     apps.onChange = async (name, previous, next) => {
       if (previous) await dropRemovedData(store, name, previous.spec, next?.spec ?? null);
       agent.scheduler.poke();
@@ -267,6 +274,7 @@ export class Agent {
     );
     await apps.load();
     agent.scheduler.start();
+    agent.usage.start();
     agent.reconcile = setInterval(
       () => void apps.load().catch((e: unknown) => agent.logInternal(e)),
       APP_RECONCILE_MS,
@@ -399,6 +407,8 @@ export class Agent {
       await this.hostRegistry.delete(this.id).catch(() => false);
       await this.server.close();
       await this.sandboxes.close();
+      // After the containers' final samples: what they used up to the stop is kept.
+      await this.usage.stop().catch((error: unknown) => this.logInternal(error));
       await this.logs.close();
       if (!this.options.store) await this.store.close();
     })();

@@ -54,10 +54,11 @@ const deleteQuery = z.object({
 
 /**
  * An empty usage answer for an app (or function) that was never deployed nor metered is a
- * NotFoundError naming what exists; a removed app keeps its usage, so that is asked first.
+ * NotFoundError naming what exists; a removed app keeps its usage (in the store, every agent's),
+ * so that is asked first.
  */
-function requireMetered(agent: Agent, app: string, fn: string | undefined): void {
-  const metered = agent.sandboxes.meter.totals();
+async function requireMetered(agent: Agent, app: string, fn: string | undefined): Promise<void> {
+  const metered = await agent.usage.metered();
   const deployed = agent.apps.list();
   const apps = [...new Set([...deployed.map((a) => a.name), ...metered.map((u) => u.app)])].sort();
   if (!apps.includes(app)) {
@@ -227,9 +228,9 @@ export function buildServer(agent: Agent): FastifyInstance {
       ...(query.function ? { fn: query.function } : {}),
       ...(sinceMs !== undefined ? { sinceMs } : {}),
     };
-    const usage = agent.sandboxes.meter.totals(filter);
+    const usage = await agent.usage.totals(filter);
     if (usage.length === 0 && query.app !== undefined) {
-      requireMetered(agent, query.app, query.function);
+      await requireMetered(agent, query.app, query.function);
     }
     return { usage };
   });

@@ -6,7 +6,8 @@
  * second, not estimates.
  *
  * `UsageAccumulator` is pure (fed samples; tested with fake ones). `UsageMeter` samples live
- * containers on a `Clock` and feeds it.
+ * containers on a `Clock` and feeds it. The agent persists the accumulator's buckets in the store
+ * (runtime/agent/usage-ledger.ts), which then drops them from memory.
  *
  * Not promised: sub-interval peaks (a spike between two samples is averaged for CPU and missed for
  * memory); usage after a container's last sample.
@@ -85,6 +86,17 @@ interface Open {
 
 type Totals = Omit<UsageTotals, "app" | "fn">;
 
+/** The figures of one (app, function, bucket), as the accumulator holds them (seconds, floats). */
+export type UsageFigures = Totals;
+
+/** One bucket of the accumulator: what ran for `app`/`fn` in [startMs, startMs + bucketMs). */
+export interface UsageBucket {
+  app: string;
+  fn: string;
+  startMs: number;
+  figures: Readonly<UsageFigures>;
+}
+
 const zero = (): Totals => ({
   containerSeconds: 0,
   cpuSeconds: 0,
@@ -97,10 +109,10 @@ const zero = (): Totals => ({
 export class UsageAccumulator {
   private readonly open = new Map<string, Open>();
   /** `${app}\0${fn}\0${bucketStart}` → totals. */
-  private readonly buckets = new Map<string, Totals>();
+  private readonly bucketMap = new Map<string, Totals>();
 
   /** @param bucketMs granularity of `since` queries. Default one minute. */
-  constructor(private readonly bucketMs = 60_000) {}
+  constructor(readonly bucketMs = 60_000) {}
 
   /** Start metering a container from its first sample. */
   start(subject: MeterSubject, sample: UsageSample): void {
@@ -140,6 +152,19 @@ export class UsageAccumulator {
     this.open.delete(containerId);
   }
 
+  /** Every bucket held (live views: they keep growing while their minute runs). */
+  *buckets(): Iterable<UsageBucket> {
+    for (const [key, figures] of this.bucketMap) {
+      const [app = "", fn = "", startText = "0"] = key.split("\0");
+      yield { app, fn, startMs: Number(startText), figures };
+    }
+  }
+
+  /** Drop a bucket (a ledger that persisted it keeps memory bounded this way). */
+  forget(app: string, fn: string, startMs: number): void {
+    this.bucketMap.delete(`${app}\0${fn}\0${startMs}`);
+  }
+
   get tracked(): string[] {
     return [...this.open.keys()];
   }
@@ -147,7 +172,7 @@ export class UsageAccumulator {
   /** Totals per app and function, sorted by app then function. */
   totals(filter: UsageFilter = {}): UsageTotals[] {
     const rows = new Map<string, UsageTotals>();
-    for (const [key, totals] of this.buckets) {
+    for (const [key, totals] of this.bucketMap) {
       const [app = "", fn = "", startText = "0"] = key.split("\0");
       if (filter.app !== undefined && app !== filter.app) continue;
       if (filter.fn !== undefined && fn !== filter.fn) continue;
@@ -166,10 +191,10 @@ export class UsageAccumulator {
   private bucket(app: string, fn: string, atMs: number): Totals {
     const start = Math.floor(atMs / this.bucketMs) * this.bucketMs;
     const key = `${app}\0${fn}\0${start}`;
-    let totals = this.buckets.get(key);
+    let totals = this.bucketMap.get(key);
     if (!totals) {
       totals = zero();
-      this.buckets.set(key, totals);
+      this.bucketMap.set(key, totals);
     }
     return totals;
   }

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll } from "vitest";
 import { connect, type Kiln } from "../../runtime/client/index.js";
 import { reclaimStateDir } from "../../runtime/containers/reclaim.js";
 import { registries } from "../../runtime/agent/inputs.js";
+import { USAGE_INDEX } from "../../runtime/agent/usage-ledger.js";
 import { startRedisServer, type RedisServer } from "../store/redis-server.js";
 import { startChildAgent, type ChildAgent } from "./harness.js";
 
@@ -50,7 +51,7 @@ export function useCluster(): Cluster {
     const store = await RedisStore.open({ url: redis!.url });
     for (const key of await store.keys("")) await store.delete(key);
     // The registries (apps, hosts, schedules, ephemeral objects) are hashes, which `keys` does not list.
-    for (const hash of Object.values(registries)) await store.hashDrop(hash);
+    for (const hash of [...Object.values(registries), USAGE_INDEX]) await store.hashDrop(hash);
     await store.close();
   });
 

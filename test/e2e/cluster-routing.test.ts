@@ -1,7 +1,7 @@
 /**
  * Several agents on one real redis-server (the Redis store): an app deployed through one agent is
  * callable through every agent, placement by what each host has (cores, GPUs), and cluster-wide
- * caps. Failures (kill -9, SIGSTOP, a Redis restart) are in cluster-failover.test.ts.
+ * caps, usage read through any agent. Failures (kill -9, SIGSTOP, a Redis restart) are in cluster-failover.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { InvalidError } from "../../runtime/client/index.js";
@@ -56,6 +56,33 @@ suite("three agents on one redis-server: routing and placement", () => {
         });
       }),
     ).rejects.toThrow(/functions\.where: no single host can run one container of it/);
+  });
+
+  it("usage metered on one host is answered by every agent (GET /v1/usage reads the store)", async () => {
+    const small = await startAgent({ KILN_TEST_AGENT_CPU: "1" });
+    const big = await startAgent({ KILN_TEST_AGENT_CPU: "4" });
+    const kiln = await client(small);
+    await waitFor("both hosts advertised", async () =>
+      (await kiln.status()).hosts.length === 2 ? true : undefined,
+    );
+    await deployFixture(kiln, (spec) => {
+      (spec["functions"] as Record<string, Record<string, unknown>>)["where"]!["cpu"] = 3;
+    });
+    const ran = await kiln.function<typeof h.whereSlept>("e2e", "where").remote(500, "big");
+    expect(ran.ppid).toBe(big.child.pid); // only the big host fits it
+    const usage = async (agent: ChildAgent) =>
+      (
+        await (
+          await client(agent)
+        ).http.request<{ usage: { fn: string; containerSeconds: number }[] }>("GET", "/v1/usage", {
+          query: { app: "e2e", function: "where" },
+        })
+      ).usage;
+    // Through the big host (its read flushes what it metered), then through the small one.
+    expect((await usage(big))[0]?.containerSeconds).toBeGreaterThan(0);
+    const seen = await usage(small);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.containerSeconds).toBeGreaterThan(0.4);
   });
 
   it("a GPU type no live host has is refused through any agent, listing each host's GPUs; a type another host has is accepted", async () => {

@@ -1,4 +1,7 @@
-/** kill -9 of the agent: deployed apps, spawned calls and their results survive; nothing is lost. */
+/**
+ * kill -9 of the agent: deployed apps, spawned calls and their results survive; nothing is lost.
+ * Metered usage survives a graceful stop whole and a kill -9 but for the last flush interval.
+ */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,5 +88,50 @@ describe("kill -9", () => {
     const again = await restartOn(stateDir, first);
     expect(await again.functionCall<number>(call.id).get({ timeoutMs: 1_000 })).toBe(42);
     expect(await again.functionCall(call.id).status()).toBe("succeeded");
+  });
+});
+
+describe("metered usage across restarts", () => {
+  interface Row {
+    fn: string;
+    containerSeconds: number;
+    billedCpuSeconds: number;
+  }
+  const usageOf = async (kiln: Kiln): Promise<Row | undefined> => {
+    const { usage } = await kiln.http.request<{ usage: Row[] }>("GET", "/v1/usage", {
+      query: { app: "e2e", function: "sleep" },
+    });
+    return usage[0];
+  };
+
+  it("a graceful stop keeps all of it: a new agent on the state dir answers GET /v1/usage with it", async () => {
+    const { stateDir, first, kiln } = await startDeployed();
+    expect(await kiln.function<typeof h.sleep>("e2e", "sleep").remote(1_200, "x")).toBe("x");
+    const before = await usageOf(kiln);
+    expect(before?.containerSeconds).toBeGreaterThan(1);
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+
+    const again = await restartOn(stateDir, first);
+    const after = await usageOf(again);
+    // The warm container ran on until the stop took its last sample: at least as much as before.
+    expect(after?.containerSeconds).toBeGreaterThanOrEqual(before?.containerSeconds ?? Infinity);
+    expect(after?.billedCpuSeconds).toBeGreaterThanOrEqual(before?.billedCpuSeconds ?? Infinity);
+  });
+
+  it("kill -9 loses at most the last flush interval: periodic flushes kept what ran since the last read", async () => {
+    const { stateDir, first, kiln } = await startDeployed();
+    expect(await kiln.function<typeof h.sleep>("e2e", "sleep").remote(500, "x")).toBe("x");
+    const read = await usageOf(kiln); // a read flushes first: the store has this much
+    expect(read?.containerSeconds).toBeGreaterThan(0);
+    // The container stays warm (scale-down window 60 s) and is metered each second; the ledger
+    // flushes every 2 s. Wait long enough for at least two flushes without reading.
+    await new Promise((r) => setTimeout(r, 5_000));
+    await killHard(first);
+
+    const again = await restartOn(stateDir, first);
+    const after = await usageOf(again);
+    // 5 s more ran; at most the last 2 s flush interval plus a 1 s sample are lost.
+    expect(after?.containerSeconds).toBeGreaterThan((read?.containerSeconds ?? Infinity) + 1.5);
   });
 });
