@@ -18,6 +18,7 @@ const UNIT = [
   "test/agent/data-objects.test.ts",
   "test/agent/retry-policy.test.ts",
   "test/agent/lease-keeper.test.ts",
+  "test/agent/work-runner.test.ts",
   "test/agent/container-slots.test.ts",
   "test/store/redis-scripts.test.ts",
 ];

@@ -42,6 +42,8 @@ export interface Container {
   readonly state: "starting" | "ready" | "draining";
   /** The pieces of work it runs (one slot each): work id -> inputs in it. */
   readonly running: ReadonlyMap<string, number>;
+  /** The work that runs alone on it (a `solo` input): it takes no other until that ends. */
+  readonly solo: string | null;
   readonly startedAt: number;
   readonly idleSince: number;
   readonly coldStartMs: number | null;
@@ -51,6 +53,7 @@ interface Entry extends Container {
   gone: Promise<void>;
   state: Container["state"];
   running: Map<string, number>;
+  solo: string | null;
   idleSince: number;
   coldStartMs: number | null;
 }
@@ -210,6 +213,7 @@ export class ContainerSet {
       version: rt.version,
       state: "starting",
       running: new Map(),
+      solo: null,
       startedAt: Date.now(),
       idleSince: Date.now(),
       coldStartMs: null,
@@ -246,15 +250,25 @@ export class ContainerSet {
     return { kind: "started", container };
   }
 
-  /** A piece of work (`inputs` inputs, one slot) starts on `container`. */
-  assign(container: Container, workId: string, inputs: number): void {
-    own(container).running.set(workId, inputs);
+  /**
+   * A piece of work (`inputs` inputs, one slot) starts on `container`; `alone`: it must run alone
+   * (the container runs nothing else and takes nothing else until it ends).
+   */
+  assign(container: Container, workId: string, inputs: number, alone = false): void {
+    const entry = own(container);
+    if (alone && entry.running.size > 0)
+      throw new Error(`container ${entry.id} runs other work: a solo input cannot join it`);
+    if (entry.solo !== null)
+      throw new Error(`container ${entry.id} runs a solo input: it takes no other work`);
+    entry.running.set(workId, inputs);
+    if (alone) entry.solo = workId;
   }
 
   /** A piece of work ended on `container`: once it runs nothing it is idle, or stops if draining. */
   finished(container: Container, workId: string): void {
     const entry = own(container);
     entry.running.delete(workId);
+    if (entry.solo === workId) entry.solo = null;
     if (entry.running.size > 0) return;
     entry.idleSince = Date.now();
     if (entry.state === "draining") void entry.proc.stop(5_000);
@@ -317,6 +331,11 @@ export class ContainerSet {
       Date.now() + Math.min(MAX_START_BACKOFF_MS, 1000 * 2 ** (this.failureStreak - 1));
     this.ctx.log(`container ${container.id} failed to start: ${error.message}`, container.id);
   }
+}
+
+/** How many more pieces of work `container` takes, at `maxInputs` slots (none beside a solo input). */
+export function roomIn(container: Container, maxInputs: number): number {
+  return container.solo !== null ? 0 : Math.max(0, maxInputs - container.running.size);
 }
 
 /** Every Container is an Entry this module made: its own view of one to change it. */

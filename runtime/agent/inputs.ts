@@ -23,6 +23,13 @@ export interface InputEnvelope {
    * failures: they are told apart from lapsed claims, which are.
    */
   returned?: number;
+  /**
+   * Its worker died while it ran beside other inputs (maxInputs > 1), so which one brought it down
+   * is not known: that crash was not counted against it (one delivery, the only uncounted one),
+   * and from then on it runs alone, in a container that takes no other input until it ends. A
+   * crash while alone is its own (a platform attempt). Set once, never cleared.
+   */
+  solo?: true;
   createdAt: number;
   mapId?: string;
   idx?: number;

@@ -6,7 +6,9 @@
  *   current version, plus one more container's slots when the pool may grow (the cold-start fast
  *   path: an input that finds no room starts a container at once). A slot holds one input, or
  *   one batch for a `batched` function: the batch is claimed until it reaches `maxBatchSize` or
- *   its oldest input has waited `waitMs`.
+ *   its oldest input has waited `waitMs`. A `solo` input (its worker died running others too)
+ *   takes a whole container: an idle one or a new one; when neither can be had it is held,
+ *   claimed, and the loop claims nothing more until it runs.
  * - The scaling tick (every second) observes the load (queued + in flight), asks the
  *   {@link Autoscaler} for the desired size, starts containers up to it (buffer, target
  *   concurrency) and drains idle ones above it: they take nothing new and stop once idle.
@@ -23,13 +25,13 @@ import type { Claim, Store } from "../store/store.js";
 import { Autoscaler, type ScalingDecision, type ScalingSettings } from "./autoscaler.js";
 import type { HostCapacity, Need } from "./capacity.js";
 import { ContainerSlots } from "./container-slots.js";
-import { ContainerSet, type Container, type FunctionRuntime } from "./containers.js";
+import { ContainerSet, roomIn, type Container, type FunctionRuntime } from "./containers.js";
 import { keys, type InputEnvelope } from "./inputs.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { LogBook } from "./logs.js";
 import type { OutcomeWriter } from "./outcomes.js";
 import { Wakeup } from "./wakeup.js";
-import { WorkRunner } from "./work-runner.js";
+import { WorkRunner, type Work } from "./work-runner.js";
 
 export type { FunctionRuntime } from "./containers.js";
 
@@ -220,9 +222,17 @@ export class FunctionPool {
       },
       coldStarts: stats.coldStarts,
       startFailures: stats.startFailures,
-      blocked: this.blocked,
+      blocked: this.blockedNow(),
       lastStartError: stats.lastStartError,
     };
+  }
+
+  /** Why the pool is not starting containers, and whether held inputs wait for one. */
+  private blockedNow(): string | null {
+    const held = this.runner.held;
+    if (held === 0) return this.blocked;
+    const wait = `${held} input(s) wait to run alone (a worker died running them beside others) for an idle container`;
+    return this.blocked === null ? wait : `${wait}; ${this.blocked}`;
   }
 
   // ---- dispatch -----------------------------------------------------------------------------
@@ -230,9 +240,15 @@ export class FunctionPool {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       const rt = this.runtime;
+      const held = this.runner.firstHeld();
+      if (held) {
+        // Nothing more is claimed meanwhile: the containers' work ends, and one comes free.
+        if (!(await this.placeHeld(held))) await this.wakeup.wait(1_000);
+        continue;
+      }
       const slots = rt.spec.maxInputs;
       let free = 0;
-      for (const c of this.containers.live(rt.version)) free += Math.max(0, slots - c.running.size);
+      for (const c of this.containers.live(rt.version)) free += roomIn(c, slots);
       const growth = free === 0 && this.mayGrow() ? slots : 0;
       if (free + growth === 0) {
         await this.wakeup.wait(1_000);
@@ -350,7 +366,7 @@ export class FunctionPool {
     const { version, spec } = this.runtime;
     return this.containers
       .live(version)
-      .some((c) => c.state === "ready" && c.running.size < spec.maxInputs);
+      .some((c) => c.state === "ready" && roomIn(c, spec.maxInputs) > 0);
   }
 
   private async place(claims: Claim[], batch: boolean, askedAt: number): Promise<void> {
@@ -360,10 +376,16 @@ export class FunctionPool {
     }
     const work = this.runner.admit(claims, batch, askedAt);
     if (work === null) return;
+    if (work.solo) {
+      const alone = await this.soloTarget();
+      if (alone === null) this.runner.hold(work);
+      else this.runWork(alone, work);
+      return;
+    }
     const rt = this.runtime;
     let target: Container | null = null;
     for (const c of this.containers.live(rt.version)) {
-      if (c.running.size >= rt.spec.maxInputs) continue;
+      if (roomIn(c, rt.spec.maxInputs) === 0) continue;
       if (target === null || (c.state === "ready" && target.state !== "ready")) target = c;
       if (target.state === "ready") break;
     }
@@ -373,6 +395,33 @@ export class FunctionPool {
       this.runner.handBackWork(work);
       return;
     }
+    this.runWork(target, work);
+  }
+
+  /** Run held solo work if a container can take it alone now. Returns whether it was placed. */
+  private async placeHeld(work: Work): Promise<boolean> {
+    const target = await this.soloTarget();
+    if (target === null) return false;
+    // Cancelled while the container started: it stays, idle.
+    if (this.runner.unhold(work)) this.runWork(target, work);
+    return true;
+  }
+
+  /**
+   * A container for an input that runs alone: an idle one of the current version (a ready one
+   * first), or a new one if the pool may grow; null when neither.
+   */
+  private async soloTarget(): Promise<Container | null> {
+    const idle = this.containers
+      .live(this.runtime.version)
+      .filter((c) => c.running.size === 0)
+      .sort((a, b) => Number(b.state === "ready") - Number(a.state === "ready"));
+    if (idle[0]) return idle[0];
+    if (!this.mayGrow()) return null;
+    return this.startContainer("an input must run alone");
+  }
+
+  private runWork(target: Container, work: Work): void {
     void this.runner.run(target, work).catch((error: unknown) => {
       // The store failed (unreachable) while the claims were finished or released: they lapse and
       // are recovered, so the inputs run again elsewhere or later. Nothing to do but say so.
@@ -433,7 +482,8 @@ export class FunctionPool {
       ]);
       if (this.stopped) return;
       const queued = calls.pending - calls.delayed + spawned.pending - spawned.delayed;
-      const inFlight = this.runner.inFlight;
+      // Held inputs are claimed (not queued) and wait for a container: load too.
+      const inFlight = this.runner.inFlight + this.runner.held;
       const now = Date.now();
       if (queued + inFlight === 0 && this.inFlightPeak > 0 && this.idleSince !== null) {
         // Work came and went since the last tick: it counts as of when it ended, so the window

@@ -3,7 +3,8 @@
  * A run ends in a {@link Verdict} (an outcome, the handler's failure, or a platform failure);
  * {@link decide} turns it into a {@link RetryDecision} the pool carries out: deliver the outcome,
  * retry with backoff at the back of the queue (`retries`), retry at the front (PLATFORM_RETRIES),
- * or give up with WorkerCrashed.
+ * isolate (a worker that died running several inputs: each goes back uncharged, to run alone), or
+ * give up with WorkerCrashed.
  */
 import {
   CancelledError,
@@ -14,6 +15,7 @@ import {
   type KilnError,
 } from "../errors.js";
 import {
+  WorkerExitedError,
   WorkerStartError,
   type BatchOutcome,
   type RunOutcome,
@@ -28,8 +30,11 @@ export type Verdict =
   | { kind: "outcome"; outcome: Outcome }
   /** The handler's failure: retried under the function's `retries` unless `noRetry`. */
   | { kind: "user-failure"; error: KilnError; noRetry?: boolean }
-  /** Outside the handler's control (the worker died): retried up to PLATFORM_RETRIES. */
-  | { kind: "platform-failure"; message: string };
+  /**
+   * Outside the handler's control (the worker died): retried up to PLATFORM_RETRIES. `shared`:
+   * the worker ran other inputs too when it died, so this one may not be the cause.
+   */
+  | { kind: "platform-failure"; message: string; shared?: true };
 
 /** What to do with the input's claim. */
 export type RetryDecision =
@@ -39,6 +44,11 @@ export type RetryDecision =
   | { kind: "retry"; delayMs: number; next: InputEnvelope }
   /** Back to the front of the queue at once, as `next` (one more platform attempt, for `reason`). */
   | { kind: "platform-retry"; next: InputEnvelope; reason: string }
+  /**
+   * Its worker died running other inputs too: back to the front at once, uncharged, as `next`
+   * (marked `solo`: it runs alone from now on, so a crash it causes is told apart).
+   */
+  | { kind: "isolate"; next: InputEnvelope; reason: string }
   /** Platform retries ran out: deliver `outcome` (WorkerCrashed) for `next`. */
   | { kind: "give-up"; next: InputEnvelope; outcome: Outcome };
 
@@ -78,6 +88,10 @@ export interface RunFailure {
   fn: string;
   /** The function's `timeout`, in seconds. */
   timeoutS: number;
+  /** The run was a batch (one handler call for all its inputs). */
+  batch?: boolean;
+  /** The sandbox classified the exit as an OOM kill: the error naming the limit. */
+  oom?: KilnError;
 }
 
 /** The verdict of a run that failed without an answer: cancel, timeout, start failure or crash. */
@@ -95,6 +109,17 @@ export function verdictOfFailure(failure: RunFailure): Verdict {
       ),
     };
   }
+  if (error instanceof WorkerExitedError && error.beside > 0 && !failure.batch) {
+    // The worker held other inputs too (maxInputs > 1): any of them may have brought it down (an
+    // OOM kill counts the memory of all of them). Not counted against this one: it runs alone.
+    const cause = failure.oom?.message ?? error.message;
+    return {
+      kind: "platform-failure",
+      message: `${cause}, while running ${error.beside} other input(s)`,
+      shared: true,
+    };
+  }
+  if (failure.oom) return { kind: "user-failure", error: failure.oom };
   if (error instanceof WorkerStartError && error.remote) {
     return {
       kind: "user-failure",
@@ -142,6 +167,9 @@ export function decide(
     }
     return { kind: "deliver", outcome: errorOutcome(verdict.error) };
   }
+  // Once: a solo input runs alone, so a crash it shares again cannot happen; if it did, it counts.
+  if (verdict.shared && !input.solo)
+    return { kind: "isolate", next: { ...input, solo: true }, reason: verdict.message };
   const next: InputEnvelope = {
     ...input,
     platformAttempt: input.platformAttempt + 1,
@@ -154,11 +182,13 @@ export function decide(
 
 /**
  * A claimed input before it runs. Deliveries that lapsed (the agent running it died) count as
- * platform attempts; deliveries handed back unrun (`returned`) and user retries do not. When the
- * platform attempts are spent, it is not run again.
+ * platform attempts; deliveries handed back unrun (`returned`), user retries and the one shared
+ * crash that made it `solo` do not. When the platform attempts are spent, it is not run again.
  */
 export function admit(input: InputEnvelope, deliveries: number): Admission {
-  const lapses = deliveries - input.attempt - input.platformAttempt - (input.returned ?? 0);
+  const accountedFor =
+    input.attempt + input.platformAttempt + (input.returned ?? 0) + (input.solo ? 1 : 0);
+  const lapses = deliveries - accountedFor;
   const counted: InputEnvelope =
     lapses > 0
       ? {

@@ -2,7 +2,8 @@
  * Runs a pool's claimed work on its containers: one input, or one batch, per container slot.
  * Each input's run ends in a Verdict; the retry policy decides, and the runner carries it out:
  * finish the claim with its outcome (OutcomeWriter.settle) or release it for a retry. It knows
- * which inputs are running where (for cancel, and to hand them back when the pool stops).
+ * which inputs are running where, and which wait to run alone (held), for cancel and to hand them
+ * back when the pool stops.
  */
 import { randomUUID } from "node:crypto";
 import { WorkerExitedError, WorkerStartError } from "../containers/worker-process.js";
@@ -21,6 +22,7 @@ import {
   verdictOfRun,
   verdictsOfBatch,
   withoutRetry,
+  type RunFailure,
   type Verdict,
 } from "./retry-policy.js";
 
@@ -35,6 +37,8 @@ export interface Work {
   id: string;
   items: ClaimedInput[];
   batch: boolean;
+  /** A `solo` input (never a batch): it runs in a container that runs nothing else meanwhile. */
+  solo: boolean;
   cancelled: boolean;
   timedOut: boolean;
   /** Its claims, claimed together: whether they are surely still this agent's. */
@@ -62,12 +66,39 @@ export interface WorkRunnerContext {
 export class WorkRunner {
   /** Input id -> the container running it and its work (for cancel and stop). */
   private readonly running = new Map<string, { container: Container; work: Work }>();
+  /** Solo work claimed while no container could take it alone, oldest first (leases renewed). */
+  private readonly heldWork: Work[] = [];
 
   constructor(private readonly ctx: WorkRunnerContext) {}
 
   /** How many inputs run now. */
   get inFlight(): number {
     return this.running.size;
+  }
+
+  /** How many claimed inputs wait to run alone. */
+  get held(): number {
+    return this.heldWork.length;
+  }
+
+  /** Keep solo `work` claimed (its leases renewed) until a container can run it alone. */
+  hold(work: Work): void {
+    this.heldWork.push(work);
+    this.ctx.leases.track(work.lease, work.items);
+  }
+
+  /** The oldest held work, still held (the caller runs it or holds it on). */
+  firstHeld(): Work | undefined {
+    return this.heldWork[0];
+  }
+
+  /** Stop holding `work` (about to run it). Returns false when it is no longer held (cancelled). */
+  unhold(work: Work): boolean {
+    const at = this.heldWork.indexOf(work);
+    if (at < 0) return false;
+    this.heldWork.splice(at, 1);
+    this.ctx.leases.untrack(work.lease);
+    return true;
   }
 
   /**
@@ -79,6 +110,7 @@ export class WorkRunner {
       id: `w-${randomUUID().slice(0, 8)}`,
       items: [],
       batch,
+      solo: false,
       cancelled: false,
       timedOut: false,
       lease: this.ctx.leases.open(askedAt),
@@ -92,11 +124,21 @@ export class WorkRunner {
         });
       } else work.items.push({ claim, input: admission.input });
     }
-    return work.items.length === 0 ? null : work;
+    if (work.items.length === 0) return null;
+    work.solo = !batch && work.items.some((item) => item.input.solo === true);
+    return work;
   }
 
   /** Kill the work of an input that runs here. Returns whether it runs here. */
   cancel(inputId: string): boolean {
+    const held = this.heldWork.find((work) => work.items.some((i) => i.input.id === inputId));
+    if (held) {
+      this.unhold(held);
+      held.cancelled = true;
+      const verdict = verdictOfFailure({ ...this.failureOf(held), error: null });
+      for (const { claim, input } of held.items) void this.conclude(claim, input, verdict, held);
+      return true;
+    }
     const running = this.running.get(inputId);
     if (!running) return false;
     running.work.cancelled = true;
@@ -118,7 +160,9 @@ export class WorkRunner {
   /** The pool stops: whatever still runs goes back to the queue, for another container or agent. */
   async handBackRunning(): Promise<void> {
     const works = new Set([...this.running.values()].map((r) => r.work));
+    for (const work of this.heldWork) works.add(work);
     this.running.clear();
+    this.heldWork.length = 0;
     this.ctx.leases.clear();
     for (const work of works) {
       await Promise.all(work.items.map(({ claim, input }) => this.handBack(claim, input)));
@@ -129,7 +173,7 @@ export class WorkRunner {
   async run(container: Container, work: Work): Promise<void> {
     const timeoutS = this.ctx.runtime().spec.timeout;
     const inputs = work.items.map((item) => item.input);
-    this.ctx.containers.assign(container, work.id, inputs.length);
+    this.ctx.containers.assign(container, work.id, inputs.length, work.solo);
     for (const input of inputs) this.running.set(input.id, { container, work });
     this.ctx.leases.track(work.lease, work.items);
     this.ctx.started(this.running.size);
@@ -197,18 +241,24 @@ export class WorkRunner {
       const exit = error instanceof WorkerExitedError ? error.exit : await container.proc.exited;
       oom = await container.sandbox.classifyExit(exit);
     }
+    const verdict = verdictOfFailure({
+      ...this.failureOf(work),
+      error,
+      ...(oom.oom ? { oom: container.sandbox.oomError(oom) } : {}),
+    });
+    return work.items.map(() => verdict);
+  }
+
+  /** What a failure of `work` is, apart from its error. */
+  private failureOf(work: Work): Omit<RunFailure, "error"> {
     const { app, fn, spec } = this.ctx.runtime();
-    return work.items.map(() =>
-      oom.oom
-        ? { kind: "user-failure" as const, error: container.sandbox.oomError(oom) }
-        : verdictOfFailure({
-            cancelled: work.cancelled,
-            timedOut: work.timedOut,
-            error,
-            fn: `${app}.${fn}`,
-            timeoutS: spec.timeout,
-          }),
-    );
+    return {
+      cancelled: work.cancelled,
+      timedOut: work.timedOut,
+      fn: `${app}.${fn}`,
+      timeoutS: spec.timeout,
+      batch: work.batch,
+    };
   }
 
   /** Carry out the retry policy's decision on one input. */
@@ -236,7 +286,16 @@ export class WorkRunner {
         return;
       case "platform-retry":
         this.ctx.log(
-          `input ${input.id}: ${decision.reason}; platform retry ${decision.next.platformAttempt}/${PLATFORM_RETRIES}`,
+          `input ${input.id}${input.solo ? " (ran alone)" : ""}: ${decision.reason}; platform retry ${decision.next.platformAttempt}/${PLATFORM_RETRIES}`,
+        );
+        await this.ctx.store.release(claim, {
+          front: true,
+          payload: JSON.stringify(decision.next),
+        });
+        return;
+      case "isolate":
+        this.ctx.log(
+          `input ${input.id}: ${decision.reason}; not counted as a platform retry: it runs alone from now on, to tell whether it caused the crash`,
         );
         await this.ctx.store.release(claim, {
           front: true,

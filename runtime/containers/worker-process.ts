@@ -58,9 +58,15 @@ export interface ExitInfo {
   stderrTail?: string;
 }
 
-/** The worker process exited while holding the input. */
+/**
+ * The worker process exited while holding the input. `beside`: how many other runs (inputs, or
+ * batches) it held when it exited; the input may not be what brought it down.
+ */
 export class WorkerExitedError extends Error {
-  constructor(readonly exit: ExitInfo) {
+  constructor(
+    readonly exit: ExitInfo,
+    readonly beside = 0,
+  ) {
     super(
       exit.killedFor
         ? `worker was stopped (${exit.killedFor})`
@@ -105,6 +111,8 @@ export class WorkerProcess {
   private readonly pending = new Map<string, Pending>();
   private killedFor: string | null = null;
   private exitInfo: ExitInfo | null = null;
+  /** How many runs it held when it exited. */
+  private heldAtExit = 0;
   private readyPromise: Promise<number>;
   private stderrTail = "";
   private resolveExit!: (exit: ExitInfo) => void;
@@ -232,7 +240,8 @@ export class WorkerProcess {
   private finish(exit: ExitInfo): void {
     if (this.exitInfo) return;
     this.exitInfo = exit;
-    const error = new WorkerExitedError(exit);
+    this.heldAtExit = this.pending.size;
+    const error = new WorkerExitedError(exit, this.heldAtExit - 1);
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
     this.resolveExit(exit);
@@ -262,7 +271,7 @@ export class WorkerProcess {
     mode: InputMode,
     onYield?: (value: string) => void,
   ): Promise<RunOutcome> {
-    if (this.exitInfo) return Promise.reject(new WorkerExitedError(this.exitInfo));
+    if (this.exitInfo) return Promise.reject(this.exitedBefore());
     return new Promise<RunOutcome>((resolveRun, rejectRun) => {
       this.pending.set(id, {
         resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void,
@@ -275,7 +284,7 @@ export class WorkerProcess {
 
   /** Send one dynamic batch (each item an input's encoded arguments); resolves with one result per item. */
   runBatch(id: string, items: string[]): Promise<BatchOutcome> {
-    if (this.exitInfo) return Promise.reject(new WorkerExitedError(this.exitInfo));
+    if (this.exitInfo) return Promise.reject(this.exitedBefore());
     return new Promise<BatchOutcome>((resolveRun, rejectRun) => {
       this.pending.set(id, {
         resolve: resolveRun as (o: RunOutcome | BatchOutcome) => void,
@@ -284,6 +293,11 @@ export class WorkerProcess {
       });
       this.post({ t: "batch", id, items });
     });
+  }
+
+  /** A run sent after the exit: whatever it held when it exited ran beside this one. */
+  private exitedBefore(): WorkerExitedError {
+    return new WorkerExitedError(this.exitInfo as ExitInfo, this.heldAtExit);
   }
 
   /** Kill at once (SIGKILL): the only way to stop a synchronous infinite loop. */

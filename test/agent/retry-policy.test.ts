@@ -1,6 +1,6 @@
 /** The retry policy of a pool: every way a run comes out, and what becomes of the input's claim. */
 import { describe, expect, it } from "vitest";
-import { FunctionTimeoutError, RemoteError } from "../../runtime/errors.js";
+import { FunctionTimeoutError, OutOfMemoryError, RemoteError } from "../../runtime/errors.js";
 import { WorkerExitedError, WorkerStartError } from "../../runtime/containers/worker-process.js";
 import type { InputEnvelope } from "../../runtime/agent/inputs.js";
 import {
@@ -114,6 +114,43 @@ describe("verdicts", () => {
     });
   });
 
+  it("a crash while the worker ran other inputs too is a shared platform failure, naming them", () => {
+    const exited = new WorkerExitedError({ code: 3, signal: null, killedFor: null }, 3);
+    expect(verdictOfFailure({ ...failure, error: exited })).toEqual({
+      kind: "platform-failure",
+      message: "worker exited unexpectedly (code 3), while running 3 other input(s)",
+      shared: true,
+    });
+    // An OOM kill counts the memory of every input the worker ran: shared too, the limit named.
+    const oom = new OutOfMemoryError("over 128 MiB");
+    expect(verdictOfFailure({ ...failure, error: exited, oom })).toEqual({
+      kind: "platform-failure",
+      message: "over 128 MiB, while running 3 other input(s)",
+      shared: true,
+    });
+    // Alone, an OOM kill is the handler's failure.
+    const alone = new WorkerExitedError({ code: null, signal: "SIGKILL", killedFor: null });
+    expect(verdictOfFailure({ ...failure, error: alone, oom })).toEqual({
+      kind: "user-failure",
+      error: oom,
+    });
+  });
+
+  it("not shared: a batch (one handler call), and the work the worker was killed for", () => {
+    const exited = new WorkerExitedError({ code: 3, signal: null, killedFor: null }, 2);
+    expect(verdictOfFailure({ ...failure, batch: true, error: exited })).toEqual({
+      kind: "platform-failure",
+      message: "worker exited unexpectedly (code 3)",
+    });
+    const killed = new WorkerExitedError({ code: null, signal: null, killedFor: "timeout" }, 2);
+    expect(verdictOfFailure({ ...failure, timedOut: true, error: killed }).kind).toBe(
+      "user-failure",
+    );
+    expect(verdictOfFailure({ ...failure, cancelled: true, error: killed }).kind).toBe("outcome");
+    // Its neighbours, killed with it, are not at fault: shared.
+    expect(verdictOfFailure({ ...failure, error: killed })).toMatchObject({ shared: true });
+  });
+
   it("withoutRetry (a stream that yielded): user failures are final, crashes are WorkerExited", () => {
     expect(withoutRetry(userFailure)).toEqual({ ...userFailure, noRetry: true });
     const crashed = withoutRetry(crash);
@@ -204,6 +241,49 @@ describe("decide", () => {
   });
 });
 
+describe("decide: isolating the culprit of a shared crash", () => {
+  const shared: Verdict = {
+    kind: "platform-failure",
+    message: "worker exited unexpectedly (code 3), while running 3 other input(s)",
+    shared: true,
+  };
+
+  it("a shared crash is not charged: the input goes back to the front marked solo", () => {
+    const seen = { ...input, attempt: 1, platformAttempt: 1 };
+    expect(decide(seen, shared, retries(0))).toEqual({
+      kind: "isolate",
+      reason: shared.message,
+      next: { ...seen, solo: true },
+    });
+  });
+
+  it("only once: a solo input's crashes are charged, shared or not, up to PLATFORM_RETRIES", () => {
+    // The crasher: one shared crash, then every crash alone counts; it gives up as before.
+    const first = decide(input, shared, retries(0));
+    if (first.kind !== "isolate") throw new Error("expected isolate");
+    let current = first.next;
+    for (let n = 1; n <= PLATFORM_RETRIES; n++) {
+      const decision = decide(current, n % 2 === 0 ? shared : crash, retries(0));
+      if (decision.kind !== "platform-retry") throw new Error(`expected a platform retry (${n})`);
+      expect(decision.next.platformAttempt).toBe(n);
+      expect(decision.next.solo).toBe(true);
+      current = decision.next;
+    }
+    const last = decide(current, crash, retries(0));
+    expect(last.kind).toBe("give-up");
+    if (last.kind !== "give-up" || last.outcome.ok) throw new Error("expected an error");
+    expect(last.outcome.error.remote?.message).toContain(`failed ${PLATFORM_RETRIES + 1} times`);
+  });
+
+  it("a solo input that succeeds or fails in its handler is delivered or retried as any other", () => {
+    const solo = { ...input, solo: true as const };
+    const value: Verdict = { kind: "outcome", outcome: { ok: true, value: "v" } };
+    expect(decide(solo, value, retries(0))).toEqual({ kind: "deliver", outcome: value.outcome });
+    const retried = decide(solo, userFailure, retries(1));
+    expect(retried).toMatchObject({ kind: "retry", next: { solo: true, attempt: 1 } });
+  });
+});
+
 describe("admit", () => {
   it("a first delivery runs as is", () => {
     expect(admit(input, 0)).toEqual({ kind: "run", input });
@@ -226,6 +306,13 @@ describe("admit", () => {
         lastPlatformError: "the agent running it stopped",
       },
     });
+  });
+
+  it("the shared crash that made an input solo is no lapse; any further uncounted delivery is", () => {
+    const solo = { ...input, attempt: 1, platformAttempt: 1, solo: true as const };
+    expect(admit(solo, 3)).toEqual({ kind: "run", input: solo });
+    const admission = admit(solo, 4);
+    expect(admission).toMatchObject({ kind: "run", input: { platformAttempt: 2 } });
   });
 
   it("past PLATFORM_RETRIES it is not run: it gives up with WorkerCrashed", () => {

@@ -80,6 +80,28 @@ describe.skipIf(!built)("WorkerProcess", () => {
     expect(outcome.ok && decode(outcome.value)).toBe(8);
   });
 
+  it("a worker that exits says, to each run it held, how many others it held; a later run gets them all", async () => {
+    const w = worker("napOrExit");
+    await within(10_000, "ready", w.ready());
+    const runs = [
+      w.run("i1", encode(["exit", 200]), "value"),
+      w.run("i2", encode(["nap", 10_000]), "value"),
+      w.run("i3", encode(["nap", 10_000]), "value"),
+    ];
+    for (const run of runs) {
+      const error = await within(
+        10_000,
+        "the exit",
+        run.catch((e: unknown) => e),
+      );
+      expect(error).toBeInstanceOf(WorkerExitedError);
+      expect((error as WorkerExitedError).exit.code).toBe(3);
+      expect((error as WorkerExitedError).beside).toBe(2);
+    }
+    const late = await w.run("i4", encode(["nap", 0]), "value").catch((e: unknown) => e);
+    expect((late as WorkerExitedError).beside).toBe(3);
+  });
+
   it("with a sandbox, waits for it, starts through the wrapper (node flags kept) and attaches the pid", async () => {
     const ready = deferred<SpawnWrapper | null>();
     const attached: number[] = [];

@@ -49,6 +49,73 @@ describe("platform retries", () => {
   });
 });
 
+describe("a crash beside other inputs", () => {
+  it("the inputs that shared the dead worker run alone: the crasher alone runs out of platform retries, the others succeed", async () => {
+    const crashBeside = harness.kiln.function<typeof h.crashBeside>("e2e", "crashBeside");
+    // One container, four slots: the crasher exits the worker while the three others still run.
+    const crasher = await crashBeside.spawn("crash", 300);
+    const good = await Promise.all([1, 2, 3].map(() => crashBeside.spawn("ok", 1_500)));
+    const [bad, ...oks] = await Promise.allSettled(
+      [crasher, ...good].map((call) => call.get({ timeoutMs: NOT_HUNG_MS })),
+    );
+    expect(oks.map((r) => r.status === "fulfilled" && r.value)).toEqual(["ok", "ok", "ok"]);
+    expect(bad?.status).toBe("rejected");
+    const error = (bad as PromiseRejectedResult).reason as RemoteError;
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error.remoteName).toBe("WorkerCrashed");
+    expect(error.remoteMessage).toContain("failed 4 times");
+    expect(error.remoteMessage).toContain("code 3");
+    for (const call of good) expect((await call.info()).status).toBe("succeeded");
+
+    const { lines } = await harness.kiln.http.request<{ lines: { text: string }[] }>(
+      "GET",
+      "/v1/apps/e2e/logs",
+      { query: { function: "crashBeside" } },
+    );
+    const text = lines.map((l) => l.text);
+    // The first crash charged none of them: each was isolated.
+    expect(text.some((t) => t.includes(`input ${crasher.id}: `) && t.includes("runs alone"))).toBe(
+      true,
+    );
+    // The crasher, alone, is the culprit: charged; the others never were.
+    expect(text.some((t) => t.includes(`input ${crasher.id} (ran alone)`))).toBe(true);
+    expect(text.some((t) => t.includes("platform retry 3/3"))).toBe(true);
+    for (const call of good)
+      expect(text.some((t) => t.includes(`input ${call.id}`) && /platform retry \d/.test(t))).toBe(
+        false,
+      );
+  });
+
+  it("inputs waiting to run alone are shown in the status and can be cancelled there", async () => {
+    const crashBeside = harness.kiln.function<typeof h.crashBeside>("e2e", "crashBeside");
+    const blocked = async (): Promise<string> => {
+      const status = await harness.kiln.status();
+      const app = status.apps.find((a) => a.name === "e2e");
+      return app?.functions.find((f) => f.name === "crashBeside")?.blocked ?? "";
+    };
+    const crasher = await crashBeside.spawn("crash", 300);
+    const sleepers = await Promise.all([1, 2].map(() => crashBeside.spawn("ok", 30_000)));
+    // After the shared crash one of them runs alone in the only container; the others are held.
+    await waitFor("inputs held to run alone", async () =>
+      (await blocked()).includes("wait to run alone") ? true : undefined,
+    );
+    await Promise.all(sleepers.map((call) => call.cancel()));
+    for (const call of sleepers) {
+      await expect(call.get({ timeoutMs: NOT_HUNG_MS })).rejects.toMatchObject({
+        name: "CancelledError",
+      });
+      expect(await call.status()).toBe("cancelled");
+    }
+    await expect(crasher.get({ timeoutMs: NOT_HUNG_MS })).rejects.toMatchObject({
+      remoteName: "WorkerCrashed",
+    });
+    await waitFor("nothing held", async () =>
+      (await blocked()).includes("wait to run alone") ? undefined : true,
+    );
+    expect(await crashBeside.remote("ok", 10)).toBe("ok");
+  });
+});
+
 describe("thrown values that are not Errors", () => {
   it("throw null, undefined, an object or a string is a RemoteError of that input alone; the inputs beside it succeed", async () => {
     const throwValue = harness.kiln.function<typeof h.throwValue>("e2e", "throwValue");
