@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { InvalidError, UnavailableError } from "../../runtime/errors.js";
+import { InvalidError } from "../../runtime/errors.js";
 import { APP_DEPLOYMENT_TYPE, type AppDeploymentInputs } from "../../provider/state.js";
 import { clearDeclaredApps, declaredApps } from "../../components/registry.js";
 import { setProgramContext } from "../../components/program-context.js";
@@ -295,7 +295,7 @@ async function bounded<T>(promise: Promise<T>, deadline: number, what: string): 
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new UnavailableError(`${what} within ${EVALUATION_TIMEOUT_MS / 1000} s`)),
+      () => reject(new InvalidError(`${what} within ${EVALUATION_TIMEOUT_MS / 1000} s`)),
       Math.max(0, deadline - Date.now()),
     );
   });
