@@ -108,7 +108,7 @@ describe("kiln preview / deploy <program-dir>", () => {
         + function cube
         ~ function model
             env.MODE: "a" -> "b"
-            secrets.API_KEY: (none) -> (secret)
+            secrets.API_KEY: (none) -> [secret]
         ~ function square
             cpu.request: 0.125 -> 0.5
             maxContainers: 2 -> 4
