@@ -4,17 +4,51 @@
  */
 import { inspect } from "node:util";
 import { CommanderError } from "commander";
-import { InvalidError, KilnError } from "../runtime/errors.js";
+import { InvalidError, KilnError, UnauthenticatedError } from "../runtime/errors.js";
 import { describeGpuOffers, type GpuOffer } from "../runtime/containers/gpu-offers.js";
 import type { LogLine } from "../runtime/protocol.js";
 
-/** Usage errors (bad flags, bad arguments, invalid specs) exit 2; everything else 1. */
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
+/**
+ * Exit codes, after Pulumi's: 0 success; 1 a failure; 2 a program or argument error (bad flags,
+ * invalid specs, a program that fails); 4 the agent refuses (no or wrong token) or cannot be
+ * reached; 7 `kiln preview --expect-no-changes` found changes.
+ */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_AGENT = 4;
+export const EXIT_CHANGES = 7;
 
+/** An error that asks for a given exit code (`--expect-no-changes`: 7). */
+export class ExitError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = "ExitError";
+  }
+}
+
+/**
+ * Whether the error says the agent cannot be reached: the client's transport failures (and what
+ * answered instead of an agent) carry `details.agentUnreachable`, the URL. An UnavailableError the
+ * agent itself sends (its store is down) does not: the agent answered.
+ */
+export function isAgentUnreachable(error: unknown): boolean {
+  return (
+    error instanceof KilnError &&
+    error.code === "UNAVAILABLE" &&
+    typeof error.details["agentUnreachable"] === "string"
+  );
+}
+
+/** The exit code for an error, for every command (one place). */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_USAGE;
-  return error instanceof InvalidError ? EXIT_USAGE : EXIT_FAILURE;
+  if (error instanceof ExitError) return error.exitCode;
+  if (error instanceof InvalidError) return EXIT_USAGE;
+  if (error instanceof UnauthenticatedError || isAgentUnreachable(error)) return EXIT_AGENT;
+  return EXIT_FAILURE;
 }
 
 /** `error: <message>`, or `error (NotFoundError): <message>` for kiln's errors; one line. */

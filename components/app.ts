@@ -50,6 +50,8 @@ export interface FunctionMember {
   secretNames: pulumi.Output<string[]>;
   /** The handler file's bundle. */
   bundle: pulumi.Output<{ file: string; sha256: string }>;
+  /** The spec fields that hold a secret Output (not secret: names only). */
+  secretFields?: pulumi.Output<string[]>;
 }
 
 /** Check an App's plain arguments. Throws `App "Hello": name: invalid app name ...`. */
@@ -123,6 +125,8 @@ export class App extends pulumi.ComponentResource {
     schedule: new Map<string, pulumi.Output<Record<string, unknown>>>(),
   };
   private memberCount = 0;
+  /** Each member's secret spec paths (`schedules.nightly.args`). */
+  private readonly secretFields: pulumi.Output<string[]>[] = [];
   private sealed = false;
   private readonly bundles = new Map<
     string,
@@ -204,6 +208,13 @@ export class App extends pulumi.ComponentResource {
         target: this.pool.targetKind,
         maxima: this.pool.maxima,
         specHash: this.specHash,
+        // Which spec values came from secret Outputs: previews show them as [secret].
+        secretPaths: pulumi.unsecret(
+          pulumi
+            .output(this.seal().then(() => true))
+            .apply(() => pulumi.all(this.secretFields))
+            .apply((lists) => lists.flat().sort()),
+        ),
       },
       { parent: this },
     );
@@ -223,11 +234,13 @@ export class App extends pulumi.ComponentResource {
     kind: Exclude<Kind, "function">,
     memberName: string,
     member: pulumi.Output<Record<string, unknown>>,
+    secretFields?: pulumi.Output<string[]>,
   ): void;
   addMember(
     kind: Kind,
     memberName: string,
     member: FunctionMember | pulumi.Output<Record<string, unknown>>,
+    secretFields?: pulumi.Output<string[]>,
   ): void {
     const label = labelOf(COMPONENT[kind], memberName);
     if (this.sealed) {
@@ -248,6 +261,9 @@ export class App extends pulumi.ComponentResource {
       ]);
     }
     members.set(memberName, member);
+    const fields = kind === "function" ? (member as FunctionMember).secretFields : secretFields;
+    if (fields)
+      this.secretFields.push(fields.apply((f) => f.map((x) => `${kind}s.${memberName}.${x}`)));
     this.memberCount++;
   }
 

@@ -2,7 +2,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DictSpecSchema, RESOURCE_NAME_PATTERN, type SpecIssue } from "../runtime/spec/index.js";
 import { App } from "./app.js";
-import { componentError, defined, knownFields, labelOf, specKeys, zodIssues } from "./validate.js";
+import {
+  componentError,
+  defined,
+  knownFields,
+  labelOf,
+  secretFields,
+  specKeys,
+  zodIssues,
+} from "./validate.js";
 
 export interface DistributedDictArgs {
   /** The App the dict belongs to. */
@@ -63,7 +71,8 @@ export class DistributedDict extends pulumi.ComponentResource {
         validateDictArgs(dictName, fields);
         return fields as Record<string, unknown>;
       });
-    args.app.addMember("dict", dictName, spec);
+    const fields = { inactivityExpiryS: args.inactivityExpiryS, maxEntries: args.maxEntries };
+    args.app.addMember("dict", dictName, spec, secretFields(fields));
     this.name = pulumi.output(dictName);
     this.appName = args.app.name;
     this.registerOutputs({ name: this.name, appName: this.appName });

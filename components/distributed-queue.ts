@@ -2,7 +2,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { QueueSpecSchema, RESOURCE_NAME_PATTERN, type SpecIssue } from "../runtime/spec/index.js";
 import { App } from "./app.js";
-import { componentError, defined, knownFields, labelOf, specKeys, zodIssues } from "./validate.js";
+import {
+  componentError,
+  defined,
+  knownFields,
+  labelOf,
+  secretFields,
+  specKeys,
+  zodIssues,
+} from "./validate.js";
 
 export interface DistributedQueueArgs {
   /** The App the queue belongs to. */
@@ -59,19 +67,16 @@ export class DistributedQueue extends pulumi.ComponentResource {
         { path: "app", message: "required: an App" },
       ]);
     validateQueueArgs(queueName, knownFields(args, specKeys(args, ["app", "name"])));
-    const spec = pulumi
-      .output(
-        defined({
-          partitionTtlS: args.partitionTtlS,
-          maxPartitionItems: args.maxPartitionItems,
-          maxPartitions: args.maxPartitions,
-        }),
-      )
-      .apply((fields) => {
-        validateQueueArgs(queueName, fields);
-        return fields as Record<string, unknown>;
-      });
-    args.app.addMember("queue", queueName, spec);
+    const given = {
+      partitionTtlS: args.partitionTtlS,
+      maxPartitionItems: args.maxPartitionItems,
+      maxPartitions: args.maxPartitions,
+    };
+    const spec = pulumi.output(defined(given)).apply((fields) => {
+      validateQueueArgs(queueName, fields);
+      return fields as Record<string, unknown>;
+    });
+    args.app.addMember("queue", queueName, spec, secretFields(given));
     this.name = pulumi.output(queueName);
     this.appName = args.app.name;
     this.registerOutputs({ name: this.name, appName: this.appName });

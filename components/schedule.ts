@@ -10,7 +10,15 @@ import {
 } from "../runtime/spec/index.js";
 import { App } from "./app.js";
 import { ServerlessFunction } from "./serverless-function.js";
-import { componentError, defined, knownFields, labelOf, specKeys, zodIssues } from "./validate.js";
+import {
+  componentError,
+  defined,
+  knownFields,
+  labelOf,
+  secretFields,
+  specKeys,
+  zodIssues,
+} from "./validate.js";
 
 export interface SchedulePeriod {
   days?: number;
@@ -97,22 +105,19 @@ export class Schedule extends pulumi.ComponentResource {
       function: fn.functionName,
       ...knownFields(args, specKeys(args, ["app", "name", "function"])),
     });
-    const spec = pulumi
-      .output(
-        defined({
-          cron: args.cron,
-          timezone: args.timezone,
-          period: args.period,
-          args: args.args,
-          catchUp: args.catchUp,
-        }),
-      )
-      .apply((fields) => {
-        const full = { function: fn.functionName, ...fields };
-        validateScheduleArgs(scheduleName, full);
-        return full as Record<string, unknown>;
-      });
-    args.app.addMember("schedule", scheduleName, spec);
+    const given = {
+      cron: args.cron,
+      timezone: args.timezone,
+      period: args.period,
+      args: args.args,
+      catchUp: args.catchUp,
+    };
+    const spec = pulumi.output(defined(given)).apply((fields) => {
+      const full = { function: fn.functionName, ...fields };
+      validateScheduleArgs(scheduleName, full);
+      return full as Record<string, unknown>;
+    });
+    args.app.addMember("schedule", scheduleName, spec, secretFields(given));
     this.name = pulumi.output(scheduleName);
     this.appName = args.app.name;
     this.functionName = pulumi.output(fn.functionName);

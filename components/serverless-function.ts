@@ -25,7 +25,9 @@ import {
   issuesOf,
   knownFields,
   labelOf,
+  secretFields,
   specKeys,
+  splitSecretEnv,
 } from "./validate.js";
 
 export interface ServerlessFunctionArgs {
@@ -92,6 +94,12 @@ export const FUNCTION_SPEC_FIELDS = [
   "secrets",
   "webEndpoint",
 ] as const;
+
+/** Spec fields whose compiled default comes from another field's value. */
+const DERIVED_FIELDS: Record<string, string[]> = {
+  timeout: ["startupTimeout"],
+  maxInputs: ["targetInputs"],
+};
 
 export interface FunctionPoolLimits {
   maxima?: Maxima | undefined;
@@ -190,13 +198,27 @@ export class ServerlessFunction extends pulumi.ComponentResource {
       limits,
     );
 
-    const { secrets: secretInput, ...plainInput } = Object.fromEntries(
-      FUNCTION_SPEC_FIELDS.map((f) => [f, args[f]]),
-    ) as Record<string, unknown>;
-    const specOut = pulumi.output(defined(plainInput)) as unknown as pulumi.Output<
-      Record<string, unknown>
+    const {
+      secrets: secretInput,
+      env: envInput,
+      ...plainInput
+    } = Object.fromEntries(FUNCTION_SPEC_FIELDS.map((f) => [f, args[f]])) as Record<
+      string,
+      unknown
     >;
-    const secretsOut = pulumi.secret(pulumi.output((secretInput ?? {}) as Record<string, string>));
+    // Secret env entries travel as secret values (same variables in the container): never in clear.
+    const env = splitSecretEnv(envInput);
+    const specFields = defined({ ...plainInput, env: env.plain });
+    const specOut = pulumi.output(specFields) as unknown as pulumi.Output<Record<string, unknown>>;
+    // A default computed from a secret field is secret too (startupTimeout defaults to timeout).
+    const secretFieldsOut = secretFields(specFields).apply((fields) =>
+      [...new Set(fields.flatMap((f) => [f, ...(DERIVED_FIELDS[f] ?? [])]))].sort(),
+    );
+    const secretsOut = pulumi.secret(
+      pulumi
+        .all([pulumi.output((secretInput ?? {}) as Record<string, string>), env.secret])
+        .apply(([values, fromEnv]) => ({ ...fromEnv, ...values })),
+    );
     const secretNames = pulumi.unsecret(secretsOut.apply((values) => Object.keys(values).sort()));
 
     const checked = pulumi
@@ -235,7 +257,13 @@ export class ServerlessFunction extends pulumi.ComponentResource {
     this.specHash = pulumi
       .all([checked, bundle])
       .apply(([compiled, b]) => functionSpecHash(compiled, b.sha256));
-    app.addMember("function", fnName, { spec: specOut, secrets: secretsOut, secretNames, bundle });
+    app.addMember("function", fnName, {
+      spec: specOut,
+      secrets: secretsOut,
+      secretNames,
+      bundle,
+      secretFields: secretFieldsOut,
+    });
     this.registerOutputs({ name: this.name, appName: this.appName, specHash: this.specHash });
   }
 }

@@ -84,6 +84,64 @@ export function unknownArgs(args: object, allowed: readonly string[]): SpecIssue
 }
 
 /** Drop undefined fields (what the spec would default). */
+/**
+ * The names of the fields whose value is, or holds, a secret Output (`pulumi.secret(...)`, a
+ * secret config value or anything derived from one). Not itself secret: it names, never shows.
+ */
+export function secretFields(fields: Record<string, unknown>): pulumi.Output<string[]> {
+  const checks = Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(async ([key, value]) => ((await pulumi.isSecret(pulumi.output(value))) ? key : null));
+  return pulumi.output(
+    Promise.all(checks).then((keys) => keys.filter((k): k is string => k !== null).sort()),
+  );
+}
+
+/**
+ * A function's `env` split: entries whose value is a secret Output go with the secret values (the
+ * agent sets them as the same environment variables, and redacts them wherever it shows a spec);
+ * the rest stay plain. A whole `env` that is a secret Output is secret entry by entry.
+ */
+export function splitSecretEnv(env: unknown): {
+  plain: pulumi.Output<Record<string, string>> | undefined;
+  secret: pulumi.Output<Record<string, string>>;
+} {
+  if (env === undefined || env === null)
+    return { plain: undefined, secret: pulumi.output({} as Record<string, string>) };
+  const whole = pulumi.output(env as pulumi.Input<Record<string, pulumi.Input<string>>>);
+  const entries =
+    pulumi.Output.isInstance(env) || typeof env !== "object"
+      ? null
+      : Object.entries(env as Record<string, unknown>);
+  type Split = { plain: Record<string, string>; secret: Record<string, string> };
+  const tagged: pulumi.Output<Split> =
+    entries === null
+      ? whole.apply(async (values): Promise<Split> => {
+          const all = (values ?? {}) as Record<string, string>;
+          return (await pulumi.isSecret(whole))
+            ? { plain: {}, secret: all }
+            : { plain: all, secret: {} };
+        })
+      : pulumi
+          .all(
+            entries.map(([key, value]) => {
+              const out = pulumi.output(value as pulumi.Input<string>);
+              return out.apply(
+                async (v) => [key, v, await pulumi.isSecret(out)] as [string, string, boolean],
+              );
+            }),
+          )
+          .apply((triples): Split => ({
+            plain: Object.fromEntries(triples.filter((t) => !t[2]).map(([k, v]) => [k, v])),
+            secret: Object.fromEntries(triples.filter((t) => t[2]).map(([k, v]) => [k, v])),
+          }));
+  return {
+    // Secret entries are left out of `plain`, so it is not secret (unsecret says so to Pulumi).
+    plain: pulumi.unsecret(tagged.apply((t) => t.plain)),
+    secret: pulumi.secret(tagged.apply((t) => t.secret)),
+  };
+}
+
 export function defined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

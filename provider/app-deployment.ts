@@ -75,6 +75,8 @@ export interface AppDeploymentArgs {
   readonly maxima?: pulumi.Input<Maxima>;
   /** Content hash of the bundles and the canonical spec. */
   readonly specHash: pulumi.Input<string>;
+  /** Spec paths whose values came from secret Outputs (`functions.f.cpu`, `schedules.s.args`). Default none. */
+  readonly secretPaths?: pulumi.Input<string[]>;
 }
 
 export class AppDeployment extends pulumi.dynamic.Resource {

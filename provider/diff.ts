@@ -25,7 +25,7 @@ export interface FunctionView {
    * When `code` is null: what a comparison of container versions found out about the code (and
    * the secret values) that the spec does not show.
    */
-  hidden?: "same" | "code" | "code-or-secrets";
+  hidden?: "same" | "code" | "code-or-secrets" | "secrets";
 }
 
 /** An app as a diff sees it. */
@@ -40,11 +40,16 @@ export interface AppView {
 
 export type EntryKind = "function" | "dict" | "queue" | "schedule";
 
-/** One changed field. `undefined` means absent on that side; secret values read "(secret)". */
+/**
+ * One changed field. `undefined` means absent on that side. A secret value (a function's `secrets`,
+ * or a spec value that came from a secret Output) reads "[secret]" on both sides, with `secret`.
+ */
 export interface FieldChange {
   field: string;
   old: unknown;
   new: unknown;
+  /** The value is secret: old and new are "[secret]" (or absent), never the values. */
+  secret?: true;
 }
 
 export interface EntryChange {
@@ -68,7 +73,17 @@ export interface AppDiff {
 }
 
 /** Marker shown for secret values. */
-export const SECRET = "(secret)";
+export const SECRET = "[secret]";
+/** How a changed secret value reads: no old or new value. */
+export const SECRET_CHANGED = "(secret) changed";
+
+export interface DiffOptions {
+  /**
+   * Spec paths whose values are secret (`schedules.nightly.args`, `functions.f.cpu`; "" for all):
+   * a change under one (or holding one) shows as "(secret) changed".
+   */
+  secretPaths?: readonly string[] | undefined;
+}
 
 /** The view of an AppDeployment's inputs (or outputs): compiled spec, bundles, secret values. */
 export function viewOfInputs(
@@ -94,7 +109,8 @@ export function viewOfInputs(
 }
 
 /** Compare `old` (null: nothing deployed) with `next`. */
-export function diffApps(old: AppView | null, next: AppView): AppDiff {
+export function diffApps(old: AppView | null, next: AppView, options: DiffOptions = {}): AppDiff {
+  const secret = secretPathTest(options.secretPaths ?? []);
   const replaces: FieldChange[] = [];
   const entries: EntryChange[] = [];
   if (old) {
@@ -107,14 +123,13 @@ export function diffApps(old: AppView | null, next: AppView): AppDiff {
       replaces.push({ field: "endpoint", old: old.endpoint, new: next.endpoint });
     }
   }
-  entries.push(...diffRecords("function", old?.functions ?? {}, next.functions, diffFunction));
-  entries.push(...diffRecords("dict", old?.dicts ?? {}, next.dicts, (a, b) => diffValue("", a, b)));
+  const plain = <T>(a: T, b: T) => diffValue("", a, b);
   entries.push(
-    ...diffRecords("queue", old?.queues ?? {}, next.queues, (a, b) => diffValue("", a, b)),
+    ...diffRecords("function", old?.functions ?? {}, next.functions, diffFunction, secret),
   );
-  entries.push(
-    ...diffRecords("schedule", old?.schedules ?? {}, next.schedules, (a, b) => diffValue("", a, b)),
-  );
+  entries.push(...diffRecords("dict", old?.dicts ?? {}, next.dicts, plain, secret));
+  entries.push(...diffRecords("queue", old?.queues ?? {}, next.queues, plain, secret));
+  entries.push(...diffRecords("schedule", old?.schedules ?? {}, next.schedules, plain, secret));
   const counts = { add: 0, change: 0, remove: 0 };
   for (const entry of entries) counts[entry.action]++;
   return {
@@ -132,6 +147,7 @@ function diffRecords<T>(
   old: Record<string, T>,
   next: Record<string, T>,
   fields: (a: T, b: T) => FieldChange[],
+  secret: (path: string) => boolean,
 ): EntryChange[] {
   const names = [...new Set([...Object.keys(old), ...Object.keys(next)])].sort();
   const out: EntryChange[] = [];
@@ -142,11 +158,32 @@ function diffRecords<T>(
     else if (a !== undefined && b === undefined)
       out.push({ kind, name, action: "remove", fields: [] });
     else if (a !== undefined && b !== undefined) {
-      const changed = fields(a, b);
+      const changed = fields(a, b).map((change) => {
+        const path = `${kind}s.${name}${change.field === "(value)" ? "" : `.${change.field}`}`;
+        return change.secret || !secret(path) ? change : masked(change);
+      });
       if (changed.length > 0) out.push({ kind, name, action: "change", fields: changed });
     }
   }
   return out;
+}
+
+/** Whether a spec path is secret, under a secret path, or holds one. */
+function secretPathTest(paths: readonly string[]): (path: string) => boolean {
+  return (path) =>
+    paths.some(
+      (p) => p === "" || p === path || path.startsWith(`${p}.`) || p.startsWith(`${path}.`),
+    );
+}
+
+/** A change with its values replaced by the secret marker. */
+function masked(change: FieldChange): FieldChange {
+  return {
+    field: change.field,
+    old: change.old === undefined ? undefined : SECRET,
+    new: change.new === undefined ? undefined : SECRET,
+    secret: true,
+  };
 }
 
 function diffFunction(a: FunctionView, b: FunctionView): FieldChange[] {
@@ -167,10 +204,22 @@ function diffFunction(a: FunctionView, b: FunctionView): FieldChange[] {
         field: `secrets.${name}`,
         old: inA ? SECRET : undefined,
         new: inB ? SECRET : undefined,
+        secret: true,
       });
     else if (a.secretValuesKnown && b.secretValuesKnown && secretsA[name] !== secretsB[name]) {
-      out.push({ field: `secrets.${name}`, old: SECRET, new: `${SECRET} changed` });
+      out.push({ field: `secrets.${name}`, old: SECRET, new: SECRET, secret: true });
     }
+  }
+  // The agent's container version says a secret value changed (which one, when there is one).
+  const hiddenSecrets = [a.hidden, b.hidden].includes("secrets");
+  if (hiddenSecrets && !out.some((c) => c.field.startsWith("secrets."))) {
+    const names = Object.keys(secretsB).filter((n) => Object.hasOwn(secretsA, n));
+    out.push({
+      field: names.length === 1 ? `secrets.${names[0]}` : "secrets",
+      old: SECRET,
+      new: SECRET,
+      secret: true,
+    });
   }
   if (a.code !== null && b.code !== null) {
     if (a.code !== b.code)
@@ -223,8 +272,7 @@ function stripSlash(url: string): string {
 /** A value as a diff line shows it: absent "(none)", strings quoted, the rest as compact JSON. */
 export function showValue(value: unknown): string {
   if (value === undefined) return "(none)";
-  if (value === SECRET || value === `${SECRET} changed` || value === "(changed)")
-    return String(value);
+  if (value === SECRET || value === "(changed)") return String(value);
   if (typeof value === "string" && /^[0-9a-f]{12}$/.test(value)) return value;
   return canonicalJson(value);
 }
@@ -253,11 +301,17 @@ export function formatAppDiff(
     );
   for (const entry of diff.entries) {
     lines.push(`  ${SYMBOL[entry.action]} ${entry.kind} ${entry.name}`);
-    for (const field of entry.fields)
-      lines.push(`      ${field.field}: ${showValue(field.old)} -> ${showValue(field.new)}`);
+    for (const field of entry.fields) lines.push(`      ${formatField(field)}`);
   }
   lines.push(`  ${summary(diff)}`);
   return lines;
+}
+
+/** `field: old -> new`; a secret that changed on both sides: `field: (secret) changed`. */
+export function formatField(field: FieldChange): string {
+  if (field.secret && field.old !== undefined && field.new !== undefined)
+    return `${field.field}: ${SECRET_CHANGED}`;
+  return `${field.field}: ${showValue(field.old)} -> ${showValue(field.new)}`;
 }
 
 function summary(diff: AppDiff): string {

@@ -46,7 +46,7 @@ function describeDiff(
   } catch {
     return null;
   }
-  return diffApps(oldView, viewOfInputs(news));
+  return diffApps(oldView, viewOfInputs(news), { secretPaths: news.secretPaths });
 }
 
 /**

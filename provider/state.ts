@@ -43,6 +43,11 @@ export interface AppDeploymentInputs {
   maxima: Maxima;
   /** Content hash of the bundles and the canonical spec. */
   specHash: string;
+  /**
+   * Spec paths (`schedules.nightly.args`, `functions.f.cpu`) whose values came from secret Outputs:
+   * diffs and previews show them as [secret]. Names only, never values; absent from older programs.
+   */
+  secretPaths?: string[];
 }
 
 /** What the provider stores: every input the next diff needs, plus what the agent answered. */

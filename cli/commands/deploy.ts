@@ -92,6 +92,7 @@ async function runProgramDeploy(dir: string, flags: DeployFlags): Promise<void> 
     if (!app.reachable) {
       throw new UnavailableError(
         `no agent answers at ${app.endpoint}: start one with 'kiln agent' (or point the GpuPool at one), then deploy again`,
+        { details: { agentUnreachable: app.endpoint } },
       );
     }
     out.write(

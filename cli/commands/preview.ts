@@ -1,21 +1,24 @@
 /**
  * `kiln preview <program-dir>`: evaluate the Pulumi program without the Pulumi CLI and print what
  * deploying it would change on the agent: functions, dicts, queues and schedules added, removed or
- * changed, with each changed field (old -> new). Exit 0 either way; `--json` for machines.
+ * changed, with each changed field (old -> new); `--json` for machines. Exit 0, or 7 with
+ * `--expect-no-changes` when anything would change; 4 when a local or endpoint pool's agent does
+ * not answer or refuses the token; 2 for a program or argument error.
  */
 import type { Command } from "commander";
 import { diffApps, formatAppDiff, viewOfInputs, type AppDiff } from "../../provider/diff.js";
 import { TARGET_KINDS } from "../../components/targets.js";
 import { check } from "../../provider/ops.js";
 import { APP_DEPLOYMENT_TYPE, type AppDeploymentInputs } from "../../provider/state.js";
-import { InvalidError } from "../../runtime/errors.js";
-import { formatJson } from "../output.js";
+import { InvalidError, UnavailableError } from "../../runtime/errors.js";
+import { EXIT_CHANGES, ExitError, formatJson } from "../output.js";
 import { evaluateProgram, type EvaluatedProgram } from "./program.js";
 import { agentAnswers, diffAgainstAgent } from "./program-diff.js";
 
 interface PreviewFlags {
   stack: string;
   json?: boolean;
+  expectNoChanges?: boolean;
 }
 
 export function registerPreview(program: Command): void {
@@ -27,6 +30,10 @@ export function registerPreview(program: Command): void {
     .argument("<program-dir>", "the program: a folder with Pulumi.yaml or index.ts")
     .option("--stack <name>", "stack whose config (Pulumi.<stack>.yaml) the program reads", "dev")
     .option("--json", "print the diff as JSON")
+    .option(
+      "--expect-no-changes",
+      "exit 7 when anything would change (after printing the diff), 0 when nothing would",
+    )
     .action(async (dir: string, flags: PreviewFlags) => runPreview(dir, flags));
 }
 
@@ -66,14 +73,22 @@ export async function previewProgram(
     await checkInputs(inputs);
     const provisioned = TARGET_KINDS[inputs.target as keyof typeof TARGET_KINDS]?.provisions;
     const unreachable =
-      (inputs.target === "local" || provisioned) && !(await agentAnswers(inputs.endpoint));
+      (inputs.target === "local" || provisioned || inputs.target === "endpoint") &&
+      !(await agentAnswers(inputs.endpoint));
+    // A local or endpoint pool's agent is there to be asked: not answering is an error, never "new".
+    if (unreachable && !provisioned) {
+      throw new UnavailableError(
+        inputs.target === "local"
+          ? `no agent answers at ${inputs.endpoint} (app '${inputs.appName}'): start one with 'kiln agent' (or point the GpuPool at one, KILN_URL), then ${evaluator.replace(/^kiln /, "")} again`
+          : `no agent answers at ${inputs.endpoint} (app '${inputs.appName}', the pool's endpoint target): is it running, and does the url reach it?`,
+        { details: { agentUnreachable: inputs.endpoint } },
+      );
+    }
     if (unreachable || (provisioned && !inputs.token)) {
       notes.push(
-        !provisioned
-          ? `no agent answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (start one with 'kiln agent')`
-          : unreachable
-            ? `no agent of the ${inputs.target} pool answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (its agents come with 'pulumi up'; give the target a url that reaches them to diff against them)`
-            : `the ${inputs.target} pool's token is generated in the Pulumi state, which kiln preview does not read: showing app '${inputs.appName}' as new (give the target its token to diff against the agents)`,
+        unreachable
+          ? `no agent of the ${inputs.target} pool answers at ${inputs.endpoint}: showing app '${inputs.appName}' as new (its agents come with 'pulumi up'; give the target a url that reaches them to diff against them)`
+          : `the ${inputs.target} pool's token is generated in the Pulumi state, which kiln preview does not read: showing app '${inputs.appName}' as new (give the target its token to diff against the agents)`,
       );
       apps.push({
         app: inputs.appName,
@@ -126,11 +141,18 @@ async function runPreview(dir: string, flags: PreviewFlags): Promise<void> {
     process.stdout.write(
       `${formatJson({ apps: apps.map(({ inputs: _inputs, ...app }) => app), notes })}\n`,
     );
-    return;
+  } else {
+    for (const note of notes) process.stderr.write(`note: ${note}\n`);
+    const lines = apps.flatMap((app) =>
+      formatAppDiff(app.diff, { endpoint: app.endpoint, version: app.version }),
+    );
+    process.stdout.write(`${lines.join("\n")}\n`);
   }
-  for (const note of notes) process.stderr.write(`note: ${note}\n`);
-  const lines = apps.flatMap((app) =>
-    formatAppDiff(app.diff, { endpoint: app.endpoint, version: app.version }),
-  );
-  process.stdout.write(`${lines.join("\n")}\n`);
+  const changed = apps.filter((app) => app.diff.changed).map((app) => app.app);
+  if (flags.expectNoChanges && changed.length > 0) {
+    throw new ExitError(
+      `--expect-no-changes: ${changed.length === 1 ? "app" : "apps"} ${changed.map((a) => `'${a}'`).join(", ")} would change`,
+      EXIT_CHANGES,
+    );
+  }
 }

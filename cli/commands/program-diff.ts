@@ -126,29 +126,48 @@ export async function diffAgainstAgent(inputs: AppDeploymentInputs): Promise<Age
   const http = agentHttp(inputs);
   const next = viewOfInputs(inputs);
   const current = await fetchDeployed(http, inputs.appName);
-  if (current === null) return { diff: diffApps(null, next), current };
+  const options = { secretPaths: inputs.secretPaths };
+  if (current === null) return { diff: diffApps(null, next, options), current };
   const old = remoteView(current, inputs.endpoint);
   const status = await http.request<AgentStatus>("GET", "/v1/status", {
     signal: AbortSignal.timeout(30_000),
   });
   adoptAgentDefaults(next, current.spec, inputs, status.agent.capacity?.cpu);
   if (current.digest === localDigest(compiledOf(next), inputs.bundles))
-    return { diff: diffApps(old, { ...next, functions: sameAs(old, next) }), current };
-  if (!current.bundles) {
-    const versions = new Map(
-      (status.apps.find((a) => a.name === current.name)?.functions ?? []).map((f) => [
-        f.name,
-        f.version,
-      ]),
-    );
-    for (const [name, fn] of Object.entries(old.functions)) {
-      const local = next.functions[name];
-      const remoteVersion = versions.get(name);
-      if (!local || remoteVersion === undefined || local.code === null) continue;
-      fn.hidden = hiddenChange(fn.spec, local, remoteVersion);
-    }
+    return { diff: diffApps(old, { ...next, functions: sameAs(old, next) }, options), current };
+  const versions = new Map(
+    (status.apps.find((a) => a.name === current.name)?.functions ?? []).map((f) => [
+      f.name,
+      f.version,
+    ]),
+  );
+  for (const [name, fn] of Object.entries(old.functions)) {
+    const local = next.functions[name];
+    const remoteVersion = versions.get(name);
+    if (!local || remoteVersion === undefined || local.code === null) continue;
+    fn.hidden = current.bundles
+      ? secretsChange(fn, local, remoteVersion)
+      : hiddenChange(fn.spec, local, remoteVersion);
   }
-  return { diff: diffApps(old, next), current };
+  return { diff: diffApps(old, next, options), current };
+}
+
+/**
+ * With the agent's code known: whether the secret values differ. The agent's container version
+ * hashes its code, spec and secret values; recomputed with the program's secret values in place
+ * of the agent's (which it does not show), a different version means a secret value changed.
+ */
+function secretsChange(
+  remote: FunctionView,
+  local: FunctionView,
+  remoteVersion: string,
+): FunctionView["hidden"] {
+  const names = (s: Record<string, string>) => Object.keys(s).sort().join(",");
+  if (remote.code === null || names(remote.spec.secrets) !== names(local.spec.secrets))
+    return undefined;
+  if (names(local.spec.secrets) === "") return undefined;
+  const version = containerVersion(remote.code, { ...remote.spec, secrets: local.spec.secrets });
+  return version === remoteVersion ? "same" : "secrets";
 }
 
 /** The program's functions marked as the agent's (same digest: nothing changed, code included). */

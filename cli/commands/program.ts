@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { InvalidError, UnavailableError } from "../../runtime/errors.js";
+import { InvalidError } from "../../runtime/errors.js";
 import { APP_DEPLOYMENT_TYPE, type AppDeploymentInputs } from "../../provider/state.js";
 import { clearDeclaredApps, declaredApps } from "../../components/registry.js";
 import { setProgramContext } from "../../components/program-context.js";
@@ -211,9 +211,13 @@ export async function evaluateProgram(
       newResource(args) {
         resources.push({ type: args.type, name: args.name });
         if (args.type === APP_DEPLOYMENT_TYPE) {
+          const marked: string[] = [];
           const { __provider: _provider, ...inputs } = unwrapSecrets(
             args.inputs,
+            "",
+            marked,
           ) as AppDeploymentInputs & { __provider?: unknown };
+          inputs.secretPaths = secretSpecPaths(inputs.secretPaths, marked);
           deployments.push({ name: args.name, inputs });
           return { id: inputs.appName, state: { ...inputs, version: 0, digest: "" } };
         }
@@ -282,20 +286,45 @@ const RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword";
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
-/** The value with every secret marker replaced by the value it wraps. */
-function unwrapSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(unwrapSecrets);
+/**
+ * The value with every secret marker replaced by the value it wraps; the path of each marker
+ * (`spec.schedules.nightly`, `secrets`) is added to `marked`, so that what was secret stays known.
+ */
+function unwrapSecrets(value: unknown, path = "", marked: string[] = []): unknown {
+  const at = (key: string | number) => (path === "" ? String(key) : `${path}.${key}`);
+  if (Array.isArray(value)) return value.map((v, i) => unwrapSecrets(v, at(i), marked));
   if (typeof value !== "object" || value === null) return value;
   const record = value as Record<string, unknown>;
-  if (record[SECRET_SIG_KEY] === SECRET_SIG) return unwrapSecrets(record["value"]);
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, unwrapSecrets(v)]));
+  if (record[SECRET_SIG_KEY] === SECRET_SIG) {
+    marked.push(path);
+    return unwrapSecrets(record["value"], path, marked);
+  }
+  return Object.fromEntries(
+    Object.entries(record).map(([k, v]) => [k, unwrapSecrets(v, at(k), marked)]),
+  );
+}
+
+/**
+ * The spec paths to show as [secret]: the components' own list (precise: field by field), with
+ * every marker found inside `spec` added; a `spec` marked secret as a whole (a program whose kiln
+ * does not list its secret paths) makes all of it secret ("").
+ */
+function secretSpecPaths(declared: unknown, marked: readonly string[]): string[] {
+  const paths = new Set(
+    Array.isArray(declared) ? declared.filter((p): p is string => typeof p === "string") : [],
+  );
+  for (const path of marked) {
+    if (path.startsWith("spec.")) paths.add(path.slice("spec.".length));
+    else if (path === "spec" && !Array.isArray(declared)) paths.add("");
+  }
+  return [...paths].sort();
 }
 
 async function bounded<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new UnavailableError(`${what} within ${EVALUATION_TIMEOUT_MS / 1000} s`)),
+      () => reject(new InvalidError(`${what} within ${EVALUATION_TIMEOUT_MS / 1000} s`)),
       Math.max(0, deadline - Date.now()),
     );
   });

@@ -143,6 +143,7 @@ class RunSession {
         if (declared.target !== "local")
           throw new UnavailableError(
             `no agent answers at ${endpoint} (the pool's endpoint target); is it running?`,
+            { details: { agentUnreachable: endpoint } },
           );
         ({ endpoint, token } = await this.embeddedAgent(endpoint));
       }

@@ -59,10 +59,10 @@ export class AgentHttp {
       throw new UnavailableError(
         `cannot reach the kiln agent at ${this.url} (${code ?? (error as Error).message}): ` +
           "is it running? Start one with 'kiln agent', or set KILN_URL",
-        { cause: error },
+        { cause: error, details: { agentUnreachable: this.url } },
       );
     }
-    if (status < 200 || status > 299) throw errorFromResponse(status, text);
+    if (status < 200 || status > 299) throw errorFromResponse(status, text, this.url);
     return (text === "" ? undefined : JSON.parse(text)) as T;
   }
 
@@ -87,10 +87,10 @@ export class AgentHttp {
       if ((error as Error).name === "AbortError") throw error;
       throw new UnavailableError(
         `cannot reach the kiln agent at ${this.url}: ${(error as Error).message}`,
-        { cause: error },
+        { cause: error, details: { agentUnreachable: this.url } },
       );
     });
-    if (!response.ok) throw errorFromResponse(response.status, await response.text());
+    if (!response.ok) throw errorFromResponse(response.status, await response.text(), this.url);
     return response;
   }
 }
@@ -104,7 +104,7 @@ function abortError(signal: AbortSignal): Error {
 /** The agent's error body, checked at the boundary: anything else is reported as it came. */
 const errorBody = z.object({ error: wireErrorSchema });
 
-function errorFromResponse(status: number, text: string): Error {
+function errorFromResponse(status: number, text: string, url: string): Error {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -113,5 +113,8 @@ function errorFromResponse(status: number, text: string): Error {
   }
   const parsed = errorBody.safeParse(json);
   if (parsed.success) return fromWire(parsed.data.error);
-  return new UnavailableError(`the agent answered HTTP ${status}: ${text.slice(0, 200)}`);
+  // Not an agent's answer (a proxy in front of one that is down): the agent was not reached.
+  return new UnavailableError(`the agent answered HTTP ${status}: ${text.slice(0, 200)}`, {
+    details: { agentUnreachable: url },
+  });
 }

@@ -197,11 +197,13 @@ export async function connect(options: ConnectOptions = {}): Promise<Kiln> {
     throw new UnavailableError(
       `cannot reach the kiln agent at ${url} (${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message}): ` +
         "start one with 'kiln agent', or set KILN_URL",
-      { cause: error },
+      { cause: error, details: { agentUnreachable: url } },
     );
   });
   if (!health.ok)
-    throw new UnavailableError(`the agent at ${url} is not healthy (HTTP ${health.status})`);
+    throw new UnavailableError(`the agent at ${url} is not healthy (HTTP ${health.status})`, {
+      details: { agentUnreachable: url },
+    });
   return new Kiln(http);
 }
 

@@ -406,9 +406,9 @@ describe("kiln logs", () => {
 });
 
 describe("errors and usage", () => {
-  it("a wrong token exits 1 with one authentication line and no stack", async () => {
+  it("a wrong token exits 4 (the agent refuses) with one authentication line and no stack", async () => {
     const result = await kiln(["status", "--url", agent.url, "--token", "wrong"]);
-    expect(result.exitCode).toBe(1);
+    expect(result.exitCode).toBe(4);
     expect(linesOf(result.stderr)).toHaveLength(1);
     expect(result.stderr).toMatch(/^error \(UnauthenticatedError\): missing or wrong bearer token/);
     expect(result.stderr).not.toMatch(/^\s+at /m);
@@ -416,7 +416,7 @@ describe("errors and usage", () => {
 
   it("no token anywhere says where one comes from", async () => {
     const result = await kiln(["status", "--url", agent.url]);
-    expect(result.exitCode).toBe(1);
+    expect(result.exitCode).toBe(4);
     expect(result.stderr).toMatch(
       /^error \(UnauthenticatedError\): no token: pass --token, set KILN_TOKEN/,
     );
@@ -429,10 +429,10 @@ describe("errors and usage", () => {
     expect(result.stdout).toBe("9");
   });
 
-  it("an unreachable agent exits 1 saying so", async () => {
+  it("an unreachable agent exits 4 saying so", async () => {
     const port = await freePort();
     const result = await kiln(["status", "--url", `http://127.0.0.1:${port}`, "--token", "t"]);
-    expect(result.exitCode).toBe(1);
+    expect(result.exitCode).toBe(4);
     expect(linesOf(result.stderr)).toEqual([
       expect.stringMatching(/^error \(UnavailableError\): cannot reach the kiln agent at/),
     ]);

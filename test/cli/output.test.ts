@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { integerArg, jsonArg, parseArg, portArg, positiveNumberArg } from "../../cli/args.js";
 import { resolveConnection } from "../../cli/connection.js";
 import {
+  ExitError,
   exitCodeFor,
   formatError,
   formatLogLine,
@@ -11,7 +12,13 @@ import {
   table,
   toJsonValue,
 } from "../../cli/output.js";
-import { InvalidError, NotFoundError, RemoteError } from "../../runtime/errors.js";
+import {
+  InvalidError,
+  NotFoundError,
+  RemoteError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "../../runtime/errors.js";
 import type { LogLine } from "../../runtime/protocol.js";
 
 describe("table", () => {
@@ -41,6 +48,13 @@ describe("errors", () => {
     expect(exitCodeFor(new InvalidError("x"))).toBe(2);
     expect(exitCodeFor(new NotFoundError("x"))).toBe(1);
     expect(exitCodeFor(new Error("x"))).toBe(1);
+    // The agent refuses (4), cannot be reached (4); an UnavailableError the agent sent is 1.
+    expect(exitCodeFor(new UnauthenticatedError("x"))).toBe(4);
+    expect(
+      exitCodeFor(new UnavailableError("x", { details: { agentUnreachable: "http://h" } })),
+    ).toBe(4);
+    expect(exitCodeFor(new UnavailableError("store is closed"))).toBe(1);
+    expect(exitCodeFor(new ExitError("changes", 7))).toBe(7);
     expect(oneLine("  a\n\n b  \n")).toBe("a; b");
   });
 });

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../runtime/agent/agent.js";
 import { HANDLERS, removeDir, repoRoot, runMockedIn, writeFiles } from "./helpers.js";
 
 let work: string;
@@ -89,33 +90,41 @@ describe("kiln installed from its tarball", () => {
   });
 
   it("its installed kiln previews the program, reading the stack's config", async () => {
-    const result = await execa(
-      process.execPath,
-      [join(infra, "node_modules", "kiln", "dist", "cli", "main.js"), "preview", ".", "--json"],
-      {
+    const cli = join(infra, "node_modules", "kiln", "dist", "cli", "main.js");
+    const preview = (env: Record<string, string>) =>
+      execa(process.execPath, [cli, "preview", ".", "--json"], {
         cwd: infra,
         reject: false,
         timeout: 60_000,
-        env: {
-          KILN_URL: "http://127.0.0.1:9",
-          KILN_TOKEN: "t",
-          KILN_STATE_DIR: join(work, "state"),
-        },
-      },
+        env: { KILN_STATE_DIR: join(work, "state"), ...env },
+      });
+    const stateDir = await mkdtemp(join(tmpdir(), "kiln-pack-agent-"));
+    const agent = await Agent.start({ stateDir, port: 0, token: "t" });
+    try {
+      const result = await preview({ KILN_URL: agent.url, KILN_TOKEN: "t" });
+      expect(result.stderr).toBe("");
+      expect(result.exitCode).toBe(0);
+      const parsed = JSON.parse(result.stdout) as {
+        apps: { app: string; reachable: boolean; diff: { entries: unknown[] } }[];
+      };
+      expect(parsed.apps[0]?.app).toBe("infra-app");
+      expect(parsed.apps[0]?.reachable).toBe(true);
+      expect(parsed.apps[0]?.diff.entries).toEqual([
+        { kind: "function", name: "square", action: "add", fields: [] },
+        { kind: "dict", name: "cache", action: "add", fields: [] },
+      ]);
+    } finally {
+      await agent.stop();
+      await removeDir(stateDir);
+    }
+
+    // A local pool whose agent does not answer is an error naming the URL (exit 4), never "new".
+    const unreachable = await preview({ KILN_URL: "http://127.0.0.1:9", KILN_TOKEN: "t" });
+    expect(unreachable.exitCode).toBe(4);
+    expect(unreachable.stdout).toBe("");
+    expect(unreachable.stderr).toBe(
+      "error (UnavailableError): no agent answers at http://127.0.0.1:9 (app 'infra-app'): start one with 'kiln agent' (or point the GpuPool at one, KILN_URL), then preview again",
     );
-    expect(result.stderr).toBe("");
-    expect(result.exitCode).toBe(0);
-    const parsed = JSON.parse(result.stdout) as {
-      apps: { app: string; reachable: boolean; diff: { entries: unknown[] } }[];
-      notes: string[];
-    };
-    expect(parsed.apps[0]?.app).toBe("infra-app");
-    expect(parsed.apps[0]?.reachable).toBe(false);
-    expect(parsed.apps[0]?.diff.entries).toEqual([
-      { kind: "function", name: "square", action: "add", fields: [] },
-      { kind: "dict", name: "cache", action: "add", fields: [] },
-    ]);
-    expect(parsed.notes.join("\n")).toContain("no agent answers at http://127.0.0.1:9");
 
     // --stack prod reads Pulumi.prod.yaml: its maxContainers 0 fails the function, with the field path.
     await writeFiles(infra, { "Pulumi.prod.yaml": "config:\n  infra:maxContainers: '0'\n" });

@@ -82,6 +82,9 @@ describe("kiln preview / deploy <program-dir>", () => {
     const again = await kiln(["preview", dir], { env });
     expect(again.exitCode).toBe(0);
     expect(normalize(again.stdout)).toBe("app demo on http://AGENT (version 1): no changes");
+    const expectNone = await kiln(["preview", dir, "--expect-no-changes"], { env });
+    expect(expectNone.exitCode).toBe(0);
+    expect(expectNone.stderr).toBe("");
     const redeploy = await kiln(["deploy", dir], { env });
     expect(redeploy.stdout).toContain("app 'demo' unchanged at version 1");
   });
@@ -92,13 +95,20 @@ describe("kiln preview / deploy <program-dir>", () => {
     const result = await kiln(["preview", dir], { env });
     expect(result.exitCode).toBe(0);
     expect(result.stdout).not.toContain("sk-1");
+    // --expect-no-changes: the same diff, then exit 7 (and --json too).
+    const gated = await kiln(["preview", dir, "--expect-no-changes"], { env });
+    expect(gated.exitCode).toBe(7);
+    expect(gated.stdout).toBe(result.stdout);
+    expect(gated.stderr).toBe("error: --expect-no-changes: app 'demo' would change");
+    const gatedJson = await kiln(["preview", dir, "--json", "--expect-no-changes"], { env });
+    expect(gatedJson.exitCode).toBe(7);
     expect(normalize(result.stdout)).toMatchInlineSnapshot(`
       "app demo on http://AGENT (version 1):
         - function add
         + function cube
         ~ function model
             env.MODE: "a" -> "b"
-            secrets.API_KEY: (none) -> (secret)
+            secrets.API_KEY: (none) -> [secret]
         ~ function square
             cpu.request: 0.125 -> 0.5
             maxContainers: 2 -> 4
@@ -200,13 +210,43 @@ describe("kiln preview / deploy <program-dir>", () => {
     }
   });
 
-  it("deploy with no agent answering: exit 1, saying how to start one", async () => {
-    const result = await kiln(["deploy", dir], {
-      env: { KILN_URL: "http://127.0.0.1:9", KILN_TOKEN: "t" },
-    });
-    expect(result.exitCode).toBe(1);
-    expect(result.stderr).toContain(
-      "no agent answers at http://127.0.0.1:9: start one with 'kiln agent'",
+  it("deploy or preview with no agent answering: exit 4, naming the URL and how to start one", async () => {
+    const noAgent = { KILN_URL: "http://127.0.0.1:9", KILN_TOKEN: "t" };
+    const deployed = await kiln(["deploy", dir], { env: noAgent });
+    expect(deployed.exitCode).toBe(4);
+    expect(deployed.stdout).toBe("");
+    expect(deployed.stderr).toBe(
+      "error (UnavailableError): no agent answers at http://127.0.0.1:9 (app 'demo'): start one with 'kiln agent' (or point the GpuPool at one, KILN_URL), then deploy again",
     );
+    for (const args of [
+      ["preview", dir],
+      ["preview", dir, "--json"],
+    ]) {
+      const result = await kiln(args, { env: noAgent });
+      expect(result.exitCode).toBe(4);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toContain("no agent answers at http://127.0.0.1:9 (app 'demo')");
+    }
+    // An endpoint pool says so too.
+    const endpoint = await makeProgram({
+      "index.ts": program("", {
+        pool: `{ target: { kind: "endpoint", url: "http://127.0.0.1:9", token: "t" } }`,
+      }),
+    });
+    try {
+      const result = await kiln(["preview", endpoint], { env });
+      expect(result.exitCode).toBe(4);
+      expect(result.stderr).toBe(
+        "error (UnavailableError): no agent answers at http://127.0.0.1:9 (app 'demo', the pool's endpoint target): is it running, and does the url reach it?",
+      );
+    } finally {
+      await removeDir(endpoint);
+    }
+  });
+
+  it("a wrong token: exit 4", async () => {
+    const result = await kiln(["preview", dir], { env: { ...env, KILN_TOKEN: "wrong" } });
+    expect(result.exitCode).toBe(4);
+    expect(result.stderr).toMatch(/^error \(UnauthenticatedError\)/);
   });
 });

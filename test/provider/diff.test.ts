@@ -89,8 +89,8 @@ describe("diffApps", () => {
       '      env.B: (none) -> "x"',
       "      maxContainers: 2 -> 3",
       "      memory.limit: null -> 256",
-      "      secrets.K: (secret) -> (secret) changed",
-      "      secrets.L: (none) -> (secret)",
+      "      secrets.K: (secret) changed",
+      "      secrets.L: (none) -> [secret]",
       "      code: aaaaaaaaaaaa -> bbbbbbbbbbbb",
       "  - function g",
       "  + function h",
@@ -125,6 +125,46 @@ describe("diffApps", () => {
     old.functions["f"]!.hidden = "same";
     old.functions["g"]!.hidden = "same";
     expect(diffApps(old, view(base)).changed).toBe(false);
+  });
+
+  it("secret paths: a change under one (or holding one) reads (secret) changed, never a value", () => {
+    const next: AppSpecInput = {
+      ...base,
+      functions: {
+        ...base.functions,
+        f: { handler: "./f.ts#f", maxContainers: 3, env: { A: "1" }, secrets: { K: "v1" } },
+      },
+      dicts: { d: { maxEntries: 77 } },
+      schedules: { s: { function: "f", cron: "0 3 * * *", args: ["hunter2"] } },
+    };
+    const d = diffApps(view(base), view(next), {
+      secretPaths: ["functions.f.maxContainers", "dicts.d", "schedules.s.args.0"],
+    });
+    expect(formatAppDiff(d)).toEqual([
+      "app app:",
+      "  ~ function f",
+      "      maxContainers: (secret) changed",
+      "  ~ dict d",
+      "      maxEntries: (secret) changed",
+      "  ~ schedule s",
+      "      args: (secret) changed",
+      "  0 to add, 3 to change, 0 to remove",
+    ]);
+    expect(JSON.stringify(d)).not.toMatch(/hunter2|77|"3"|: 3/);
+    // Everything secret (a spec marked secret as a whole).
+    const all = diffApps(view(base), view(next), { secretPaths: [""] });
+    expect(all.entries.flatMap((e) => e.fields).every((f) => f.secret === true)).toBe(true);
+  });
+
+  it("a secret value the agent's container version says changed: named when it is the only one", () => {
+    const old = view(base, {}, false);
+    old.functions["f"]!.hidden = "secrets";
+    expect(formatAppDiff(diffApps(old, view(base)))).toEqual([
+      "app app:",
+      "  ~ function f",
+      "      secrets.K: (secret) changed",
+      "  0 to add, 1 to change, 0 to remove",
+    ]);
   });
 
   it("a rename or another agent replaces", () => {
