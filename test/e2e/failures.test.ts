@@ -95,10 +95,26 @@ describe("a crash beside other inputs", () => {
     };
     const crasher = await crashBeside.spawn("crash", 300);
     const sleepers = await Promise.all([1, 2].map(() => crashBeside.spawn("ok", 30_000)));
-    // After the shared crash one of them runs alone in the only container; the others are held.
-    await waitFor("inputs held to run alone", async () =>
-      (await blocked()).includes("wait to run alone") ? true : undefined,
-    );
+    // After the shared crash one of them runs alone in the only container; the others wait:
+    // held by the pool (the status says so) or, when the crashed inputs came back one by one,
+    // still queued behind the one that runs alone.
+    await waitFor("one input to run alone while the others wait", async () => {
+      const status = await harness.kiln.status();
+      const fn = status.apps
+        .find((a) => a.name === "e2e")
+        ?.functions.find((f) => f.name === "crashBeside");
+      if (!fn || fn.scaling.busy !== 1) return undefined;
+      const { lines } = await harness.kiln.http.request<{ lines: { text: string }[] }>(
+        "GET",
+        "/v1/apps/e2e/logs",
+        { query: { function: "crashBeside", tail: 5_000 } },
+      );
+      const isolated = (id: string) =>
+        lines.some((l) => l.text.includes(`input ${id}:`) && l.text.includes("runs alone"));
+      if (!sleepers.some((call) => isolated(call.id))) return undefined;
+      const held = (fn.blocked ?? "").includes("wait to run alone");
+      return held || fn.queue.spawnPending > 0 ? true : undefined;
+    });
     await Promise.all(sleepers.map((call) => call.cancel()));
     for (const call of sleepers) {
       await expect(call.get({ timeoutMs: NOT_HUNG_MS })).rejects.toMatchObject({
