@@ -24,6 +24,13 @@ suite("eager hand-over on Redis", () => {
   let redis: RedisServer;
   let harness: Harness;
   let dir: string;
+  /** The agent's store: says when a warm call would be handed over eagerly. */
+  let agentStore: RedisStore;
+  /** The eager hand-over applies only while the pool's claimer waits idle on known-empty queues. */
+  const eagerReady = (queue: string) =>
+    waitFor("the pool's claimer to wait idle, ready for an eager hand-over", () =>
+      agentStore.eagerReady(queue),
+    );
 
   beforeAll(async () => {
     redis = await startRedisServer();
@@ -34,6 +41,7 @@ suite("eager hand-over on Redis", () => {
       prefix: "kiln-eager:",
       commandTimeoutMs: 500,
     });
+    agentStore = store;
     harness = await startAgent({ store, leaseMs: 1_500 });
     await deployFixture(harness.kiln);
   });
@@ -78,6 +86,7 @@ suite("eager hand-over on Redis", () => {
         (await spied.stats(queue)).claimed === 0 ? true : undefined,
       );
       const resultsBefore = (await spied.keys("result:")).length;
+      await eagerReady(queue);
       redis.pause();
       const started = Date.now();
       await expect(flaky.remote(counter, 0)).rejects.toBeInstanceOf(UnavailableError);
@@ -119,6 +128,7 @@ suite("eager hand-over on Redis", () => {
       await waitFor("the warm call to be settled", async () =>
         (await spied.stats(queue)).claimed === 0 ? true : undefined,
       );
+      await eagerReady(queue);
       await admin.client("PAUSE", 10_000, "WRITE");
       const call = flaky.remote(counter, 0).catch((e: unknown) => e);
       // The agent's script waits in Redis (EVALSHA, or EVAL the first time); the run goes on.

@@ -159,10 +159,15 @@ export class ClaimWaiters {
     item: WorkItem,
     records: readonly EnqueueRecord[],
   ): Promise<EnqueueManyResult> | null {
-    if (!this.conns.ready) return null;
+    if (!this.wouldHandOver(queue)) return null;
+    return this.handOverTo(this.idleWaiter(queue) as ClaimWaiter, queue, item, records);
+  }
+
+  /** Whether an eager enqueue on `queue` would be handed over now (as `handOver` decides). */
+  wouldHandOver(queue: string): boolean {
+    if (!this.conns.ready) return false;
     const waiter = this.idleWaiter(queue);
-    if (!waiter?.eager?.() || this.knownEmpty(waiter.queues) === null) return null;
-    return this.handOverTo(waiter, queue, item, records);
+    return waiter?.eager?.() === true && this.knownEmpty(waiter.queues) !== null;
   }
 
   /** A wake-up for `queue` was heard. */

@@ -71,6 +71,15 @@ export class RedisStore implements Store {
     private readonly sweeper: Sweeper,
   ) {}
 
+  /**
+   * Whether an eager `.remote()` enqueued on `queue` now would start before Redis records it (an
+   * idle claimer of this store waits on it, ready for it, and its queues are known empty). For
+   * diagnostics and tests; `enqueue` decides the same way.
+   */
+  eagerReady(queue: string): boolean {
+    return this.waiters.wouldHandOver(queue);
+  }
+
   /** Connect (failing with UnavailableError when the server cannot be reached) and start the sweep. */
   static async open(options: RedisStoreOptions): Promise<RedisStore> {
     if (typeof options.url !== "string" || options.url.length === 0)
