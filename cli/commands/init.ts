@@ -57,17 +57,20 @@ function appNameFrom(folder: string): string {
 }
 
 /** The versions this kiln was built with, for the packages the new project imports itself. */
-function pinned(name: string): string {
+function pinnedVersions(): (name: string) => string {
   const manifest = JSON.parse(readFileSync(join(kilnPackageRoot(), "package.json"), "utf8")) as {
     dependencies?: Record<string, string>;
     devDependencies?: Record<string, string>;
   };
-  const range = manifest.dependencies?.[name] ?? manifest.devDependencies?.[name];
-  if (range === undefined) throw new Error(`kiln's package.json does not list ${name}`);
-  return range;
+  return (name) => {
+    const range = manifest.dependencies?.[name] ?? manifest.devDependencies?.[name];
+    if (range === undefined) throw new Error(`kiln's package.json does not list ${name}`);
+    return range;
+  };
 }
 
 function projectFiles(app: string, kilnSpec: string): Record<string, string> {
+  const pinned = pinnedVersions();
   const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
   return {
     "package.json": json({

@@ -159,15 +159,20 @@ export class ClaimWaiters {
     item: WorkItem,
     records: readonly EnqueueRecord[],
   ): Promise<EnqueueManyResult> | null {
-    if (!this.wouldHandOver(queue)) return null;
-    return this.handOverTo(this.idleWaiter(queue) as ClaimWaiter, queue, item, records);
+    const waiter = this.eagerWaiter(queue);
+    return waiter && this.handOverTo(waiter, queue, item, records);
   }
 
   /** Whether an eager enqueue on `queue` would be handed over now (as `handOver` decides). */
   wouldHandOver(queue: string): boolean {
-    if (!this.conns.ready) return false;
+    return this.eagerWaiter(queue) !== null;
+  }
+
+  /** The idle claimer an eager enqueue on `queue` goes to now, or null when none may take it. */
+  private eagerWaiter(queue: string): ClaimWaiter | null {
+    if (!this.conns.ready) return null;
     const waiter = this.idleWaiter(queue);
-    return waiter?.eager?.() === true && this.knownEmpty(waiter.queues) !== null;
+    return waiter?.eager?.() === true && this.knownEmpty(waiter.queues) !== null ? waiter : null;
   }
 
   /** A wake-up for `queue` was heard. */
